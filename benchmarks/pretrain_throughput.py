@@ -1,0 +1,94 @@
+"""Throughput of ``tanuki pretrain`` against a plain PyTorch AdamW loop, measured in one run.
+
+Both train the debug Llama on the same packed tokens with the same batch shape, learning rate
+schedule and thread count, at one process. Prints tokens/s of each (median over steps after a
+warm-up) and the ratio tanuki / baseline; the goal is ≥ 1.0×.
+
+    .venv/bin/python benchmarks/pretrain_throughput.py [--steps 60] [--seq-len 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+WARMUP_STEPS = 5
+
+
+def run_tanuki(out: Path, steps: int, seq_len: int, micro: int) -> list[float]:
+    from tanuki_pipelines.recipes import shipped_recipe
+
+    sets = [f"train.steps={steps}", f"train.seq_len={seq_len}", f"train.micro_batch_size={micro}",
+            "train.grad_accum_steps=1", f"checkpoint.every_steps={steps}", "train.zero_stage=1"]
+    command = [sys.executable, "-m", "tanuki_pipelines.cli", "pretrain",
+               "--config", str(shipped_recipe("debug", "pretrain")), "--output-dir", str(out),
+               "--nproc-per-node", "1", *[a for s in sets for a in ("--set", s)]]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [r["tokens_per_s"] for r in records[WARMUP_STEPS:]]
+
+
+def run_baseline(out: Path, steps: int) -> list[float]:
+    """Plain PyTorch: same model init, same samples, AdamW, same LR schedule, no DeepSpeed."""
+    import numpy as np
+    import torch
+
+    from tanuki_pipelines.config import load_recipe
+    from tanuki_pipelines.pretrain.config import PretrainConfig
+    from tanuki_pipelines.pretrain.data import load_packed
+    from tanuki_pipelines.pretrain.mixture import MixtureSampler
+    from tanuki_pipelines.pretrain.model import build_model
+    from tanuki_pipelines.pretrain.schedule import learning_rate
+    from tanuki_pipelines.pretrain.train import lm_loss, parameter_groups
+
+    config = load_recipe(PretrainConfig, out / "recipe.yaml")
+    train = config.train
+    manifest = json.loads((out / "data" / "manifest.json").read_text())
+    arrays = load_packed([Path(manifest[s.name]) for s in config.data.sources])
+    sampler = MixtureSampler(config.data, [len(a) for a in arrays], train.steps, train.micro_batch_size, train.seed)
+    torch.manual_seed(train.seed)
+    model = build_model(config.model, dtype=torch.float32)
+    optimizer = torch.optim.AdamW(parameter_groups(model, train.weight_decay), lr=train.lr,
+                                  betas=train.betas, eps=train.eps)
+    rates = []
+    for step in range(steps):
+        started = time.perf_counter()
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, train)
+        rows = sampler.step_batch(step)
+        tokens = torch.from_numpy(np.stack([arrays[s][i] for s, i in rows]).astype(np.int64))
+        loss, _, _ = lm_loss(model(input_ids=tokens[:, :-1]).logits, tokens[:, 1:], train.z_loss)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
+        optimizer.step()
+        float(loss)
+        rates.append(len(rows) * train.seq_len / (time.perf_counter() - started))
+    return rates[WARMUP_STEPS:]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--micro-batch", type=int, default=8)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="tanuki-bench-") as tmp:
+        out = Path(tmp) / "run"
+        tanuki = statistics.median(run_tanuki(out, args.steps, args.seq_len, args.micro_batch))
+        baseline = statistics.median(run_baseline(out, args.steps))
+    print(f"debug model, 1 process, seq_len {args.seq_len}, micro-batch {args.micro_batch}, {args.steps} steps")
+    print(f"tanuki pretrain (DeepSpeed ZeRO-1): {tanuki:10.0f} tokens/s")
+    print(f"plain PyTorch AdamW loop:          {baseline:10.0f} tokens/s")
+    print(f"ratio tanuki / baseline:           {tanuki / baseline:10.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

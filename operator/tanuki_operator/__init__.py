@@ -1,0 +1,1 @@
+"""tanuki operator: CRDs, render layer and kopf handlers (issue: Operator)."""

@@ -1,0 +1,45 @@
+"""The ``tanuki`` command: one subcommand per stage, heavy imports deferred to each ``main``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from importlib import import_module
+
+from tanuki_pipelines.errors import EXIT_BAD_INPUT, BadInputError
+
+# subcommand → (module, help). Each module has make_parser(parser) and main(args) -> int.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "tokenizer": ("tanuki_pipelines.tokenizer.main", "train the SentencePiece tokenizer"),
+    "pretrain": ("tanuki_pipelines.pretrain.main", "pretrain a dense Llama-shaped model with DeepSpeed"),
+    "model-info": ("tanuki_pipelines.pretrain.info", "print parameter counts of a recipe's model"),
+    "corpus": ("tanuki_pipelines.corpus.cli", "write the built-in bilingual debug corpus"),
+    "demo": ("tanuki_pipelines.demo", "run the embedded default chain at toy scale on this machine"),
+}
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tanuki", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = import_module(module_name)
+        module.make_parser(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def command_main(name: str) -> Callable[[argparse.Namespace], int]:
+    return import_module(COMMANDS[name][0]).main
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        return command_main(args.command)(args)
+    except BadInputError as exc:
+        print(f"tanuki {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Dense pretraining stage: HF Llama trained with DeepSpeed ZeRO, resumable, HF-exported."""

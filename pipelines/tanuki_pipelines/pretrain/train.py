@@ -1,0 +1,387 @@
+"""The per-process training program that torchrun starts (one process per device).
+
+    torchrun --nnodes N --nproc-per-node G --node-rank R --master-addr A --master-port P \
+        -m tanuki_pipelines.pretrain.train --config recipe.yaml --output-dir DIR
+
+Restarting the same command resumes from the newest complete checkpoint in DIR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tanuki_pipelines.config import load_recipe
+from tanuki_pipelines.errors import EXIT_BAD_INPUT, BadInputError
+from tanuki_pipelines.pretrain import checkpoint as ckpt
+from tanuki_pipelines.pretrain.config import PretrainConfig
+from tanuki_pipelines.pretrain.ds_config import deepspeed_config, resolve_precision
+from tanuki_pipelines.pretrain.metrics import MetricsLog, mfu, peak_tflops_per_device, plot_loss, read_metrics
+from tanuki_pipelines.pretrain.mixture import MixtureSampler
+from tanuki_pipelines.pretrain.model import build_model, flops_per_token, llama_config_kwargs
+from tanuki_pipelines.pretrain.schedule import learning_rate
+
+CHECKPOINTS_DIR = "checkpoints"
+METRICS_FILE = "metrics.jsonl"
+LOSS_PLOT_FILE = "loss.png"
+OUTPUTS_FILE = "outputs.json"
+# Test hook: SIGKILL global rank 0 while it writes the checkpoint of this step (after the state is
+# on disk, before it is published), to prove a crash mid-save never leaves `latest` on a torn one.
+FAULT_KILL_DURING_SAVE = "TANUKI_FAULT_KILL_DURING_SAVE_AT_STEP"
+
+
+@dataclass
+class Dist:
+    rank: int
+    world: int
+    local_rank: int
+    local_world: int
+    device: Any
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(on_gpu: bool) -> Dist:
+    import datetime
+
+    import deepspeed
+    import torch
+
+    # Rank 0 may train the tokenizer and tokenize the corpus while the others wait in a barrier.
+    deepspeed.init_distributed(dist_backend="nccl" if on_gpu else "gloo",
+                               timeout=datetime.timedelta(hours=2))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if on_gpu:
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    else:
+        device = torch.device("cpu")
+    return Dist(
+        rank=torch.distributed.get_rank(),
+        world=torch.distributed.get_world_size(),
+        local_rank=local_rank,
+        local_world=int(os.environ.get("LOCAL_WORLD_SIZE", "1")),
+        device=device,
+    )
+
+
+def lm_loss(logits: Any, labels: Any, z_loss_coefficient: float) -> tuple[Any, Any, Any]:
+    """Cross-entropy plus z-loss (coefficient × mean logsumexp²); returns (total, ce, z)."""
+    import torch
+    import torch.nn.functional as F
+
+    logits = logits.float()
+    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+    if z_loss_coefficient:
+        z = z_loss_coefficient * torch.logsumexp(logits, dim=-1).pow(2).mean()
+    else:
+        z = torch.zeros((), device=logits.device)
+    return ce + z, ce, z
+
+
+def parameter_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: matrices decay, norms (1-D tensors) do not."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+class Trainer:
+    def __init__(self, config: PretrainConfig, output_dir: Path) -> None:
+        import torch
+
+        self.config = config
+        self.output_dir = output_dir
+        self.root = output_dir / CHECKPOINTS_DIR
+        self.on_gpu = torch.cuda.is_available()
+        os.environ.setdefault("DS_ACCELERATOR", "cuda" if self.on_gpu else "cpu")
+        self.dist = init_distributed(self.on_gpu)
+        self.precision = resolve_precision(config.train, self.on_gpu)
+
+    # ---- setup -------------------------------------------------------------------------
+    def setup(self) -> None:
+        import torch
+        import torch.distributed as dist
+
+        from tanuki_pipelines.pretrain import data, prepare
+
+        if self.dist.is_main:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            ckpt.remove_stale_staging(self.root)
+            prepare.prepare(self.config, self.output_dir)
+        dist.barrier()
+        self.tokenizer_dir = prepare.tokenizer_dir(self.config, self.output_dir)
+        self.arrays = data.load_packed(self._cached_paths())
+
+        train = self.config.train
+        self.global_batch = train.micro_batch_size * train.grad_accum_steps * self.dist.world
+        self.sampler = MixtureSampler(
+            data=self.config.data,
+            sizes=[len(array) for array in self.arrays],
+            total_steps=train.steps,
+            global_batch=self.global_batch,
+            seed=train.seed,
+        )
+        self._build_engine()
+        self.start_step = self._resume()
+        self.flops_per_token = flops_per_token(self.config.model, train.seq_len)
+        device_name = torch.cuda.get_device_name(self.dist.local_rank) if self.on_gpu else None
+        self.peak_tflops = peak_tflops_per_device(device_name, train.peak_tflops_per_device,
+                                                  self.dist.local_world)
+
+    def _cached_paths(self) -> list[Path]:
+        from tanuki_pipelines.pretrain import prepare
+
+        manifest = json.loads((self.output_dir / prepare.DATA_CACHE_DIR / "manifest.json").read_text())
+        return [Path(manifest[source.name]) for source in self.config.data.sources]
+
+    def _build_engine(self) -> None:
+        import deepspeed
+        import torch
+
+        train = self.config.train
+        ds_config = deepspeed_config(train, self.dist.world, self.on_gpu)
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
+        if train.zero_stage == 3:
+            from transformers.integrations import HfDeepSpeedConfig
+
+            # While this object lives, transformers builds the model inside deepspeed.zero.Init
+            # (each rank materialises only its shard) and initialises weights shard-aware.
+            self._hf_deepspeed_config = HfDeepSpeedConfig(ds_config)
+        torch.manual_seed(train.seed)
+        model = build_model(self.config.model, dtype=dtype)
+        model.config.use_cache = False
+        if train.activation_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+        def scheduler(optimizer: Any) -> Any:
+            return torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda step: learning_rate(step, train) / train.lr)
+
+        self.engine, _, _, _ = deepspeed.initialize(
+            model=model,
+            model_parameters=parameter_groups(model, train.weight_decay),
+            config=ds_config,
+            lr_scheduler=scheduler,
+        )
+
+    def _resume(self) -> int:
+        latest = ckpt.latest_checkpoint(self.root)
+        if latest is None:
+            step = 0
+        else:
+            _, client_state = self.engine.load_checkpoint(
+                str(latest / ckpt.DEEPSPEED_DIR), tag=ckpt.DEEPSPEED_TAG,
+                load_optimizer_states=True, load_lr_scheduler_states=True)
+            step = int(client_state["step"])
+            self.sampler.load_state_dict(client_state["sampler"])
+            self.log(f"resumed from {latest} at step {step}")
+        if self.dist.is_main:
+            self.metrics = MetricsLog(self.output_dir / METRICS_FILE, resume_step=step)
+        return step
+
+    # ---- loop --------------------------------------------------------------------------
+    def log(self, message: str) -> None:
+        if self.dist.is_main:
+            print(f"[tanuki pretrain] {message}", flush=True)
+
+    def run(self) -> dict[str, Any]:
+        from tqdm import tqdm
+
+        train = self.config.train
+        bar = tqdm(total=train.steps, initial=self.start_step, desc="pretrain", unit="step",
+                   disable=None if self.dist.is_main else True, dynamic_ncols=True)
+        last: dict[str, Any] = {}
+        for step in range(self.start_step, train.steps):
+            record = self.train_step(step)
+            last = record
+            if self.dist.is_main and (record["step"] % train.log_every == 0 or record["step"] == train.steps):
+                self.metrics.write(record)
+                if bar.disable:
+                    self.log(f"step {record['step']}/{train.steps} loss {record['loss']:.4f} "
+                             f"lr {record['lr']:.2e} tok/s {record['tokens_per_s']:.0f}")
+            bar.set_postfix(loss=f"{record['loss']:.4f}")
+            bar.update(1)
+            if record["step"] % self.config.checkpoint.every_steps == 0 or record["step"] == train.steps:
+                self.save(record["step"], record)
+        bar.close()
+        return self.finish(last)
+
+    def train_step(self, step: int) -> dict[str, Any]:
+        import numpy as np
+        import torch
+        import torch.distributed as dist
+
+        train = self.config.train
+        started = time.perf_counter()
+        batch = self.sampler.step_batch(step)
+        micro, world, rank = train.micro_batch_size, self.dist.world, self.dist.rank
+        ce_total = torch.zeros((), dtype=torch.float64)
+        z_total = torch.zeros((), dtype=torch.float64)
+        for micro_step in range(train.grad_accum_steps):
+            first = (micro_step * world + rank) * micro
+            rows = batch[first : first + micro]
+            tokens = torch.from_numpy(np.stack([self.arrays[s][i] for s, i in rows]).astype(np.int64))
+            tokens = tokens.to(self.dist.device)
+            logits = self.engine(input_ids=tokens[:, :-1]).logits
+            loss, ce, z = lm_loss(logits, tokens[:, 1:], train.z_loss)
+            self.engine.backward(loss)
+            self.engine.step()
+            ce_total += ce.detach().double().cpu()
+            z_total += z.detach().double().cpu()
+        stats = torch.stack([ce_total, z_total]) / train.grad_accum_steps
+        dist.all_reduce(stats)
+        stats /= world
+        elapsed = time.perf_counter() - started
+        tokens_per_s = self.global_batch * train.seq_len / elapsed
+        grad_norm = self.engine.get_global_grad_norm()
+        mix = {source.name: 0 for source in self.config.data.sources}
+        for source_index, _ in batch:
+            mix[self.config.data.sources[source_index].name] += 1
+        return {
+            "step": step + 1,
+            "loss": float(stats[0]),
+            "z_loss": float(stats[1]),
+            "lr": learning_rate(step, train),
+            "grad_norm": None if grad_norm is None else float(grad_norm),
+            "tokens": (step + 1) * self.global_batch * train.seq_len,
+            "tokens_per_s": tokens_per_s,
+            "mfu": mfu(tokens_per_s / world, self.flops_per_token, self.peak_tflops),
+            "step_time_s": elapsed,
+            "mix": mix,
+        }
+
+    # ---- checkpoints -------------------------------------------------------------------
+    def full_state_dict(self) -> dict[str, Any] | None:
+        """Unsharded weights on rank 0 (every rank must call this under ZeRO-3)."""
+        if self.config.train.zero_stage == 3:
+            return self.engine._zero3_consolidated_16bit_state_dict()
+        if not self.dist.is_main:
+            return None
+        # copy: DeepSpeed keeps parameters as views into flat buffers, which safetensors refuses
+        return {name: tensor.detach().to("cpu", copy=True)
+                for name, tensor in self.engine.module.state_dict().items()}
+
+    def save(self, step: int, record: dict[str, Any]) -> None:
+        import torch.distributed as dist
+
+        staged = ckpt.staging_dir(self.root, step)
+        if self.dist.is_main:
+            shutil.rmtree(staged, ignore_errors=True)
+            staged.mkdir(parents=True)
+        dist.barrier()
+        client_state = {"step": step, "sampler": self.sampler.state_dict()}
+        self.engine.save_checkpoint(str(staged / ckpt.DEEPSPEED_DIR), tag=ckpt.DEEPSPEED_TAG,
+                                    client_state=client_state, save_latest=False)
+        state_dict = self.full_state_dict()
+        if self.dist.is_main:
+            export_hf(state_dict, staged, self.config, self.precision, self.tokenizer_dir)
+            trainer_state = {**client_state, "loss": record["loss"], "tokens": record["tokens"]}
+            (staged / ckpt.TRAINER_STATE_FILE).write_text(json.dumps(trainer_state, indent=2) + "\n")
+            if os.environ.get(FAULT_KILL_DURING_SAVE) == str(step):
+                os.kill(os.getpid(), signal.SIGKILL)
+            final = ckpt.publish(staged, self.root, step, self.config.checkpoint.keep_last)
+            self.log(f"checkpoint {final}")
+        dist.barrier()
+
+    def finish(self, last: dict[str, Any]) -> dict[str, Any]:
+        import torch.distributed as dist
+
+        outputs: dict[str, Any] = {}
+        if self.dist.is_main:
+            checkpoint = ckpt.latest_checkpoint(self.root)
+            records = read_metrics(self.output_dir / METRICS_FILE)
+            if records:
+                plot_loss(records, self.output_dir / LOSS_PLOT_FILE)
+            state = json.loads((checkpoint / ckpt.TRAINER_STATE_FILE).read_text())
+            outputs = {
+                "checkpoint": str(checkpoint),
+                "step": state["step"],
+                "tokens": state["tokens"],
+                "loss": state["loss"],
+                "tokenizer": str(self.tokenizer_dir),
+                "metrics": str(self.output_dir / METRICS_FILE),
+                "loss_curve": str(self.output_dir / LOSS_PLOT_FILE),
+            }
+            ckpt.write_text_atomic(self.output_dir / OUTPUTS_FILE, json.dumps(outputs, indent=2) + "\n")
+            self.log(f"done: checkpoint {checkpoint}")
+        dist.barrier()
+        return outputs
+
+
+def export_hf(state_dict: dict[str, Any], directory: Path, config: PretrainConfig, precision: str,
+              tokenizer_dir: Path) -> None:
+    """Write an HF checkpoint that stock transformers and vLLM load: config, safetensors, tokenizer."""
+    import torch
+    from huggingface_hub import save_torch_state_dict
+    from transformers import GenerationConfig, LlamaConfig
+
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    hf_config = LlamaConfig(**llama_config_kwargs(config.model))
+    hf_config.architectures = ["LlamaForCausalLM"]
+    hf_config.dtype = dtype
+    hf_config.save_pretrained(directory)
+    GenerationConfig(bos_token_id=1, eos_token_id=2, pad_token_id=3).save_pretrained(directory)
+    weights = {name: tensor.to(dtype).contiguous() for name, tensor in state_dict.items()}
+    if config.model.tie_word_embeddings:
+        weights.pop("lm_head.weight", None)
+    save_torch_state_dict(weights, directory, max_shard_size="5GB")
+    for path in tokenizer_dir.iterdir():
+        if path.is_file() and path.name != OUTPUTS_FILE:
+            shutil.copyfile(path, directory / path.name)
+
+
+def cleanup_shared_memory(rank: int) -> None:
+    """Remove this rank's DeepSpeed CPU all-reduce buffer (~66 MB in /dev/shm)."""
+    address, port = os.environ.get("MASTER_ADDR", ""), os.environ.get("MASTER_PORT", "")
+    buffer = Path("/dev/shm") / f"deepspeed_allreduce_buffer_{os.getuid()}_{address}_{port}_{rank}"
+    buffer.unlink(missing_ok=True)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tanuki_pipelines.pretrain.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--set", action="append", default=[])
+    parser.add_argument("--output-dir", type=Path, required=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        config = load_recipe(PretrainConfig, args.config, args.set)
+        trainer = Trainer(config, args.output_dir.resolve())
+    except BadInputError as exc:
+        print(f"tanuki pretrain: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        trainer.setup()
+        trainer.run()
+    except BadInputError as exc:
+        print(f"tanuki pretrain: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+        cleanup_shared_memory(trainer.dist.rank)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Tokenizer stage: SentencePiece unigram trained with Tanuki's settings, exported for HF."""

