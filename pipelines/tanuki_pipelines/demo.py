@@ -43,4 +43,18 @@ def main(args: argparse.Namespace) -> int:
     print(f"checkpoint:  {outputs['checkpoint']}  (HF Llama: AutoModelForCausalLM.from_pretrained)")
     print(f"loss:        {metrics[0]['loss']:.3f} → {metrics[-1]['loss']:.3f} over {outputs['step']} steps")
     print(f"loss curve:  {outputs['loss_curve']}")
+    print(f"sample:      {sample(outputs['checkpoint'], '今日は')!r}")
     return 0
+
+
+def sample(checkpoint: str, prompt: str, new_tokens: int = 24) -> str:
+    """Greedy continuation with stock transformers: the export is a plain HF checkpoint."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    model = AutoModelForCausalLM.from_pretrained(checkpoint)
+    inputs = tokenizer(prompt, return_tensors="pt")
+    output = model.generate(**inputs, max_new_tokens=new_tokens, do_sample=False, no_repeat_ngram_size=2)
+    return tokenizer.decode(output[0], skip_special_tokens=True)

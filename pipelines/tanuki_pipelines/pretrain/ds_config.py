@@ -34,8 +34,10 @@ def deepspeed_config(train: TrainConfig, world_size: int, on_gpu: bool) -> dict[
                 "betas": list(train.betas),
                 "eps": train.eps,
                 "weight_decay": train.weight_decay,
-                # torch's AdamW: no JIT build of FusedAdam (minutes on CPU); on GPU torch fuses it.
+                # torch's own fused AdamW (CPU and CUDA kernels): no JIT build of DeepSpeed's
+                # FusedAdam (minutes on CPU), and faster than the default per-tensor loop.
                 "torch_adam": True,
+                "fused": True,
             },
         },
         "bf16": {"enabled": precision == "bf16"},

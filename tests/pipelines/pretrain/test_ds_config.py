@@ -13,6 +13,7 @@ def test_cpu_config_is_fp32_with_torch_adamw() -> None:
     assert config["gradient_clipping"] == 0.5
     assert config["optimizer"]["type"] == "AdamW"
     assert config["optimizer"]["params"]["torch_adam"] is True
+    assert config["optimizer"]["params"]["fused"] is True
     assert config["optimizer"]["params"]["betas"] == [0.9, 0.95]
     assert "scheduler" not in config  # the LR schedule is ours
 
