@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 from importlib import import_module
+from importlib.metadata import entry_points
 
 from tanuki_pipelines.errors import EXIT_BAD_INPUT, BadInputError
 
@@ -19,17 +20,29 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+PLUGIN_GROUP = "tanuki.commands"
+
+
+def all_commands() -> dict[str, tuple[str, str]]:
+    """Built-in commands plus those other packages register under the ``tanuki.commands`` group."""
+    commands = dict(COMMANDS)
+    for entry in entry_points(group=PLUGIN_GROUP):
+        module = import_module(entry.value)
+        commands.setdefault(entry.name, (entry.value, (module.__doc__ or "").strip().splitlines()[0]))
+    return commands
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tanuki", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (module_name, help_text) in COMMANDS.items():
+    for name, (module_name, help_text) in all_commands().items():
         module = import_module(module_name)
         module.make_parser(sub.add_parser(name, help=help_text, description=help_text))
     return parser
 
 
 def command_main(name: str) -> Callable[[argparse.Namespace], int]:
-    return import_module(COMMANDS[name][0]).main
+    return import_module(all_commands()[name][0]).main
 
 
 def main(argv: list[str] | None = None) -> int:

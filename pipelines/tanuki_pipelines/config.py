@@ -41,8 +41,9 @@ class DataSource(ConfigModel):
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     """Short name used by mixing weights and metrics (e.g. ``ja``, ``en``, ``synth``)."""
-    path: InputPath
-    """File to read: ``.jsonl`` (one JSON object per line) or any other suffix as plain text."""
+    path: InputPath | None = None
+    """File to read: ``.jsonl`` (one JSON object per line) or any other suffix as plain text.
+    Left unset in a custom resource whose operator binds it to an upstream job's dataset."""
     format: Literal["auto", "jsonl", "text"] = "auto"
     """``auto`` picks ``jsonl`` for ``.jsonl``/``.json`` suffixes and ``text`` otherwise."""
     text_field: str = "text"
@@ -51,8 +52,8 @@ class DataSource(ConfigModel):
     """Mixing weight when no phases are given (normalised over all sources)."""
 
     def resolved_format(self) -> Literal["jsonl", "text"]:
-        if self.format != "auto":
-            return self.format
+        if self.format != "auto" or self.path is None:
+            return "jsonl" if self.format == "auto" else self.format
         return "jsonl" if self.path.suffix in {".jsonl", ".json"} else "text"
 
 

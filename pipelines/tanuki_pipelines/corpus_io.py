@@ -15,6 +15,8 @@ def iter_documents(source: DataSource) -> Iterator[str]:
     JSONL: one document per line (``source.text_field``). Plain text: documents are separated by
     blank lines, so a paragraph keeps its inner newlines.
     """
+    if source.path is None:
+        raise BadInputError(f"data source {source.name!r}: path is not set")
     if not source.path.is_file():
         raise BadInputError(f"data source {source.name!r}: file not found: {source.path}")
     if source.resolved_format() == "jsonl":

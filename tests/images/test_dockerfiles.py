@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import json
 import re
@@ -53,8 +54,12 @@ def test_hadolint_is_clean(dockerfile: Path) -> None:
 def test_image_commands_exist(dockerfile: Path) -> None:
     text = dockerfile.read_text()
     entrypoint = json.loads(instruction(text, "ENTRYPOINT"))
-    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
-    assert entrypoint[0] in scripts, f"ENTRYPOINT {entrypoint[0]} is not a console script"
+    scripts = set(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"])
+    scripts |= {entry.name for entry in importlib.metadata.entry_points(group="console_scripts")}
+    assert entrypoint[0] in scripts, f"ENTRYPOINT {entrypoint[0]} is not a console script of the image's packages"
+    if "-m" in entrypoint:
+        module = entrypoint[entrypoint.index("-m") + 1]
+        assert importlib.util.find_spec(module) is not None, f"{dockerfile}: no module {module}"
     image_labels = labels(text)
     for command in image_labels.get("dev.tanuki.commands", "").split():
         assert command in COMMANDS, f"{dockerfile}: `tanuki {command}` does not exist"

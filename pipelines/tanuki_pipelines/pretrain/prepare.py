@@ -54,6 +54,8 @@ def check_vocab(config: PretrainConfig, directory: Path) -> None:
 def prepare(config: PretrainConfig, output_dir: Path) -> tuple[Path, list[Path]]:
     """Tokenizer directory and packed-data paths (one per source), building what is missing."""
     for source in config.data.sources:
+        if source.path is None:
+            raise BadInputError(f"data.sources[{source.name}].path: not set")
         if not source.path.is_file():
             raise BadInputError(f"data.sources[{source.name}].path: file not found: {source.path}")
     directory = ensure_tokenizer(config, output_dir)

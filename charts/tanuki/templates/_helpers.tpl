@@ -1,0 +1,170 @@
+{{/*
+Chart name, truncated to the 63 characters a DNS label allows.
+*/}}
+{{- define "tanuki.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Full name: the prefix of every resource name. The release name alone when it already contains the
+chart name.
+*/}}
+{{- define "tanuki.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "tanuki.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Labels on every object.
+*/}}
+{{- define "tanuki.labels" -}}
+helm.sh/chart: {{ include "tanuki.chart" . }}
+{{ include "tanuki.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: operator
+app.kubernetes.io/part-of: tanuki
+{{- end }}
+
+{{/*
+Selector labels: immutable once a Deployment exists, so only name and instance.
+*/}}
+{{- define "tanuki.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "tanuki.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "tanuki.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "tanuki.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Image references: an empty tag means the chart's appVersion.
+*/}}
+{{- define "tanuki.image" -}}
+{{- printf "%s:%s" .image.repository (default .root.Chart.AppVersion .image.tag) }}
+{{- end }}
+
+{{/*
+Port of kopf's liveness endpoint (`kopf run --liveness=http://0.0.0.0:<port>/healthz`).
+*/}}
+{{- define "tanuki.livenessPort" -}}
+8080
+{{- end }}
+
+{{/*
+Namespaces the operator watches when not cluster-wide; fails early on an empty list.
+*/}}
+{{- define "tanuki.watchNamespaces" -}}
+{{- if and (not .Values.rbac.clusterWide) (empty .Values.rbac.watchNamespaces) }}
+{{- fail "rbac.watchNamespaces must list at least one namespace when rbac.clusterWide is false" }}
+{{- end }}
+{{- toJson (.Values.rbac.watchNamespaces | uniq) }}
+{{- end }}
+
+{{/*
+RBAC rules for the namespaced resources the operator reconciles: the custom resources it serves
+and the children it renders. Used by the ClusterRole (cluster-wide) or by one Role per watched
+namespace. No wildcards: each verb is one the operator (or kopf) issues.
+*/}}
+{{- define "tanuki.rules.namespaced" -}}
+# The custom resources: kopf lists/watches them and merge-patches metadata (finalizers, its
+# annotations); the operator reads and writes them.
+- apiGroups: ["llm.tanuki.dev"]
+  resources: ["pretrainjobs", "upcyclejobs", "synthjobs", "sftjobs", "dpojobs", "modelservers", "evaljobs"]
+  verbs: ["get", "list", "watch", "patch", "update"]
+# Status through the status subresource (kopf patches .status there when the CRD declares it);
+# finalizers: setting ownerReferences with blockOwnerDeletion on children requires update on
+# <kind>/finalizers of the owner (OwnerReferencesPermissionEnforcement).
+- apiGroups: ["llm.tanuki.dev"]
+  resources:
+    - "pretrainjobs/status"
+    - "upcyclejobs/status"
+    - "synthjobs/status"
+    - "sftjobs/status"
+    - "dpojobs/status"
+    - "modelservers/status"
+    - "evaljobs/status"
+    - "pretrainjobs/finalizers"
+    - "upcyclejobs/finalizers"
+    - "synthjobs/finalizers"
+    - "sftjobs/finalizers"
+    - "dpojobs/finalizers"
+    - "modelservers/finalizers"
+    - "evaljobs/finalizers"
+  verbs: ["get", "patch", "update"]
+# Children: Jobs (PretrainJob, UpcycleJob, SFTJob, DPOJob, EvalJob, local-mode SynthJob).
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# Children: recipe ConfigMaps, headless Services (rendezvous), serving Services.
+- apiGroups: [""]
+  resources: ["configmaps", "services"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# Training progress and failures are read from the pods of the Jobs.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch"]
+# kopf posts core v1 Events about handler progress and errors
+# (https://kopf.readthedocs.io/en/stable/deployment/#rbac; kopf/_cogs/clients/events.py).
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+# ModelServer: vLLM Deployments (stable + canary) and their autoscaling.
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["autoscaling"]
+  resources: ["horizontalpodautoscalers"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["keda.sh"]
+  resources: ["scaledobjects"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["monitoring.coreos.com"]
+  resources: ["servicemonitors"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# SynthJob / DPO pair generation: KubeRay RayJobs.
+- apiGroups: ["ray.io"]
+  resources: ["rayjobs"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+{{- end }}
+
+{{/*
+RBAC rules for cluster-scoped reads kopf makes: it watches CustomResourceDefinitions to notice
+served resources appearing/changing, and (when given --namespace) lists and watches Namespaces to
+resolve its namespace patterns; without them it falls back to a one-time scan with warnings
+(https://kopf.readthedocs.io/en/stable/deployment/#rbac; kopf/_core/reactor/observation.py).
+--standalone disables peering, so no (Cluster)KopfPeering rules.
+*/}}
+{{- define "tanuki.rules.cluster" -}}
+- apiGroups: ["apiextensions.k8s.io"]
+  resources: ["customresourcedefinitions"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
+
+{{/*
+Name of cluster-scoped objects (ClusterRole, ClusterRoleBinding): they share one namespace-less
+name space, so the release namespace is part of the name.
+*/}}
+{{- define "tanuki.clusterName" -}}
+{{- printf "%s-%s" .Release.Namespace (include "tanuki.fullname" .) | trunc 253 | trimSuffix "-" }}
+{{- end }}

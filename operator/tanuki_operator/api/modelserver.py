@@ -1,0 +1,71 @@
+"""ModelServer: vLLM replicas behind a Service, autoscaled on vLLM's own metrics."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from tanuki_operator.api.common import ArtifactSource, K8sModel, Resources, Scheduling, SecretKeyRef, Storage
+from tanuki_serving.config import EngineConfig
+
+
+class Autoscaling(K8sModel):
+    """Replica bounds and the vLLM metric that drives scaling."""
+
+    engine: Literal["hpa", "keda", "none"] = "hpa"
+    """autoscaling/v2 HPA (Pods metric via prometheus-adapter), a KEDA ScaledObject, or fixed."""
+    minReplicas: int = Field(default=1, ge=1)
+    """Fewest replicas."""
+    maxReplicas: int = Field(default=4, ge=1)
+    """Most replicas."""
+    metric: Literal["vllm:num_requests_waiting", "vllm:kv_cache_usage_perc"] = "vllm:num_requests_waiting"
+    """vLLM metric averaged over replicas."""
+    target: float = Field(default=2.0, gt=0)
+    """Target average value per replica (queue length, or KV-cache usage 0..1)."""
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "Autoscaling":
+        if self.maxReplicas < self.minReplicas:
+            raise ValueError(f"maxReplicas ({self.maxReplicas}) < minReplicas ({self.minReplicas})")
+        return self
+
+
+class Auth(K8sModel):
+    """API key required by the OpenAI-compatible endpoint."""
+
+    required: bool = True
+    """Reject requests without the key (the default)."""
+    apiKey: SecretKeyRef | None = None
+    """Secret key holding the API key."""
+
+    @model_validator(mode="after")
+    def _secret_when_required(self) -> "Auth":
+        if self.required and self.apiKey is None:
+            raise ValueError("apiKey: a Secret reference is required unless required is false")
+        return self
+
+
+class ModelServerSpec(K8sModel):
+    """Serve a checkpoint through vLLM's OpenAI-compatible API."""
+
+    image: str | None = None
+    """vLLM serving image; default: the operator's configured serving image."""
+    model: ArtifactSource
+    """Checkpoint: a path or a finished training job (new checkpoints roll out)."""
+    storage: Storage
+    """PVC holding the checkpoint."""
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    """vLLM engine settings."""
+    replicas: int = Field(default=1, ge=0)
+    """Desired replicas; owned by the autoscaler through the /scale subresource when enabled."""
+    autoscaling: Autoscaling = Field(default_factory=Autoscaling)
+    """Autoscaling bounds and metric."""
+    resources: Resources = Field(default_factory=lambda: Resources(gpus=1))
+    """Compute per replica."""
+    scheduling: Scheduling = Field(default_factory=Scheduling)
+    """Node selection, tolerations and priority."""
+    auth: Auth
+    """API key handling."""
+    port: int = Field(default=8000, ge=1, le=65535)
+    """Container port of the OpenAI API."""

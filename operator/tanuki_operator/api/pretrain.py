@@ -1,0 +1,38 @@
+"""PretrainJob: tokenizer + dense pretraining, one pod per node running torchrun → DeepSpeed."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from tanuki_operator.api.common import JobSpec, K8sModel, ObjectRef
+from tanuki_pipelines.pretrain.config import PretrainConfig
+
+
+class SourceBinding(K8sModel):
+    """Fill a data source's path from an upstream job's dataset (e.g. a SynthJob)."""
+
+    source: str
+    """Name of the data source in recipe.data.sources."""
+    from_: ObjectRef = Field(alias="from")
+    """Upstream resource whose status.outputs.dataset becomes the source's path."""
+
+
+class PretrainJobSpec(JobSpec):
+    """Train the tokenizer (if the recipe asks) and pretrain a Llama-shaped model."""
+
+    recipe: PretrainConfig
+    """The pretraining recipe, as in pipelines/recipes/*/pretrain.yaml."""
+    sourcesFrom: list[SourceBinding] = Field(default_factory=list)
+    """Data sources whose files come from upstream jobs."""
+
+    @model_validator(mode="after")
+    def _bindings_name_sources(self) -> "PretrainJobSpec":
+        names = [source.name for source in self.recipe.data.sources]
+        bound = {binding.source for binding in self.sourcesFrom}
+        unknown = sorted(bound - set(names))
+        if unknown:
+            raise ValueError(f"sourcesFrom: unknown sources {unknown}; recipe has {names}")
+        unset = [s.name for s in self.recipe.data.sources if s.path is None and s.name not in bound]
+        if unset:
+            raise ValueError(f"recipe.data.sources: {unset} have neither a path nor a sourcesFrom binding")
+        return self

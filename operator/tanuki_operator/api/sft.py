@@ -1,0 +1,19 @@
+"""SFTJob: chat fine-tuning with TRL under DeepSpeed ZeRO-3."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from tanuki_operator.api.common import ArtifactSource, JobSpec
+from tanuki_pipelines.sft.config import SFTConfig
+
+
+class SFTJobSpec(JobSpec):
+    """Supervised fine-tuning on chat data."""
+
+    model: ArtifactSource
+    """Starting checkpoint: a path or an upstream job (PretrainJob, UpcycleJob)."""
+    dataset: ArtifactSource
+    """Chat JSONL: a path or a SynthJob."""
+    recipe: SFTConfig = Field(default_factory=SFTConfig)
+    """TRL SFT settings."""

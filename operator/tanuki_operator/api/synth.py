@@ -1,0 +1,30 @@
+"""SynthJob: an LLM rewrites documents and writes dialogues, batched through Ray Data."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from tanuki_operator.api.common import ArtifactSource, JobSpec, K8sModel
+from tanuki_pipelines.synth.config import SynthConfig
+
+
+class RayCluster(K8sModel):
+    """KubeRay settings used when recipe.ray.mode is ``cluster``."""
+
+    rayVersion: str = "2.60.0"
+    """Ray version of the image (KubeRay needs it)."""
+    workerGpus: int = Field(default=1, ge=0)
+    """GPUs per Ray worker pod."""
+    shutdownAfterJobFinishes: bool = True
+    """Delete the Ray cluster when the job ends."""
+
+
+class SynthJobSpec(JobSpec):
+    """Generate synthetic pretraining/SFT data with vLLM."""
+
+    model: ArtifactSource
+    """The generator LLM: a path or a finished training job."""
+    recipe: SynthConfig = Field(default_factory=SynthConfig)
+    """Styles, dialogues, filters and Ray settings."""
+    ray: RayCluster = Field(default_factory=RayCluster)
+    """KubeRay RayJob settings (cluster mode)."""

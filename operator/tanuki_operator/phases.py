@@ -1,0 +1,87 @@
+"""Children's observed state → the resource's phase, message and outputs (pure)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Observed:
+    phase: str
+    reason: str
+    message: str = ""
+    outputs: dict[str, Any] = field(default_factory=dict)
+    start_time: str | None = None
+    completion_time: str | None = None
+    ready_replicas: int | None = None
+
+
+def _condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    for condition in (obj.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == kind and condition.get("status") == "True":
+            return condition
+    return None
+
+
+def outputs_from_pods(pods: list[dict[str, Any]]) -> dict[str, Any]:
+    """Merge the JSON termination messages stages write (their outputs.json) from the job's pods."""
+    outputs: dict[str, Any] = {}
+    for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
+        for container in (pod.get("status") or {}).get("containerStatuses") or []:
+            message = ((container.get("state") or {}).get("terminated") or {}).get("message")
+            try:
+                parsed = json.loads(message) if message else None
+            except json.JSONDecodeError:
+                continue
+            if isinstance(parsed, dict):
+                outputs.update(parsed)
+    return outputs
+
+
+def observe_job(job: dict[str, Any] | None, pods: list[dict[str, Any]], suspended: bool) -> Observed:
+    if job is None:
+        return Observed("Pending", "Creating", "creating children")
+    status = job.get("status") or {}
+    start = status.get("startTime")
+    if (complete := _condition(job, "Complete")) is not None:
+        return Observed("Succeeded", "JobComplete", complete.get("message") or "finished",
+                        outputs_from_pods(pods), start, status.get("completionTime") or complete.get("lastTransitionTime"))
+    if (failed := _condition(job, "Failed")) is not None:
+        reason = failed.get("reason") or "JobFailed"
+        return Observed("Failed", reason, failed.get("message") or reason, {}, start,
+                        failed.get("lastTransitionTime"))
+    if suspended or _condition(job, "Suspended") is not None:
+        return Observed("Suspended", "Suspended", "job is suspended", start_time=start)
+    if status.get("active") or status.get("ready"):
+        return Observed("Running", "PodsActive", f"{status.get('active', 0)} pod(s) active", start_time=start)
+    return Observed("Pending", "PodsPending", "waiting for pods to start", start_time=start)
+
+
+def observe_rayjob(rayjob: dict[str, Any] | None, suspended: bool) -> Observed:
+    if rayjob is None:
+        return Observed("Pending", "Creating", "creating children")
+    status = rayjob.get("status") or {}
+    job_status = status.get("jobStatus")
+    deployment = status.get("jobDeploymentStatus")
+    if job_status == "SUCCEEDED":
+        return Observed("Succeeded", "RayJobSucceeded", status.get("message") or "finished",
+                        completion_time=status.get("endTime"))
+    if job_status in ("FAILED", "STOPPED") or deployment == "Failed":
+        return Observed("Failed", "RayJobFailed", status.get("message") or f"ray job {job_status or deployment}")
+    if suspended or deployment == "Suspended":
+        return Observed("Suspended", "Suspended", "ray job is suspended")
+    if job_status == "RUNNING":
+        return Observed("Running", "RayJobRunning", "ray job running", start_time=status.get("startTime"))
+    return Observed("Pending", "RayClusterStarting", deployment or "starting the Ray cluster")
+
+
+def observe_deployment(deployment: dict[str, Any] | None, url: str, model: str) -> Observed:
+    if deployment is None:
+        return Observed("Pending", "Creating", "creating children")
+    ready = (deployment.get("status") or {}).get("readyReplicas") or 0
+    if ready:
+        return Observed("Running", "Serving", f"{ready} replica(s) ready",
+                        outputs={"url": url, "model": model}, ready_replicas=ready)
+    return Observed("Pending", "ReplicasStarting", "waiting for a ready vLLM replica", ready_replicas=0)

@@ -1,0 +1,98 @@
+"""Batch stages → ConfigMap + Job manifests (pure).
+
+Multi-node training (PretrainJob, SFTJob, DPOJob): a headless Service and an Indexed Job, one pod
+per node, each running torchrun with ``--node-rank`` from its completion index and the rendezvous
+at pod 0 (``<job>-0.<service>``). Single-pod stages (UpcycleJob, EvalJob, local-mode SynthJob):
+a plain Job running ``tanuki <stage>``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tanuki_operator.api.common import JobSpec
+from tanuki_operator.render.common import (
+    RECIPE_FILE,
+    RECIPE_MOUNT,
+    Owner,
+    Settings,
+    batch_job,
+    metadata,
+    output_dir,
+    recipe_configmap,
+    scheduling_fields,
+    stage_container,
+    volumes,
+)
+
+TRAINING_MODULES = {
+    "PretrainJob": "tanuki_pipelines.pretrain.train",
+    "SFTJob": "tanuki_pipelines.sft.train",
+    "DPOJob": "tanuki_pipelines.dpo.train",
+}
+STAGE_COMMANDS = {"UpcycleJob": "upcycle", "EvalJob": "eval", "SynthJob": "synth"}
+
+
+def torchrun_command(owner: Owner, spec: JobSpec, settings: Settings) -> list[str]:
+    per_node = spec.resources.gpus or 1
+    return [
+        "torchrun",
+        "--nnodes", str(spec.nodes),
+        "--nproc-per-node", str(per_node),
+        "--node-rank", "$(NODE_RANK)",
+        "--master-addr", f"{owner.name}-0.{owner.name}",
+        "--master-port", str(settings.master_port),
+        "-m", TRAINING_MODULES[owner.kind],
+        "--config", f"{RECIPE_MOUNT}/{RECIPE_FILE}",
+        "--output-dir", output_dir(owner, spec.storage),
+    ]
+
+
+def headless_service(owner: Owner, settings: Settings) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(owner, owner.name, "rendezvous"),
+        "spec": {
+            "clusterIP": "None",
+            # the rendezvous must resolve before pod 0 reports ready
+            "publishNotReadyAddresses": True,
+            "selector": {"llm.tanuki.dev/kind": owner.kind.lower(), "llm.tanuki.dev/name": owner.name},
+            "ports": [{"name": "rendezvous", "port": settings.master_port, "targetPort": settings.master_port}],
+        },
+    }
+
+
+def training_manifests(owner: Owner, spec: JobSpec, recipe: dict[str, Any], settings: Settings) -> list[dict[str, Any]]:
+    per_node = spec.resources.gpus or 1
+    env = [
+        {"name": "NODE_RANK", "valueFrom": {"fieldRef": {
+            "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}},
+        {"name": "NNODES", "value": str(spec.nodes)},
+        {"name": "NPROC_PER_NODE", "value": str(per_node)},
+        {"name": "MASTER_ADDR", "value": f"{owner.name}-0.{owner.name}"},
+        {"name": "MASTER_PORT", "value": str(settings.master_port)},
+    ]
+    container = stage_container(spec, settings.trainer_image, torchrun_command(owner, spec, settings), env)
+    container["ports"] = [{"name": "rendezvous", "containerPort": settings.master_port}]
+    pod_spec = {
+        "subdomain": owner.name,
+        "containers": [container],
+        "volumes": volumes(owner, spec.storage, spec.resources),
+        **scheduling_fields(spec.scheduling),
+    }
+    return [
+        recipe_configmap(owner, recipe),
+        headless_service(owner, settings),
+        batch_job(owner, spec, pod_spec, completions=spec.nodes, indexed=True),
+    ]
+
+
+def single_pod_manifests(owner: Owner, spec: JobSpec, recipe: dict[str, Any], settings: Settings,
+                         env: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    command = ["tanuki", STAGE_COMMANDS[owner.kind], "--config", f"{RECIPE_MOUNT}/{RECIPE_FILE}",
+               "--output-dir", output_dir(owner, spec.storage)]
+    container = stage_container(spec, settings.trainer_image, command, env or [])
+    pod_spec = {"containers": [container], "volumes": volumes(owner, spec.storage, spec.resources),
+                **scheduling_fields(spec.scheduling)}
+    return [recipe_configmap(owner, recipe), batch_job(owner, spec, pod_spec, completions=1, indexed=False)]

@@ -1,0 +1,60 @@
+"""Spec → validated model, or a list of field errors (a terminal ValidationFailed).
+
+Relative recipe paths resolve against ``spec.storage.mountPath`` (the PVC inside the pod), the way
+the CLI resolves them against a recipe file's directory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from tanuki_operator.api import KINDS
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    """Dotted path from the resource root, e.g. ``spec.recipe.train.steps``."""
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+def _mount_path(spec: Any) -> str:
+    if isinstance(spec, dict) and isinstance(spec.get("storage"), dict):
+        mount = spec["storage"].get("mountPath", "/data")
+        if isinstance(mount, str) and mount.startswith("/"):
+            return mount
+    return "/data"
+
+
+def validate_spec(kind: str, spec: Any) -> tuple[BaseModel | None, list[FieldError]]:
+    """Validate ``spec`` of a resource of ``kind``; never raises for bad input."""
+    if kind not in KINDS:
+        return None, [FieldError("kind", f"unknown kind {kind!r}")]
+    if not isinstance(spec, dict):
+        return None, [FieldError("spec", f"must be an object, got {type(spec).__name__}")]
+    try:
+        model = KINDS[kind].spec.model_validate(spec, context={"base_dir": _mount_path(spec)})
+    except ValidationError as exc:
+        return None, [FieldError(_field(item["loc"]), item["msg"]) for item in exc.errors()]
+    except (TypeError, ValueError) as exc:  # a validator tripping over a value of the wrong shape
+        return None, [FieldError("spec", str(exc))]
+    return model, []
+
+
+def _field(location: tuple[Any, ...]) -> str:
+    parts = ["spec"]
+    for part in location:
+        parts.append(f"[{part}]" if isinstance(part, int) else str(part))
+    return ".".join(parts).replace(".[", "[")
+
+
+def summarize(errors: list[FieldError], limit: int = 5) -> str:
+    shown = "; ".join(str(error) for error in errors[:limit])
+    more = f" (+{len(errors) - limit} more)" if len(errors) > limit else ""
+    return shown + more

@@ -1,0 +1,1 @@
+"""Evaluation stage: MT-Bench-style judge grading and arena ratings (issue: EvalJob)."""

@@ -1,0 +1,1 @@
+"""Supervised fine-tuning stage with TRL (issue: SFT/DPO)."""

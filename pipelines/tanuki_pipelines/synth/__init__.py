@@ -1,0 +1,1 @@
+"""Synthetic-data stage: an LLM rewrites documents and writes dialogues (issue: SynthJob)."""

@@ -1,0 +1,1 @@
+"""Upcycling stage: dense Llama checkpoint → Mixture-of-Experts checkpoint (issue: UpcycleJob)."""

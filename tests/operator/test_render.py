@@ -1,0 +1,143 @@
+"""The pure render layer: golden manifests per kind, every manifest valid offline, key behaviour."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from k8s_schemas import FOREIGN_KINDS, example_resources, validate_builtin
+from tanuki_operator.lineage import resolve
+from tanuki_operator.render import Owner, Settings, render
+from tanuki_operator.validation import validate_spec
+
+GOLDEN = Path(__file__).parent / "golden"
+SETTINGS = Settings(trainer_image="registry.example/tanuki-trainer:test",
+                    serving_image="registry.example/tanuki-serving:test")
+UPSTREAM_OUTPUTS = {"checkpoint": "/data/upstream/checkpoints/step_00000150",
+                    "dataset": "/data/upstream/synth.jsonl",
+                    "url": "http://upstream.default.svc/v1", "model": "upstream"}
+EXAMPLES = {r["metadata"]["name"]: r for r in example_resources()}
+
+
+def succeeded(kind: str, name: str) -> dict[str, Any]:
+    return {"phase": "Running" if kind == "ModelServer" else "Succeeded", "outputs": UPSTREAM_OUTPUTS}
+
+
+def render_example(name: str, **changes: Any) -> list[dict[str, Any]]:
+    resource = EXAMPLES[name]
+    spec, errors = validate_spec(resource["kind"], {**resource["spec"], **changes})
+    assert not errors, errors
+    resolution = resolve(spec, spec.storage, succeeded)
+    assert resolution.ready
+    owner = Owner(kind=resource["kind"], name=name, namespace="ml", uid="0000-uid")
+    return render(owner, spec, resolution.inputs, SETTINGS)
+
+
+def by_kind(manifests: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    return next(m for m in manifests if m["kind"] == kind)
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_rendered_manifests_validate_offline(name: str) -> None:
+    for manifest in render_example(name):
+        if (manifest["apiVersion"], manifest["kind"]) in FOREIGN_KINDS:
+            assert manifest["spec"], manifest["kind"]
+            continue
+        validate_builtin(manifest)
+        assert manifest["metadata"]["ownerReferences"][0]["uid"] == "0000-uid"
+        assert manifest["metadata"]["namespace"] == "ml"
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_golden(name: str) -> None:
+    text = yaml.safe_dump_all(render_example(name), sort_keys=True, allow_unicode=True)
+    path = GOLDEN / f"{name}.yaml"
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert path.exists(), f"no golden file {path.name}: run with UPDATE_GOLDEN=1 and review it"
+    assert text == path.read_text(), f"{name}: render changed; UPDATE_GOLDEN=1 if intended"
+
+
+def test_multi_node_pretrain_is_an_indexed_job_with_rendezvous_at_pod_0() -> None:
+    manifests = render_example("tanuki-8b")
+    assert [m["kind"] for m in manifests] == ["ConfigMap", "Service", "Job"]
+    job, service = by_kind(manifests, "Job"), by_kind(manifests, "Service")
+    assert service["spec"]["clusterIP"] == "None"
+    spec = job["spec"]
+    assert spec["completionMode"] == "Indexed" and spec["completions"] == spec["parallelism"] == 8
+    assert spec["backoffLimit"] == 20
+    assert spec["podFailurePolicy"]["rules"][0] == {
+        "action": "FailJob", "onExitCodes": {"operator": "In", "values": [2]}}
+    pod = spec["template"]["spec"]
+    assert pod["subdomain"] == "tanuki-8b" and pod["restartPolicy"] == "Never"
+    container = pod["containers"][0]
+    command = container["command"]
+    assert command[:4] == ["torchrun", "--nnodes", "8", "--nproc-per-node"] and command[4] == "8"
+    assert command[command.index("--node-rank") + 1] == "$(NODE_RANK)"
+    assert command[command.index("--master-addr") + 1] == "tanuki-8b-0.tanuki-8b"
+    assert command[command.index("-m") + 1] == "tanuki_pipelines.pretrain.train"
+    assert command[-1] == "/data/pretrainjob/tanuki-8b"
+    env = {e["name"]: e for e in container["env"]}
+    assert "job-completion-index" in env["NODE_RANK"]["valueFrom"]["fieldRef"]["fieldPath"]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == 8
+    assert {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "64Gi"}} in pod["volumes"]
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
+    assert pod["priorityClassName"] == "training-high"
+
+
+def test_kueue_queue_labels_the_job_and_creates_it_suspended() -> None:
+    job = by_kind(render_example("tanuki-8b"), "Job")
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpu-training"
+    assert job["spec"]["suspend"] is True
+    plain = by_kind(render_example("debug-base"), "Job")
+    assert plain["spec"]["suspend"] is False and "kueue.x-k8s.io/queue-name" not in plain["metadata"]["labels"]
+
+
+def test_recipe_configmap_binds_upstream_sources() -> None:
+    config_map = by_kind(render_example("tanuki-8b"), "ConfigMap")
+    recipe = yaml.safe_load(config_map["data"]["recipe.yaml"])
+    sources = {s["name"]: s["path"] for s in recipe["data"]["sources"]}
+    assert sources == {"ja": "/data/corpus/ja.jsonl", "en": "/data/corpus/en.jsonl",
+                       "synth": UPSTREAM_OUTPUTS["dataset"]}
+    from tanuki_pipelines.pretrain.config import PretrainConfig
+
+    PretrainConfig.model_validate(recipe)  # the stage accepts what the operator mounts
+
+
+def test_single_pod_stage_runs_the_tanuki_cli() -> None:
+    manifests = render_example("debug-moe")
+    job = by_kind(manifests, "Job")
+    assert "completionMode" not in job["spec"]
+    command = job["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[:2] == ["tanuki", "upcycle"]
+    recipe = yaml.safe_load(by_kind(manifests, "ConfigMap")["data"]["recipe.yaml"])
+    assert recipe["source"] == UPSTREAM_OUTPUTS["checkpoint"]
+
+
+def test_synth_cluster_mode_is_a_rayjob_and_local_mode_a_job() -> None:
+    rayjob = by_kind(render_example("tanuki-synth"), "RayJob")
+    workers = rayjob["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]
+    assert workers["replicas"] == 8
+    assert workers["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
+    local = render_example("tanuki-synth", recipe={**EXAMPLES["tanuki-synth"]["spec"]["recipe"],
+                                                  "ray": {"mode": "local"}})
+    assert [m["kind"] for m in local] == ["ConfigMap", "Job"]
+
+
+def test_model_server_deployment_hpa_and_api_key() -> None:
+    manifests = render_example("debug-chat")
+    deployment = by_kind(manifests, "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"][1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
+    assert container["command"][container["command"].index("--model") + 1] == UPSTREAM_OUTPUTS["checkpoint"]
+    assert container["env"][0]["valueFrom"]["secretKeyRef"] == {"name": "tanuki-api-key", "key": "api-key"}
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health"
+    assert "replicas" not in deployment["spec"]  # the HPA owns the replica count
+    hpa = by_kind(manifests, "HorizontalPodAutoscaler")
+    assert hpa["spec"]["metrics"][0]["pods"]["metric"]["name"] == "vllm_num_requests_waiting"
+    keda = by_kind(render_example("tanuki-8x8b-chat"), "ScaledObject")
+    assert keda["spec"]["maxReplicaCount"] == 8

@@ -1,0 +1,113 @@
+"""Spec validation: examples pass; every invalid spec is a ValidationFailed naming a field."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tanuki_operator.validation import validate_spec
+from k8s_schemas import example_resources
+
+EXAMPLES = example_resources()
+
+
+@pytest.mark.parametrize("resource", EXAMPLES, ids=lambda r: f"{r['kind']}/{r['metadata']['name']}")
+def test_examples_are_valid(resource: dict[str, Any]) -> None:
+    model, errors = validate_spec(resource["kind"], resource["spec"])
+    assert errors == [] and model is not None
+
+
+def test_relative_recipe_paths_resolve_against_the_mount() -> None:
+    resource = next(r for r in EXAMPLES if r["metadata"]["name"] == "debug-base")
+    model, _ = validate_spec("PretrainJob", resource["spec"])
+    assert str(model.recipe.data.sources[0].path) == "/data/corpus/ja.jsonl"
+
+
+@pytest.mark.parametrize(
+    ("kind", "patch", "field"),
+    [
+        ("PretrainJob", {"nodes": 0}, "spec.nodes"),
+        ("PretrainJob", {"resources": {"cpu": "lots"}}, "spec.resources.cpu"),
+        ("PretrainJob", {"storage": {}}, "spec.storage.claimName"),
+        ("PretrainJob", {"sourcesFrom": [{"source": "nope", "from": {"kind": "SynthJob", "name": "s"}}]}, "spec"),
+        ("ModelServer", {"auth": {"required": True}}, "spec.auth"),
+        ("ModelServer", {"autoscaling": {"minReplicas": 3, "maxReplicas": 1}}, "spec.autoscaling"),
+        ("UpcycleJob", {"recipe": {"num_experts": 2, "top_k": 4}}, "spec.recipe"),
+        ("UpcycleJob", {"model": {"path": "a", "from": {"kind": "PretrainJob", "name": "b"}}}, "spec.model"),
+        ("EvalJob", {"target": {"from": {"kind": "SFTJob", "name": "x"}}}, "spec.target"),
+    ],
+)
+def test_invalid_field_is_named(kind: str, patch: dict, field: str) -> None:
+    resource = next(r for r in EXAMPLES if r["kind"] == kind)
+    model, errors = validate_spec(kind, {**resource["spec"], **patch})
+    assert model is None and errors
+    assert any(error.field.startswith(field) for error in errors), errors
+
+
+def test_non_object_spec() -> None:
+    assert validate_spec("PretrainJob", ["not", "a", "dict"])[1][0].field == "spec"
+    assert validate_spec("Bogus", {})[1][0].field == "kind"
+
+
+# ---- fuzz: ≥500 generated invalid specs -----------------------------------------------------
+
+def paths(node: Any, prefix: tuple = ()) -> list[tuple[tuple, Any]]:
+    found = [(prefix, node)]
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += paths(value, (*prefix, index))
+    return found
+
+
+def set_at(tree: Any, path: tuple, value: Any) -> None:
+    for key in path[:-1]:
+        tree = tree[key]
+    tree[path[-1]] = value
+
+
+def dotted(path: tuple) -> str:
+    text = "spec"
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text
+
+
+@st.composite
+def invalid_specs(draw: st.DrawFn) -> tuple[str, dict, str]:
+    """An example spec with one mutation that no field accepts: an object where a scalar must
+    be, or a key with an object value inside a mapping (extra field / non-scalar map value)."""
+    resource = draw(st.sampled_from(EXAMPLES))
+    spec = copy.deepcopy(resource["spec"])
+    nodes = paths(spec)
+    leaves = [(p, v) for p, v in nodes if p and not isinstance(v, (dict, list))]
+    mappings = [(p, v) for p, v in nodes if isinstance(v, dict)]
+    junk = {"bogus": [draw(st.integers())]}
+    if leaves and draw(st.booleans()):
+        path, _ = draw(st.sampled_from(leaves))
+        set_at(spec, path, junk)
+        return resource["kind"], spec, dotted(path)
+    path, mapping = draw(st.sampled_from(mappings))
+    key = draw(st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=3, max_size=12).filter(
+        lambda k: k not in mapping))
+    mapping[key] = junk
+    return resource["kind"], spec, dotted(path)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(invalid_specs())
+def test_fuzzed_invalid_specs_fail_naming_a_field(case: tuple[str, dict, str]) -> None:
+    kind, spec, mutated = case
+    model, errors = validate_spec(kind, spec)
+    assert model is None and errors, f"accepted an invalid spec (mutated {mutated})"
+    for error in errors:
+        assert error.field.startswith("spec") and error.message
+    # the error points at the mutated place or at one of its parents (a model-level check)
+    assert any(mutated.startswith(error.field) or error.field.startswith(mutated) for error in errors), (
+        mutated, errors)
