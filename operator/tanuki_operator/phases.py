@@ -40,7 +40,8 @@ def outputs_from_pods(pods: list[dict[str, Any]]) -> dict[str, Any]:
     return outputs
 
 
-def observe_job(job: dict[str, Any] | None, pods: list[dict[str, Any]], suspended: bool) -> Observed:
+def observe_job(job: dict[str, Any] | None, pods: list[dict[str, Any]], suspended: bool,
+                queued: bool = False) -> Observed:
     if job is None:
         return Observed("Pending", "Creating", "creating children")
     status = job.get("status") or {}
@@ -52,7 +53,11 @@ def observe_job(job: dict[str, Any] | None, pods: list[dict[str, Any]], suspende
         reason = failed.get("reason") or "JobFailed"
         return Observed("Failed", reason, failed.get("message") or reason, {}, start,
                         failed.get("lastTransitionTime"))
-    if suspended or _condition(job, "Suspended") is not None:
+    if suspended:
+        return Observed("Suspended", "Suspended", "job is suspended", start_time=start)
+    if queued and (job.get("spec") or {}).get("suspend"):
+        return Observed("Pending", "Queued", "waiting for Kueue to admit the job", start_time=start)
+    if _condition(job, "Suspended") is not None:
         return Observed("Suspended", "Suspended", "job is suspended", start_time=start)
     if status.get("active") or status.get("ready"):
         return Observed("Running", "PodsActive", f"{status.get('active', 0)} pod(s) active", start_time=start)

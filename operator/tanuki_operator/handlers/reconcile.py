@@ -92,7 +92,7 @@ def observe(kube: Kube, owner: Owner, model: Any, manifests: list[dict[str, Any]
     if job is not None and any(c.get("type") == "Complete" for c in (job.get("status") or {}).get("conditions") or []):
         pods = kube.list("v1", "Pod", namespace, {"llm.tanuki.dev/kind": owner.kind.lower(),
                                                   "llm.tanuki.dev/name": name})
-    return observe_job(job, pods, model.suspend)
+    return observe_job(job, pods, model.suspend, queued=bool(model.scheduling.queueName))
 
 
 def _sync_suspend(kube: Kube, job: dict[str, Any] | None, model: JobSpec) -> None:

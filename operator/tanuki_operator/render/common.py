@@ -9,12 +9,11 @@ from typing import Any
 import yaml
 
 from tanuki_operator.api.common import JobSpec, Resources, Scheduling, Storage
+from tanuki_pipelines.outputs import MESSAGE_ENV as OUTPUTS_MESSAGE_ENV
 
 RECIPE_MOUNT = "/etc/tanuki"
 RECIPE_FILE = "recipe.yaml"
 TERMINATION_LOG = "/dev/termination-log"
-OUTPUTS_MESSAGE_ENV = "TANUKI_OUTPUTS_MESSAGE"
-"""Env var naming the file a stage copies its outputs.json into (the pod's termination message)."""
 EXIT_BAD_INPUT = 2
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from tanuki_pipelines.config import load_recipe
 from tanuki_pipelines.errors import EXIT_BAD_INPUT, BadInputError
+from tanuki_pipelines.outputs import OUTPUTS_FILE, publish_outputs
 from tanuki_pipelines.pretrain import checkpoint as ckpt
 from tanuki_pipelines.pretrain.config import PretrainConfig
 from tanuki_pipelines.pretrain.ds_config import deepspeed_config, resolve_precision
@@ -32,7 +33,6 @@ from tanuki_pipelines.pretrain.schedule import learning_rate
 CHECKPOINTS_DIR = "checkpoints"
 METRICS_FILE = "metrics.jsonl"
 LOSS_PLOT_FILE = "loss.png"
-OUTPUTS_FILE = "outputs.json"
 # Test hook: SIGKILL global rank 0 while it writes the checkpoint of this step (after the state is
 # on disk, before it is published), to prove a crash mid-save never leaves `latest` on a torn one.
 FAULT_KILL_DURING_SAVE = "TANUKI_FAULT_KILL_DURING_SAVE_AT_STEP"
@@ -318,7 +318,7 @@ class Trainer:
                 "metrics": str(self.output_dir / METRICS_FILE),
                 "loss_curve": str(self.output_dir / LOSS_PLOT_FILE),
             }
-            ckpt.write_text_atomic(self.output_dir / OUTPUTS_FILE, json.dumps(outputs, indent=2) + "\n")
+            publish_outputs(outputs, self.output_dir)
             self.log(f"done: checkpoint {checkpoint}")
         dist.barrier()
         return outputs

@@ -1,0 +1,88 @@
+"""An in-memory stand-in for ``tanuki_operator.k8s.Kube`` (the fake-client test tier).
+
+Same method surface; 409 on duplicate names; optional crash injection: the N-th API call raises
+``Crash``, to simulate the operator dying mid-reconciliation.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from tanuki_operator.k8s import ApiError
+
+
+class Crash(Exception):
+    pass
+
+
+class FakeKube:
+    def __init__(self, crash_at_call: int | None = None) -> None:
+        self.objects: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        self.calls: list[tuple[str, str, str]] = []
+        self.crash_at_call = crash_at_call
+        self.uid = 0
+
+    def _tick(self, verb: str, kind: str, name: str) -> None:
+        self.calls.append((verb, kind, name))
+        if self.crash_at_call is not None and len(self.calls) == self.crash_at_call:
+            raise Crash(f"crash at call {self.crash_at_call}: {verb} {kind}/{name}")
+
+    def put(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Test setup: store an object as-is (like kubectl apply by the test)."""
+        meta = manifest["metadata"]
+        self.uid += 1
+        meta.setdefault("uid", f"uid-{self.uid}")
+        meta.setdefault("namespace", "ml")
+        meta.setdefault("generation", 1)
+        self.objects[(manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"])] = manifest
+        return manifest
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        self._tick("get", kind, name)
+        found = self.objects.get((api_version, kind, namespace, name))
+        return copy.deepcopy(found) if found else None
+
+    def list(self, api_version: str, kind: str, namespace: str, selector: dict[str, str]) -> list[dict[str, Any]]:
+        self._tick("list", kind, "")
+        return [copy.deepcopy(obj) for (v, k, ns, _), obj in sorted(self.objects.items())
+                if (v, k, ns) == (api_version, kind, namespace)
+                and all(obj["metadata"].get("labels", {}).get(key) == value for key, value in selector.items())]
+
+    def create(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
+        meta = manifest["metadata"]
+        self._tick("create", manifest["kind"], meta["name"])
+        key = (manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"])
+        if key in self.objects:
+            return None
+        self.uid += 1
+        stored = copy.deepcopy(manifest)
+        stored["metadata"]["uid"] = f"uid-{self.uid}"
+        self.objects[key] = stored
+        return copy.deepcopy(stored)
+
+    def patch(self, api_version: str, kind: str, namespace: str, name: str, body: dict[str, Any]) -> Any:
+        self._tick("patch", kind, name)
+        key = (api_version, kind, namespace, name)
+        if key not in self.objects:
+            raise ApiError(404, "NotFound")
+        merge(self.objects[key], body)
+        return copy.deepcopy(self.objects[key])
+
+    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        self._tick("delete", kind, name)
+        self.objects.pop((api_version, kind, namespace, name), None)
+
+    def of_kind(self, kind: str) -> list[dict[str, Any]]:
+        return [obj for (_, k, _, _), obj in self.objects.items() if k == kind]
+
+
+def merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
+    """RFC 7386 JSON merge patch."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            merge(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
