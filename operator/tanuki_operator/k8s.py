@@ -6,6 +6,7 @@ the handlers need no per-kind client classes and tests can run against any API s
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 PLURALS: dict[tuple[str, str], str] = {
@@ -59,16 +60,20 @@ class Kube:
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
+        headers = {"Accept": "application/json", "Content-Type": content_type}
         try:
-            return self.api.call_api(
-                path, method, query_params=query or [], body=body,
-                header_params={"Accept": "application/json", "Content-Type": content_type},
-                response_type="object", auth_settings=["BearerToken"], _return_http_data_only=True,
-                _preload_content=True)
+            method, url, headers, body, post = self.api.param_serialize(
+                method=method, resource_path=path, query_params=query or [], header_params=headers,
+                body=body, auth_settings=["BearerToken"])
+            response = self.api.call_api(method, url, header_params=headers, body=body, post_params=post)
+            data = response.read()
         except ApiException as exc:
             raise ApiError(exc.status or 0, str(exc.reason)) from None
         except (HTTPError, OSError) as exc:
             raise ApiError(0, f"connection: {exc}") from None
+        if response.status >= 400:
+            raise ApiError(response.status, f"{response.reason}: {data[:300]!r}")
+        return json.loads(data) if data else None
 
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:

@@ -1,3 +1,3 @@
 """Entry point for ``kopf run -m tanuki_operator.main``: importing it registers every handler."""
 
-from tanuki_operator import handlers  # noqa: F401
+from tanuki_operator.handlers import kopf_handlers  # noqa: F401

@@ -67,10 +67,14 @@ def reconcile(kube: Kube, settings: Settings, kind: str, body: dict[str, Any]) -
 
 
 def _create_or_adopt(kube: Kube, manifest: dict[str, Any], owner: Owner) -> None:
-    if kube.create(manifest) is not None:
-        return
+    """Create a missing child (reads first: a periodic reconcile should not be a write storm);
+    adopt an existing one that lacks our ownerReference. Children are never replaced."""
     meta = manifest["metadata"]
-    existing = kube.get(manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"]) or {}
+    existing = kube.get(manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"])
+    if existing is None:
+        if kube.create(manifest) is not None:
+            return
+        existing = kube.get(manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"]) or {}
     references = (existing.get("metadata") or {}).get("ownerReferences") or []
     if not any(ref.get("uid") == owner.uid for ref in references):
         kube.patch(manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"],

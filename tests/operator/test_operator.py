@@ -1,0 +1,177 @@
+"""The tanuki operator, run for real by kopf (KopfRunner) against the hardened API emulator.
+
+Our CRDs are POSTed to the emulator (which then serves them), the operator's handlers create
+children through the real kubernetes client, and the test plays the Job controller by patching
+the child Jobs' status.
+"""
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from kopf.testing import KopfRunner
+
+from k8s_schemas import example_resources
+from tanuki_operator.crds import all_crds
+
+os.environ["TANUKI_POLL_SECONDS"] = "0.3"  # before the handlers register their timers
+import kopf  # noqa: E402
+import tanuki_operator.main  # noqa: E402,F401  (registers the handlers in kopf's default registry)
+
+# KopfRunner(registry=...) elsewhere replaces the default registry; keep a handle on ours.
+REGISTRY = kopf.get_default_registry()
+
+pytestmark = pytest.mark.asyncio
+
+NS = "ml"
+GROUP_PATH = f"/apis/llm.tanuki.dev/v1alpha1/namespaces/{NS}"
+JOBS = f"/apis/batch/v1/namespaces/{NS}/jobs"
+EXAMPLES = {r["metadata"]["name"]: r for r in example_resources()}
+PLURAL = {"PretrainJob": "pretrainjobs", "UpcycleJob": "upcyclejobs"}
+
+
+def path_of(resource: dict[str, Any]) -> str:
+    return f"{GROUP_PATH}/{PLURAL[resource['kind']]}"
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 15) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (result := await check()):
+        assert time.monotonic() < deadline, "the operator did not get there in time"
+        await asyncio.sleep(0.05)
+    return result
+
+
+async def get(api, path: str) -> dict[str, Any] | None:
+    status, body = await api.get(path)
+    return body if status == 200 else None
+
+
+async def status_of(api, resource: dict[str, Any]) -> dict[str, Any]:
+    body = await get(api, f"{path_of(resource)}/{resource['metadata']['name']}")
+    return (body or {}).get("status") or {}
+
+
+async def phase_is(api, resource: dict[str, Any], phase: str) -> dict[str, Any] | None:
+    status = await status_of(api, resource)
+    return status if status.get("phase") == phase else None
+
+
+async def complete_job(api, name: str, outputs: dict[str, Any]) -> None:
+    """Play the Job controller: a finished pod with the stage's termination message, Complete."""
+    job = await get(api, f"{JOBS}/{name}")
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    pods = f"/api/v1/namespaces/{NS}/pods"
+    assert (await api.create(pods, {"metadata": {"name": f"{name}-0-x", "labels": labels},
+                                    "spec": {"containers": [{"name": "main", "image": "x"}]}}))[0] == 201
+    message = json.dumps(outputs)
+    status, _ = await api.patch(f"{pods}/{name}-0-x/status", {"status": {"containerStatuses": [
+        {"name": "main", "state": {"terminated": {"exitCode": 0, "message": message}}}]}})
+    assert status == 200
+    status, _ = await api.patch(f"{JOBS}/{name}/status", {"status": {
+        "succeeded": 1, "startTime": "2026-11-28T10:00:00Z", "completionTime": "2026-11-28T11:00:00Z",
+        "conditions": [{"type": "Complete", "status": "True"}]}})
+    assert status == 200
+
+
+@pytest_asyncio.fixture
+async def operator(emulator, kubeconfig, api) -> AsyncIterator[KopfRunner]:
+    assert (await api.create("/api/v1/namespaces", {"metadata": {"name": NS}}))[0] == 201
+    for crd in all_crds().values():
+        status, body = await api.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
+        assert status == 201, body
+    runner = KopfRunner(["run", "--standalone", f"--namespace={NS}", "-m", "tanuki_operator.main"],
+                        registry=REGISTRY, timeout=30)
+    runner.__enter__()
+    try:
+        yield runner
+    finally:
+        await asyncio.to_thread(runner.__exit__, None, None, None)
+    assert runner.exit_code == 0, runner.output
+    assert "Traceback" not in runner.output, runner.output
+
+
+async def apply(api, name: str, **spec_changes: Any) -> dict[str, Any]:
+    resource = copy.deepcopy(EXAMPLES[name])
+    resource["spec"].update(spec_changes)
+    status, body = await api.create(path_of(resource), resource)
+    assert status == 201, body
+    return body
+
+
+async def test_create_children_then_succeed_with_outputs(operator, api, emulator):
+    resource = await apply(api, "debug-base")
+    job = await eventually(lambda: get(api, f"{JOBS}/debug-base"))
+    for child in (job, await get(api, f"/api/v1/namespaces/{NS}/services/debug-base"),
+                  await get(api, f"/api/v1/namespaces/{NS}/configmaps/debug-base-recipe")):
+        [owner] = child["metadata"]["ownerReferences"]
+        assert (owner["kind"], owner["uid"]) == ("PretrainJob", resource["metadata"]["uid"])
+    assert job["spec"]["completionMode"] == "Indexed"
+    await eventually(lambda: phase_is(api, resource, "Pending"))
+    checkpoint = "/data/pretrainjob/debug-base/checkpoints/step_00000150"
+    await complete_job(api, "debug-base", {"checkpoint": checkpoint, "step": 150})
+    status = await eventually(lambda: phase_is(api, resource, "Succeeded"))
+    assert status["outputs"] == {"checkpoint": checkpoint, "step": 150}
+    assert status["observedGeneration"] == 1 and status["completionTime"]
+    assert emulator.count("POST", JOBS) == 1 and emulator.count("POST", JOBS, status=201) == 1
+    _, events = await api.get(f"/api/v1/namespaces/{NS}/events")
+    assert "Succeeded" in {e["reason"] for e in events["items"] if e["involvedObject"]["name"] == "debug-base"}
+
+
+async def test_lineage_waits_for_the_upstream_then_releases(operator, api, emulator):
+    upcycle = await apply(api, "debug-moe")
+    status = await eventually(lambda: phase_is(api, upcycle, "Waiting"))
+    assert "does not exist" in status["message"]
+    base = await apply(api, "debug-base")
+    await eventually(lambda: get(api, f"{JOBS}/debug-base"))
+    status = await eventually(lambda: phase_is(api, upcycle, "Waiting"))
+    assert await get(api, f"{JOBS}/debug-moe") is None
+    await complete_job(api, "debug-base", {"checkpoint": "/data/ckpt/step_00000150"})
+    await eventually(lambda: phase_is(api, base, "Succeeded"))
+    await eventually(lambda: get(api, f"{JOBS}/debug-moe"))
+    recipe = (await get(api, f"/api/v1/namespaces/{NS}/configmaps/debug-moe-recipe"))["data"]["recipe.yaml"]
+    assert "source: /data/ckpt/step_00000150" in recipe
+
+
+async def test_suspend_and_resume(operator, api, emulator):
+    resource = await apply(api, "debug-base")
+    await eventually(lambda: get(api, f"{JOBS}/debug-base"))
+    name = f"{path_of(resource)}/debug-base"
+    assert (await api.patch(name, {"spec": {"suspend": True}}))[0] == 200
+    await eventually(lambda: phase_is(api, resource, "Suspended"))
+    assert (await get(api, f"{JOBS}/debug-base"))["spec"]["suspend"] is True
+    assert (await api.patch(name, {"spec": {"suspend": False}}))[0] == 200
+    await eventually(lambda: phase_is(api, resource, "Pending"))
+    assert (await get(api, f"{JOBS}/debug-base"))["spec"]["suspend"] is False
+
+
+async def test_delete_cleans_children_and_releases_the_finalizer(operator, api, emulator):
+    resource = await apply(api, "debug-base")
+    await eventually(lambda: get(api, f"{JOBS}/debug-base"))
+    name = f"{path_of(resource)}/debug-base"
+    status, _ = await api.delete(name)
+    assert status == 200
+
+    async def gone() -> bool:
+        return (await api.get(name))[0] == 404
+
+    await eventually(gone)
+    assert await get(api, f"{JOBS}/debug-base") is None
+    assert await get(api, f"/api/v1/namespaces/{NS}/configmaps/debug-base-recipe") is None
+
+
+async def test_invalid_spec_is_validation_failed_without_children(operator, api, emulator):
+    resource = await apply(api, "debug-base", nodes=0, resources={"cpu": "lots"})
+    status = await eventually(lambda: phase_is(api, resource, "ValidationFailed"))
+    assert "spec.nodes" in status["message"] and "spec.resources.cpu" in status["message"]
+    valid = next(c for c in status["conditions"] if c["type"] == "Valid")
+    assert (valid["status"], valid["reason"]) == ("False", "InvalidSpec")
+    await asyncio.sleep(1)  # a few timer ticks: still nothing created, no crash loop
+    assert emulator.count("POST", JOBS) == 0
