@@ -56,7 +56,7 @@ class Kube:
         self.api = api_client
 
     def _call(self, method: str, path: str, body: Any = None, content_type: str = "application/json",
-              query: list[tuple[str, str]] | None = None) -> Any:
+              query: list[tuple[str, str]] | None = None, text: bool = False) -> Any:
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
@@ -73,6 +73,8 @@ class Kube:
             raise ApiError(0, f"connection: {exc}") from None
         if response.status >= 400:
             raise ApiError(response.status, f"{response.reason}: {data[:300]!r}")
+        if text:
+            return data.decode("utf-8", errors="replace") if data else ""
         return json.loads(data) if data else None
 
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
@@ -87,6 +89,16 @@ class Kube:
         query = [("labelSelector", ",".join(f"{k}={v}" for k, v in selector.items()))]
         result = self._call("GET", collection_path(api_version, kind, namespace), query=query)
         return list(result.get("items") or [])
+
+    def pod_log(self, namespace: str, name: str, tail_lines: int = 50) -> str:
+        """The last lines a pod's container printed ("" if it has not started)."""
+        try:
+            return self._call("GET", f"/api/v1/namespaces/{namespace}/pods/{name}/log",
+                              query=[("tailLines", str(tail_lines))], text=True)
+        except ApiError as exc:
+            if exc.status in (400, 404):  # container not started yet / pod gone
+                return ""
+            raise
 
     def create(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
         """Create; None when an object of that name already exists (idempotent re-runs)."""

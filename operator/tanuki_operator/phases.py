@@ -16,6 +16,7 @@ class Observed:
     start_time: str | None = None
     completion_time: str | None = None
     ready_replicas: int | None = None
+    progress: dict[str, Any] | None = None
 
 
 def _condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:

@@ -29,3 +29,29 @@ def publish_outputs(outputs: dict[str, Any], output_dir: Path) -> Path:
         if len(compact.encode()) <= MESSAGE_LIMIT:
             Path(message_path).write_text(compact, encoding="utf-8")
     return path
+
+
+PROGRESS_PREFIX = "[tanuki progress] "
+"""Log lines starting with this carry a JSON progress record; the operator reads the last one
+from the pod's log (no API access needed by the pod)."""
+
+
+def format_progress(step: int, total_steps: int, tokens: int | None = None, loss: float | None = None) -> str:
+    record = {"step": step, "totalSteps": total_steps, "tokens": tokens, "loss": loss}
+    return PROGRESS_PREFIX + json.dumps({k: v for k, v in record.items() if v is not None})
+
+
+def parse_progress(log_text: str) -> dict[str, Any] | None:
+    """The last progress record in a log, with a ``summary`` for the Progress printer column."""
+    for line in reversed(log_text.splitlines()):
+        if line.startswith(PROGRESS_PREFIX):
+            try:
+                record = json.loads(line[len(PROGRESS_PREFIX):])
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("step"), int):
+                total = record.get("totalSteps")
+                if isinstance(total, int) and total > 0:
+                    record["summary"] = f"{100 * record['step'] // total}% ({record['step']}/{total})"
+                return record
+    return None

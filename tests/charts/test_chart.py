@@ -45,6 +45,7 @@ NAMESPACED_GRANTS: dict[tuple[str, str], set[str]] = {
     ("", "configmaps"): CHILD_VERBS,
     ("", "services"): CHILD_VERBS,
     ("", "pods"): {"get", "list", "watch"},
+    ("", "pods/log"): {"get"},
     ("", "events"): {"create", "patch"},
     ("apps", "deployments"): CHILD_VERBS,
     ("autoscaling", "horizontalpodautoscalers"): CHILD_VERBS,

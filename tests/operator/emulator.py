@@ -111,6 +111,11 @@ class HardenedEmulator(kmock.KubernetesEmulator):
     _events: list[tuple[int, kmock.resource, str | None, str, dict[str, Any]]] = attrs.field(factory=list, init=False)
     _changed: asyncio.Condition = attrs.field(factory=asyncio.Condition, init=False)
     _closing: bool = attrs.field(default=False, init=False)
+    request_history: int | None = None
+    """Keep only this many past requests for kmock's DSL (None: all). kmock re-filters its whole
+    request history on every request, O(n²) over a long run; the benchmark bounds it."""
+    pod_logs: dict[tuple[str, str], str] = attrs.field(factory=dict, init=False)
+    """(namespace, pod) → container output, served at pods/NAME/log as the kubelet would."""
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -118,15 +123,17 @@ class HardenedEmulator(kmock.KubernetesEmulator):
         if self.builtins:
             for group, version, plural, kind, namespaced, status, scale in BUILTINS:
                 self.declare(group, version, plural, kind, namespaced=namespaced,
-                             status_subresource=status, scale_subresource=scale)
+                             status_subresource=status, scale_subresource=scale, log_subresource=plural == 'pods')
             for name in ('default', 'kube-system'):  # every cluster starts with these namespaces
                 self._create(NAMESPACES, None, {'metadata': {'name': name}})
 
     def declare(self, group: str, version: str, plural: str, kind: str, *, namespaced: bool = True,
-                status_subresource: bool = True, scale_subresource: bool = False) -> kmock.resource:
+                status_subresource: bool = True, scale_subresource: bool = False,
+                log_subresource: bool = False) -> kmock.resource:
         """Serve a resource (built-in or custom); it appears in discovery with its subresources."""
         resource = kmock.resource(group, version, plural)
-        subresources = {sub for sub, on in (('status', status_subresource), ('scale', scale_subresource)) if on}
+        subresources = {sub for sub, on in (('status', status_subresource), ('scale', scale_subresource),
+                                            ('log', log_subresource)) if on}
         self.resources[resource] = kmock.ResourceInfo(
             kind=kind, singular=kind.lower(), namespaced=namespaced, verbs=VERBS, subresources=subresources)
         return resource
@@ -138,6 +145,10 @@ class HardenedEmulator(kmock.KubernetesEmulator):
         self.calls.append(call)
         response = await super().__call__(raw_request)
         call.status = response.status
+        if self.request_history is not None:
+            del self._requests[:-self.request_history]
+            for payload in self._payloads:
+                del payload._requests[:-self.request_history]
         return response
 
     def count(self, method: str, path: str | re.Pattern[str], status: int | None = None) -> int:
@@ -379,10 +390,15 @@ class HardenedEmulator(kmock.KubernetesEmulator):
                     self._objects.items(), key=lambda item: (item[0][1] or '', item[0][2]))
                 if not obj.deleted and self._matches(request, res, ns, name) and self._selected(request, obj.raw)]
 
-    async def _serve_fetch(self, request: kmock.Request) -> dict[str, Any]:
+    async def _serve_fetch(self, request: kmock.Request) -> Any:
         self._info(request)  # GET of NAME/status returns the whole object, as the apiserver does
         async with self._changed:
-            return self._found(request)
+            found = self._found(request)
+        if request.subresource == 'log':  # pods/NAME/log?tailLines=N: plain text from the kubelet
+            lines = self.pod_logs.get((request.namespace, request.name), '').splitlines(keepends=True)
+            tail = int(request.params.get('tailLines') or 0)
+            return ''.join(lines[-tail:] if tail else lines).encode()
+        return found
 
     async def _serve_list(self, request: kmock.Request) -> dict[str, Any]:
         info = self._info(request)

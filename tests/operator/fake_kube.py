@@ -22,6 +22,7 @@ class FakeKube:
         self.calls: list[tuple[str, str, str]] = []
         self.crash_at_call = crash_at_call
         self.uid = 0
+        self.logs = {}
 
     def _tick(self, verb: str, kind: str, name: str) -> None:
         self.calls.append((verb, kind, name))
@@ -48,6 +49,12 @@ class FakeKube:
         return [copy.deepcopy(obj) for (v, k, ns, _), obj in sorted(self.objects.items())
                 if (v, k, ns) == (api_version, kind, namespace)
                 and all(obj["metadata"].get("labels", {}).get(key) == value for key, value in selector.items())]
+
+    logs: dict[tuple[str, str], str]
+
+    def pod_log(self, namespace: str, name: str, tail_lines: int = 50) -> str:
+        self._tick("log", "Pod", name)
+        return "\n".join(self.logs.get((namespace, name), "").splitlines()[-tail_lines:])
 
     def create(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
         meta = manifest["metadata"]

@@ -217,6 +217,14 @@ async def test_label_selectors_filter_lists_and_watches(api):
     assert [e['object']['metadata']['name'] for e in events] == ['a']
 
 
+async def test_pod_logs_are_served_as_text_with_a_tail(api, emulator):
+    await api.create('/api/v1/namespaces/default/pods', {'metadata': {'name': 'p'}})
+    emulator.pod_logs['default', 'p'] = 'one\ntwo\nthree\n'
+    async with emulator.get('/api/v1/namespaces/default/pods/p/log', params={'tailLines': '2'}) as rsp:
+        assert (rsp.status, await rsp.text()) == (200, 'two\nthree\n')
+    assert (await api.get('/api/v1/namespaces/default/pods/absent/log'))[0] == 404
+
+
 async def test_namespaces_are_a_cluster_scoped_resource(api):
     status, lst = await api.get('/api/v1/namespaces')
     assert (status, lst['kind']) == (200, 'NamespaceList')

@@ -64,13 +64,29 @@ async def phase_is(api, resource: dict[str, Any], phase: str) -> dict[str, Any] 
     return status if status.get("phase") == phase else None
 
 
-async def complete_job(api, name: str, outputs: dict[str, Any]) -> None:
-    """Play the Job controller: a finished pod with the stage's termination message, Complete."""
+PODS = f"/api/v1/namespaces/{NS}/pods"
+
+
+async def start_pod(api, name: str) -> str:
+    """Play the Job controller: pod 0 of the Job, running."""
     job = await get(api, f"{JOBS}/{name}")
     labels = job["spec"]["template"]["metadata"]["labels"]
-    pods = f"/api/v1/namespaces/{NS}/pods"
-    assert (await api.create(pods, {"metadata": {"name": f"{name}-0-x", "labels": labels},
-                                    "spec": {"containers": [{"name": "main", "image": "x"}]}}))[0] == 201
+    pod = f"{name}-0-x"
+    if await get(api, f"{PODS}/{pod}") is None:
+        assert (await api.create(PODS, {"metadata": {"name": pod, "labels": labels},
+                                        "spec": {"containers": [{"name": "main", "image": "x"}]}}))[0] == 201
+    return pod
+
+
+async def phase_with_progress(api, resource: dict[str, Any]) -> dict[str, Any] | None:
+    status = await status_of(api, resource)
+    return status if status.get("progress") else None
+
+
+async def complete_job(api, name: str, outputs: dict[str, Any]) -> None:
+    """Play the Job controller: a finished pod with the stage's termination message, Complete."""
+    await start_pod(api, name)
+    pods = PODS
     message = json.dumps(outputs)
     status, _ = await api.patch(f"{pods}/{name}-0-x/status", {"status": {"containerStatuses": [
         {"name": "main", "state": {"terminated": {"exitCode": 0, "message": message}}}]}})
@@ -81,14 +97,24 @@ async def complete_job(api, name: str, outputs: dict[str, Any]) -> None:
     assert status == 200
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @pytest_asyncio.fixture
-async def operator(emulator, kubeconfig, api) -> AsyncIterator[KopfRunner]:
+async def operator(emulator, kubeconfig, api, monkeypatch) -> AsyncIterator[KopfRunner]:
+    monkeypatch.setenv("TANUKI_METRICS_PORT", str(port := free_port()))
     assert (await api.create("/api/v1/namespaces", {"metadata": {"name": NS}}))[0] == 201
     for crd in all_crds().values():
         status, body = await api.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
         assert status == 201, body
     runner = KopfRunner(["run", "--standalone", f"--namespace={NS}", "-m", "tanuki_operator.main"],
                         registry=REGISTRY, timeout=30)
+    runner.metrics_url = f"http://127.0.0.1:{port}/metrics"
     runner.__enter__()
     try:
         yield runner
@@ -115,6 +141,14 @@ async def test_create_children_then_succeed_with_outputs(operator, api, emulator
         assert (owner["kind"], owner["uid"]) == ("PretrainJob", resource["metadata"]["uid"])
     assert job["spec"]["completionMode"] == "Indexed"
     await eventually(lambda: phase_is(api, resource, "Pending"))
+    pod = await start_pod(api, "debug-base")
+    emulator.pod_logs[NS, pod] = ('[tanuki pretrain] step 60/150 loss 4.5\n'
+                                  '[tanuki progress] {"step": 60, "totalSteps": 150, "loss": 4.5}\n')
+    assert (await api.patch(f"{JOBS}/debug-base/status", {"status": {"active": 1}}))[0] == 200
+    status = await eventually(lambda: phase_is(api, resource, "Running"))
+    if "progress" not in status:  # the phase may be written a tick before the log is read
+        status = await eventually(lambda: phase_with_progress(api, resource))
+    assert status["progress"]["summary"] == "40% (60/150)"
     checkpoint = "/data/pretrainjob/debug-base/checkpoints/step_00000150"
     await complete_job(api, "debug-base", {"checkpoint": checkpoint, "step": 150})
     status = await eventually(lambda: phase_is(api, resource, "Succeeded"))
@@ -123,6 +157,12 @@ async def test_create_children_then_succeed_with_outputs(operator, api, emulator
     assert emulator.count("POST", JOBS) == 1 and emulator.count("POST", JOBS, status=201) == 1
     _, events = await api.get(f"/api/v1/namespaces/{NS}/events")
     assert "Succeeded" in {e["reason"] for e in events["items"] if e["involvedObject"]["name"] == "debug-base"}
+    import urllib.request
+
+    scrape = await asyncio.to_thread(lambda: urllib.request.urlopen(operator.metrics_url).read().decode())
+    assert 'tanuki_resources{kind="PretrainJob",phase="Succeeded"} 1.0' in scrape
+    assert 'tanuki_reconciles_total{kind="PretrainJob",result="changed"}' in scrape
+    assert "tanuki_reconcile_seconds_bucket" in scrape
 
 
 async def test_lineage_waits_for_the_upstream_then_releases(operator, api, emulator):

@@ -40,7 +40,7 @@ def finish_job(kube: FakeKube, name: str, outputs: dict[str, Any]) -> None:
     job["status"] = {"startTime": "2026-11-28T10:00:00Z", "completionTime": "2026-11-28T11:00:00Z",
                      "succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
     kube.put({"apiVersion": "v1", "kind": "Pod", "metadata": {
-        "name": f"{name}-0-abcde", "namespace": "ml",
+        "name": f"{name}-0-abcde", "namespace": "ml", "uid": "pod-uid",
         "labels": job["spec"]["template"]["metadata"]["labels"]},
         "status": {"containerStatuses": [{"name": "main", "state": {"terminated": {
             "exitCode": 0, "message": json.dumps(outputs)}}}]}})
@@ -55,7 +55,16 @@ def test_create_then_complete_gives_succeeded_with_outputs() -> None:
     job = kube.objects[("batch/v1", "Job", "ml", "debug-base")]
     assert job["metadata"]["ownerReferences"][0]["uid"] == resource["metadata"]["uid"]
     job["status"] = {"active": 1, "startTime": "2026-11-28T10:00:00Z"}
-    assert step(kube, resource)["phase"] == "Running"
+    kube.put({"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": "debug-base-0-abcde", "namespace": "ml", "labels": job["spec"]["template"]["metadata"]["labels"]}})
+    kube.logs["ml", "debug-base-0-abcde"] = (
+        '[tanuki progress] {"step": 30, "totalSteps": 150, "tokens": 61440, "loss": 5.5}\n'
+        "[tanuki pretrain] step 30/150 loss 5.5\n"
+        '[tanuki progress] {"step": 60, "totalSteps": 150, "tokens": 122880, "loss": 4.5}\n')
+    status = step(kube, resource)
+    assert status["phase"] == "Running"
+    assert status["progress"] == {"step": 60, "totalSteps": 150, "tokens": 122880, "loss": 4.5,
+                                  "summary": "40% (60/150)"}
     finish_job(kube, "debug-base", {"checkpoint": "/data/pretrainjob/debug-base/checkpoints/step_00000150"})
     status = step(kube, resource)
     assert status["phase"] == "Succeeded"

@@ -117,10 +117,13 @@ namespace. No wildcards: each verb is one the operator (or kopf) issues.
 - apiGroups: [""]
   resources: ["configmaps", "services"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
-# Training progress and failures are read from the pods of the Jobs.
+# Outputs (termination messages) and training progress (log lines) come from the Jobs' pods.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["pods/log"]
+  verbs: ["get"]
 # kopf posts core v1 Events about handler progress and errors
 # (https://kopf.readthedocs.io/en/stable/deployment/#rbac; kopf/_cogs/clients/events.py).
 - apiGroups: [""]

@@ -19,6 +19,7 @@ from tanuki_operator.lineage import resolve
 from tanuki_operator.phases import Observed, observe_deployment, observe_job, observe_rayjob
 from tanuki_operator.render import Owner, Settings, render
 from tanuki_operator.validation import summarize, validate_spec
+from tanuki_pipelines.outputs import parse_progress
 
 register_kinds({(API_VERSION, info.kind): info.plural for info in KINDS.values()})
 TERMINAL = ("Succeeded", "Failed", "ValidationFailed")
@@ -92,11 +93,23 @@ def observe(kube: Kube, owner: Owner, model: Any, manifests: list[dict[str, Any]
         return observe_rayjob(kube.get("ray.io/v1", "RayJob", namespace, name), model.suspend)
     job = kube.get("batch/v1", "Job", namespace, name)
     _sync_suspend(kube, job, model)
-    pods: list[dict[str, Any]] = []
-    if job is not None and any(c.get("type") == "Complete" for c in (job.get("status") or {}).get("conditions") or []):
-        pods = kube.list("v1", "Pod", namespace, {"llm.tanuki.dev/kind": owner.kind.lower(),
-                                                  "llm.tanuki.dev/name": name})
-    return observe_job(job, pods, model.suspend, queued=bool(model.scheduling.queueName))
+    selector = {"llm.tanuki.dev/kind": owner.kind.lower(), "llm.tanuki.dev/name": name}
+    complete = job is not None and any(c.get("type") == "Complete" and c.get("status") == "True"
+                                       for c in (job.get("status") or {}).get("conditions") or [])
+    pods = kube.list("v1", "Pod", namespace, selector) if complete else []
+    observed = observe_job(job, pods, model.suspend, queued=bool(model.scheduling.queueName))
+    if observed.phase == "Running":
+        observed.progress = _progress(kube, namespace, kube.list("v1", "Pod", namespace, selector))
+    return observed
+
+
+def _progress(kube: Kube, namespace: str, pods: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The newest progress line in the pods' logs (global rank 0, in pod 0, prints it)."""
+    for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
+        record = parse_progress(kube.pod_log(namespace, pod["metadata"]["name"]))
+        if record is not None:
+            return record
+    return None
 
 
 def _sync_suspend(kube: Kube, job: dict[str, Any] | None, model: JobSpec) -> None:
@@ -131,6 +144,8 @@ def _transition(status: dict[str, Any], generation: int | None, observed: Observ
         patch["completionTime"] = observed.completion_time
     if observed.ready_replicas is not None:
         patch["replicas"] = observed.ready_replicas
+    if observed.progress is not None:
+        patch["progress"] = observed.progress
     if not changed and all(status.get(key) == value for key, value in patch.items() if key != "conditions") \
             and _same_conditions(status.get("conditions") or [], conditions):
         return Outcome({})

@@ -21,7 +21,7 @@ from typing import Any
 
 from tanuki_pipelines.config import load_recipe
 from tanuki_pipelines.errors import EXIT_BAD_INPUT, BadInputError
-from tanuki_pipelines.outputs import OUTPUTS_FILE, publish_outputs
+from tanuki_pipelines.outputs import OUTPUTS_FILE, format_progress, publish_outputs
 from tanuki_pipelines.pretrain import checkpoint as ckpt
 from tanuki_pipelines.pretrain.config import PretrainConfig
 from tanuki_pipelines.pretrain.ds_config import deepspeed_config, resolve_precision
@@ -212,9 +212,11 @@ class Trainer:
             last = record
             if self.dist.is_main and (record["step"] % train.log_every == 0 or record["step"] == train.steps):
                 self.metrics.write(record)
-                if bar.disable:
+                if bar.disable:  # logs, not a terminal: a line for people and one for the operator
                     self.log(f"step {record['step']}/{train.steps} loss {record['loss']:.4f} "
                              f"lr {record['lr']:.2e} tok/s {record['tokens_per_s']:.0f}")
+                    print(format_progress(record["step"], train.steps, record["tokens"], record["loss"]),
+                          flush=True)
             bar.set_postfix(loss=f"{record['loss']:.4f}")
             bar.update(1)
             if record["step"] % self.config.checkpoint.every_steps == 0 or record["step"] == train.steps:
