@@ -9,6 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fake_kube import FakeKube
+from tanuki_operator.handlers.reconcile import reconcile
+from tanuki_operator.render import Settings
 from tanuki_operator.validation import validate_spec
 from k8s_schemas import example_resources
 
@@ -111,3 +114,10 @@ def test_fuzzed_invalid_specs_fail_naming_a_field(case: tuple[str, dict, str]) -
     # the error points at the mutated place or at one of its parents (a model-level check)
     assert any(mutated.startswith(error.field) or error.field.startswith(mutated) for error in errors), (
         mutated, errors)
+    # and the reconciler turns it into a terminal ValidationFailed without raising or creating anything
+    kube = FakeKube()
+    body = {"apiVersion": "llm.tanuki.dev/v1alpha1", "kind": kind, "spec": spec,
+            "metadata": {"name": "fuzzed", "namespace": "ml", "uid": "u", "generation": 1}}
+    outcome = reconcile(kube, Settings(), kind, body)
+    assert outcome.status["phase"] == "ValidationFailed" and outcome.status["message"]
+    assert not [call for call in kube.calls if call[0] == "create"]
