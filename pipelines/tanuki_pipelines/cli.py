@@ -14,6 +14,7 @@ from tanuki_pipelines.errors import EXIT_BAD_INPUT, BadInputError
 COMMANDS: dict[str, tuple[str, str]] = {
     "tokenizer": ("tanuki_pipelines.tokenizer.main", "train the SentencePiece tokenizer"),
     "pretrain": ("tanuki_pipelines.pretrain.main", "pretrain a dense Llama-shaped model with DeepSpeed"),
+    "upcycle": ("tanuki_pipelines.upcycle.main", "turn a dense checkpoint into a Mixture-of-Experts one"),
     "model-info": ("tanuki_pipelines.pretrain.info", "print parameter counts of a recipe's model"),
     "corpus": ("tanuki_pipelines.corpus.cli", "write the built-in bilingual debug corpus"),
     "demo": ("tanuki_pipelines.demo", "run the embedded default chain at toy scale on this machine"),

@@ -9,8 +9,9 @@ from tanuki_pipelines.pretrain.config import MODEL_PRESETS, ModelConfig, Pretrai
 from tanuki_pipelines.pretrain.model import count_parameters, count_parameters_on_meta
 from tanuki_pipelines.recipes import all_shipped_recipes
 from tanuki_pipelines.tokenizer.config import TokenizerConfig
+from tanuki_pipelines.upcycle.config import UpcycleConfig
 
-STAGE_MODELS = {"pretrain": PretrainConfig, "tokenizer": TokenizerConfig}
+STAGE_MODELS = {"pretrain": PretrainConfig, "tokenizer": TokenizerConfig, "upcycle": UpcycleConfig}
 RECIPES = all_shipped_recipes()
 
 
@@ -35,3 +36,10 @@ def test_closed_form_count_matches_the_hf_module(preset: str) -> None:
 def test_tanuki_8b_is_about_7_5_billion() -> None:
     total = count_parameters_on_meta(ModelConfig(preset="tanuki-8b"))
     assert 7.4e9 < total < 7.6e9
+
+
+def test_tanuki_8x8b_is_about_47b_total_13b_active() -> None:
+    model = ModelConfig(preset="tanuki-8x8b")
+    counts = count_parameters(model)
+    assert counts.total == count_parameters_on_meta(model)
+    assert 46.5e9 < counts.total < 47.5e9 and 12.9e9 < counts.active < 13.4e9

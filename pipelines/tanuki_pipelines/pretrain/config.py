@@ -39,12 +39,14 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
         "max_position_embeddings": 4096,
     },
 }
+# Tanuki-8x8B: Tanuki-8B's shape with every FFN upcycled into 8 experts, top-2 (~47B / ~13B active).
+MODEL_PRESETS["tanuki-8x8b"] = {**MODEL_PRESETS["tanuki-8b"], "num_experts": 8, "experts_per_token": 2}
 
 
 class ModelConfig(ConfigModel):
     """Shape of the Llama-style decoder. Fields left out come from ``preset``."""
 
-    preset: Literal["debug", "1b", "tanuki-8b"] | None = None
+    preset: Literal["debug", "1b", "tanuki-8b", "tanuki-8x8b"] | None = None
     """Named shape to start from; explicit fields below override it."""
     vocab_size: int = Field(default=65024, ge=8)
     """Embedding rows: the tokenizer's vocabulary padded up (Tanuki: 65,000 → 65,024)."""
@@ -68,6 +70,10 @@ class ModelConfig(ConfigModel):
     """Share input embedding and output head (Tanuki: untied)."""
     initializer_range: float = Field(default=0.02, gt=0)
     """Standard deviation of the normal weight initialisation."""
+    num_experts: int = Field(default=1, ge=1)
+    """FFN experts per layer (1: dense Llama; more: Mixtral-style MoE, made by ``tanuki upcycle``)."""
+    experts_per_token: int = Field(default=2, ge=1)
+    """Experts each token is routed to (MoE only)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -88,6 +94,8 @@ class ModelConfig(ConfigModel):
                 f"num_key_value_heads ({self.num_key_value_heads}) must divide "
                 f"num_attention_heads ({self.num_attention_heads})"
             )
+        if self.num_experts > 1 and self.experts_per_token > self.num_experts:
+            raise ValueError(f"experts_per_token ({self.experts_per_token}) exceeds num_experts ({self.num_experts})")
         if (self.hidden_size // self.num_attention_heads) % 2:
             raise ValueError("hidden_size / num_attention_heads (head dim) must be even for RoPE")
         return self

@@ -22,9 +22,11 @@ def main(args: argparse.Namespace) -> int:
     config = load_recipe(PretrainConfig, args.config, args.set)
     analytic = count_parameters(config.model)
     total = count_parameters_on_meta(config.model)  # the real HF module, on the meta device
+    if total != analytic.total:
+        raise RuntimeError(f"parameter count mismatch: HF module {total}, closed form {analytic.total}")
     info = {
         "total_parameters": total,
-        "active_parameters": analytic.active if analytic.total == total else total,
+        "active_parameters": analytic.active,
         "embedding_parameters": analytic.embedding,
         "training_flops_per_token": flops_per_token(config.model, config.train.seq_len),
     }

@@ -47,22 +47,38 @@ def count_parameters(model: ModelConfig) -> ParameterCount:
     d, f, layers = model.hidden_size, model.intermediate_size, model.num_hidden_layers
     kv_width = model.num_key_value_heads * model.head_dim
     attention = d * d * 2 + d * kv_width * 2  # q, o; k, v
-    mlp = 3 * d * f  # gate, up, down
+    expert = 3 * d * f  # gate, up, down
     norms = 2 * d
     embedding = model.vocab_size * d
     head = 0 if model.tie_word_embeddings else model.vocab_size * d
-    total = layers * (attention + mlp + norms) + d + embedding + head
-    return ParameterCount(total=total, active=total, embedding=embedding)
+    if model.num_experts > 1:
+        router = model.num_experts * d
+        all_experts, used_experts = model.num_experts * expert + router, model.experts_per_token * expert + router
+    else:
+        all_experts = used_experts = expert
+    shared = layers * (attention + norms) + d + embedding + head
+    return ParameterCount(total=shared + layers * all_experts, active=shared + layers * used_experts,
+                          embedding=embedding)
 
 
 def flops_per_token(model: ModelConfig, seq_len: int) -> float:
     """Training FLOPs per token: 6 × non-embedding parameters + attention (PaLM appendix B)."""
     params = count_parameters(model)
-    matmul_params = params.active - params.embedding
+    matmul_params = params.active - params.embedding  # active: only the routed experts do FLOPs
     if model.tie_word_embeddings:
         matmul_params += params.embedding  # the tied head is still a matmul
     attention = 12 * model.num_hidden_layers * model.hidden_size * seq_len
     return 6.0 * matmul_params + attention
+
+
+def mixtral_config_kwargs(model: ModelConfig) -> dict[str, Any]:
+    """Keyword arguments for ``transformers.MixtralConfig`` of an MoE shape (pure)."""
+    kwargs = llama_config_kwargs(model)
+    for key in ("attention_bias", "mlp_bias"):
+        kwargs.pop(key)
+    kwargs.update({"num_local_experts": model.num_experts, "num_experts_per_tok": model.experts_per_token,
+                   "sliding_window": None})
+    return kwargs
 
 
 def build_model(model: ModelConfig, dtype: Any = None) -> Any:
@@ -71,9 +87,12 @@ def build_model(model: ModelConfig, dtype: Any = None) -> Any:
     Goes through ``AutoModelForCausalLM.from_config`` so that, under an active ZeRO-3
     ``HfDeepSpeedConfig``, transformers partitions the weights at construction.
     """
-    from transformers import AutoModelForCausalLM, LlamaConfig
+    from transformers import AutoModelForCausalLM, LlamaConfig, MixtralConfig
 
-    config = LlamaConfig(**llama_config_kwargs(model))
+    if model.num_experts > 1:
+        config = MixtralConfig(**mixtral_config_kwargs(model))
+    else:
+        config = LlamaConfig(**llama_config_kwargs(model))
     return AutoModelForCausalLM.from_config(config, dtype=dtype)
 
 

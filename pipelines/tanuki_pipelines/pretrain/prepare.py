@@ -53,6 +53,9 @@ def check_vocab(config: PretrainConfig, directory: Path) -> None:
 
 def prepare(config: PretrainConfig, output_dir: Path) -> tuple[Path, list[Path]]:
     """Tokenizer directory and packed-data paths (one per source), building what is missing."""
+    if config.model.num_experts > 1:
+        raise BadInputError("model.num_experts: MoE continued pretraining (router auxiliary loss, expert "
+                            "load metrics, starting from an upcycled checkpoint) is not implemented yet")
     for source in config.data.sources:
         if source.path is None:
             raise BadInputError(f"data.sources[{source.name}].path: not set")
