@@ -23,7 +23,7 @@ from tanuki_operator.api.upcycle import UpcycleJobSpec
 from tanuki_operator.render.common import absolute
 
 # which status.outputs key an input role reads from its upstream
-OUTPUT_KEY = {"model": "checkpoint", "dataset": "dataset", "prompts": "dataset", "target_url": "url"}
+OUTPUT_KEY = {"model": "checkpoint", "init_from": "checkpoint", "dataset": "dataset", "prompts": "dataset", "target_url": "url"}
 READY_PHASE = {"ModelServer": "Running"}
 
 StatusLookup = Callable[[str, str], dict[str, Any] | None]
@@ -46,7 +46,11 @@ class Resolution:
 def input_sources(spec: BaseModel) -> dict[str, ArtifactSource | ObjectRef | str]:
     """Input role → where it comes from, for every kind."""
     if isinstance(spec, PretrainJobSpec):
-        return {f"source:{binding.source}": binding.from_ for binding in spec.sourcesFrom}
+        sources: dict[str, ArtifactSource | ObjectRef | str] = {
+            f"source:{binding.source}": binding.from_ for binding in spec.sourcesFrom}
+        if spec.initFrom is not None:
+            sources["init_from"] = spec.initFrom
+        return sources
     if isinstance(spec, (UpcycleJobSpec, SynthJobSpec, ModelServerSpec)):
         return {"model": spec.model}
     if isinstance(spec, SFTJobSpec):

@@ -141,3 +141,9 @@ def test_model_server_deployment_hpa_and_api_key() -> None:
     assert hpa["spec"]["metrics"][0]["pods"]["metric"]["name"] == "vllm_num_requests_waiting"
     keda = by_kind(render_example("tanuki-8x8b-chat"), "ScaledObject")
     assert keda["spec"]["maxReplicaCount"] == 8
+
+
+def test_continued_pretraining_starts_from_the_upstream_checkpoint() -> None:
+    recipe = yaml.safe_load(by_kind(render_example("tanuki-8x8b"), "ConfigMap")["data"]["recipe.yaml"])
+    assert recipe["init_from"] == UPSTREAM_OUTPUTS["checkpoint"]
+    assert recipe["model"]["num_experts"] == 8 and recipe["train"]["router_aux_loss"] == 0.02

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from tanuki_operator.api.common import JobSpec, K8sModel, ObjectRef
+from tanuki_operator.api.common import ArtifactSource, JobSpec, K8sModel, ObjectRef
 from tanuki_pipelines.pretrain.config import PretrainConfig
 
 
@@ -24,6 +24,9 @@ class PretrainJobSpec(JobSpec):
     """The pretraining recipe, as in pipelines/recipes/*/pretrain.yaml."""
     sourcesFrom: list[SourceBinding] = Field(default_factory=list)
     """Data sources whose files come from upstream jobs."""
+    initFrom: ArtifactSource | None = None
+    """Start from this checkpoint instead of a random init (e.g. an UpcycleJob's MoE for
+    continued pretraining); sets recipe.init_from."""
 
     @model_validator(mode="after")
     def _bindings_name_sources(self) -> "PretrainJobSpec":

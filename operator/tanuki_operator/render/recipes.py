@@ -25,6 +25,8 @@ def stage_recipe(spec: BaseModel, inputs: dict[str, str]) -> dict[str, Any]:
         for source in recipe["data"]["sources"]:
             if f"source:{source['name']}" in inputs:
                 source["path"] = inputs[f"source:{source['name']}"]
+        if "init_from" in inputs:
+            recipe["init_from"] = inputs["init_from"]
         return recipe
     if isinstance(spec, UpcycleJobSpec):
         return {**_dump(spec.recipe), "source": inputs["model"]}

@@ -132,6 +132,8 @@ class TrainConfig(ConfigModel):
     """Global gradient-norm clipping threshold (0 disables)."""
     z_loss: float = Field(default=1e-4, ge=0)
     """Coefficient of the z-loss (coefficient × logsumexp(logits)²); 0 disables it."""
+    router_aux_loss: float = Field(default=0.02, ge=0)
+    """MoE only: coefficient of the router load-balancing loss (Tanuki-8x8B: 0.02)."""
     zero_stage: Literal[0, 1, 2, 3] = 2
     """DeepSpeed ZeRO stage: 1 shards optimizer state, 2 also gradients, 3 also parameters."""
     activation_checkpointing: bool = False
@@ -230,6 +232,9 @@ class PretrainConfig(ConfigModel):
     """Corpora and mixture phases."""
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     """Checkpoint cadence and retention."""
+    init_from: InputPath | None = None
+    """Start from this HF checkpoint's weights (e.g. an upcycled MoE) instead of a random init;
+    its config.json must describe the same shape as ``model``."""
 
     @model_validator(mode="after")
     def _check_context(self) -> "PretrainConfig":

@@ -51,11 +51,32 @@ def check_vocab(config: PretrainConfig, directory: Path) -> None:
         )
 
 
+def check_init_from(config: PretrainConfig) -> None:
+    """The starting checkpoint must have the recipe's shape (named field by field if not)."""
+    source = config.init_from / "config.json"
+    if not source.is_file():
+        raise BadInputError(f"init_from: no HF checkpoint (config.json) at {config.init_from}")
+    found = json.loads(source.read_text())
+    model = config.model
+    expected = {"vocab_size": model.vocab_size, "hidden_size": model.hidden_size,
+                "intermediate_size": model.intermediate_size, "num_hidden_layers": model.num_hidden_layers,
+                "num_attention_heads": model.num_attention_heads,
+                "num_key_value_heads": model.num_key_value_heads}
+    if model.num_experts > 1:
+        expected.update({"model_type": "mixtral", "num_local_experts": model.num_experts,
+                         "num_experts_per_tok": model.experts_per_token})
+    else:
+        expected["model_type"] = "llama"
+    wrong = [f"{key}: recipe {value!r}, checkpoint {found.get(key)!r}"
+             for key, value in expected.items() if found.get(key) != value]
+    if wrong:
+        raise BadInputError(f"init_from: {config.init_from} does not match model: " + "; ".join(wrong))
+
+
 def prepare(config: PretrainConfig, output_dir: Path) -> tuple[Path, list[Path]]:
     """Tokenizer directory and packed-data paths (one per source), building what is missing."""
-    if config.model.num_experts > 1:
-        raise BadInputError("model.num_experts: MoE continued pretraining (router auxiliary loss, expert "
-                            "load metrics, starting from an upcycled checkpoint) is not implemented yet")
+    if config.init_from is not None:
+        check_init_from(config)
     for source in config.data.sources:
         if source.path is None:
             raise BadInputError(f"data.sources[{source.name}].path: not set")

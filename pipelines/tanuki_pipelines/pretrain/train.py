@@ -91,6 +91,17 @@ def lm_loss(logits: Any, labels: Any, z_loss_coefficient: float) -> tuple[Any, A
     return ce + z, ce, z
 
 
+def routed_counts(router_logits: Any, top_k: int) -> Any:
+    """Tokens routed to each expert, per layer: (layers, experts) counts of the top-k choices."""
+    import torch
+
+    counts = []
+    for logits in router_logits:
+        chosen = torch.topk(logits.detach().float(), top_k, dim=-1).indices.reshape(-1)
+        counts.append(torch.bincount(chosen.cpu(), minlength=logits.shape[-1]).double())
+    return torch.stack(counts)
+
+
 def parameter_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
     """AdamW groups: matrices decay, norms (1-D tensors) do not."""
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
@@ -164,7 +175,12 @@ class Trainer:
             # (each rank materialises only its shard) and initialises weights shard-aware.
             self._hf_deepspeed_config = HfDeepSpeedConfig(ds_config)
         torch.manual_seed(train.seed)
-        model = build_model(self.config.model, dtype=dtype)
+        if self.config.init_from is not None:
+            from transformers import AutoModelForCausalLM
+
+            model = AutoModelForCausalLM.from_pretrained(self.config.init_from, dtype=dtype)
+        else:
+            model = build_model(self.config.model, dtype=dtype)
         model.config.use_cache = False
         if train.activation_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -233,22 +249,35 @@ class Trainer:
         started = time.perf_counter()
         batch = self.sampler.step_batch(step)
         micro, world, rank = train.micro_batch_size, self.dist.world, self.dist.rank
+        model = self.config.model
+        moe = model.num_experts > 1
         ce_total = torch.zeros((), dtype=torch.float64)
         z_total = torch.zeros((), dtype=torch.float64)
+        aux_total = torch.zeros((), dtype=torch.float64)
+        expert_counts = torch.zeros((model.num_hidden_layers, model.num_experts), dtype=torch.float64)
         for micro_step in range(train.grad_accum_steps):
             first = (micro_step * world + rank) * micro
             rows = batch[first : first + micro]
             tokens = torch.from_numpy(np.stack([self.arrays[s][i] for s, i in rows]).astype(np.int64))
             tokens = tokens.to(self.dist.device)
-            logits = self.engine(input_ids=tokens[:, :-1]).logits
-            loss, ce, z = lm_loss(logits, tokens[:, 1:], train.z_loss)
+            if moe:
+                output = self.engine(input_ids=tokens[:, :-1], output_router_logits=True)
+            else:
+                output = self.engine(input_ids=tokens[:, :-1])
+            loss, ce, z = lm_loss(output.logits, tokens[:, 1:], train.z_loss)
+            if moe:
+                loss = loss + train.router_aux_loss * output.aux_loss
+                aux_total += output.aux_loss.detach().double().cpu()
+                expert_counts += routed_counts(output.router_logits, model.experts_per_token)
             self.engine.backward(loss)
             self.engine.step()
             ce_total += ce.detach().double().cpu()
             z_total += z.detach().double().cpu()
-        stats = torch.stack([ce_total, z_total]) / train.grad_accum_steps
+        stats = torch.stack([ce_total, z_total, aux_total]) / train.grad_accum_steps
         dist.all_reduce(stats)
         stats /= world
+        if moe:
+            dist.all_reduce(expert_counts)
         elapsed = time.perf_counter() - started
         tokens_per_s = self.global_batch * train.seq_len / elapsed
         grad_norm = self.engine.get_global_grad_norm()
@@ -266,6 +295,9 @@ class Trainer:
             "mfu": mfu(tokens_per_s / world, self.flops_per_token, self.peak_tflops),
             "step_time_s": elapsed,
             "mix": mix,
+            **({"aux_loss": float(stats[2]),
+                "expert_load": (expert_counts / expert_counts.sum(dim=1, keepdim=True)).round(decimals=4).tolist()}
+               if moe else {}),
         }
 
     # ---- checkpoints -------------------------------------------------------------------
@@ -292,7 +324,7 @@ class Trainer:
                                     client_state=client_state, save_latest=False)
         state_dict = self.full_state_dict()
         if self.dist.is_main:
-            export_hf(state_dict, staged, self.config, self.precision, self.tokenizer_dir)
+            export_hf(state_dict, staged, self.config, self.precision, self.tokenizer_dir, self.engine.module)
             trainer_state = {**client_state, "loss": record["loss"], "tokens": record["tokens"]}
             (staged / ckpt.TRAINER_STATE_FILE).write_text(json.dumps(trainer_state, indent=2) + "\n")
             if os.environ.get(FAULT_KILL_DURING_SAVE) == str(step):
@@ -327,22 +359,28 @@ class Trainer:
 
 
 def export_hf(state_dict: dict[str, Any], directory: Path, config: PretrainConfig, precision: str,
-              tokenizer_dir: Path) -> None:
+              tokenizer_dir: Path, module: Any = None) -> None:
     """Write an HF checkpoint that stock transformers and vLLM load: config, safetensors, tokenizer."""
     import torch
     from huggingface_hub import save_torch_state_dict
     from transformers import GenerationConfig, LlamaConfig
 
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    hf_config = LlamaConfig(**llama_config_kwargs(config.model))
-    hf_config.architectures = ["LlamaForCausalLM"]
-    hf_config.dtype = dtype
-    hf_config.save_pretrained(directory)
-    GenerationConfig(bos_token_id=1, eos_token_id=2, pad_token_id=3).save_pretrained(directory)
     weights = {name: tensor.to(dtype).contiguous() for name, tensor in state_dict.items()}
-    if config.model.tie_word_embeddings:
-        weights.pop("lm_head.weight", None)
-    save_torch_state_dict(weights, directory, max_shard_size="5GB")
+    GenerationConfig(bos_token_id=1, eos_token_id=2, pad_token_id=3).save_pretrained(directory)
+    if config.model.num_experts > 1:
+        # transformers keeps experts fused in memory; save_pretrained writes Mixtral's per-expert
+        # w1/w2/w3 keys, the layout vLLM loads.
+        module.config.dtype = dtype
+        module.save_pretrained(directory, state_dict=weights, safe_serialization=True, max_shard_size="5GB")
+    else:
+        hf_config = LlamaConfig(**llama_config_kwargs(config.model))
+        hf_config.architectures = ["LlamaForCausalLM"]
+        hf_config.dtype = dtype
+        hf_config.save_pretrained(directory)
+        if config.model.tie_word_embeddings:
+            weights.pop("lm_head.weight", None)
+        save_torch_state_dict(weights, directory, max_shard_size="5GB")
     for path in tokenizer_dir.iterdir():
         if path.is_file() and path.name != OUTPUTS_FILE:
             shutil.copyfile(path, directory / path.name)
