@@ -59,7 +59,7 @@ def main(args: argparse.Namespace) -> int:
     from tanuki_pipelines.config import dump_recipe, load_recipe
     from tanuki_pipelines.pretrain.config import PretrainConfig
     from tanuki_pipelines.pretrain.prepare import prepare
-    from tanuki_pipelines.pretrain.train import OUTPUTS_FILE
+    from tanuki_pipelines.outputs import OUTPUTS_FILE
 
     if args.nproc_per_node < 1:
         from tanuki_pipelines.errors import BadInputError

@@ -21,7 +21,7 @@ from typing import Any
 
 from tanuki_pipelines.config import load_recipe
 from tanuki_pipelines.errors import EXIT_BAD_INPUT, BadInputError
-from tanuki_pipelines.outputs import OUTPUTS_FILE, format_progress, publish_outputs
+from tanuki_pipelines.outputs import format_progress, publish_outputs
 from tanuki_pipelines.pretrain import checkpoint as ckpt
 from tanuki_pipelines.pretrain.config import PretrainConfig
 from tanuki_pipelines.pretrain.ds_config import deepspeed_config, resolve_precision
@@ -29,6 +29,7 @@ from tanuki_pipelines.pretrain.metrics import MetricsLog, mfu, peak_tflops_per_d
 from tanuki_pipelines.pretrain.mixture import MixtureSampler
 from tanuki_pipelines.pretrain.model import build_model, flops_per_token, llama_config_kwargs
 from tanuki_pipelines.pretrain.schedule import learning_rate
+from tanuki_pipelines.tokenizer.train import copy_tokenizer_files
 
 CHECKPOINTS_DIR = "checkpoints"
 METRICS_FILE = "metrics.jsonl"
@@ -381,9 +382,8 @@ def export_hf(state_dict: dict[str, Any], directory: Path, config: PretrainConfi
         if config.model.tie_word_embeddings:
             weights.pop("lm_head.weight", None)
         save_torch_state_dict(weights, directory, max_shard_size="5GB")
-    for path in tokenizer_dir.iterdir():
-        if path.is_file() and path.name != OUTPUTS_FILE:
-            shutil.copyfile(path, directory / path.name)
+    # only the tokenizer's own files: the tokenizer may live in a checkpoint (e.g. init_from's)
+    copy_tokenizer_files(tokenizer_dir, directory)
 
 
 def cleanup_shared_memory(rank: int) -> None:

@@ -19,6 +19,15 @@ from tanuki_pipelines.errors import BadInputError
 from tanuki_pipelines.tokenizer.config import CHAT_END, CHAT_START, TokenizerConfig
 
 SP_MODEL_FILE = "tokenizer.model"
+HF_TOKENIZER_FILES = (SP_MODEL_FILE, "tokenizer.json", "tokenizer_config.json", "chat_template.jinja",
+                      "special_tokens_map.json")
+"""What makes a tokenizer directory (copied into checkpoints; nothing else of the source is)."""
+
+
+def copy_tokenizer_files(source: Path, target: Path) -> None:
+    for name in HF_TOKENIZER_FILES:
+        if (source / name).is_file():
+            shutil.copyfile(source / name, target / name)
 # Round-trip probe checked after every export: Japanese, English, digits, spacing, chat markers.
 ID_PROBE = f"{CHAT_START}user\n東京の天気は？ 2026年11月28日、気温は12度。{CHAT_END}\n  Hello, world!\n"
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tanuki_pipelines.errors import BadInputError
+from tanuki_pipelines.tokenizer.train import copy_tokenizer_files
 from tanuki_pipelines.upcycle.config import UpcycleConfig
 
 FFN_KEY = re.compile(r"^model\.layers\.(\d+)\.mlp\.(gate|up|down)_proj\.weight$")
@@ -216,10 +217,9 @@ def upcycle(config: UpcycleConfig, out_dir: Path, progress: bool = True) -> dict
             bar.update(1)
     index = writer.finish()
     (staged / "config.json").write_text(json.dumps(moe_config, indent=2) + "\n")
-    for path in source.iterdir():  # tokenizer and generation config travel with the weights
-        if path.is_file() and not path.name.endswith(".safetensors") and path.name not in (
-                "config.json", INDEX_FILE, "outputs.json", "trainer_state.json"):
-            shutil.copyfile(path, staged / path.name)
+    copy_tokenizer_files(source, staged)  # the tokenizer and generation config travel along
+    if (source / "generation_config.json").is_file():
+        shutil.copyfile(source / "generation_config.json", staged / "generation_config.json")
     if out_dir.exists():
         shutil.rmtree(out_dir)
     staged.rename(out_dir)

@@ -56,6 +56,10 @@ def test_upcycled_model_trains_with_balanced_experts(tmp_path: Path, moe_dir: Pa
         assert len(layer) == 4 and abs(sum(layer) - 1) < 1e-3
         assert max(layer) < 0.6  # top-2 of 4: a perfect balance is 0.25 each, collapse would be ~0.5+
     checkpoint = Path(json.loads((tmp_path / "outputs.json").read_text())["checkpoint"])
+    files = {path.name for path in checkpoint.iterdir()}
+    assert files == {"config.json", "generation_config.json", "model.safetensors", "tokenizer.model",
+                     "tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "trainer_state.json",
+                     "deepspeed"}, files  # nothing of init_from's checkpoint (the tokenizer's home) leaks in
     keys = set()
     for shard in checkpoint.glob("*.safetensors"):
         with safe_open(str(shard), framework="pt") as handle:
@@ -74,3 +78,15 @@ def test_init_from_with_another_shape_is_refused(tmp_path: Path, moe_dir: Path) 
     result = run(tmp_path, moe_dir, "model.num_experts=8")
     assert result.returncode == 2
     assert "init_from" in result.stderr and "num_local_experts" in result.stderr
+
+
+def test_dense_continuation_exports_the_trained_weights(tmp_path: Path, moe_dir: Path) -> None:
+    dense = moe_dir.parent / "dense"
+    sets = ["model.num_experts=1", f"init_from={dense}", f"tokenizer.path={dense}"]
+    result = run(tmp_path, moe_dir, *sets)
+    assert result.returncode == 0, result.stderr[-4000:]
+    checkpoint = Path(json.loads((tmp_path / "outputs.json").read_text())["checkpoint"])
+    from safetensors.torch import load_file
+
+    before, after = load_file(dense / "model.safetensors"), load_file(checkpoint / "model.safetensors")
+    assert [name for name in after if torch.equal(after[name], before[name])] == []

@@ -1,0 +1,93 @@
+"""Upcycled MoE versus dense, same tokens (toy scale, CPU, a couple of minutes).
+
+1. Pretrain the debug dense model on Japanese + English (checkpoint A).
+2. Upcycle A into a 4-expert top-2 MoE (noise 0.001).
+3. From A, continue training (a) the MoE and (b) the dense model for the same steps and tokens.
+4. Print both models' loss on held-out text (the synthetic split, never trained on).
+
+The literature (sparse upcycling; Tanuki-8x8B) says (a) wins for the same tokens; this reports
+what this toy run shows.
+
+    .venv/bin/python benchmarks/upcycle_vs_dense.py [--base-steps 80] [--steps 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPE = REPO / "pipelines" / "recipes" / "debug" / "pretrain.yaml"
+HELD_OUT = REPO / "pipelines" / "recipes" / "debug" / "corpus" / "synth.jsonl"
+COMMON = ["train.seq_len=128", "train.micro_batch_size=4", "train.grad_accum_steps=1", "data.phases=[]",
+          "data.sources.2.weight=0", "train.warmup_steps=2"]
+
+
+def pretrain(out: Path, steps: int, *extra: str) -> Path:
+    sets = [f"train.steps={steps}", f"checkpoint.every_steps={steps}", *COMMON, *extra]
+    command = [sys.executable, "-m", "tanuki_pipelines.cli", "pretrain", "--config", str(RECIPE),
+               "--output-dir", str(out), "--nproc-per-node", "2", *[a for s in sets for a in ("--set", s)]]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return Path(json.loads((out / "outputs.json").read_text())["checkpoint"])
+
+
+def held_out_loss(checkpoint: Path, seq_len: int = 128) -> float:
+    import sentencepiece as spm
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from tanuki_pipelines.config import DataSource
+    from tanuki_pipelines.corpus_io import read_nonempty
+    from tanuki_pipelines.pretrain.data import pack
+
+    processor = spm.SentencePieceProcessor(model_file=str(checkpoint / "tokenizer.model"))
+    documents = read_nonempty(DataSource(name="heldout", path=HELD_OUT))
+    blocks = torch.from_numpy(pack(processor.encode(documents), seq_len).astype("int64"))
+    model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for batch in blocks.split(16):
+            logits = model(input_ids=batch[:, :-1]).logits
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                                     batch[:, 1:].reshape(-1), reduction="sum")
+            total, count = total + loss.item(), count + batch[:, 1:].numel()
+    return total / count
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base-steps", type=int, default=80)
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--experts", type=int, default=4)
+    args = parser.parse_args()
+
+    from tanuki_pipelines.upcycle.config import UpcycleConfig
+    from tanuki_pipelines.upcycle.convert import upcycle
+
+    with tempfile.TemporaryDirectory(prefix="tanuki-upcycle-vs-dense-") as tmp:
+        root = Path(tmp)
+        base = pretrain(root / "base", args.base_steps)
+        upcycle(UpcycleConfig(source=base, num_experts=args.experts, top_k=2, noise_std=0.001),
+                root / "moe-init", progress=False)
+        continuation = ["train.seed=1", "train.lr=1.0e-3", "train.min_lr=1.0e-4", "tokenizer.train=null"]
+        moe = pretrain(root / "moe", args.steps, *continuation, f"tokenizer.path={base}",
+                       f"init_from={root / 'moe-init'}", f"model.num_experts={args.experts}",
+                       "model.experts_per_token=2")
+        dense = pretrain(root / "dense", args.steps, *continuation, f"tokenizer.path={base}",
+                         f"init_from={base}")
+        start = held_out_loss(base)
+        moe_loss, dense_loss = held_out_loss(moe), held_out_loss(dense)
+    print(f"held-out loss ({HELD_OUT.name}), {args.steps} continuation steps after {args.base_steps} dense steps:")
+    print(f"  checkpoint A (start):     {start:.4f}")
+    print(f"  (a) upcycled MoE x{args.experts}:     {moe_loss:.4f}")
+    print(f"  (b) dense, same tokens:   {dense_loss:.4f}")
+    print(f"  MoE − dense:              {moe_loss - dense_loss:+.4f} ({'MoE' if moe_loss < dense_loss else 'dense'} lower)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
