@@ -35,7 +35,7 @@ def test_valid_recipe_resolves_paths_against_recipe_dir(tmp_path: Path) -> None:
     config = load_recipe(PretrainConfig, write(tmp_path, BASE))
     assert config.data.sources[0].path == (tmp_path / "ja.jsonl").resolve()
     assert config.tokenizer.path == (tmp_path / "tok").resolve()
-    assert config.model.hidden_size == 64  # from the debug preset
+    assert config.model.hidden_size == 128  # from the debug preset
 
 
 def test_override_paths_resolve_against_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

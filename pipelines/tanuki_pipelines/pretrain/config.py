@@ -11,10 +11,11 @@ from tanuki_pipelines.tokenizer.config import TokenizerConfig
 
 # Named model shapes. ``tanuki-8b`` is the Tanuki-8B architecture (~7.5B parameters).
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
+    # head_dim 32: the smallest vLLM's CPU attention kernels serve, so the debug model is servable
     "debug": {
         "vocab_size": 4096,
-        "hidden_size": 64,
-        "intermediate_size": 192,
+        "hidden_size": 128,
+        "intermediate_size": 384,
         "num_hidden_layers": 2,
         "num_attention_heads": 4,
         "num_key_value_heads": 2,

