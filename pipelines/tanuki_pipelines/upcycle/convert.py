@@ -48,9 +48,12 @@ def mixtral_config(dense: dict[str, Any], config: UpcycleConfig) -> dict[str, An
             "rope_theta", "tie_word_embeddings", "initializer_range", "hidden_act", "bos_token_id",
             "eos_token_id", "pad_token_id", "dtype", "torch_dtype", "attention_dropout"]
     result = {key: dense[key] for key in keep if key in dense}
+    gate_norm = config.gate_norm.enabled
     result.update({
-        "architectures": ["MixtralForCausalLM"],
-        "model_type": "mixtral",
+        # TanukiMoe (tanuki_serving.plugin) = Mixtral + gate-logit normalisation, same weight layout
+        "architectures": ["TanukiMoeForCausalLM" if gate_norm else "MixtralForCausalLM"],
+        "model_type": "tanuki_moe" if gate_norm else "mixtral",
+        **({"gate_norm_scale": config.gate_norm.scale} if gate_norm else {}),
         "num_local_experts": config.num_experts,
         "num_experts_per_tok": config.top_k,
         "router_aux_loss_coef": config.router_aux_loss_coef,
@@ -223,7 +226,7 @@ def upcycle(config: UpcycleConfig, out_dir: Path, progress: bool = True) -> dict
     if out_dir.exists():
         shutil.rmtree(out_dir)
     staged.rename(out_dir)
-    return {"checkpoint": str(out_dir), "architecture": "MixtralForCausalLM",
+    return {"checkpoint": str(out_dir), "architecture": moe_config["architectures"][0],
             "num_experts": config.num_experts, "top_k": config.top_k,
             "total_bytes": index["metadata"]["total_size"], "shards": len(set(index["weight_map"].values()))}
 

@@ -16,15 +16,11 @@ def make_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> int:
     from tanuki_pipelines.config import load_recipe
-    from tanuki_pipelines.errors import BadInputError
     from tanuki_pipelines.outputs import publish_outputs
     from tanuki_pipelines.upcycle.config import UpcycleConfig
     from tanuki_pipelines.upcycle.convert import upcycle
 
     config = load_recipe(UpcycleConfig, args.config, args.set)
-    if config.gate_norm.enabled:
-        raise BadInputError("gate_norm.enabled: the TanukiMoe architecture (gate-logit normalisation) "
-                            "is not available yet; use gate_norm.enabled=false (Mixtral format)")
     output_dir = Path(args.output_dir).resolve()
     checkpoint = output_dir / "checkpoint"
     outputs = upcycle(config, checkpoint)

@@ -133,7 +133,7 @@ def test_peak_memory_stays_near_one_shard(tmp_path: Path) -> None:
     assert growth < 1.5 * largest, f"peak RSS grew {growth / 1e6:.1f} MB; largest shard {largest / 1e6:.1f} MB"
 
 
-def test_cli_writes_outputs_and_refuses_gate_norm(dense_dir: Path, tmp_path: Path) -> None:
+def test_cli_writes_outputs_and_names_bad_input(dense_dir: Path, tmp_path: Path) -> None:
     base = [sys.executable, "-m", "tanuki_pipelines.cli", "upcycle",
             "--config", str(Path(__file__).resolve().parents[3] / "pipelines/recipes/tanuki-8x8b/upcycle.yaml"),
             "--set", f"source={dense_dir}", "--set", "num_experts=2", "--output-dir", str(tmp_path / "run")]
@@ -141,8 +141,14 @@ def test_cli_writes_outputs_and_refuses_gate_norm(dense_dir: Path, tmp_path: Pat
     assert done.returncode == 0, done.stderr[-3000:]
     outputs = json.loads((tmp_path / "run" / "outputs.json").read_text())
     assert Path(outputs["checkpoint"]).is_dir() and outputs["num_experts"] == 2
-    refused = subprocess.run([*base, "--set", "gate_norm.enabled=true"], capture_output=True, text=True)
-    assert refused.returncode == 2 and "gate_norm.enabled" in refused.stderr
+    normed = subprocess.run([*base[:-1], str(tmp_path / "gn"), "--set", "gate_norm.enabled=true"],
+                            capture_output=True, text=True)
+    assert normed.returncode == 0, normed.stderr[-3000:]
+    config = json.loads((tmp_path / "gn" / "checkpoint" / "config.json").read_text())
+    assert (config["architectures"], config["model_type"], config["gate_norm_scale"]) == (
+        ["TanukiMoeForCausalLM"], "tanuki_moe", 1.0)
+    bad = subprocess.run([*base, "--set", "top_k=9"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "top_k" in bad.stderr
     missing = subprocess.run([*base[:-2], "--set", f"source={tmp_path / 'nope'}", "--output-dir",
                               str(tmp_path / "x")], capture_output=True, text=True)
     assert missing.returncode == 2 and "source" in missing.stderr
