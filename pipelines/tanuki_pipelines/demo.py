@@ -1,7 +1,9 @@
 """``tanuki demo``: the embedded default — the chain, as far as it is built, at toy scale.
 
-Today: the debug tokenizer and a debug Llama pretrained with DeepSpeed on this machine's CPU,
-from the bilingual corpus shipped with the project. Prints where the checkpoint is.
+Runs examples/debug-chain.yaml through the local runner (``tanuki local apply``) with the
+project's own bilingual corpus: tokenizer + dense pretraining (DeepSpeed, CPU), then upcycling to
+a Mixture of Experts; the later stages are reported as not runnable locally yet. Prints where the
+checkpoints are and a greedy sample from each.
 """
 
 from __future__ import annotations
@@ -15,35 +17,38 @@ from pathlib import Path
 def make_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--output-dir", default="tanuki-demo", help="where the demo writes (default tanuki-demo)")
     parser.add_argument("--nproc-per-node", type=int, default=2, help="training processes (default 2)")
-    parser.add_argument("--recipe", default="debug", help="shipped recipe name (default debug)")
+    parser.add_argument("--chain", default=None, help="custom resources to run (default examples/debug-chain.yaml)")
     return parser
 
 
 def main(args: argparse.Namespace) -> int:
-    from tanuki_pipelines.recipes import shipped_recipe
-
-    output_dir = Path(args.output_dir).resolve()
-    pretrain_out = output_dir / "pretrain"
-    command = [
-        sys.executable, "-m", "tanuki_pipelines.cli", "pretrain",
-        "--config", str(shipped_recipe(args.recipe, "pretrain")),
-        "--output-dir", str(pretrain_out),
-        "--nproc-per-node", str(args.nproc_per_node),
-    ]
-    print(f"[tanuki demo] pretrain: {' '.join(command[2:])}", flush=True)
     import subprocess
 
+    from tanuki_pipelines.recipes import examples_dir
+
+    workdir = Path(args.output_dir).resolve()
+    chain = Path(args.chain) if args.chain else examples_dir() / "debug-chain.yaml"
+    corpus = workdir / "tanuki-data" / "corpus"  # the chain's PVC `tanuki-data`, as a directory
+    cli = [sys.executable, "-m", "tanuki_pipelines.cli"]
+    subprocess.run([*cli, "corpus", "--out", str(corpus)], check=True, stdout=subprocess.DEVNULL)
+    command = [*cli, "local", "apply", "-f", str(chain), "--workdir", str(workdir),
+               "--nproc-per-node", str(args.nproc_per_node)]
+    print(f"[tanuki demo] {' '.join(command[2:])}", flush=True)
     code = subprocess.run(command).returncode
     if code != 0:
         return code
-    outputs = json.loads((pretrain_out / "outputs.json").read_text())
-    metrics = [json.loads(line) for line in Path(outputs["metrics"]).read_text().splitlines()]
+    data = workdir / "tanuki-data"
+    pretrain = json.loads((data / "pretrainjob" / "debug-base" / "outputs.json").read_text())
+    upcycled = json.loads((data / "upcyclejob" / "debug-moe" / "outputs.json").read_text())
+    metrics = [json.loads(line) for line in Path(pretrain["metrics"]).read_text().splitlines()]
     print()
-    print(f"tokenizer:   {outputs['tokenizer']}")
-    print(f"checkpoint:  {outputs['checkpoint']}  (HF Llama: AutoModelForCausalLM.from_pretrained)")
-    print(f"loss:        {metrics[0]['loss']:.3f} → {metrics[-1]['loss']:.3f} over {outputs['step']} steps")
-    print(f"loss curve:  {outputs['loss_curve']}")
-    print(f"sample:      {sample(outputs['checkpoint'], '今日は')!r}")
+    print(f"dense checkpoint:  {pretrain['checkpoint']}  (HF Llama)")
+    print(f"  loss {metrics[0]['loss']:.3f} → {metrics[-1]['loss']:.3f} over {pretrain['step']} steps;"
+          f" curve {pretrain['loss_curve']}")
+    print(f"  sample: {sample(pretrain['checkpoint'], '今日は')!r}")
+    print(f"MoE checkpoint:    {upcycled['checkpoint']}  ({upcycled['architecture']}, "
+          f"{upcycled['num_experts']} experts, top-{upcycled['top_k']})")
+    print(f"  sample: {sample(upcycled['checkpoint'], '今日は')!r}")
     return 0
 
 

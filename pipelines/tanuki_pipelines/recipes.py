@@ -29,3 +29,9 @@ def all_shipped_recipes() -> list[tuple[str, str, Path]]:
     for path in sorted(recipes_dir().glob("*/*.yaml")):
         found.append((path.parent.name, path.stem, path))
     return found
+
+
+def examples_dir() -> Path:
+    """``$TANUKI_EXAMPLES_DIR`` (set in images) or the source tree's ``examples``."""
+    configured = os.environ.get("TANUKI_EXAMPLES_DIR")
+    return Path(configured) if configured else Path(__file__).resolve().parents[2] / "examples"

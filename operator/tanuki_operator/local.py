@@ -1,0 +1,132 @@
+"""``tanuki local apply -f chain.yaml``: run tanuki custom resources on this machine.
+
+The embedded runner: the same CR YAML a cluster gets, validated by the same models, its lineage
+resolved the same way, each stage's recipe rendered by the same code — then each stage runs as a
+``tanuki <stage>`` subprocess in dependency order instead of as a Kubernetes Job. Each PVC
+(``spec.storage.claimName``) is a directory under ``--workdir``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tanuki_operator.lineage import resolve
+from tanuki_operator.render.common import Owner, output_dir
+from tanuki_operator.render.recipes import stage_recipe
+from tanuki_operator.validation import summarize, validate_spec
+
+STAGES = {"PretrainJob": "pretrain", "UpcycleJob": "upcycle"}
+"""Kinds whose stage programs exist; the others are reported as not runnable locally yet."""
+
+
+def make_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    sub = parser.add_subparsers(dest="local_command", required=True)
+    apply = sub.add_parser("apply", help="run the resources of a YAML file in dependency order")
+    apply.add_argument("-f", "--filename", type=Path, required=True)
+    apply.add_argument("--workdir", type=Path, default=Path("tanuki-local"),
+                       help="each PVC becomes WORKDIR/<claimName> (default tanuki-local)")
+    apply.add_argument("--nproc-per-node", type=int, default=2, help="training processes for torchrun stages")
+    return parser
+
+
+def load_resources(path: Path) -> list[dict[str, Any]]:
+    from tanuki_pipelines.errors import BadInputError
+
+    if not path.is_file():
+        raise BadInputError(f"-f: no such file: {path}")
+    documents = [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    for index, doc in enumerate(documents):
+        if not isinstance(doc, dict) or "kind" not in doc or "name" not in (doc.get("metadata") or {}):
+            raise BadInputError(f"{path}: document {index} is not a resource with kind and metadata.name")
+    return documents
+
+
+def localised(spec: dict[str, Any], workdir: Path) -> dict[str, Any]:
+    """The spec with its PVC mounted at WORKDIR/<claimName> instead of the pod's mountPath."""
+    storage = dict(spec.get("storage") or {})
+    claim = str(storage.get("claimName", "default"))
+    storage["mountPath"] = str((workdir / claim).resolve())
+    return {**spec, "storage": storage}
+
+
+def run_chain(resources: list[dict[str, Any]], workdir: Path, nproc: int) -> dict[str, dict[str, Any]]:
+    """Run every resource whose upstreams succeeded; returns name → status (phase, message, outputs)."""
+    statuses: dict[tuple[str, str], dict[str, Any]] = {}
+    declared = {(resource["kind"], resource["metadata"]["name"]) for resource in resources}
+    pending = list(resources)
+    while pending:
+        progressed = False
+        for resource in list(pending):
+            kind, name = resource["kind"], resource["metadata"]["name"]
+            status = step(resource, workdir, nproc, statuses, declared)
+            if status is None:
+                continue  # waiting for an upstream that may still run
+            statuses[kind, name] = status
+            pending.remove(resource)
+            progressed = True
+            print(f"[tanuki local] {kind}/{name}: {status['phase']}: {status.get('message', '')}", flush=True)
+        if not progressed:
+            for resource in pending:
+                statuses[resource["kind"], resource["metadata"]["name"]] = {
+                    "phase": "Waiting", "message": "upstream never succeeded"}
+            break
+    return {f"{kind}/{name}": status for (kind, name), status in statuses.items()}
+
+
+def step(resource: dict[str, Any], workdir: Path, nproc: int, statuses: dict[tuple[str, str], dict[str, Any]],
+         declared: set[tuple[str, str]]) -> dict[str, Any] | None:
+    """Run one resource; None when it must wait for an upstream that has not run yet."""
+    kind, name = resource["kind"], resource["metadata"]["name"]
+    model, errors = validate_spec(kind, localised(resource.get("spec") or {}, workdir))
+    if errors:
+        return {"phase": "ValidationFailed", "message": summarize(errors)}
+    if kind not in STAGES:
+        return {"phase": "Skipped", "message": f"no local stage for {kind} yet"}
+    unfinished: list[tuple[str, str]] = []
+
+    def lookup(upstream_kind: str, upstream_name: str) -> dict[str, Any] | None:
+        if (upstream_kind, upstream_name) not in declared:
+            return None  # not in the file: "does not exist"
+        if (upstream_kind, upstream_name) not in statuses:
+            unfinished.append((upstream_kind, upstream_name))
+            return {"phase": "Pending"}
+        return statuses[upstream_kind, upstream_name]
+
+    resolution = resolve(model, model.storage, lookup)
+    if resolution.errors:
+        return {"phase": "Failed", "message": "; ".join(resolution.errors)}
+    if resolution.waiting_for:
+        if unfinished:
+            return None
+        return {"phase": "Waiting", "message": "upstream did not succeed: " + ", ".join(resolution.waiting_for)}
+    owner = Owner(kind=kind, name=name, namespace="local", uid="local")
+    out = Path(output_dir(owner, model.storage))
+    out.mkdir(parents=True, exist_ok=True)
+    recipe_path = out / "cr-recipe.yaml"
+    recipe_path.write_text(yaml.safe_dump(stage_recipe(model, resolution.inputs), sort_keys=False, allow_unicode=True))
+    command = [sys.executable, "-m", "tanuki_pipelines.cli", STAGES[kind], "--config", str(recipe_path),
+               "--output-dir", str(out)]
+    if kind == "PretrainJob":
+        command += ["--nproc-per-node", str(nproc)]
+    print(f"[tanuki local] {kind}/{name}: running {' '.join(command[2:])}", flush=True)
+    code = subprocess.run(command).returncode
+    if code != 0:
+        return {"phase": "Failed", "message": f"stage exited with {code}"}
+    outputs = json.loads((out / "outputs.json").read_text())
+    return {"phase": "Succeeded", "message": str(outputs.get("checkpoint", "")), "outputs": outputs}
+
+
+def main(args: argparse.Namespace) -> int:
+    resources = load_resources(args.filename)
+    statuses = run_chain(resources, args.workdir, args.nproc_per_node)
+    print(json.dumps({name: {k: v for k, v in status.items() if k != "outputs"} for name, status in statuses.items()},
+                     indent=2))
+    failed = [name for name, status in statuses.items() if status["phase"] in ("Failed", "ValidationFailed")]
+    return 1 if failed else 0

@@ -1,0 +1,63 @@
+"""The local runner applies CR YAML on this machine: stages as subprocesses in lineage order."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from k8s_schemas import example_resources
+
+pytestmark = pytest.mark.slow
+EXAMPLES = {r["metadata"]["name"]: r for r in example_resources()}
+
+
+def apply(tmp_path: Path, resources: list[dict]) -> subprocess.CompletedProcess:
+    chain = tmp_path / "chain.yaml"
+    chain.write_text(yaml.safe_dump_all(resources))
+    return subprocess.run([sys.executable, "-m", "tanuki_pipelines.cli", "local", "apply", "-f", str(chain),
+                           "--workdir", str(tmp_path / "work"), "--nproc-per-node", "1"],
+                          capture_output=True, text=True, timeout=600)
+
+
+def statuses(result: subprocess.CompletedProcess) -> dict:
+    return json.loads(result.stdout[result.stdout.rindex("\n{") + 1:])
+
+
+def test_pretrain_then_upcycle_in_lineage_order(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "-m", "tanuki_pipelines.cli", "corpus", "--out",
+                    str(tmp_path / "work" / "tanuki-data" / "corpus")], check=True, capture_output=True)
+    base = copy.deepcopy(EXAMPLES["debug-base"])
+    base["spec"]["recipe"]["train"].update(steps=4, seq_len=64)
+    base["spec"]["recipe"]["checkpoint"]["every_steps"] = 4
+    moe = copy.deepcopy(EXAMPLES["debug-moe"])
+    sft = copy.deepcopy(EXAMPLES["debug-sft"])
+    result = apply(tmp_path, [sft, moe, base])  # listed out of order on purpose
+    assert result.returncode == 0, result.stderr[-3000:]
+    phases = {name: status["phase"] for name, status in statuses(result).items()}
+    assert phases == {"PretrainJob/debug-base": "Succeeded", "UpcycleJob/debug-moe": "Succeeded",
+                      "SFTJob/debug-sft": "Skipped"}
+    data = tmp_path / "work" / "tanuki-data"
+    pretrained = json.loads((data / "pretrainjob/debug-base/outputs.json").read_text())["checkpoint"]
+    recipe = yaml.safe_load((data / "upcyclejob/debug-moe/cr-recipe.yaml").read_text())
+    assert recipe["source"] == pretrained
+    assert json.loads((data / "upcyclejob/debug-moe/checkpoint/config.json").read_text())["num_local_experts"] == 4
+
+
+def test_invalid_and_orphaned_resources_are_reported(tmp_path: Path) -> None:
+    bad = copy.deepcopy(EXAMPLES["debug-base"])
+    bad["spec"]["nodes"] = 0
+    orphan = copy.deepcopy(EXAMPLES["debug-moe"])
+    orphan["spec"]["model"]["from"]["name"] = "nobody"
+    result = apply(tmp_path, [bad, orphan])
+    assert result.returncode == 1
+    found = statuses(result)
+    assert found["PretrainJob/debug-base"]["phase"] == "ValidationFailed"
+    assert "spec.nodes" in found["PretrainJob/debug-base"]["message"]
+    assert found["UpcycleJob/debug-moe"]["phase"] == "Failed"
+    assert "PretrainJob/nobody does not exist" in found["UpcycleJob/debug-moe"]["message"]
