@@ -6,8 +6,7 @@ loop, which is why the runner is left through `asyncio.to_thread` and never with
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import kopf
@@ -16,6 +15,7 @@ import pytest
 import pytest_asyncio
 from emulator import JSON_PATCH
 from kopf.testing import KopfRunner
+from polling import eventually, get
 
 pytestmark = pytest.mark.asyncio
 
@@ -46,20 +46,6 @@ def create_child(body: kopf.Body, name: str, namespace: str, spec: kopf.Spec, pa
 @kopf.on.delete('test.tanuki.dev', 'v1', 'widgets', registry=registry)
 def forget(name: str, **_: Any) -> None:
     deleted.append(name)
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 10) -> Any:
-    """Poll an async check until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while not (result := await check()):
-        assert time.monotonic() < deadline, 'the operator did not get there in time'
-        await asyncio.sleep(0.05)
-    return result
-
-
-async def get(api, path: str) -> dict[str, Any] | None:
-    status, body = await api.get(path)
-    return body if status == 200 else None
 
 
 async def absent(api, path: str) -> bool:

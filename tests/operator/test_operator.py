@@ -10,13 +10,13 @@ import asyncio
 import copy
 import json
 import os
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import pytest_asyncio
 from kopf.testing import KopfRunner
+from polling import eventually, get
 
 from k8s_schemas import example_resources
 from tanuki_operator.crds import all_crds
@@ -39,19 +39,6 @@ PLURAL = {"PretrainJob": "pretrainjobs", "UpcycleJob": "upcyclejobs"}
 
 def path_of(resource: dict[str, Any]) -> str:
     return f"{GROUP_PATH}/{PLURAL[resource['kind']]}"
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 15) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := await check()):
-        assert time.monotonic() < deadline, "the operator did not get there in time"
-        await asyncio.sleep(0.05)
-    return result
-
-
-async def get(api, path: str) -> dict[str, Any] | None:
-    status, body = await api.get(path)
-    return body if status == 200 else None
 
 
 async def status_of(api, resource: dict[str, Any]) -> dict[str, Any]:
