@@ -89,7 +89,7 @@ def main() -> int:
         tanuki = statistics.median(run_tanuki(out, args.steps, args.seq_len, args.micro_batch, args.zero_stage))
         baseline = statistics.median(run_baseline(out, args.steps))
     print(f"debug model, 1 process, seq_len {args.seq_len}, micro-batch {args.micro_batch}, {args.steps} steps")
-    print(f"tanuki pretrain (DeepSpeed ZeRO-{args.zero_stage}): {tanuki:10.0f} tokens/s")
+    print(f"tanuki pretrain (recipe ZeRO-{args.zero_stage}): {tanuki:10.0f} tokens/s")
     print(f"plain PyTorch AdamW loop:          {baseline:10.0f} tokens/s")
     print(f"ratio tanuki / baseline:           {tanuki / baseline:10.2f}x")
     return 0

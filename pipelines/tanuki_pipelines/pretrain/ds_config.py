@@ -17,10 +17,13 @@ def resolve_precision(train: TrainConfig, on_gpu: bool) -> str:
 def deepspeed_config(train: TrainConfig, world_size: int, on_gpu: bool) -> dict[str, Any]:
     """The DeepSpeed engine config. The LR schedule is ours (a LambdaLR), not DeepSpeed's."""
     precision = resolve_precision(train, on_gpu)
-    zero: dict[str, Any] = {"stage": train.zero_stage}
-    if train.zero_stage >= 2:
+    # ZeRO-1/2 shard optimizer state and gradients across ranks; alone, a rank would only pay for
+    # the flat-buffer copies and the reduction hooks (about 7% of a debug-model step here).
+    stage = 0 if world_size == 1 and train.zero_stage in (1, 2) else train.zero_stage
+    zero: dict[str, Any] = {"stage": stage}
+    if stage >= 2:
         zero.update({"overlap_comm": on_gpu, "contiguous_gradients": True})
-    if train.zero_stage == 3:
+    if stage == 3:
         zero["stage3_gather_16bit_weights_on_model_save"] = True
     return {
         "train_micro_batch_size_per_gpu": train.micro_batch_size,

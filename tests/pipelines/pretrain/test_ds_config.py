@@ -22,3 +22,11 @@ def test_gpu_auto_precision_is_bf16() -> None:
     config = deepspeed_config(TrainConfig(steps=1, zero_stage=1), world_size=8, on_gpu=True)
     assert config["bf16"] == {"enabled": True}
     assert config["zero_optimization"] == {"stage": 1}
+
+
+def test_a_single_rank_skips_zero_1_and_2_but_keeps_3() -> None:
+    for stage, expected in ((1, 0), (2, 0), (3, 3)):
+        config = deepspeed_config(TrainConfig(steps=1, zero_stage=stage), world_size=1, on_gpu=False)
+        assert config["zero_optimization"]["stage"] == expected
+    assert deepspeed_config(TrainConfig(steps=1, zero_stage=2), world_size=2, on_gpu=False)[
+        "zero_optimization"]["stage"] == 2
