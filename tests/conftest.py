@@ -16,6 +16,29 @@ def repo_root() -> Path:
     return REPO
 
 
+@pytest.fixture(scope="session")
+def debug_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped debug tokenizer recipe trained on the shipped corpus."""
+    from tanuki_pipelines.config import load_recipe
+    from tanuki_pipelines.recipes import shipped_recipe
+    from tanuki_pipelines.tokenizer.config import TokenizerConfig
+    from tanuki_pipelines.tokenizer.train import build_tokenizer
+
+    config = load_recipe(TokenizerConfig, shipped_recipe("debug", "tokenizer"))
+    out = tmp_path_factory.mktemp("debug-tokenizer") / "tokenizer"
+    outputs = build_tokenizer(config, out)
+    assert outputs["tokenizer"] == str(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory: pytest.TempPathFactory, debug_tokenizer_dir: Path) -> dict[str, Path]:
+    """Debug checkpoints ``a``, ``b`` (different weights) and ``broken`` (see serving_fixtures)."""
+    from serving_fixtures import build_checkpoints
+
+    return build_checkpoints(tmp_path_factory.mktemp("checkpoints"), debug_tokenizer_dir)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--e2e", action="store_true", default=False,
                      help="run tests/e2e against the real cluster in $KUBECONFIG")

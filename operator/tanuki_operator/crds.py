@@ -118,7 +118,8 @@ def crd(info: KindInfo) -> dict[str, Any]:
     status_schema = model_schema(Status)
     subresources: dict[str, Any] = {"status": {}}
     if info.scale:
-        subresources["scale"] = {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas"}
+        subresources["scale"] = {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
+                                 "labelSelectorPath": ".status.selector"}
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",

@@ -100,6 +100,15 @@ class Kube:
                 return ""
             raise
 
+    def pod_proxy_get(self, namespace: str, name: str, port: int, path: str) -> str | None:
+        """GET a path of a pod's port through the API server's proxy (None when it does not answer)."""
+        try:
+            return self._call("GET", f"/api/v1/namespaces/{namespace}/pods/{name}:{port}/proxy{path}", text=True)
+        except ApiError as exc:
+            if exc.transient or exc.status in (400, 403, 404):
+                return None
+            raise
+
     def create(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
         """Create; None when an object of that name already exists (idempotent re-runs)."""
         path = collection_path(manifest["apiVersion"], manifest["kind"], manifest["metadata"]["namespace"])

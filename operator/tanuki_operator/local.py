@@ -3,21 +3,30 @@
 The embedded runner: the same CR YAML a cluster gets, validated by the same models, its lineage
 resolved the same way, each stage's recipe rendered by the same code — then each stage runs as a
 ``tanuki <stage>`` subprocess in dependency order instead of as a Kubernetes Job. Each PVC
-(``spec.storage.claimName``) is a directory under ``--workdir``.
+(``spec.storage.claimName``) is a directory under ``--workdir``; statuses persist in
+``WORKDIR/.tanuki/status.json``, so a later apply can refer to what an earlier one produced.
+
+ModelServers are served after the batch stages (vLLM processes behind ``vllm-router``, see
+``local_serving``); the command then keeps serving, and watching the file for changes, until
+interrupted or ``--serve-for`` seconds have passed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from tanuki_operator.lineage import resolve
+from tanuki_operator.local_serving import LocalModelServer, StatusStore
 from tanuki_operator.render.common import Owner, output_dir
 from tanuki_operator.render.recipes import stage_recipe
 from tanuki_operator.validation import summarize, validate_spec
@@ -33,6 +42,10 @@ def make_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     apply.add_argument("--workdir", type=Path, default=Path("tanuki-local"),
                        help="each PVC becomes WORKDIR/<claimName> (default tanuki-local)")
     apply.add_argument("--nproc-per-node", type=int, default=2, help="training processes for torchrun stages")
+    apply.add_argument("--serve-for", type=float, default=None,
+                       help="seconds to keep ModelServers up once ready (default: until interrupted; 0: stop at once)")
+    apply.add_argument("--ready-timeout", type=float, default=900,
+                       help="seconds a ModelServer may take to serve before apply gives up (default 900)")
     return parser
 
 
@@ -56,11 +69,20 @@ def localised(spec: dict[str, Any], workdir: Path) -> dict[str, Any]:
     return {**spec, "storage": storage}
 
 
-def run_chain(resources: list[dict[str, Any]], workdir: Path, nproc: int) -> dict[str, dict[str, Any]]:
-    """Run every resource whose upstreams succeeded; returns name → status (phase, message, outputs)."""
+def run_chain(resources: list[dict[str, Any]], workdir: Path, nproc: int,
+              store: StatusStore | None = None) -> dict[str, dict[str, Any]]:
+    """Run every batch resource whose upstreams succeeded; returns name → status (phase, message, outputs).
+
+    Upstreams this file does not declare are looked up in the workdir's stored statuses."""
+    store = store or StatusStore(workdir)
     statuses: dict[tuple[str, str], dict[str, Any]] = {}
-    declared = {(resource["kind"], resource["metadata"]["name"]) for resource in resources}
-    pending = list(resources)
+    for key, stored in store.load().items():
+        stored_kind, _, stored_name = key.partition("/")
+        statuses[stored_kind, stored_name] = stored
+    declared = {(resource["kind"], resource["metadata"]["name"]) for resource in resources} | set(statuses)
+    for resource in resources:
+        statuses.pop((resource["kind"], resource["metadata"]["name"]), None)  # re-applied: runs again
+    pending = [resource for resource in resources if resource["kind"] != "ModelServer"]
     while pending:
         progressed = False
         for resource in list(pending):
@@ -69,6 +91,7 @@ def run_chain(resources: list[dict[str, Any]], workdir: Path, nproc: int) -> dic
             if status is None:
                 continue  # waiting for an upstream that may still run
             statuses[kind, name] = status
+            store.update(f"{kind}/{name}", status)
             pending.remove(resource)
             progressed = True
             print(f"[tanuki local] {kind}/{name}: {status['phase']}: {status.get('message', '')}", flush=True)
@@ -77,7 +100,8 @@ def run_chain(resources: list[dict[str, Any]], workdir: Path, nproc: int) -> dic
                 statuses[resource["kind"], resource["metadata"]["name"]] = {
                     "phase": "Waiting", "message": "upstream never succeeded"}
             break
-    return {f"{kind}/{name}": status for (kind, name), status in statuses.items()}
+    ran = {(resource["kind"], resource["metadata"]["name"]) for resource in resources}
+    return {f"{kind}/{name}": status for (kind, name), status in statuses.items() if (kind, name) in ran}
 
 
 def step(resource: dict[str, Any], workdir: Path, nproc: int, statuses: dict[tuple[str, str], dict[str, Any]],
@@ -123,10 +147,50 @@ def step(resource: dict[str, Any], workdir: Path, nproc: int, statuses: dict[tup
     return {"phase": "Succeeded", "message": str(outputs.get("checkpoint", "")), "outputs": outputs}
 
 
+def start_servers(path: Path, resources: list[dict[str, Any]], workdir: Path,
+                  store: StatusStore) -> list[LocalModelServer]:
+    servers = [LocalModelServer(path, resource["metadata"]["name"], workdir, store, localised)
+               for resource in resources if resource["kind"] == "ModelServer"]
+    for server in servers:
+        server.start()
+    return servers
+
+
+def wait_until_serving(servers: list[LocalModelServer], timeout: float) -> None:
+    """Until each server is Running (or Failed / out of time); prints each endpoint."""
+    deadline = time.monotonic() + timeout
+    for server in servers:
+        while server.status.get("phase") not in ("Running", "Failed") and time.monotonic() < deadline:
+            time.sleep(0.5)
+        status = server.status
+        print(f"[tanuki local] ModelServer/{server.name}: {status.get('phase')}: {status.get('message', '')}", flush=True)
+        if status.get("phase") == "Running":
+            outputs = status["outputs"]
+            print(f"[tanuki local] ModelServer/{server.name}: OpenAI API at {outputs['url']} (model {outputs['model']!r})",
+                  flush=True)
+
+
 def main(args: argparse.Namespace) -> int:
     resources = load_resources(args.filename)
-    statuses = run_chain(resources, args.workdir, args.nproc_per_node)
+    store = StatusStore(args.workdir)
+    statuses = run_chain(resources, args.workdir, args.nproc_per_node, store)
+    servers = start_servers(args.filename, resources, args.workdir, store)
+    stop = threading.Event()
+    if servers:
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            wait_until_serving(servers, args.ready_timeout)
+            if args.serve_for != 0:
+                print("[tanuki local] serving; edit the file to roll out a new revision; Ctrl-C stops", flush=True)
+                stop.wait(args.serve_for)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            for server in servers:
+                statuses[f"ModelServer/{server.name}"] = {k: v for k, v in server.status.items() if k != "rollout"}
+                server.stop()
+            signal.signal(signal.SIGTERM, previous)
     print(json.dumps({name: {k: v for k, v in status.items() if k != "outputs"} for name, status in statuses.items()},
-                     indent=2))
+                     indent=2, ensure_ascii=False))
     failed = [name for name, status in statuses.items() if status["phase"] in ("Failed", "ValidationFailed")]
     return 1 if failed else 0

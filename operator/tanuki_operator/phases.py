@@ -17,6 +17,10 @@ class Observed:
     completion_time: str | None = None
     ready_replicas: int | None = None
     progress: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Further status fields (ModelServer: rollout, selector)."""
+    event: tuple[str, str, str] | None = None
+    """An Event worth emitting even without a phase change (e.g. a rollout step)."""
 
 
 def _condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
@@ -81,13 +85,3 @@ def observe_rayjob(rayjob: dict[str, Any] | None, suspended: bool) -> Observed:
     if job_status == "RUNNING":
         return Observed("Running", "RayJobRunning", "ray job running", start_time=status.get("startTime"))
     return Observed("Pending", "RayClusterStarting", deployment or "starting the Ray cluster")
-
-
-def observe_deployment(deployment: dict[str, Any] | None, url: str, model: str) -> Observed:
-    if deployment is None:
-        return Observed("Pending", "Creating", "creating children")
-    ready = (deployment.get("status") or {}).get("readyReplicas") or 0
-    if ready:
-        return Observed("Running", "Serving", f"{ready} replica(s) ready",
-                        outputs={"url": url, "model": model}, ready_replicas=ready)
-    return Observed("Pending", "ReplicasStarting", "waiting for a ready vLLM replica", ready_replicas=0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tanuki_serving.config import EngineConfig
+from tanuki_serving.config import EngineConfig, RouterConfig
 
 API_KEY_ENV = "VLLM_API_KEY"
 
@@ -30,3 +30,32 @@ def vllm_command(engine: EngineConfig, model_path: str, served_name: str, port: 
     if engine.max_num_seqs is not None:
         command += ["--max-num-seqs", str(engine.max_num_seqs)]
     return command + list(engine.extra_args)
+
+
+def router_command(router: RouterConfig, *, host: str = "0.0.0.0", worker_urls: list[str] | None = None,
+                   selector: dict[str, str] | None = None, namespace: str | None = None,
+                   worker_port: int = 8000, binary: str = "vllm-router") -> list[str]:
+    """``vllm-router`` in front of the replicas: a static worker list (local runner) or Kubernetes
+    service discovery of the pods matching ``selector`` (cluster). The client's Authorization
+    header passes through, so vLLM itself checks the API key."""
+    if (worker_urls is None) == (selector is None):
+        raise ValueError("give exactly one of worker_urls and selector")
+    command = [
+        binary,
+        "--host", host,
+        "--port", str(router.port),
+        "--policy", router.policy,
+        "--retry-max-retries", str(router.maxRetries),
+        "--request-timeout-secs", str(router.requestTimeoutSeconds),
+        "--prometheus-host", host,
+        "--prometheus-port", str(router.metricsPort),
+        "--log-level", "warning",
+    ]
+    if selector is not None:
+        command += ["--service-discovery", "--selector", *(f"{key}={value}" for key, value in sorted(selector.items())),
+                    "--service-discovery-port", str(worker_port)]
+        if namespace:
+            command += ["--service-discovery-namespace", namespace]
+    else:
+        command += ["--worker-urls", *worker_urls]
+    return command

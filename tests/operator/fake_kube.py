@@ -23,6 +23,7 @@ class FakeKube:
         self.crash_at_call = crash_at_call
         self.uid = 0
         self.logs = {}
+        self.metrics = {}
 
     def _tick(self, verb: str, kind: str, name: str) -> None:
         self.calls.append((verb, kind, name))
@@ -55,6 +56,13 @@ class FakeKube:
     def pod_log(self, namespace: str, name: str, tail_lines: int = 50) -> str:
         self._tick("log", "Pod", name)
         return "\n".join(self.logs.get((namespace, name), "").splitlines()[-tail_lines:])
+
+    metrics: dict[tuple[str, str], str]
+    """(namespace, pod) → the Prometheus text its /metrics answers through the pods proxy."""
+
+    def pod_proxy_get(self, namespace: str, name: str, port: int, path: str) -> str | None:
+        self._tick("proxy", "Pod", name)
+        return self.metrics.get((namespace, name)) if path == "/metrics" else None
 
     def create(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
         meta = manifest["metadata"]

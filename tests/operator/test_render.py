@@ -128,19 +128,41 @@ def test_synth_cluster_mode_is_a_rayjob_and_local_mode_a_job() -> None:
     assert [m["kind"] for m in local] == ["ConfigMap", "Job"]
 
 
-def test_model_server_deployment_hpa_and_api_key() -> None:
+def test_model_server_revision_deployment_router_and_autoscaler() -> None:
     manifests = render_example("debug-chat")
-    deployment = by_kind(manifests, "Deployment")
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    deployments = {m["metadata"]["labels"]["app.kubernetes.io/component"]: m
+                   for m in manifests if m["kind"] == "Deployment"}
+    server, router = deployments["server"], deployments["router"]
+    revision = server["metadata"]["labels"]["llm.tanuki.dev/revision"]
+    assert server["metadata"]["name"] == f"debug-chat-{revision}"
+    container = server["spec"]["template"]["spec"]["containers"][0]
     assert container["command"][1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
     assert container["command"][container["command"].index("--model") + 1] == UPSTREAM_OUTPUTS["checkpoint"]
     assert container["env"][0]["valueFrom"]["secretKeyRef"] == {"name": "tanuki-api-key", "key": "api-key"}
-    assert container["readinessProbe"]["httpGet"]["path"] == "/health"
-    assert "replicas" not in deployment["spec"]  # the HPA owns the replica count
+    assert {probe: container[probe]["httpGet"]["path"] for probe in ("startupProbe", "readinessProbe", "livenessProbe")} \
+        == dict.fromkeys(("startupProbe", "readinessProbe", "livenessProbe"), "/health")
+    assert server["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    # the router discovers every vLLM pod of this ModelServer (all revisions) by label
+    command = router["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[0] == "vllm-router" and "--service-discovery" in command
+    pod_labels = server["spec"]["template"]["metadata"]["labels"]
+    selectors = command[command.index("--selector") + 1:command.index("--service-discovery-port")]
+    assert all(pod_labels[key] == value for key, value in (item.split("=", 1) for item in selectors))
+    assert "llm.tanuki.dev/revision" not in {item.split("=")[0] for item in selectors}
+    assert command[command.index("--policy") + 1] == "cache_aware"
+    service = next(m for m in manifests if m["kind"] == "Service" and m["metadata"]["name"] == "debug-chat")
+    assert service["spec"]["selector"].items() <= router["spec"]["template"]["metadata"]["labels"].items()
+    role = by_kind(manifests, "Role")
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]
+    # the autoscaler scales the ModelServer's /scale; the operator splits replicas across revisions
     hpa = by_kind(manifests, "HorizontalPodAutoscaler")
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "llm.tanuki.dev/v1alpha1", "kind": "ModelServer",
+                                             "name": "debug-chat"}
     assert hpa["spec"]["metrics"][0]["pods"]["metric"]["name"] == "vllm_num_requests_waiting"
-    keda = by_kind(render_example("tanuki-8x8b-chat"), "ScaledObject")
-    assert keda["spec"]["maxReplicaCount"] == 8
+    keda_manifests = render_example("tanuki-8x8b-chat")
+    keda = by_kind(keda_manifests, "ScaledObject")
+    assert keda["spec"]["maxReplicaCount"] == 8 and keda["spec"]["scaleTargetRef"]["kind"] == "ModelServer"
+    assert keda["spec"]["triggers"][0]["metadata"]["query"].startswith("avg(vllm:num_requests_waiting{")
 
 
 def test_continued_pretraining_starts_from_the_upstream_checkpoint() -> None:

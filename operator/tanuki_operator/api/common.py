@@ -168,6 +168,61 @@ class Progress(K8sModel):
     """Short text for the Progress printer column, e.g. ``40% (120/300)``."""
 
 
+class RevisionRef(K8sModel):
+    """A served revision: a checkpoint with its engine settings."""
+
+    revision: str
+    """Content hash of checkpoint path, engine settings and image."""
+    model: str
+    """Checkpoint path."""
+
+
+class CanaryStatus(RevisionRef):
+    """The revision being rolled out."""
+
+    step: int = 0
+    """Index into spec.rollout.steps."""
+    stepStartedAt: float | None = None
+    """When the current step began (Unix seconds)."""
+    healthySince: float | None = None
+    """Since when the canary has been healthy at this step (Unix seconds)."""
+
+
+class RolloutRecord(RevisionRef):
+    """One finished rollout."""
+
+    result: Literal["Promoted", "RolledBack", "Superseded"]
+    """How it ended."""
+    reason: str = ""
+    """Why."""
+    time: str | None = None
+    """When (RFC 3339)."""
+
+
+class TrafficShare(K8sModel):
+    """Percent of requests per track (replica ratio behind the router)."""
+
+    stable: int = 100
+    """Percent to the stable revision."""
+    canary: int = 0
+    """Percent to the canary."""
+
+
+class RolloutStatus(K8sModel):
+    """ModelServer: what serves now and what is being rolled out."""
+
+    stable: RevisionRef | None = None
+    """Revision receiving traffic."""
+    canary: CanaryStatus | None = None
+    """Revision being rolled out, if any."""
+    trafficShare: TrafficShare | None = None
+    """Current split of the traffic."""
+    history: list[RolloutRecord] = Field(default_factory=list)
+    """Recent rollouts, newest last."""
+    failedRevisions: list[str] = Field(default_factory=list)
+    """Rolled-back revisions, not retried until the spec changes."""
+
+
 class Status(K8sModel):
     """Observed state, written only by the operator."""
 
@@ -189,3 +244,7 @@ class Status(K8sModel):
     """When the stage finished (RFC 3339)."""
     replicas: int | None = None
     """ModelServer: ready replicas (the /scale subresource reads it)."""
+    selector: str | None = None
+    """ModelServer: label selector of its vLLM pods (the /scale subresource's, for HPA Pods metrics)."""
+    rollout: RolloutStatus | None = None
+    """ModelServer: stable and canary revisions, traffic share and rollout history."""

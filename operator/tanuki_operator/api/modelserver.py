@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from tanuki_operator.api.common import ArtifactSource, K8sModel, Resources, Scheduling, SecretKeyRef, Storage
-from tanuki_serving.config import EngineConfig
+from tanuki_serving.config import EngineConfig, RolloutPolicy, RouterConfig
 
 
 class Autoscaling(K8sModel):
@@ -23,12 +23,25 @@ class Autoscaling(K8sModel):
     """vLLM metric averaged over replicas."""
     target: float = Field(default=2.0, gt=0)
     """Target average value per replica (queue length, or KV-cache usage 0..1)."""
+    prometheusAddress: str = "http://prometheus-operated.monitoring.svc:9090"
+    """Prometheus the KEDA trigger queries (engine keda)."""
 
     @model_validator(mode="after")
     def _bounds(self) -> "Autoscaling":
         if self.maxReplicas < self.minReplicas:
             raise ValueError(f"maxReplicas ({self.maxReplicas}) < minReplicas ({self.minReplicas})")
         return self
+
+
+class Monitoring(K8sModel):
+    """Prometheus scraping of the replicas and the router (prometheus-operator)."""
+
+    serviceMonitor: bool = False
+    """Create a ServiceMonitor (needs the monitoring.coreos.com CRDs)."""
+    intervalSeconds: int = Field(default=15, ge=1)
+    """Scrape interval."""
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Extra labels on the ServiceMonitor (e.g. the release label your Prometheus selects)."""
 
 
 class Auth(K8sModel):
@@ -58,7 +71,7 @@ class ModelServerSpec(K8sModel):
     engine: EngineConfig = Field(default_factory=EngineConfig)
     """vLLM engine settings."""
     replicas: int = Field(default=1, ge=0)
-    """Desired replicas; owned by the autoscaler through the /scale subresource when enabled."""
+    """Desired replicas (stable + canary); the autoscaler owns it through the /scale subresource when enabled."""
     autoscaling: Autoscaling = Field(default_factory=Autoscaling)
     """Autoscaling bounds and metric."""
     resources: Resources = Field(default_factory=lambda: Resources(gpus=1))
@@ -68,4 +81,16 @@ class ModelServerSpec(K8sModel):
     auth: Auth
     """API key handling."""
     port: int = Field(default=8000, ge=1, le=65535)
-    """Container port of the OpenAI API."""
+    """Container port of vLLM's OpenAI API in each replica."""
+    router: RouterConfig = Field(default_factory=RouterConfig)
+    """The vllm-router front door clients talk to."""
+    monitoring: Monitoring = Field(default_factory=Monitoring)
+    """ServiceMonitor for the vLLM and router metrics."""
+    rollout: RolloutPolicy = Field(default_factory=RolloutPolicy)
+    """How a new checkpoint (a new upstream output or a changed spec.model) replaces the serving one."""
+
+    def total_replicas(self) -> int:
+        """Replicas to run: spec.replicas, kept within the autoscaling bounds when an autoscaler owns it."""
+        if self.autoscaling.engine == "none":
+            return max(self.replicas, 1)
+        return min(max(self.replicas, self.autoscaling.minReplicas), self.autoscaling.maxReplicas)

@@ -16,7 +16,8 @@ from tanuki_operator.api.modelserver import ModelServerSpec
 from tanuki_operator.api.synth import SynthJobSpec
 from tanuki_operator.k8s import ApiError, Kube, register_kinds
 from tanuki_operator.lineage import resolve
-from tanuki_operator.phases import Observed, observe_deployment, observe_job, observe_rayjob
+from tanuki_operator.handlers.serving import reconcile_modelserver
+from tanuki_operator.phases import Observed, observe_job, observe_rayjob
 from tanuki_operator.render import Owner, Settings, render
 from tanuki_operator.validation import summarize, validate_spec
 from tanuki_pipelines.outputs import parse_progress
@@ -61,6 +62,9 @@ def reconcile(kube: Kube, settings: Settings, kind: str, body: dict[str, Any]) -
     if resolution.waiting_for:
         return _transition(status, generation, Observed("Waiting", "UpstreamPending",
                                                         "waiting for " + ", ".join(resolution.waiting_for)))
+    if isinstance(model, ModelServerSpec):
+        return _transition(status, generation, reconcile_modelserver(
+            kube, settings, owner, model, resolution.inputs["model"], status, _create_or_adopt))
     manifests = render(owner, model, resolution.inputs, settings)
     for manifest in manifests:
         _create_or_adopt(kube, manifest, owner)
@@ -85,10 +89,6 @@ def _create_or_adopt(kube: Kube, manifest: dict[str, Any], owner: Owner) -> None
 
 def observe(kube: Kube, owner: Owner, model: Any, manifests: list[dict[str, Any]]) -> Observed:
     namespace, name = owner.namespace, owner.name
-    if isinstance(model, ModelServerSpec):
-        deployment = kube.get("apps/v1", "Deployment", namespace, name)
-        served = model.engine.served_model_name or name
-        return observe_deployment(deployment, f"http://{name}.{namespace}.svc/v1", served)
     if isinstance(model, SynthJobSpec) and model.recipe.ray.mode == "cluster":
         return observe_rayjob(kube.get("ray.io/v1", "RayJob", namespace, name), model.suspend)
     job = kube.get("batch/v1", "Job", namespace, name)
@@ -146,11 +146,12 @@ def _transition(status: dict[str, Any], generation: int | None, observed: Observ
         patch["replicas"] = observed.ready_replicas
     if observed.progress is not None:
         patch["progress"] = observed.progress
+    patch.update(observed.extra)
     if not changed and all(status.get(key) == value for key, value in patch.items() if key != "conditions") \
             and _same_conditions(status.get("conditions") or [], conditions):
         return Outcome({})
-    event = None
-    if changed:
+    event = observed.event
+    if changed and event is None:
         kind = "Warning" if observed.phase in ("Failed", "ValidationFailed") else "Normal"
         event = (kind, observed.phase, observed.message)
     return Outcome(patch, event)
@@ -171,7 +172,9 @@ def _same_conditions(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> bo
 
 CHILD_KINDS = {
     "ModelServer": [("apps/v1", "Deployment"), ("v1", "Service"), ("autoscaling/v2", "HorizontalPodAutoscaler"),
-                    ("keda.sh/v1alpha1", "ScaledObject")],
+                    ("keda.sh/v1alpha1", "ScaledObject"), ("monitoring.coreos.com/v1", "ServiceMonitor"),
+                    ("rbac.authorization.k8s.io/v1", "RoleBinding"), ("rbac.authorization.k8s.io/v1", "Role"),
+                    ("v1", "ServiceAccount")],
     "SynthJob": [("ray.io/v1", "RayJob"), ("batch/v1", "Job"), ("v1", "ConfigMap")],
 }
 JOB_CHILDREN = [("batch/v1", "Job"), ("v1", "Service"), ("v1", "ConfigMap")]

@@ -14,7 +14,7 @@ from tanuki_operator.render.common import Owner, Settings
 from tanuki_operator.render.jobs import TRAINING_MODULES, single_pod_manifests, training_manifests
 from tanuki_operator.render.ray import rayjob_manifests
 from tanuki_operator.render.recipes import stage_recipe
-from tanuki_operator.render.serving import modelserver_manifests
+from tanuki_operator.render.serving import current_revision, modelserver_manifests
 
 __all__ = ["Owner", "Settings", "render"]
 
@@ -28,8 +28,9 @@ def _judge_env(spec: DPOJobSpec | EvalJobSpec) -> list[dict[str, Any]]:
 
 def render(owner: Owner, spec: BaseModel, inputs: dict[str, str], settings: Settings) -> list[dict[str, Any]]:
     """All children of one resource, in creation order."""
-    if isinstance(spec, ModelServerSpec):
-        return modelserver_manifests(owner, spec, inputs["model"], settings)
+    if isinstance(spec, ModelServerSpec):  # steady state: one revision; rollouts go through handlers.serving
+        revision = current_revision(spec, inputs["model"], settings)
+        return modelserver_manifests(owner, spec, settings, [(revision, spec.total_replicas())])
     recipe = stage_recipe(spec, inputs)
     if owner.kind in TRAINING_MODULES:
         manifests = training_manifests(owner, spec, recipe, settings)

@@ -1,0 +1,124 @@
+"""ModelServer reconcile: rollout state machine → per-revision Deployments → status.
+
+The rollout state lives in ``status.rollout``; each reconcile observes the canary (Deployment
+readiness, pod failures, vLLM's own error counters through the pods' proxy), lets
+``tanuki_serving.rollout.decide`` move the state, then creates, scales and deletes the revision
+Deployments to match. Nothing here blocks: pauses are measured against the clock across polls.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tanuki_operator.api.modelserver import ModelServerSpec
+from tanuki_operator.k8s import ApiError, Kube
+from tanuki_operator.phases import Observed
+from tanuki_operator.render import Owner, Settings
+from tanuki_operator.render.serving import (REVISION_LABEL, current_revision, deployment_name, modelserver_manifests,
+                                            selector_string, server_selector)
+from tanuki_serving.metrics import ReplicaLoad, parse_vllm_metrics
+from tanuki_serving.rollout import CanaryHealth, Revision, decide, targets, traffic_share
+
+FAILING_REASONS = {"CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError",
+                   "CreateContainerError", "InvalidImageName", "RunContainerError"}
+
+
+def pod_failure(pods: list[dict[str, Any]], max_restarts: int) -> str | None:
+    """Why these pods will not serve (crash loop, image, missing Secret, too many restarts), or None."""
+    for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
+        name = pod["metadata"]["name"]
+        for container in (pod.get("status") or {}).get("containerStatuses") or []:
+            state = container.get("state") or {}
+            waiting = state.get("waiting") or {}
+            if waiting.get("reason") in FAILING_REASONS:
+                return f"pod {name}: {waiting['reason']}: {waiting.get('message', '')}".rstrip(": ")
+            terminated = (container.get("lastState") or {}).get("terminated") or state.get("terminated") or {}
+            if container.get("restartCount", 0) > max_restarts:
+                detail = terminated.get("message") or terminated.get("reason") or "restarted"
+                return f"pod {name}: {container['restartCount']} restarts (exit {terminated.get('exitCode')}): {detail}"
+    return None
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+def canary_health(kube: Kube, owner: Owner, spec: ModelServerSpec, state: dict[str, Any]) -> CanaryHealth | None:
+    canary = state.get("canary")
+    if canary is None:
+        return None
+    wanted = targets(state, spec.rollout, spec.total_replicas()).get(canary["revision"], 0)
+    found = kube.get("apps/v1", "Deployment", owner.namespace, deployment_name(owner, canary["revision"]))
+    ready = ((found or {}).get("status") or {}).get("readyReplicas") or 0
+    pods = kube.list("v1", "Pod", owner.namespace, {**server_selector(owner), REVISION_LABEL: canary["revision"]})
+    load = ReplicaLoad()
+    for pod in pods:
+        if _ready(pod):
+            text = kube.pod_proxy_get(owner.namespace, pod["metadata"]["name"], spec.port, "/metrics")
+            if text:
+                load = load + parse_vllm_metrics(text)
+    return CanaryHealth(ready=ready >= wanted, failure=pod_failure(pods, spec.rollout.analysis.maxRestarts),
+                        requests=load.requests, errors=load.errors)
+
+
+def _sync_deployment(kube: Kube, manifest: dict[str, Any]) -> None:
+    """The operator owns each revision's replica count (its share of the ModelServer's total)."""
+    meta = manifest["metadata"]
+    existing = kube.get("apps/v1", "Deployment", meta["namespace"], meta["name"])
+    if existing is not None and (existing.get("spec") or {}).get("replicas") != manifest["spec"]["replicas"]:
+        kube.patch("apps/v1", "Deployment", meta["namespace"], meta["name"],
+                   {"spec": {"replicas": manifest["spec"]["replicas"]}})
+
+
+def _delete_retired(kube: Kube, owner: Owner, keep: set[str]) -> None:
+    selector = {"llm.tanuki.dev/kind": "modelserver", "llm.tanuki.dev/name": owner.name,
+                "app.kubernetes.io/component": "server"}
+    for found in kube.list("apps/v1", "Deployment", owner.namespace, selector):
+        revision = found["metadata"].get("labels", {}).get(REVISION_LABEL)
+        owned = any(ref.get("uid") == owner.uid for ref in found["metadata"].get("ownerReferences") or [])
+        if owned and revision not in keep:
+            kube.delete("apps/v1", "Deployment", owner.namespace, found["metadata"]["name"])
+
+
+def reconcile_modelserver(kube: Kube, settings: Settings, owner: Owner, spec: ModelServerSpec, model_path: str,
+                          status: dict[str, Any], create_or_adopt: Any, now: float | None = None) -> Observed:
+    now = time.time() if now is None else now
+    state = {key: value for key, value in (status.get("rollout") or {}).items() if key != "trafficShare"}
+    desired = current_revision(spec, model_path, settings)
+    decision = decide(state, desired, spec.rollout, canary_health(kube, owner, spec, state), now)
+    state = decision.state
+    total = spec.total_replicas()
+    wanted = targets(state, spec.rollout, total)
+    models = {state["stable"]["revision"]: state["stable"]["model"]}
+    if state.get("canary"):
+        models[state["canary"]["revision"]] = state["canary"]["model"]
+    revisions = [(Revision(revision, models[revision]), replicas) for revision, replicas in wanted.items()]
+    for manifest in modelserver_manifests(owner, spec, settings, revisions):
+        try:
+            create_or_adopt(kube, manifest, owner)
+        except ApiError as exc:
+            if exc.status == 404 and manifest["kind"] in ("ServiceMonitor", "ScaledObject"):
+                continue  # that API is not installed: serving works without it
+            raise
+        if manifest["kind"] == "Deployment" and REVISION_LABEL in manifest["metadata"]["labels"]:
+            _sync_deployment(kube, manifest)
+    _delete_retired(kube, owner, set(wanted))
+    stable_rev = state["stable"]["revision"]
+    stable = kube.get("apps/v1", "Deployment", owner.namespace, deployment_name(owner, stable_rev)) or {}
+    ready = sum((((kube.get("apps/v1", "Deployment", owner.namespace, deployment_name(owner, rev)) or {})
+                  .get("status") or {}).get("readyReplicas") or 0) for rev in wanted)
+    rollout = {**state, "trafficShare": traffic_share(state, spec.rollout, total)}
+    extra = {"rollout": rollout, "selector": selector_string(owner)}
+    served = spec.engine.served_model_name or owner.name
+    outputs = {"url": f"http://{owner.name}.{owner.namespace}.svc/v1", "model": served, "checkpoint": state["stable"]["model"]}
+    if ((stable.get("status") or {}).get("readyReplicas") or 0) > 0:
+        return Observed("Running", "Serving", decision.message, outputs=outputs, ready_replicas=ready,
+                        extra=extra, event=decision.event)
+    pods = kube.list("v1", "Pod", owner.namespace, {**server_selector(owner), REVISION_LABEL: stable_rev})
+    failure = pod_failure(pods, spec.rollout.analysis.maxRestarts)
+    if failure:
+        return Observed("Pending", "ReplicaFailing", failure, ready_replicas=ready, extra=extra)
+    return Observed("Pending", "ReplicasStarting", f"waiting for a ready vLLM replica of revision {stable_rev}",
+                    ready_replicas=ready, extra=extra, event=decision.event)

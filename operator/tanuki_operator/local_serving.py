@@ -1,0 +1,162 @@
+"""ModelServers in the local runner: the CR is re-read every tick, like a controller watching it.
+
+Editing the applied YAML (a new ``spec.model``, engine or rollout settings) or an upstream job
+publishing a new checkpoint rolls the new revision out through the same ``rollout.decide`` the
+operator uses. Status lands in ``WORKDIR/.tanuki/status.json`` next to the batch stages'; Secrets
+are files ``WORKDIR/secrets/<name>/<key>`` (what a mounted Secret volume looks like).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tanuki_operator.api.modelserver import ModelServerSpec
+from tanuki_operator.lineage import resolve
+from tanuki_operator.validation import summarize, validate_spec
+
+TICK_SECONDS = 0.5
+
+
+class StatusStore:
+    """Statuses of everything applied in a workdir, shared by concurrent ``tanuki local`` processes."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.dir = workdir / ".tanuki"
+        self.path = self.dir / "status.json"
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / "lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _read(self) -> dict[str, dict[str, Any]]:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return {}
+
+    def load(self) -> dict[str, dict[str, Any]]:
+        with self._locked():
+            return self._read()
+
+    def update(self, key: str, status: dict[str, Any]) -> None:
+        with self._locked():
+            statuses = self._read()
+            statuses[key] = status
+            temporary = self.path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(statuses, indent=2, ensure_ascii=False))
+            os.replace(temporary, self.path)
+
+
+def secret_value(workdir: Path, name: str, key: str) -> str | None:
+    path = workdir / "secrets" / name / key
+    return path.read_text().strip() if path.is_file() else None
+
+
+def find_resource(path: Path, kind: str, name: str) -> dict[str, Any] | None:
+    for document in yaml.safe_load_all(path.read_text()):
+        if isinstance(document, dict) and document.get("kind") == kind \
+                and (document.get("metadata") or {}).get("name") == name:
+            return document
+    return None
+
+
+class LocalModelServer:
+    """Serve one ModelServer of a YAML file until stopped."""
+
+    def __init__(self, filename: Path, name: str, workdir: Path, store: StatusStore,
+                 localise: Callable[[dict[str, Any], Path], dict[str, Any]]) -> None:
+        from tanuki_serving.fleet import LocalFleet
+
+        self.filename, self.name, self.workdir, self.store = filename, name, workdir, store
+        self.localise = localise
+        self.key = f"ModelServer/{name}"
+        self.fleet = LocalFleet(name, workdir / ".tanuki" / "logs" / name)
+        self.status: dict[str, Any] = {"phase": "Pending", "message": "starting"}
+        self.spec = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def desired(self) -> tuple[Any, str | None]:
+        """(FleetSpec or None, why not) from the file as it is now."""
+        from tanuki_serving.fleet import FleetSpec
+
+        try:
+            resource = find_resource(self.filename, "ModelServer", self.name)
+        except (OSError, yaml.YAMLError) as exc:
+            return None, f"{self.filename}: {exc}"
+        if resource is None:
+            return None, f"{self.filename} no longer declares ModelServer/{self.name}"
+        model, errors = validate_spec("ModelServer", self.localise(resource.get("spec") or {}, self.workdir))
+        if errors:
+            return None, "invalid spec: " + summarize(errors)
+        assert isinstance(model, ModelServerSpec)
+        statuses = self.store.load()
+
+        def lookup(kind: str, name: str) -> dict[str, Any] | None:
+            return statuses.get(f"{kind}/{name}")
+
+        resolution = resolve(model, model.storage, lookup)
+        if resolution.errors or resolution.waiting_for:
+            return None, "; ".join(resolution.errors) or "waiting for " + ", ".join(resolution.waiting_for)
+        api_key = None
+        if model.auth.apiKey is not None:
+            ref = model.auth.apiKey
+            api_key = secret_value(self.workdir, ref.name, ref.key)
+            if api_key is None:
+                return None, (f"spec.auth.apiKey: Secret {ref.name} has no key {ref.key} "
+                              f"(locally: the file {self.workdir / 'secrets' / ref.name / ref.key})")
+        elif model.auth.required:
+            return None, "spec.auth.apiKey: required"
+        return FleetSpec(name=self.name, model=resolution.inputs["model"], engine=model.engine, router=model.router,
+                         rollout=model.rollout, replicas=model.total_replicas(), api_key=api_key), None
+
+    def tick(self) -> dict[str, Any]:
+        spec, problem = self.desired()
+        if spec is not None:
+            self.spec = spec
+            status = self.fleet.tick(spec)
+        elif self.spec is not None:  # keep serving what was good; say why the new spec is not used
+            status = self.fleet.tick(self.spec)
+            status["message"] = f"{problem}; keeps serving revision {(status['rollout']['stable'] or {}).get('revision')}"
+        else:
+            status = {"phase": "Failed" if problem and problem.startswith(("spec.", "invalid")) else "Waiting",
+                      "message": problem}
+        self.status = status
+        self.store.update(self.key, status)
+        return status
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name=f"serve-{self.name}", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception as exc:  # a controller loop reports and keeps reconciling
+                self.status = {**self.status, "message": f"reconcile error: {type(exc).__name__}: {exc}"}
+                self.store.update(self.key, self.status)
+            self._stop.wait(TICK_SECONDS)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self.fleet.shutdown()
+        self.store.update(self.key, {**self.status, "phase": "Stopped", "message": "local runner stopped",
+                                     "replicas": 0})

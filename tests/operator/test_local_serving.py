@@ -1,0 +1,163 @@
+"""``tanuki local apply`` serving a ModelServer: vLLM replicas behind vllm-router, rolled out on a
+spec change under steady load with no failed request; a broken checkpoint is rolled back; bad
+input (missing Secret, port in use, unknown checkpoint) ends in a clear Failed status."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from serving_fixtures import API_KEY, SERVED_NAME
+from tanuki_operator.local_serving import StatusStore
+from tanuki_serving.fleet import free_port, http_get
+from tanuki_serving.loadgen import LoadConfig, run_load
+
+
+def server_yaml(path: Path, model: Path | str, port: int, **spec: Any) -> None:
+    resource = {
+        "apiVersion": "llm.tanuki.dev/v1alpha1",
+        "kind": "ModelServer",
+        "metadata": {"name": SERVED_NAME},
+        "spec": {
+            "storage": {"claimName": "tanuki-data"},
+            "model": {"path": str(model)},
+            "engine": {"max_model_len": 256, "dtype": "float32", "extra_args": ["--enforce-eager"]},
+            "resources": {"gpus": 0},
+            "autoscaling": {"engine": "none"},
+            "replicas": 1,
+            "router": {"port": port, "policy": "round_robin"},
+            "rollout": {"steps": [50], "pauseSeconds": 3,
+                        "analysis": {"smokePrompts": ["こんにちは"], "readyTimeoutSeconds": 400}},
+            "auth": {"apiKey": {"name": "tanuki-api-key", "key": "api-key"}},
+            **spec,
+        },
+    }
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(yaml.safe_dump(resource, allow_unicode=True))
+    os.replace(temporary, path)  # the runner never reads a half-written file
+
+
+def write_secret(workdir: Path, value: str = API_KEY) -> None:
+    secret = workdir / "secrets" / "tanuki-api-key" / "api-key"
+    secret.parent.mkdir(parents=True, exist_ok=True)
+    secret.write_text(value)
+
+
+def status_of(workdir: Path) -> dict[str, Any]:
+    return StatusStore(workdir).load().get(f"ModelServer/{SERVED_NAME}", {})
+
+
+def wait_for(workdir: Path, condition, timeout: float, runner: subprocess.Popen) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = status_of(workdir)
+        if status and condition(status):
+            return status
+        assert runner.poll() is None, f"runner exited with {runner.returncode}"
+        time.sleep(0.5)
+    raise AssertionError(f"timed out; last status: {json.dumps(status_of(workdir), indent=1)}")
+
+
+def apply_once(tmp_path: Path, manifest: Path, workdir: Path) -> tuple[int, str]:
+    result = subprocess.run([sys.executable, "-m", "tanuki_pipelines.cli", "local", "apply", "-f", str(manifest),
+                             "--workdir", str(workdir), "--serve-for", "0", "--ready-timeout", "60"],
+                            capture_output=True, text=True, timeout=300)
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_missing_secret_fails_naming_the_secret(tmp_path: Path, checkpoints: dict[str, Path]) -> None:
+    manifest = tmp_path / "server.yaml"
+    server_yaml(manifest, checkpoints["a"], free_port())
+    code, output = apply_once(tmp_path, manifest, tmp_path / "work")
+    assert code == 1
+    status = status_of(tmp_path / "work")
+    assert status["phase"] == "Stopped" or status["phase"] == "Failed"
+    assert "spec.auth.apiKey: Secret tanuki-api-key has no key api-key" in output
+
+
+def test_router_port_in_use_fails_naming_the_field(tmp_path: Path, checkpoints: dict[str, Path]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        manifest = tmp_path / "server.yaml"
+        server_yaml(manifest, checkpoints["a"], port)
+        write_secret(tmp_path / "work")
+        code, output = apply_once(tmp_path, manifest, tmp_path / "work")
+    assert code == 1
+    assert f"spec.router.port: 127.0.0.1:{port} is already in use" in output
+    assert not list((tmp_path / "work" / ".tanuki" / "logs" / SERVED_NAME).glob("vllm-*.log"))  # nothing started
+
+
+def test_unknown_checkpoint_fails_without_starting_vllm(tmp_path: Path) -> None:
+    manifest = tmp_path / "server.yaml"
+    server_yaml(manifest, tmp_path / "nowhere", free_port())
+    write_secret(tmp_path / "work")
+    code, output = apply_once(tmp_path, manifest, tmp_path / "work")
+    assert code == 1
+    assert f"spec.model: no checkpoint directory at {tmp_path / 'nowhere'}" in output
+
+
+@pytest.mark.slow
+def test_rollout_under_load_loses_nothing_and_a_broken_checkpoint_is_rolled_back(
+        tmp_path: Path, checkpoints: dict[str, Path]) -> None:
+    workdir, manifest, port = tmp_path / "work", tmp_path / "server.yaml", free_port()
+    write_secret(workdir)
+    server_yaml(manifest, checkpoints["a"], port)
+    log = open(tmp_path / "runner.log", "w")
+    runner = subprocess.Popen([sys.executable, "-m", "tanuki_pipelines.cli", "local", "apply", "-f", str(manifest),
+                               "--workdir", str(workdir)], stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    stop, reports = threading.Event(), []
+    load = threading.Thread(target=lambda: reports.append(__import__("asyncio").run(run_load(LoadConfig(
+        base_url=f"http://127.0.0.1:{port}/v1", model=SERVED_NAME, api_key=API_KEY, concurrency=2, rate=4,
+        max_tokens=8, stream=True), stop))))
+    try:
+        first = wait_for(workdir, lambda s: s.get("phase") == "Running", 300, runner)
+        stable_a = first["rollout"]["stable"]["revision"]
+        assert first["outputs"] == {"url": f"http://127.0.0.1:{port}/v1", "model": SERVED_NAME}
+        load.start()
+        time.sleep(3)
+
+        server_yaml(manifest, checkpoints["b"], port)  # a new checkpoint: canary → promote
+        during = wait_for(workdir, lambda s: (s["rollout"].get("canary") or {}).get("model") == str(checkpoints["b"]),
+                          60, runner)
+        assert during["rollout"]["trafficShare"] == {"stable": 50, "canary": 50}
+        promoted = wait_for(workdir, lambda s: s["rollout"]["stable"]["model"] == str(checkpoints["b"])
+                            and s["rollout"]["canary"] is None, 400, runner)
+        assert promoted["rollout"]["history"][-1]["result"] == "Promoted"
+        time.sleep(4)  # the old replica drains and stops while load continues
+
+        server_yaml(manifest, checkpoints["broken"], port)  # vLLM cannot load it: rolled back
+        rolled = wait_for(workdir, lambda s: s["rollout"]["history"][-1]["result"] == "RolledBack", 400, runner)
+        assert "exited with code" in rolled["rollout"]["history"][-1]["reason"]
+        assert rolled["phase"] == "Running" and rolled["rollout"]["stable"] == promoted["rollout"]["stable"]
+        time.sleep(3)
+    finally:
+        stop.set()
+        if load.is_alive():
+            load.join(timeout=120)
+        runner_status = runner.poll()
+        if runner_status is None:
+            os.killpg(runner.pid, signal.SIGTERM)
+            runner.wait(timeout=120)
+        log.close()
+    report = reports[0]
+    assert report.requests >= 40, report
+    assert report.failed == 0, (report.errors, (tmp_path / "runner.log").read_text()[-3000:])
+    # the stable revision B served until the end; A was retired, the broken canary never took traffic
+    assert stable_a != promoted["rollout"]["stable"]["revision"]
+    final = status_of(workdir)
+    assert final["phase"] == "Stopped"
+    assert http_get(f"http://127.0.0.1:{port}/health", timeout=2)[0] == 0  # router gone with the runner

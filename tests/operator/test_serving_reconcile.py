@@ -1,0 +1,173 @@
+"""ModelServer reconcile against an in-memory API: revision Deployments, canary steps, promotion,
+automatic rollback on crash loops and on vLLM's error counters, and a missing Secret in status."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from fake_kube import FakeKube
+from k8s_schemas import example_resources
+from tanuki_operator.api import API_VERSION
+from tanuki_operator.handlers.reconcile import reconcile
+from tanuki_operator.render import Settings
+
+SETTINGS = Settings()
+SERVER = next(r for r in example_resources() if r["metadata"]["name"] == "debug-chat")
+
+
+def apply(kube: FakeKube, model: str, **spec_changes: Any) -> dict[str, Any]:
+    resource = copy.deepcopy(SERVER)
+    resource["metadata"]["namespace"] = "ml"
+    defaults = {"autoscaling": {"engine": "none"}, "replicas": 1,
+                "rollout": {"steps": [50], "pauseSeconds": 0, "analysis": {"maxErrorRate": 0.05}}}
+    resource["spec"].update({**defaults, "model": {"path": model}, **spec_changes})
+    key = (API_VERSION, "ModelServer", "ml", "debug-chat")
+    if key in kube.objects:
+        kube.objects[key]["spec"] = resource["spec"]
+        kube.objects[key]["metadata"]["generation"] += 1
+        return kube.objects[key]
+    resource["metadata"]["generation"] = 1
+    return kube.put(resource)
+
+
+def step(kube: FakeKube) -> tuple[dict[str, Any], Any]:
+    current = kube.objects[(API_VERSION, "ModelServer", "ml", "debug-chat")]
+    outcome = reconcile(kube, SETTINGS, "ModelServer", copy.deepcopy(current))
+    current.setdefault("status", {}).update(outcome.status)
+    return current["status"], outcome.event
+
+
+def revision_deployments(kube: FakeKube) -> dict[str, dict[str, Any]]:
+    return {obj["metadata"]["labels"]["llm.tanuki.dev/revision"]: obj for obj in kube.of_kind("Deployment")
+            if "llm.tanuki.dev/revision" in obj["metadata"]["labels"]}
+
+
+def become_ready(kube: FakeKube, revision: str, container_state: dict[str, Any] | None = None,
+                 restarts: int = 0, metrics: str | None = None) -> None:
+    deployment = revision_deployments(kube)[revision]
+    replicas = deployment["spec"]["replicas"]
+    healthy = container_state is None
+    deployment["status"] = {"replicas": replicas, "readyReplicas": replicas if healthy else 0}
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    for index in range(replicas):
+        name = f"{deployment['metadata']['name']}-pod{index}"
+        kube.put({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "ml", "labels": labels},
+                  "status": {"conditions": [{"type": "Ready", "status": "True" if healthy else "False"}],
+                             "containerStatuses": [{"name": "vllm", "restartCount": restarts,
+                                                    "state": container_state or {"running": {}}}]}})
+        if metrics is not None:
+            kube.metrics["ml", name] = metrics
+
+
+def vllm_metrics(ok: int, errors: int) -> str:
+    return (f'http_requests_total{{handler="/v1/chat/completions",method="POST",status="2xx"}} {ok}\n'
+            f'http_requests_total{{handler="/v1/chat/completions",method="POST",status="5xx"}} {errors}\n'
+            f'http_requests_total{{handler="/metrics",method="GET",status="2xx"}} 100\n')
+
+
+def serving(kube: FakeKube, model: str) -> str:
+    """A ModelServer serving ``model`` from a ready stable revision; returns that revision."""
+    apply(kube, model)
+    status, _ = step(kube)
+    assert status["phase"] == "Pending" and status["rollout"]["stable"]["model"] == model
+    revision = status["rollout"]["stable"]["revision"]
+    become_ready(kube, revision)
+    status, _ = step(kube)
+    assert status["phase"] == "Running" and status["replicas"] == 1
+    return revision
+
+
+def test_first_revision_router_and_scale_selector() -> None:
+    kube = FakeKube()
+    revision = serving(kube, "/data/ckpt/a")
+    status = kube.objects[(API_VERSION, "ModelServer", "ml", "debug-chat")]["status"]
+    assert status["rollout"]["trafficShare"] == {"stable": 100, "canary": 0}
+    assert status["outputs"]["url"] == "http://debug-chat.ml.svc/v1"
+    names = {(obj["kind"], obj["metadata"]["name"]) for obj in kube.objects.values()}
+    assert {("Deployment", f"debug-chat-{revision}"), ("Deployment", "debug-chat-router"),
+            ("Service", "debug-chat"), ("ServiceAccount", "debug-chat-router")} <= names
+    pod_labels = revision_deployments(kube)[revision]["spec"]["template"]["metadata"]["labels"]
+    selector = dict(item.split("=") for item in status["selector"].split(","))
+    assert selector.items() <= pod_labels.items()
+
+
+def test_new_checkpoint_canary_then_promotion_retires_the_old_revision() -> None:
+    kube = FakeKube()
+    old = serving(kube, "/data/ckpt/a")
+    apply(kube, "/data/ckpt/b")
+    status, event = step(kube)
+    canary = status["rollout"]["canary"]["revision"]
+    assert event[1] == "CanaryStarted" and canary != old
+    deployments = revision_deployments(kube)
+    assert {rev: d["spec"]["replicas"] for rev, d in deployments.items()} == {old: 1, canary: 1}
+    assert status["rollout"]["trafficShare"] == {"stable": 50, "canary": 50}
+    assert status["phase"] == "Running"  # the stable revision keeps serving throughout
+    status, event = step(kube)
+    assert status["rollout"]["canary"] is not None and event is None  # not ready yet: no promotion
+    become_ready(kube, canary, metrics=vllm_metrics(ok=40, errors=0))
+    status, event = step(kube)  # healthy, error rate 0, pause 0: the last step passes
+    assert event[1] == "Promoted"
+    assert status["rollout"]["stable"] == {"revision": canary, "model": "/data/ckpt/b"}
+    assert status["rollout"]["canary"] is None
+    assert status["rollout"]["history"][-1]["result"] == "Promoted"
+    assert set(revision_deployments(kube)) == {canary}
+    assert revision_deployments(kube)[canary]["spec"]["replicas"] == 1
+
+
+def test_crash_looping_canary_is_rolled_back_and_not_retried() -> None:
+    kube = FakeKube()
+    stable = serving(kube, "/data/ckpt/a")
+    apply(kube, "/data/ckpt/broken")
+    status, _ = step(kube)
+    canary = status["rollout"]["canary"]["revision"]
+    become_ready(kube, canary, container_state={"waiting": {"reason": "CrashLoopBackOff",
+                                                            "message": "back-off restarting failed container"}},
+                 restarts=3)
+    status, event = step(kube)
+    assert event[0] == "Warning" and event[1] == "RolledBack"
+    assert "CrashLoopBackOff" in status["message"] and status["phase"] == "Running"
+    assert status["rollout"]["stable"]["revision"] == stable and status["rollout"]["canary"] is None
+    assert status["rollout"]["failedRevisions"] == [canary]
+    assert set(revision_deployments(kube)) == {stable}
+    status, event = step(kube)  # the same broken revision is not started again
+    assert set(revision_deployments(kube)) == {stable} and event is None
+    assert "was rolled back" in status["message"]
+
+
+def test_canary_above_the_error_rate_is_rolled_back() -> None:
+    kube = FakeKube()
+    stable = serving(kube, "/data/ckpt/a")
+    apply(kube, "/data/ckpt/b")
+    status, _ = step(kube)
+    canary = status["rollout"]["canary"]["revision"]
+    become_ready(kube, canary, metrics=vllm_metrics(ok=90, errors=10))
+    status, event = step(kube)
+    assert event[1] == "RolledBack" and "error rate 10.0%" in status["message"]
+    assert set(revision_deployments(kube)) == {stable}
+
+
+def test_missing_secret_is_a_clear_status() -> None:
+    kube = FakeKube()
+    apply(kube, "/data/ckpt/a")
+    status, _ = step(kube)
+    revision = status["rollout"]["stable"]["revision"]
+    become_ready(kube, revision, container_state={"waiting": {
+        "reason": "CreateContainerConfigError", "message": 'secret "tanuki-api-key" not found'}})
+    status, _ = step(kube)
+    assert status["phase"] == "Pending"
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "ReplicaFailing" and 'secret "tanuki-api-key" not found' in ready["message"]
+
+
+def test_autoscaler_total_is_split_across_revisions() -> None:
+    kube = FakeKube()
+    old = serving(kube, "/data/ckpt/a")
+    apply(kube, "/data/ckpt/b", replicas=4, rollout={"steps": [25, 50], "pauseSeconds": 0})
+    status, _ = step(kube)
+    canary = status["rollout"]["canary"]["revision"]
+    assert {rev: d["spec"]["replicas"] for rev, d in revision_deployments(kube).items()} == {old: 3, canary: 1}
+    become_ready(kube, canary)
+    status, event = step(kube)
+    assert event[1] == "CanaryStep" and status["rollout"]["trafficShare"] == {"stable": 50, "canary": 50}
+    assert {rev: d["spec"]["replicas"] for rev, d in revision_deployments(kube).items()} == {old: 2, canary: 2}
