@@ -19,6 +19,9 @@ PLURALS: dict[tuple[str, str], str] = {
     ("ray.io/v1", "RayJob"): "rayjobs",
     ("keda.sh/v1alpha1", "ScaledObject"): "scaledobjects",
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitors",
+    ("v1", "ServiceAccount"): "serviceaccounts",
+    ("rbac.authorization.k8s.io/v1", "Role"): "roles",
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): "rolebindings",
 }
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from tanuki_operator.lineage import resolve
-from tanuki_operator.local_serving import LocalModelServer, StatusStore
+from tanuki_operator.local_serving import TICK_SECONDS, LocalModelServer, StatusStore
 from tanuki_operator.render.common import Owner, output_dir
 from tanuki_operator.render.recipes import stage_recipe
 from tanuki_operator.validation import summarize, validate_spec
@@ -160,7 +160,8 @@ def wait_until_serving(servers: list[LocalModelServer], timeout: float) -> None:
     """Until each server is Running (or Failed / out of time); prints each endpoint."""
     deadline = time.monotonic() + timeout
     for server in servers:
-        while server.status.get("phase") not in ("Running", "Failed") and time.monotonic() < deadline:
+        while server.status.get("phase") not in ("Running", "Failed") and not server.blocked \
+                and time.monotonic() < deadline:
             time.sleep(0.5)
         status = server.status
         print(f"[tanuki local] ModelServer/{server.name}: {status.get('phase')}: {status.get('message', '')}", flush=True)
@@ -177,18 +178,22 @@ def main(args: argparse.Namespace) -> int:
     servers = start_servers(args.filename, resources, args.workdir, store)
     stop = threading.Event()
     if servers:
+        time.sleep(2 * TICK_SECONDS)  # one reconcile each before judging them
         previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:
             wait_until_serving(servers, args.ready_timeout)
-            if args.serve_for != 0:
+            if args.serve_for != 0 and any(server.status.get("phase") == "Running" for server in servers):
                 print("[tanuki local] serving; edit the file to roll out a new revision; Ctrl-C stops", flush=True)
                 stop.wait(args.serve_for)
         except KeyboardInterrupt:
             pass
         finally:
             for server in servers:
-                statuses[f"ModelServer/{server.name}"] = {k: v for k, v in server.status.items() if k != "rollout"}
+                failed = server.status.get("phase") == "Failed"
                 server.stop()
+                statuses[f"ModelServer/{server.name}"] = {k: v for k, v in server.status.items() if k != "rollout"}
+                if failed:  # the exit code still says it never served
+                    statuses[f"ModelServer/{server.name}"]["phase"] = "Failed"
             signal.signal(signal.SIGTERM, previous)
     print(json.dumps({name: {k: v for k, v in status.items() if k != "outputs"} for name, status in statuses.items()},
                      indent=2, ensure_ascii=False))

@@ -24,6 +24,8 @@ from tanuki_operator.lineage import resolve
 from tanuki_operator.validation import summarize, validate_spec
 
 TICK_SECONDS = 0.5
+STUCK_PHASES = ("Skipped", "Waiting", "Stopped")
+"""Upstream phases nothing in this process will move on (another apply may, later)."""
 
 
 class StatusStore:
@@ -88,6 +90,8 @@ class LocalModelServer:
         self.fleet = LocalFleet(name, workdir / ".tanuki" / "logs" / name)
         self.status: dict[str, Any] = {"phase": "Pending", "message": "starting"}
         self.spec = None
+        self.blocked = False
+        """Waiting for upstreams no running stage will finish (the caller stops waiting for it)."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -111,6 +115,8 @@ class LocalModelServer:
             return statuses.get(f"{kind}/{name}")
 
         resolution = resolve(model, model.storage, lookup)
+        self.blocked = bool(resolution.waiting_for) and all(
+            any(f"({phase})" in waiting for phase in STUCK_PHASES) for waiting in resolution.waiting_for)
         if resolution.errors or resolution.waiting_for:
             return None, "; ".join(resolution.errors) or "waiting for " + ", ".join(resolution.waiting_for)
         api_key = None
@@ -158,5 +164,5 @@ class LocalModelServer:
         if self._thread is not None:
             self._thread.join(timeout=30)
         self.fleet.shutdown()
-        self.store.update(self.key, {**self.status, "phase": "Stopped", "message": "local runner stopped",
-                                     "replicas": 0})
+        self.status = {**self.status, "phase": "Stopped", "message": "local runner stopped", "replicas": 0}
+        self.store.update(self.key, self.status)

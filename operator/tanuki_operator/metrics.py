@@ -12,6 +12,15 @@ ERRORS = Counter("tanuki_reconcile_errors_total", "Reconciliations that raised, 
 PHASES = Gauge("tanuki_resources", "Resources by kind and phase", ["kind", "phase"], registry=REGISTRY)
 LATENCY = Histogram("tanuki_reconcile_seconds", "Time of one reconciliation", ["kind"], registry=REGISTRY)
 
+SERVER_REPLICAS = Gauge("tanuki_modelserver_replicas", "Ready vLLM replicas per ModelServer and track",
+                        ["namespace", "name", "track"], registry=REGISTRY)
+TRAFFIC_SHARE = Gauge("tanuki_modelserver_traffic_share", "Percent of requests per ModelServer track",
+                      ["namespace", "name", "track"], registry=REGISTRY)
+CANARY_STEP = Gauge("tanuki_modelserver_canary_step", "Index of the canary's rollout step (-1: no canary)",
+                    ["namespace", "name"], registry=REGISTRY)
+ROLLOUTS = Counter("tanuki_modelserver_rollouts", "Finished rollouts by result (Promoted, RolledBack, Superseded)",
+                   ["namespace", "name", "result"], registry=REGISTRY)
+
 _phase_of: dict[tuple[str, str, str], str] = {}
 
 
@@ -24,6 +33,20 @@ def record_phase(kind: str, namespace: str, name: str, phase: str | None) -> Non
     if phase is not None:
         _phase_of[key] = phase
         PHASES.labels(kind, phase).inc()
+
+
+def record_rollout(namespace: str, name: str, before: dict | None, after: dict, ready: dict[str, int]) -> None:
+    """Export a ModelServer's rollout status; rollouts that finished since ``before`` count once."""
+    share = after.get("trafficShare") or {}
+    for track in ("stable", "canary"):
+        TRAFFIC_SHARE.labels(namespace, name, track).set(share.get(track, 0))
+        SERVER_REPLICAS.labels(namespace, name, track).set(ready.get(track, 0))
+    canary = after.get("canary")
+    CANARY_STEP.labels(namespace, name).set(canary["step"] if canary else -1)
+    seen = {(r.get("revision"), r.get("time"), r.get("result")) for r in (before or {}).get("history") or []}
+    for record in after.get("history") or []:
+        if (record.get("revision"), record.get("time"), record.get("result")) not in seen:
+            ROLLOUTS.labels(namespace, name, record["result"]).inc()
 
 
 def serve(port: int) -> None:

@@ -3,13 +3,16 @@
 Runs examples/debug-chain.yaml through the local runner (``tanuki local apply``) with the
 project's own bilingual corpus: tokenizer + dense pretraining (DeepSpeed, CPU), then upcycling to
 a Mixture of Experts; the later stages are reported as not runnable locally yet. Prints where the
-checkpoints are and a greedy sample from each.
+checkpoints are and a greedy sample from each. Then serves the MoE (examples/debug-serve.yaml:
+vLLM behind vllm-router, OpenAI API with an API key), asks it one chat question through the
+router, and prints how to call it. Interactive runs keep serving until Ctrl-C; others stop there.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -18,6 +21,9 @@ def make_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--output-dir", default="tanuki-demo", help="where the demo writes (default tanuki-demo)")
     parser.add_argument("--nproc-per-node", type=int, default=2, help="training processes (default 2)")
     parser.add_argument("--chain", default=None, help="custom resources to run (default examples/debug-chain.yaml)")
+    parser.add_argument("--no-serve", action="store_true", help="stop after training (skip serving)")
+    parser.add_argument("--hold", action=argparse.BooleanOptionalAction, default=None,
+                        help="keep serving until Ctrl-C (default: when stdin is a terminal)")
     return parser
 
 
@@ -49,7 +55,86 @@ def main(args: argparse.Namespace) -> int:
     print(f"MoE checkpoint:    {upcycled['checkpoint']}  ({upcycled['architecture']}, "
           f"{upcycled['num_experts']} experts, top-{upcycled['top_k']})")
     print(f"  sample: {sample(upcycled['checkpoint'], '今日は')!r}")
-    return 0
+    if args.no_serve:
+        return 0
+    hold = sys.stdin.isatty() if args.hold is None else args.hold
+    return serve(workdir, cli, hold)
+
+
+SERVE_FILE = "debug-serve.yaml"
+STATUS_KEY = "ModelServer/debug-moe-chat"
+
+
+def serve(workdir: Path, cli: list[str], hold: bool) -> int:
+    """Serve the MoE through the local runner, prove the endpoint with one chat request, print how to use it."""
+    import secrets
+    import signal
+    import subprocess
+    import time
+
+    from tanuki_pipelines.recipes import examples_dir
+
+    key_file = workdir / "secrets" / "tanuki-api-key" / "api-key"  # the Secret, as the local runner reads it
+    if not key_file.is_file():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(secrets.token_urlsafe(24))
+    api_key = key_file.read_text().strip()
+    command = [*cli, "local", "apply", "-f", str(examples_dir() / SERVE_FILE), "--workdir", str(workdir)]
+    print(f"\n[tanuki demo] {' '.join(command[2:])}", flush=True)
+    runner = subprocess.Popen(command, start_new_session=True)
+    try:
+        status = _wait_for_endpoint(workdir / ".tanuki" / "status.json", runner)
+        if status.get("phase") != "Running":
+            print(f"[tanuki demo] serving failed: {status.get('message')}", file=sys.stderr)
+            return 1
+        url, model = status["outputs"]["url"], status["outputs"]["model"]
+        answer = _chat(url, model, api_key, "日本の首都はどこですか？")
+        print(f"\nOpenAI-compatible endpoint: {url}  (model {model!r}, vLLM behind vllm-router)")
+        print(f"  first answer through the router: {answer!r}")
+        print("  try it:")
+        print(f"    curl {url}/chat/completions -H 'Authorization: Bearer {api_key}' \\")
+        print(f"      -H 'Content-Type: application/json' -d '{{\"model\": \"{model}\", "
+              f"\"messages\": [{{\"role\": \"user\", \"content\": \"こんにちは\"}}], \"max_tokens\": 32}}'")
+        print(f"    python -c \"from openai import OpenAI; c = OpenAI(base_url='{url}', api_key='{api_key}'); "
+              f"print(c.chat.completions.create(model='{model}', messages=[{{'role': 'user', 'content': 'こんにちは'}}], "
+              f"max_tokens=32).choices[0].message.content)\"")
+        print(f"  load test: tanuki loadgen --base-url {url} --model {model} --api-key {api_key} --duration 20")
+        if hold:
+            print("  serving until Ctrl-C (edit examples/debug-serve.yaml's model to watch a canary rollout)", flush=True)
+            runner.wait()
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if runner.poll() is None:
+            os.killpg(runner.pid, signal.SIGTERM)
+            runner.wait()
+
+
+def _wait_for_endpoint(status_file: Path, runner: "subprocess.Popen", timeout: float = 900) -> dict:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and runner.poll() is None:
+        try:
+            status = json.loads(status_file.read_text()).get(STATUS_KEY, {})
+        except (OSError, json.JSONDecodeError):
+            status = {}
+        if status.get("phase") in ("Running", "Failed"):
+            return status
+        time.sleep(1)
+    return {"phase": "Failed", "message": f"no endpoint (runner exit code {runner.poll()})"}
+
+
+def _chat(url: str, model: str, api_key: str, question: str) -> str:
+    import urllib.request
+
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": question}], "max_tokens": 24,
+                       "temperature": 0}).encode()
+    request = urllib.request.Request(f"{url}/chat/completions", data=body, headers={
+        "Authorization": f"Bearer {api_key}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return json.loads(response.read())["choices"][0]["message"]["content"]
 
 
 def sample(checkpoint: str, prompt: str, new_tokens: int = 24) -> str:

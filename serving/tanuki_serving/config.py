@@ -44,8 +44,12 @@ class RouterConfig(BaseModel):
     """How the router picks a replica (cache_aware: prefix-cache affinity, falling back to load)."""
     replicas: int = Field(default=1, ge=1)
     """Router pods (the router is stateless apart from its prefix tree)."""
-    maxRetries: int = Field(default=3, ge=0)
-    """Retries of a request on another replica after a connection error or 5xx."""
+    maxRetries: int = Field(default=5, ge=0)
+    """Retries of a request after a connection error or 5xx from a replica."""
+    circuitBreakerFailures: int = Field(default=3, ge=1)
+    """Consecutive failures after which the router stops sending to a replica for a while."""
+    healthCheckIntervalSeconds: int = Field(default=10, ge=1)
+    """How often the router probes each replica's /health."""
     requestTimeoutSeconds: int = Field(default=600, ge=1)
     """Longest a proxied request may take."""
     port: int = Field(default=8080, ge=1, le=65535)

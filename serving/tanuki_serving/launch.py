@@ -46,6 +46,8 @@ def router_command(router: RouterConfig, *, host: str = "0.0.0.0", worker_urls: 
         "--port", str(router.port),
         "--policy", router.policy,
         "--retry-max-retries", str(router.maxRetries),
+        "--cb-failure-threshold", str(router.circuitBreakerFailures),
+        "--health-check-interval-secs", str(router.healthCheckIntervalSeconds),
         "--request-timeout-secs", str(router.requestTimeoutSeconds),
         "--prometheus-host", host,
         "--prometheus-port", str(router.metricsPort),

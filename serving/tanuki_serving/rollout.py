@@ -70,6 +70,11 @@ class Decision:
     notes: list[str] = field(default_factory=list)
 
 
+def _share(canary: dict[str, Any], policy: RolloutPolicy) -> int:
+    """The canary's current share (the steps may have been shortened since it started)."""
+    return policy.steps[min(canary["step"], len(policy.steps) - 1)]
+
+
 def split_replicas(total: int, share: int) -> tuple[int, int]:
     """(stable, canary) replicas so the canary gets about ``share`` percent of the traffic.
 
@@ -88,7 +93,7 @@ def targets(state: dict[str, Any], policy: RolloutPolicy, total: int) -> dict[st
         return {}
     if canary is None:
         return {stable["revision"]: max(total, 1)}
-    stable_n, canary_n = split_replicas(total, policy.steps[canary["step"]])
+    stable_n, canary_n = split_replicas(total, _share(canary, policy))
     return {stable["revision"]: stable_n, canary["revision"]: canary_n}
 
 
@@ -161,11 +166,11 @@ def decide(state: dict[str, Any], desired: Revision, policy: RolloutPolicy, heal
         state["canary"] = None
         message = f"canary {canary['revision']} rolled back: {failure}; revision {stable['revision']} keeps serving"
         return Decision(state, message, ("Warning", "RolledBack", message))
-    share = policy.steps[canary["step"]]
+    share = _share(canary, policy)
     if not health.ready:
         canary["healthySince"] = None
         return Decision(state, f"canary {canary['revision']} starting ({share}% step)")
-    if canary["healthySince"] is None:
+    if canary.get("healthySince") is None:  # a merge patch drops null fields from the stored status
         canary["healthySince"] = now
     if now - canary["healthySince"] < policy.pauseSeconds:
         return Decision(state, f"canary {canary['revision']} healthy at {share}%, analysing")

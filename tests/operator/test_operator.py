@@ -202,3 +202,56 @@ async def test_invalid_spec_is_validation_failed_without_children(operator, api,
     assert (valid["status"], valid["reason"]) == ("False", "InvalidSpec")
     await asyncio.sleep(1)  # a few timer ticks: still nothing created, no crash loop
     assert emulator.count("POST", JOBS) == 0
+
+
+DEPLOYMENTS = f"/apis/apps/v1/namespaces/{NS}/deployments"
+PLURAL["ModelServer"] = "modelservers"
+
+
+async def revision_deployments(api) -> dict[str, dict[str, Any]]:
+    _, listing = await api.get(f"{DEPLOYMENTS}?labelSelector=app.kubernetes.io/component%3Dserver")
+    return {d["metadata"]["labels"]["llm.tanuki.dev/revision"]: d for d in listing["items"]}
+
+
+async def test_modelserver_canary_rollout_and_promotion(operator, api, emulator):
+    rollout = {"steps": [50], "pauseSeconds": 0}
+    server = await apply(api, "debug-chat", model={"path": "ckpt/a"}, autoscaling={"engine": "hpa"},
+                         rollout=rollout)
+    first = await eventually(lambda: phase_is(api, server, "Pending"))
+    stable = first["rollout"]["stable"]["revision"]
+    assert first["selector"] and first["rollout"]["trafficShare"] == {"stable": 100, "canary": 0}
+    router = await eventually(lambda: get(api, f"{DEPLOYMENTS}/debug-chat-router"))
+    assert router["spec"]["template"]["spec"]["serviceAccountName"] == "debug-chat-router"
+    hpa = await get(api, f"/apis/autoscaling/v2/namespaces/{NS}/horizontalpodautoscalers/debug-chat")
+    assert hpa["spec"]["scaleTargetRef"]["kind"] == "ModelServer"
+    # play the Deployment controller: the stable revision's replica becomes ready
+    assert (await api.patch(f"{DEPLOYMENTS}/debug-chat-{stable}/status", {"status": {"readyReplicas": 1}}))[0] == 200
+    status = await eventually(lambda: phase_is(api, server, "Running"))
+    assert status["outputs"]["url"] == f"http://debug-chat.{NS}.svc/v1"
+    # a new checkpoint: the canary starts beside the stable revision
+    path = f"{path_of(server)}/debug-chat"
+    assert (await api.patch(path, {"spec": {"model": {"path": "ckpt/b"}}}))[0] == 200
+
+    async def canary_started() -> dict[str, Any] | None:
+        found = await status_of(api, server)
+        return found if (found.get("rollout") or {}).get("canary") else None
+
+    during = await eventually(canary_started)
+    canary = during["rollout"]["canary"]["revision"]
+    assert set(await eventually(lambda: _with(api, {stable, canary}))) == {stable, canary}
+    assert (await api.patch(f"{DEPLOYMENTS}/debug-chat-{canary}/status", {"status": {"readyReplicas": 1}}))[0] == 200
+
+    async def promoted() -> dict[str, Any] | None:
+        found = await status_of(api, server)
+        return found if (found.get("rollout") or {}).get("stable", {}).get("revision") == canary else None
+
+    final = await eventually(promoted)
+    assert final["rollout"]["history"][-1]["result"] == "Promoted"
+    assert set(await eventually(lambda: _with(api, {canary}))) == {canary}  # the old revision is retired
+    _, events = await api.get(f"/api/v1/namespaces/{NS}/events")
+    assert {"CanaryStarted", "Promoted"} <= {e["reason"] for e in events["items"]}
+
+
+async def _with(api, revisions: set[str]) -> dict[str, Any] | None:
+    found = await revision_deployments(api)
+    return found if set(found) == revisions else None

@@ -171,3 +171,27 @@ def test_autoscaler_total_is_split_across_revisions() -> None:
     status, event = step(kube)
     assert event[1] == "CanaryStep" and status["rollout"]["trafficShare"] == {"stable": 50, "canary": 50}
     assert {rev: d["spec"]["replicas"] for rev, d in revision_deployments(kube).items()} == {old: 2, canary: 2}
+
+
+def test_rollout_metrics_count_each_finished_rollout_once() -> None:
+    from tanuki_operator import metrics
+
+    kube = FakeKube()
+    serving(kube, "/data/ckpt/a")
+    before = copy.deepcopy(kube.objects[(API_VERSION, "ModelServer", "ml", "debug-chat")]["status"]["rollout"])
+    apply(kube, "/data/ckpt/b")
+    status, _ = step(kube)
+    metrics.record_rollout("ml", "metrics-test", before, status["rollout"], status["rollout"]["readyReplicas"])
+    sample = metrics.REGISTRY.get_sample_value
+    assert sample("tanuki_modelserver_canary_step", {"namespace": "ml", "name": "metrics-test"}) == 0
+    assert sample("tanuki_modelserver_traffic_share", {"namespace": "ml", "name": "metrics-test", "track": "canary"}) == 50
+    become_ready(kube, status["rollout"]["canary"]["revision"])
+    during = copy.deepcopy(status["rollout"])
+    status, _ = step(kube)
+    for _ in range(2):  # the same status observed twice counts once
+        metrics.record_rollout("ml", "metrics-test", during, status["rollout"], status["rollout"]["readyReplicas"])
+        during = copy.deepcopy(status["rollout"])
+    labels = {"namespace": "ml", "name": "metrics-test"}
+    assert sample("tanuki_modelserver_rollouts_total", {**labels, "result": "Promoted"}) == 1
+    assert sample("tanuki_modelserver_canary_step", labels) == -1
+    assert sample("tanuki_modelserver_replicas", {**labels, "track": "stable"}) == 1

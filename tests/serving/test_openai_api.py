@@ -50,3 +50,20 @@ def test_request_without_the_api_key_is_401(vllm_url: str) -> None:
     with pytest.raises(openai.AuthenticationError):
         client(vllm_url, key=None).chat.completions.create(
             model=SERVED_NAME, messages=[{"role": "user", "content": "hi"}], max_tokens=2)
+
+
+def test_loadgen_cli_reports_streaming_latency_and_401s(vllm_url: str) -> None:
+    import json
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "tanuki_pipelines.cli", "loadgen", "--base-url", vllm_url, "--model",
+               SERVED_NAME, "--requests", "8", "--concurrency", "2", "--max-tokens", "6"]
+    good = subprocess.run([*command, "--api-key", API_KEY], capture_output=True, text=True, timeout=300)
+    assert good.returncode == 0, good.stderr
+    report = json.loads(good.stdout)
+    assert report["requests"] == 8 and report["failed"] == 0
+    assert 0 < report["ttft_s"]["p50"] <= report["latency_s"]["p50"]
+    assert report["output_tokens_per_s"] > 0
+    bad = subprocess.run([*command, "--api-key", "wrong"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 1 and json.loads(bad.stdout)["errors"] == {"HTTP 401": 8}

@@ -124,6 +124,18 @@ namespace. No wildcards: each verb is one the operator (or kopf) issues.
 - apiGroups: [""]
   resources: ["pods/log"]
   verbs: ["get"]
+# Rollout analysis reads each canary replica's vLLM /metrics (5xx counts) through the API server.
+- apiGroups: [""]
+  resources: ["pods/proxy"]
+  verbs: ["get"]
+# Each ModelServer's vllm-router discovers its replicas with its own ServiceAccount and a Role
+# allowing pods get/list/watch (the operator holds those verbs, so it may grant them).
+- apiGroups: [""]
+  resources: ["serviceaccounts"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["rbac.authorization.k8s.io"]
+  resources: ["roles", "rolebindings"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # kopf posts core v1 Events about handler progress and errors
 # (https://kopf.readthedocs.io/en/stable/deployment/#rbac; kopf/_cogs/clients/events.py).
 - apiGroups: [""]

@@ -208,6 +208,15 @@ class TrafficShare(K8sModel):
     """Percent to the canary."""
 
 
+class TrackReplicas(K8sModel):
+    """Ready replicas per track."""
+
+    stable: int = 0
+    """Ready replicas of the stable revision."""
+    canary: int = 0
+    """Ready replicas of the canary."""
+
+
 class RolloutStatus(K8sModel):
     """ModelServer: what serves now and what is being rolled out."""
 
@@ -217,6 +226,8 @@ class RolloutStatus(K8sModel):
     """Revision being rolled out, if any."""
     trafficShare: TrafficShare | None = None
     """Current split of the traffic."""
+    readyReplicas: TrackReplicas | None = None
+    """Ready replicas per track."""
     history: list[RolloutRecord] = Field(default_factory=list)
     """Recent rollouts, newest last."""
     failedRevisions: list[str] = Field(default_factory=list)

@@ -70,6 +70,9 @@ def _reconcile(kind: str, body: kopf.Body, patch: kopf.Patch, logger: Any) -> No
     if outcome.status:
         patch.status.update(outcome.status)
         metrics.record_phase(kind, body.metadata.namespace, body.metadata.name, outcome.status["phase"])
+        if "rollout" in outcome.status:
+            metrics.record_rollout(body.metadata.namespace, body.metadata.name, (body.status or {}).get("rollout"),
+                                   outcome.status["rollout"], outcome.status["rollout"].get("readyReplicas") or {})
     if outcome.event:
         event_type, reason, message = outcome.event
         (kopf.warn if event_type == "Warning" else kopf.info)(dict(body), reason=reason, message=message)

@@ -85,7 +85,8 @@ def _delete_retired(kube: Kube, owner: Owner, keep: set[str]) -> None:
 def reconcile_modelserver(kube: Kube, settings: Settings, owner: Owner, spec: ModelServerSpec, model_path: str,
                           status: dict[str, Any], create_or_adopt: Any, now: float | None = None) -> Observed:
     now = time.time() if now is None else now
-    state = {key: value for key, value in (status.get("rollout") or {}).items() if key != "trafficShare"}
+    state = {key: value for key, value in (status.get("rollout") or {}).items()
+             if key not in ("trafficShare", "readyReplicas")}
     desired = current_revision(spec, model_path, settings)
     decision = decide(state, desired, spec.rollout, canary_health(kube, owner, spec, state), now)
     state = decision.state
@@ -106,14 +107,16 @@ def reconcile_modelserver(kube: Kube, settings: Settings, owner: Owner, spec: Mo
             _sync_deployment(kube, manifest)
     _delete_retired(kube, owner, set(wanted))
     stable_rev = state["stable"]["revision"]
-    stable = kube.get("apps/v1", "Deployment", owner.namespace, deployment_name(owner, stable_rev)) or {}
-    ready = sum((((kube.get("apps/v1", "Deployment", owner.namespace, deployment_name(owner, rev)) or {})
-                  .get("status") or {}).get("readyReplicas") or 0) for rev in wanted)
-    rollout = {**state, "trafficShare": traffic_share(state, spec.rollout, total)}
+    ready_of = {rev: (((kube.get("apps/v1", "Deployment", owner.namespace, deployment_name(owner, rev)) or {})
+                       .get("status") or {}).get("readyReplicas") or 0) for rev in wanted}
+    ready = sum(ready_of.values())
+    canary_rev = (state.get("canary") or {}).get("revision")
+    rollout = {**state, "trafficShare": traffic_share(state, spec.rollout, total),
+               "readyReplicas": {"stable": ready_of.get(stable_rev, 0), "canary": ready_of.get(canary_rev, 0)}}
     extra = {"rollout": rollout, "selector": selector_string(owner)}
     served = spec.engine.served_model_name or owner.name
     outputs = {"url": f"http://{owner.name}.{owner.namespace}.svc/v1", "model": served, "checkpoint": state["stable"]["model"]}
-    if ((stable.get("status") or {}).get("readyReplicas") or 0) > 0:
+    if ready_of.get(stable_rev, 0) > 0:
         return Observed("Running", "Serving", decision.message, outputs=outputs, ready_replicas=ready,
                         extra=extra, event=decision.event)
     pods = kube.list("v1", "Pod", owner.namespace, {**server_selector(owner), REVISION_LABEL: stable_rev})

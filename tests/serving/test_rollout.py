@@ -1,0 +1,105 @@
+"""The rollout state machine (pure): replica split, steps, pause, promotion, rollback rules."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from tanuki_serving.config import EngineConfig, RolloutPolicy
+from tanuki_serving.rollout import CanaryHealth, Revision, decide, revision_of, split_replicas, targets, traffic_share
+
+A, B, C = Revision("aaaa", "/ckpt/a"), Revision("bbbb", "/ckpt/b"), Revision("cccc", "/ckpt/c")
+READY = CanaryHealth(ready=True)
+
+
+@given(total=st.integers(1, 64), share=st.integers(1, 99))
+def test_split_keeps_capacity_and_both_tracks(total: int, share: int) -> None:
+    stable, canary = split_replicas(total, share)
+    assert stable >= 1 and canary >= 1 and stable + canary >= total
+    if total >= 4:  # enough replicas to express the share to within one replica
+        assert abs(canary / (stable + canary) - share / 100) <= 1 / (stable + canary)
+
+
+def serving_a() -> dict:
+    return decide({}, A, RolloutPolicy(), None, now=0).state
+
+
+def test_first_revision_serves_directly_then_a_new_one_is_a_canary() -> None:
+    policy = RolloutPolicy(steps=[25, 50], pauseSeconds=10)
+    state = serving_a()
+    assert targets(state, policy, 4) == {"aaaa": 4}
+    decision = decide(state, B, policy, None, now=100)
+    assert decision.event[1] == "CanaryStarted"
+    assert targets(decision.state, policy, 4) == {"aaaa": 3, "bbbb": 1}
+    assert traffic_share(decision.state, policy, 4) == {"stable": 75, "canary": 25}
+
+
+def test_steps_wait_for_readiness_and_the_pause_then_promote() -> None:
+    policy = RolloutPolicy(steps=[25, 50], pauseSeconds=10)
+    state = decide(serving_a(), B, policy, None, now=100).state
+    state = decide(state, B, policy, CanaryHealth(ready=False), now=105).state
+    assert state["canary"]["step"] == 0 and state["canary"]["healthySince"] is None
+    state = decide(state, B, policy, READY, now=110).state
+    assert state["canary"]["healthySince"] == 110
+    assert decide(state, B, policy, READY, now=119).state["canary"]["step"] == 0  # still pausing
+    stepped = decide(state, B, policy, READY, now=120)
+    assert stepped.event[1] == "CanaryStep" and stepped.state["canary"]["step"] == 1
+    state = decide(stepped.state, B, policy, READY, now=121).state
+    promoted = decide(state, B, policy, READY, now=131)
+    assert promoted.event[1] == "Promoted"
+    assert promoted.state["stable"] == B.as_dict() and promoted.state["canary"] is None
+    assert [h["result"] for h in promoted.state["history"]] == ["Promoted"]
+
+
+@pytest.mark.parametrize("health, reason", [
+    (CanaryHealth(ready=False, failure="vLLM exited with code 1"), "exited"),
+    (CanaryHealth(ready=True, smoke_failure="'hi' → HTTP 500"), "smoke prompt failed"),
+    (CanaryHealth(ready=True, requests=100, errors=5), "error rate 5.0%"),
+])
+def test_a_failing_canary_is_rolled_back_and_not_retried(health: CanaryHealth, reason: str) -> None:
+    policy = RolloutPolicy(analysis={"maxErrorRate": 0.01})
+    state = decide(serving_a(), C, policy, None, now=0).state
+    rolled = decide(state, C, policy, health, now=1)
+    assert rolled.event[:2] == ("Warning", "RolledBack") and reason in rolled.message
+    assert rolled.state["stable"] == A.as_dict() and rolled.state["canary"] is None
+    assert rolled.state["failedRevisions"] == ["cccc"]
+    again = decide(rolled.state, C, policy, None, now=2)
+    assert again.state["canary"] is None and "was rolled back" in again.message
+    assert decide(again.state, B, policy, None, now=3).state["canary"]["revision"] == "bbbb"  # a new one may go
+
+
+def test_errors_below_min_requests_do_not_count_and_a_slow_start_times_out() -> None:
+    policy = RolloutPolicy(pauseSeconds=100, analysis={"minRequests": 50, "readyTimeoutSeconds": 60})
+    state = decide(serving_a(), B, policy, None, now=0).state
+    assert decide(state, B, policy, CanaryHealth(ready=True, requests=10, errors=5), now=1).state["canary"]
+    timed_out = decide(state, B, policy, CanaryHealth(ready=False), now=61)
+    assert timed_out.event[1] == "RolledBack" and "readyTimeoutSeconds" in timed_out.message
+
+
+def test_hold_instead_of_rollback_and_superseding() -> None:
+    held = RolloutPolicy(autoRollback=False)
+    state = decide(serving_a(), B, held, None, now=0).state
+    decision = decide(state, B, held, CanaryHealth(ready=False, failure="crash"), now=1)
+    assert decision.state["canary"]["revision"] == "bbbb" and "held" in decision.message
+    newer = decide(decision.state, C, held, None, now=2)  # a newer checkpoint replaces the canary
+    assert newer.state["canary"]["revision"] == "cccc"
+    assert newer.state["history"][-1]["result"] == "Superseded"
+    back = decide(newer.state, A, held, None, now=3)  # back to the stable one: the canary goes
+    assert back.state["canary"] is None and back.state["stable"] == A.as_dict()
+
+
+def test_revision_changes_with_checkpoint_engine_and_image() -> None:
+    engine = EngineConfig()
+    base = revision_of("/ckpt/a", engine, "img:1")
+    assert base == revision_of("/ckpt/a", EngineConfig(), "img:1")
+    assert len({base.id, revision_of("/ckpt/b", engine, "img:1").id,
+                revision_of("/ckpt/a", EngineConfig(max_model_len=2048), "img:1").id,
+                revision_of("/ckpt/a", engine, "img:2").id}) == 4
+
+
+@pytest.mark.parametrize("steps", [[], [0], [100], [50, 25], [50, 50]])
+def test_bad_steps_name_the_field(steps: list[int]) -> None:
+    with pytest.raises(ValidationError, match="steps"):
+        RolloutPolicy(steps=steps)
