@@ -58,3 +58,28 @@ def test_debug_pretrain_succeeds(namespace: str) -> None:
         time.sleep(10)
     assert status.get("phase") == "Succeeded", status
     assert status["outputs"]["checkpoint"].startswith("/data/")
+
+
+def test_debug_server_serves_the_pretrained_checkpoint(namespace: str) -> None:
+    """After the PretrainJob: a ModelServer on its output becomes Running behind vllm-router and
+    answers through the API server's service proxy. Needs the serving image and a Secret
+    `tanuki-api-key` (key `api-key`) in the namespace."""
+    server = {
+        "apiVersion": "llm.tanuki.dev/v1alpha1", "kind": "ModelServer", "metadata": {"name": "e2e-chat"},
+        "spec": {"storage": {"claimName": "tanuki-data"}, "model": {"from": {"kind": "PretrainJob", "name": "debug-base"}},
+                 "engine": {"max_model_len": 256, "dtype": "float32", "extra_args": ["--enforce-eager"]},
+                 "resources": {"gpus": 0, "cpu": "2", "memory": "8Gi"}, "autoscaling": {"engine": "none"},
+                 "auth": {"apiKey": {"name": "tanuki-api-key", "key": "api-key"}}},
+    }
+    kubectl("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump(server))
+    deadline = time.monotonic() + 900
+    status: dict = {}
+    while time.monotonic() < deadline:
+        status = json.loads(kubectl("get", "modelserver", "e2e-chat", "-n", namespace, "-o", "json")).get("status") or {}
+        if status.get("phase") == "Running":
+            break
+        time.sleep(10)
+    assert status.get("phase") == "Running", status
+    assert status["rollout"]["stable"]["model"].startswith("/data/")
+    # kubectl exits non-zero (check=True raises) unless the router behind the Service answers 200
+    kubectl("get", "--raw", f"/api/v1/namespaces/{namespace}/services/e2e-chat:http/proxy/health")
