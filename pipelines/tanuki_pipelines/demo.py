@@ -79,7 +79,8 @@ def serve(workdir: Path, cli: list[str], hold: bool) -> int:
         key_file.parent.mkdir(parents=True, exist_ok=True)
         key_file.write_text(secrets.token_urlsafe(24))
     api_key = key_file.read_text().strip()
-    command = [*cli, "local", "apply", "-f", str(examples_dir() / SERVE_FILE), "--workdir", str(workdir)]
+    serve_file = _with_free_router_port(examples_dir() / SERVE_FILE, workdir)
+    command = [*cli, "local", "apply", "-f", str(serve_file), "--workdir", str(workdir)]
     print(f"\n[tanuki demo] {' '.join(command[2:])}", flush=True)
     runner = subprocess.Popen(command, start_new_session=True)
     try:
@@ -100,7 +101,8 @@ def serve(workdir: Path, cli: list[str], hold: bool) -> int:
               f"max_tokens=32).choices[0].message.content)\"")
         print(f"  load test: tanuki loadgen --base-url {url} --model {model} --api-key {api_key} --duration 20")
         if hold:
-            print("  serving until Ctrl-C (edit examples/debug-serve.yaml's model to watch a canary rollout)", flush=True)
+            print(f"  serving until Ctrl-C (point {serve_file}'s spec.model at another checkpoint to watch a "
+                  "canary rollout)", flush=True)
             runner.wait()
         return 0
     except KeyboardInterrupt:
@@ -109,6 +111,29 @@ def serve(workdir: Path, cli: list[str], hold: bool) -> int:
         if runner.poll() is None:
             os.killpg(runner.pid, signal.SIGTERM)
             runner.wait()
+
+
+def _with_free_router_port(path: Path, workdir: Path) -> Path:
+    """The shipped file, or a copy in the workdir on a free port when its router port is taken."""
+    import socket
+
+    import yaml
+
+    resource = yaml.safe_load(path.read_text())
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", resource["spec"]["router"]["port"]))
+            return path
+        except OSError:
+            pass
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        resource["spec"]["router"]["port"] = probe.getsockname()[1]
+    copy = workdir / path.name
+    copy.write_text(yaml.safe_dump(resource, sort_keys=False, allow_unicode=True))
+    print(f"[tanuki demo] port {yaml.safe_load(path.read_text())['spec']['router']['port']} is taken: "
+          f"serving on {resource['spec']['router']['port']} ({copy})", flush=True)
+    return copy
 
 
 def _wait_for_endpoint(status_file: Path, runner: "subprocess.Popen", timeout: float = 900) -> dict:
