@@ -297,7 +297,11 @@ class LocalFleet:
             return  # the first revision crash-looped: wait for a spec change
         if self.failed:
             self.failed, self.state, self.stable_restarts = None, {}, 0
-        decision = decide(self.state, desired, spec.rollout, self._canary_health(spec), now)
+        stable = (self.state.get("stable") or {}).get("revision")
+        wanted = targets(self.state, spec.rollout, spec.replicas).get(stable, 0) if stable else 0
+        complete = len([r for r in self._routed() if r.revision == stable]) >= wanted
+        decision = decide(self.state, desired, spec.rollout, self._canary_health(spec), now, total=spec.replicas,
+                          stable_complete=complete)
         self.state, self.message = decision.state, decision.message
         if decision.event:
             self.events.append(decision.event)
@@ -320,8 +324,9 @@ class LocalFleet:
             self.failed = self.message = f"spec.router.port: {self.host}:{spec.router.port} is already in use"
         wanted = {} if self.failed else targets(self.state, spec.rollout, spec.replicas)
         models = {self.state["stable"]["revision"]: self.state["stable"]["model"]} if self.state.get("stable") else {}
-        if self.state.get("canary"):
-            models[self.state["canary"]["revision"]] = self.state["canary"]["model"]
+        for track in ("canary", "retiring"):
+            if self.state.get(track):
+                models[self.state[track]["revision"]] = self.state[track]["model"]
         for revision, count in wanted.items():
             for _ in range(count - len(self._live(revision))):
                 self._start_replica(spec, revision, models[revision])
@@ -383,6 +388,7 @@ class LocalFleet:
         status["rollout"] = {
             "stable": self.state.get("stable"),
             "canary": self.state.get("canary"),
+            "retiring": self.state.get("retiring"),
             "trafficShare": traffic_share(self.state, spec.rollout, spec.replicas) if self.state.get("stable") else None,
             "history": self.state.get("history", []),
         }

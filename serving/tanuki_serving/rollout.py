@@ -5,6 +5,8 @@ status file)::
 
     stable:  {revision, model}                     the revision receiving traffic
     canary:  {revision, model, step, stepStartedAt, healthySince} | None
+    retiring: {revision, model, replicas} | None   the previous stable after a promotion, kept
+                                                   until the new one runs all its replicas
     failedRevisions: [revision, ...]               rolled back; not retried until the spec changes
     history: [{revision, model, result, reason, time}, ...]   newest last, bounded
 
@@ -91,19 +93,25 @@ def targets(state: dict[str, Any], policy: RolloutPolicy, total: int) -> dict[st
     stable, canary = state.get("stable"), state.get("canary")
     if stable is None:
         return {}
-    if canary is None:
-        return {stable["revision"]: max(total, 1)}
-    stable_n, canary_n = split_replicas(total, _share(canary, policy))
-    return {stable["revision"]: stable_n, canary["revision"]: canary_n}
+    wanted = {stable["revision"]: max(total, 1)}
+    if canary is not None:
+        stable_n, canary_n = split_replicas(total, _share(canary, policy))
+        wanted = {stable["revision"]: stable_n, canary["revision"]: canary_n}
+    retiring = state.get("retiring")
+    if retiring is not None and retiring["revision"] not in wanted:
+        wanted[retiring["revision"]] = retiring["replicas"]
+    return wanted
 
 
 def traffic_share(state: dict[str, Any], policy: RolloutPolicy, total: int) -> dict[str, int]:
     """Percent of requests each track gets, from the replica ratio."""
     wanted = targets(state, policy, total)
     replicas = sum(wanted.values()) or 1
-    canary = state.get("canary")
+    canary, retiring = state.get("canary"), state.get("retiring")
     canary_n = wanted.get(canary["revision"], 0) if canary else 0
-    return {"stable": round(100 * (replicas - canary_n) / replicas), "canary": round(100 * canary_n / replicas)}
+    retiring_n = wanted.get(retiring["revision"], 0) if retiring else 0
+    return {"stable": round(100 * (replicas - canary_n - retiring_n) / replicas),
+            "canary": round(100 * canary_n / replicas), "retiring": round(100 * retiring_n / replicas)}
 
 
 def _stamp(now: float) -> str:
@@ -134,11 +142,15 @@ def _failure(canary: dict[str, Any], policy: RolloutPolicy, health: CanaryHealth
 
 
 def decide(state: dict[str, Any], desired: Revision, policy: RolloutPolicy, health: CanaryHealth | None,
-           now: float) -> Decision:
-    """The next rollout state. ``health`` describes the canary in ``state`` (None when there is none)."""
+           now: float, total: int = 1, stable_complete: bool = True) -> Decision:
+    """The next rollout state. ``health`` describes the canary in ``state`` (None when there is none);
+    ``total``: replicas of the ModelServer; ``stable_complete``: the stable revision runs every
+    replica ``targets`` gives it, so a revision still retiring after a promotion may go."""
     state = copy.deepcopy(state) if state else {}
     state.setdefault("history", [])
     state.setdefault("failedRevisions", [])
+    if state.get("retiring") is not None and (stable_complete or state["retiring"]["revision"] == desired.id):
+        state["retiring"] = None
     stable, canary = state.get("stable"), state.get("canary")
     if stable is None:
         state["stable"] = desired.as_dict()
@@ -179,6 +191,8 @@ def decide(state: dict[str, Any], desired: Revision, policy: RolloutPolicy, heal
         message = f"canary {canary['revision']} moved to {policy.steps[canary['step']]}% of traffic"
         return Decision(state, message, ("Normal", "CanaryStep", message))
     _record(state, canary, "Promoted", f"healthy through steps {policy.steps}", now)
+    # the old revision keeps its replicas until the promoted one has scaled up to all of them
+    state["retiring"] = {**stable, "replicas": split_replicas(total, share)[0]}
     state["stable"] = {"revision": canary["revision"], "model": canary["model"]}
     state["canary"] = None
     message = f"revision {canary['revision']} promoted ({canary['model']})"

@@ -133,7 +133,7 @@ def test_rollout_under_load_loses_nothing_and_a_broken_checkpoint_is_rolled_back
         server_yaml(manifest, checkpoints["b"], port)  # a new checkpoint: canary → promote
         during = wait_for(workdir, lambda s: (s["rollout"].get("canary") or {}).get("model") == str(checkpoints["b"]),
                           60, runner)
-        assert during["rollout"]["trafficShare"] == {"stable": 50, "canary": 50}
+        assert during["rollout"]["trafficShare"] == {"stable": 50, "canary": 50, "retiring": 0}
         promoted = wait_for(workdir, lambda s: s["rollout"]["stable"]["model"] == str(checkpoints["b"])
                             and s["rollout"]["canary"] is None, 400, runner)
         assert promoted["rollout"]["history"][-1]["result"] == "Promoted"

@@ -219,7 +219,7 @@ async def test_modelserver_canary_rollout_and_promotion(operator, api, emulator)
                          rollout=rollout)
     first = await eventually(lambda: phase_is(api, server, "Pending"))
     stable = first["rollout"]["stable"]["revision"]
-    assert first["selector"] and first["rollout"]["trafficShare"] == {"stable": 100, "canary": 0}
+    assert first["selector"] and first["rollout"]["trafficShare"] == {"stable": 100, "canary": 0, "retiring": 0}
     router = await eventually(lambda: get(api, f"{DEPLOYMENTS}/debug-chat-router"))
     assert router["spec"]["template"]["spec"]["serviceAccountName"] == "debug-chat-router"
     hpa = await get(api, f"/apis/autoscaling/v2/namespaces/{NS}/horizontalpodautoscalers/debug-chat")

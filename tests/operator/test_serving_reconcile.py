@@ -82,7 +82,7 @@ def test_first_revision_router_and_scale_selector() -> None:
     kube = FakeKube()
     revision = serving(kube, "/data/ckpt/a")
     status = kube.objects[(API_VERSION, "ModelServer", "ml", "debug-chat")]["status"]
-    assert status["rollout"]["trafficShare"] == {"stable": 100, "canary": 0}
+    assert status["rollout"]["trafficShare"] == {"stable": 100, "canary": 0, "retiring": 0}
     assert status["outputs"]["url"] == "http://debug-chat.ml.svc/v1"
     names = {(obj["kind"], obj["metadata"]["name"]) for obj in kube.objects.values()}
     assert {("Deployment", f"debug-chat-{revision}"), ("Deployment", "debug-chat-router"),
@@ -101,7 +101,7 @@ def test_new_checkpoint_canary_then_promotion_retires_the_old_revision() -> None
     assert event[1] == "CanaryStarted" and canary != old
     deployments = revision_deployments(kube)
     assert {rev: d["spec"]["replicas"] for rev, d in deployments.items()} == {old: 1, canary: 1}
-    assert status["rollout"]["trafficShare"] == {"stable": 50, "canary": 50}
+    assert status["rollout"]["trafficShare"] == {"stable": 50, "canary": 50, "retiring": 0}
     assert status["phase"] == "Running"  # the stable revision keeps serving throughout
     status, event = step(kube)
     assert status["rollout"]["canary"] is not None and event is None  # not ready yet: no promotion
@@ -111,6 +111,9 @@ def test_new_checkpoint_canary_then_promotion_retires_the_old_revision() -> None
     assert status["rollout"]["stable"] == {"revision": canary, "model": "/data/ckpt/b"}
     assert status["rollout"]["canary"] is None
     assert status["rollout"]["history"][-1]["result"] == "Promoted"
+    assert status["rollout"]["retiring"]["revision"] == old  # serves until the promoted one is complete
+    status, _ = step(kube)  # the promoted revision runs its one replica: the old one goes
+    assert status["rollout"]["retiring"] is None
     assert set(revision_deployments(kube)) == {canary}
     assert revision_deployments(kube)[canary]["spec"]["replicas"] == 1
 
@@ -169,8 +172,18 @@ def test_autoscaler_total_is_split_across_revisions() -> None:
     assert {rev: d["spec"]["replicas"] for rev, d in revision_deployments(kube).items()} == {old: 3, canary: 1}
     become_ready(kube, canary)
     status, event = step(kube)
-    assert event[1] == "CanaryStep" and status["rollout"]["trafficShare"] == {"stable": 50, "canary": 50}
+    assert event[1] == "CanaryStep" and status["rollout"]["trafficShare"] == {"stable": 50, "canary": 50, "retiring": 0}
     assert {rev: d["spec"]["replicas"] for rev, d in revision_deployments(kube).items()} == {old: 2, canary: 2}
+    become_ready(kube, canary)
+    status, event = step(kube)
+    assert event[1] == "Promoted"
+    # capacity holds: the old revision keeps its 2 replicas while the promoted one scales from 2 to 4
+    assert {rev: d["spec"]["replicas"] for rev, d in revision_deployments(kube).items()} == {old: 2, canary: 4}
+    status, _ = step(kube)
+    assert status["rollout"]["retiring"]["revision"] == old  # only 2 of 4 ready yet
+    become_ready(kube, canary)
+    status, _ = step(kube)
+    assert status["rollout"]["retiring"] is None and set(revision_deployments(kube)) == {canary}
 
 
 def test_rollout_metrics_count_each_finished_rollout_once() -> None:

@@ -33,7 +33,7 @@ def test_first_revision_serves_directly_then_a_new_one_is_a_canary() -> None:
     decision = decide(state, B, policy, None, now=100)
     assert decision.event[1] == "CanaryStarted"
     assert targets(decision.state, policy, 4) == {"aaaa": 3, "bbbb": 1}
-    assert traffic_share(decision.state, policy, 4) == {"stable": 75, "canary": 25}
+    assert traffic_share(decision.state, policy, 4) == {"stable": 75, "canary": 25, "retiring": 0}
 
 
 def test_steps_wait_for_readiness_and_the_pause_then_promote() -> None:
@@ -47,10 +47,17 @@ def test_steps_wait_for_readiness_and_the_pause_then_promote() -> None:
     stepped = decide(state, B, policy, READY, now=120)
     assert stepped.event[1] == "CanaryStep" and stepped.state["canary"]["step"] == 1
     state = decide(stepped.state, B, policy, READY, now=121).state
-    promoted = decide(state, B, policy, READY, now=131)
+    promoted = decide(state, B, policy, READY, now=131, total=4)
     assert promoted.event[1] == "Promoted"
     assert promoted.state["stable"] == B.as_dict() and promoted.state["canary"] is None
     assert [h["result"] for h in promoted.state["history"]] == ["Promoted"]
+    # the old revision keeps its 2 replicas until the promoted one runs all 4
+    assert targets(promoted.state, policy, 4) == {"bbbb": 4, "aaaa": 2}
+    assert traffic_share(promoted.state, policy, 4) == {"stable": 67, "canary": 0, "retiring": 33}
+    scaling = decide(promoted.state, B, policy, None, now=132, total=4, stable_complete=False)
+    assert scaling.state["retiring"]["revision"] == "aaaa"
+    done = decide(scaling.state, B, policy, None, now=140, total=4, stable_complete=True)
+    assert done.state["retiring"] is None and targets(done.state, policy, 4) == {"bbbb": 4}
 
 
 @pytest.mark.parametrize("health, reason", [

@@ -188,6 +188,13 @@ class CanaryStatus(RevisionRef):
     """Since when the canary has been healthy at this step (Unix seconds)."""
 
 
+class RetiringStatus(RevisionRef):
+    """The previous stable revision after a promotion."""
+
+    replicas: int = 0
+    """Replicas it keeps until the promoted revision runs all of its own."""
+
+
 class RolloutRecord(RevisionRef):
     """One finished rollout."""
 
@@ -206,6 +213,8 @@ class TrafficShare(K8sModel):
     """Percent to the stable revision."""
     canary: int = 0
     """Percent to the canary."""
+    retiring: int = 0
+    """Percent still to the previous stable revision right after a promotion."""
 
 
 class TrackReplicas(K8sModel):
@@ -224,6 +233,8 @@ class RolloutStatus(K8sModel):
     """Revision receiving traffic."""
     canary: CanaryStatus | None = None
     """Revision being rolled out, if any."""
+    retiring: RetiringStatus | None = None
+    """Previous stable revision, serving until the promoted one has all its replicas ready."""
     trafficShare: TrafficShare | None = None
     """Current split of the traffic."""
     readyReplicas: TrackReplicas | None = None

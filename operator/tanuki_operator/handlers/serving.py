@@ -63,6 +63,15 @@ def canary_health(kube: Kube, owner: Owner, spec: ModelServerSpec, state: dict[s
                         requests=load.requests, errors=load.errors)
 
 
+def _stable_complete(kube: Kube, owner: Owner, spec: ModelServerSpec, state: dict[str, Any]) -> bool:
+    stable = (state.get("stable") or {}).get("revision")
+    if stable is None:
+        return True
+    found = kube.get("apps/v1", "Deployment", owner.namespace, deployment_name(owner, stable)) or {}
+    wanted = targets(state, spec.rollout, spec.total_replicas()).get(stable, 0)
+    return ((found.get("status") or {}).get("readyReplicas") or 0) >= wanted
+
+
 def _sync_deployment(kube: Kube, manifest: dict[str, Any]) -> None:
     """The operator owns each revision's replica count (its share of the ModelServer's total)."""
     meta = manifest["metadata"]
@@ -88,13 +97,15 @@ def reconcile_modelserver(kube: Kube, settings: Settings, owner: Owner, spec: Mo
     state = {key: value for key, value in (status.get("rollout") or {}).items()
              if key not in ("trafficShare", "readyReplicas")}
     desired = current_revision(spec, model_path, settings)
-    decision = decide(state, desired, spec.rollout, canary_health(kube, owner, spec, state), now)
-    state = decision.state
     total = spec.total_replicas()
+    decision = decide(state, desired, spec.rollout, canary_health(kube, owner, spec, state), now, total=total,
+                      stable_complete=_stable_complete(kube, owner, spec, state))
+    state = decision.state
     wanted = targets(state, spec.rollout, total)
     models = {state["stable"]["revision"]: state["stable"]["model"]}
-    if state.get("canary"):
-        models[state["canary"]["revision"]] = state["canary"]["model"]
+    for track in ("canary", "retiring"):
+        if state.get(track):
+            models[state[track]["revision"]] = state[track]["model"]
     revisions = [(Revision(revision, models[revision]), replicas) for revision, replicas in wanted.items()]
     for manifest in modelserver_manifests(owner, spec, settings, revisions):
         try:
