@@ -27,7 +27,8 @@ from typing import Any
 from tanuki_serving.config import EngineConfig, RolloutPolicy, RouterConfig
 from tanuki_serving.launch import API_KEY_ENV, router_command, vllm_command
 from tanuki_serving.metrics import ReplicaLoad, parse_vllm_metrics
-from tanuki_serving.rollout import CanaryHealth, Revision, decide, targets, traffic_share
+from tanuki_serving.rollout import CanaryHealth, Revision, decide, revision_of, targets, traffic_share
+from tanuki_serving.smoke import check
 
 STARTUP_SECONDS = 600
 DRAIN_SECONDS = 120
@@ -229,17 +230,8 @@ class LocalFleet:
         return [r for r in self.replicas if r.revision == revision and r.state in ("starting", "ready", "routed")]
 
     def _smoke(self, replica: Replica, spec: FleetSpec) -> str | None:
-        headers = {"Authorization": f"Bearer {spec.api_key}"} if spec.api_key else {}
-        for prompt in spec.rollout.analysis.smokePrompts:
-            status, body = http_post(f"{replica.url}/v1/chat/completions", {
-                "model": spec.engine.served_model_name or spec.name, "max_tokens": 8,
-                "messages": [{"role": "user", "content": prompt}]}, headers=headers)
-            if status != 200:
-                return f"{prompt!r} → HTTP {status}"
-            choices = json.loads(body).get("choices") or []
-            if not choices or not (choices[0].get("message") or {}).get("content"):
-                return f"{prompt!r} → empty answer"
-        return None
+        return check(replica.url, spec.engine.served_model_name or spec.name, spec.api_key,
+                     spec.rollout.analysis.smokePrompts)
 
     def _observe(self, spec: FleetSpec) -> None:
         """Health of starting replicas, exits of running ones."""
@@ -404,6 +396,4 @@ class LocalFleet:
 
 
 def _revision(spec: FleetSpec) -> str:
-    from tanuki_serving.rollout import revision_of
-
     return revision_of(spec.model, spec.engine).id

@@ -159,7 +159,13 @@ def test_model_server_revision_deployment_router_and_autoscaler() -> None:
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "llm.tanuki.dev/v1alpha1", "kind": "ModelServer",
                                              "name": "debug-chat"}
     assert hpa["spec"]["metrics"][0]["pods"]["metric"]["name"] == "vllm_num_requests_waiting"
+    assert container["startupProbe"]["httpGet"]["path"] == "/health"  # no smoke prompts in the debug example
     keda_manifests = render_example("tanuki-8x8b-chat")
+    big = next(m for m in keda_manifests if m["kind"] == "Deployment"
+               and m["metadata"]["labels"]["app.kubernetes.io/component"] == "server")
+    smoke = big["spec"]["template"]["spec"]["containers"][0]["startupProbe"]["exec"]["command"]
+    assert smoke[:3] == ["python3", "-m", "tanuki_serving.smoke"]
+    assert smoke[smoke.index("--prompt") + 1] == "日本の首都はどこですか？"
     keda = by_kind(keda_manifests, "ScaledObject")
     assert keda["spec"]["maxReplicaCount"] == 8 and keda["spec"]["scaleTargetRef"]["kind"] == "ModelServer"
     assert keda["spec"]["triggers"][0]["metadata"]["query"].startswith("avg(vllm:num_requests_waiting{")

@@ -67,3 +67,21 @@ def test_loadgen_cli_reports_streaming_latency_and_401s(vllm_url: str) -> None:
     assert report["output_tokens_per_s"] > 0
     bad = subprocess.run([*command, "--api-key", "wrong"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1 and json.loads(bad.stdout)["errors"] == {"HTTP 401": 8}
+
+
+def test_smoke_probe_answers_with_the_pods_key_and_fails_without(vllm_url: str) -> None:
+    import os
+    import subprocess
+    import sys
+    from urllib.parse import urlparse
+
+    port = str(urlparse(vllm_url).port)
+    command = [sys.executable, "-m", "tanuki_serving.smoke", "--port", port, "--model", SERVED_NAME,
+               "--prompt", "こんにちは", "--prompt", "Hello"]
+    env = {k: v for k, v in os.environ.items() if k != "VLLM_API_KEY"}
+    assert subprocess.run(command, env={**env, "VLLM_API_KEY": API_KEY}, timeout=120).returncode == 0
+    denied = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert denied.returncode == 1 and "HTTP 401" in denied.stderr
+    wrong_model = subprocess.run([*command[:6], "nope", *command[7:]], env={**env, "VLLM_API_KEY": API_KEY},
+                                 capture_output=True, text=True, timeout=120)
+    assert wrong_model.returncode == 1 and "HTTP 404" in wrong_model.stderr

@@ -61,7 +61,7 @@ def deployment(owner: Owner, spec: ModelServerSpec, revision: Revision, replicas
         "volumeMounts": [{"name": "data", "mountPath": spec.storage.mountPath, "readOnly": True},
                          {"name": "dshm", "mountPath": "/dev/shm"}],
         # loading weights can take minutes: the startup probe allows 10 min, the others start after it
-        "startupProbe": {**probe, "periodSeconds": 10, "failureThreshold": 60},
+        "startupProbe": _startup_probe(spec, owner, probe),
         "readinessProbe": {**probe, "periodSeconds": 5},
         "livenessProbe": {**probe, "periodSeconds": 10, "failureThreshold": 3},
         "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
@@ -91,6 +91,19 @@ def deployment(owner: Owner, spec: ModelServerSpec, revision: Revision, replicas
             },
         },
     }
+
+
+def _startup_probe(spec: ModelServerSpec, owner: Owner, health: dict[str, Any]) -> dict[str, Any]:
+    """/health, or with smoke prompts: the prompts answered inside the pod with its own API key
+    (a replica that loads but cannot answer never becomes ready, so a canary crash-loops and rolls back)."""
+    prompts = spec.rollout.analysis.smokePrompts
+    if not prompts:
+        return {**health, "periodSeconds": 10, "failureThreshold": 60}
+    command = ["python3", "-m", "tanuki_serving.smoke", "--port", str(spec.port),
+               "--model", spec.engine.served_model_name or owner.name]
+    for prompt in prompts:
+        command += ["--prompt", prompt]
+    return {"exec": {"command": command}, "periodSeconds": 10, "timeoutSeconds": 60, "failureThreshold": 60}
 
 
 def router_rbac(owner: Owner) -> list[dict[str, Any]]:

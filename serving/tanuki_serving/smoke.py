@@ -1,0 +1,54 @@
+"""Smoke prompts against one vLLM replica: each must answer 200 with a non-empty message.
+
+The local fleet calls ``check`` before a new replica joins the router. In a cluster the same
+check is the vLLM container's startup probe (``python3 -m tanuki_serving.smoke``), run inside
+the pod with the pod's own API key, so a replica that loads but cannot answer never becomes
+ready: the canary crash-loops and is rolled back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+
+
+def check(base_url: str, model: str, api_key: str | None, prompts: list[str], timeout: float = 60.0) -> str | None:
+    """None when every prompt got an answer, else why not (the first failure)."""
+    headers = {"Content-Type": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    for prompt in prompts:
+        body = json.dumps({"model": model, "max_tokens": 8,
+                           "messages": [{"role": "user", "content": prompt}]}).encode()
+        request = urllib.request.Request(f"{base_url.rstrip('/')}/v1/chat/completions", data=body, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                choices = json.loads(response.read()).get("choices") or []
+        except urllib.error.HTTPError as exc:
+            return f"{prompt!r} → HTTP {exc.code}"
+        except (OSError, ValueError) as exc:
+            return f"{prompt!r} → {type(exc).__name__}: {exc}"
+        if not choices or not (choices[0].get("message") or {}).get("content"):
+            return f"{prompt!r} → empty answer"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m tanuki_serving.smoke", description=__doc__)
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--model", required=True, help="served model name")
+    parser.add_argument("--prompt", action="append", default=[], help="a smoke prompt (repeatable)")
+    args = parser.parse_args(argv)
+    failure = check(f"http://127.0.0.1:{args.port}", args.model, os.environ.get("VLLM_API_KEY"), args.prompt)
+    if failure:
+        print(failure, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
