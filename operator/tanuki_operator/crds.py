@@ -21,6 +21,23 @@ DROPPED_KEYS = {"title", "default", "additionalProperties", "discriminator", "ex
 KEPT_FORMATS = {"int32", "int64", "float", "double", "byte", "date", "date-time", "password"}
 
 
+SERVING_COLUMNS = [
+    {"name": "Ready", "type": "integer", "jsonPath": ".status.replicas"},
+    {"name": "Stable", "type": "string", "jsonPath": ".status.rollout.stable.revision"},
+    {"name": "Canary", "type": "string", "jsonPath": ".status.rollout.canary.revision"},
+    {"name": "Canary%", "type": "integer", "jsonPath": ".status.rollout.trafficShare.canary"},
+    {"name": "URL", "type": "string", "jsonPath": ".status.outputs.url", "priority": 1},
+]
+"""`kubectl get modelserver`: what serves, what is rolling out and how much traffic it gets."""
+
+
+def printer_columns(info: KindInfo) -> list[dict[str, Any]]:
+    columns = [{"name": "Phase", "type": "string", "jsonPath": ".status.phase"}]
+    columns += SERVING_COLUMNS if info.kind == "ModelServer" else [
+        {"name": "Progress", "type": "string", "jsonPath": ".status.progress.summary"}]
+    return [*columns, {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}]
+
+
 def _inline_refs(node: Any, definitions: dict[str, Any]) -> Any:
     if isinstance(node, dict):
         if "$ref" in node:
@@ -140,11 +157,7 @@ def crd(info: KindInfo) -> dict[str, Any]:
                 "served": True,
                 "storage": True,
                 "subresources": subresources,
-                "additionalPrinterColumns": [
-                    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-                    {"name": "Progress", "type": "string", "jsonPath": ".status.progress.summary"},
-                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                ],
+                "additionalPrinterColumns": printer_columns(info),
                 "schema": {"openAPIV3Schema": {
                     "type": "object",
                     "description": info.description,

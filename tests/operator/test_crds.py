@@ -48,7 +48,19 @@ def test_schema_is_structural_and_explained(kind: str) -> None:
         if path.startswith(".spec.") and not path.endswith(("[]", "{}")):
             assert node.get("description"), f"{path}: no description for kubectl explain"
     assert version["subresources"]["status"] == {}
-    assert [c["name"] for c in version["additionalPrinterColumns"]] == ["Phase", "Progress", "Age"]
+    columns = version["additionalPrinterColumns"]
+    expected = (["Phase", "Ready", "Stable", "Canary", "Canary%", "URL", "Age"] if kind == "ModelServer"
+                else ["Phase", "Progress", "Age"])
+    assert [c["name"] for c in columns] == expected
+    for column in columns:  # every column points at a field the schema declares, of the column's type
+        node = version["schema"]["openAPIV3Schema"]
+        for part in column["jsonPath"].strip(".").split("."):
+            if part == "creationTimestamp" or "properties" not in node:  # metadata / free-form outputs map
+                node = {"type": column["type"]}
+                break
+            node = node["properties"][part]
+        if column["type"] in ("integer", "string"):
+            assert node["type"] == column["type"], column
 
 
 def test_names_categories_and_scale() -> None:

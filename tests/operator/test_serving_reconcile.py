@@ -16,12 +16,12 @@ SETTINGS = Settings()
 SERVER = next(r for r in example_resources() if r["metadata"]["name"] == "debug-chat")
 
 
-def apply(kube: FakeKube, model: str, **spec_changes: Any) -> dict[str, Any]:
+def apply(kube: FakeKube, model: str | dict[str, Any], **spec_changes: Any) -> dict[str, Any]:
     resource = copy.deepcopy(SERVER)
     resource["metadata"]["namespace"] = "ml"
     defaults = {"autoscaling": {"engine": "none"}, "replicas": 1,
                 "rollout": {"steps": [50], "pauseSeconds": 0, "analysis": {"maxErrorRate": 0.05}}}
-    resource["spec"].update({**defaults, "model": {"path": model}, **spec_changes})
+    resource["spec"].update({**defaults, "model": {"path": model} if isinstance(model, str) else model, **spec_changes})
     key = (API_VERSION, "ModelServer", "ml", "debug-chat")
     if key in kube.objects:
         kube.objects[key]["spec"] = resource["spec"]
@@ -208,3 +208,21 @@ def test_rollout_metrics_count_each_finished_rollout_once() -> None:
     assert sample("tanuki_modelserver_rollouts_total", {**labels, "result": "Promoted"}) == 1
     assert sample("tanuki_modelserver_canary_step", labels) == -1
     assert sample("tanuki_modelserver_replicas", {**labels, "track": "stable"}) == 1
+
+
+def test_a_new_checkpoint_from_the_upstream_job_rolls_out() -> None:
+    kube = FakeKube()
+    upstream = {"apiVersion": API_VERSION, "kind": "DPOJob", "metadata": {"name": "debug-dpo", "namespace": "ml"},
+                "spec": {}, "status": {"phase": "Succeeded", "outputs": {"checkpoint": "/data/dpo/run1"}}}
+    kube.put(upstream)
+    apply(kube, {"from": {"kind": "DPOJob", "name": "debug-dpo"}})
+    status, _ = step(kube)
+    first = status["rollout"]["stable"]
+    assert first["model"] == "/data/dpo/run1"
+    become_ready(kube, first["revision"])
+    assert step(kube)[0]["phase"] == "Running"
+    # the DPOJob reruns and publishes a new checkpoint: no ModelServer spec change needed
+    kube.objects[(API_VERSION, "DPOJob", "ml", "debug-dpo")]["status"]["outputs"]["checkpoint"] = "/data/dpo/run2"
+    status, event = step(kube)
+    assert event[1] == "CanaryStarted" and status["rollout"]["canary"]["model"] == "/data/dpo/run2"
+    assert status["rollout"]["stable"] == first
