@@ -7,7 +7,7 @@
    straight to the vLLM replica and through the router, several rounds each in the same run;
    prints p50 latency of both and router ÷ direct. Goal ≤ 1.05.
 
-    .venv/bin/python benchmarks/serving.py [--rounds 4] [--requests 60] [--concurrency 2]
+    .venv/bin/python benchmarks/serving.py [--rounds 10] [--requests 100] [--concurrency 2] [--max-tokens 8 32]
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ def build_checkpoint(root: Path) -> Path:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--requests", type=int, default=60)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, nargs="+", default=[8, 32],
                         help="completion lengths to measure the overhead at (each its own comparison)")
