@@ -189,11 +189,8 @@ def main(args: argparse.Namespace) -> int:
             pass
         finally:
             for server in servers:
-                failed = server.status.get("phase") == "Failed"
                 server.stop()
                 statuses[f"ModelServer/{server.name}"] = {k: v for k, v in server.status.items() if k != "rollout"}
-                if failed:  # the exit code still says it never served
-                    statuses[f"ModelServer/{server.name}"]["phase"] = "Failed"
             signal.signal(signal.SIGTERM, previous)
     print(json.dumps({name: {k: v for k, v in status.items() if k != "outputs"} for name, status in statuses.items()},
                      indent=2, ensure_ascii=False))

@@ -14,6 +14,7 @@ import json
 import os
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,15 @@ def find_resource(path: Path, kind: str, name: str) -> dict[str, Any] | None:
     return None
 
 
+@dataclass
+class Unservable:
+    """Why the file, as it is now, gives nothing to serve."""
+
+    phase: str
+    """Failed (the spec or its inputs are wrong) or Waiting (an upstream has not produced yet)."""
+    message: str
+
+
 class LocalModelServer:
     """Serve one ModelServer of a YAML file until stopped."""
 
@@ -95,19 +105,19 @@ class LocalModelServer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def desired(self) -> tuple[Any, str | None]:
-        """(FleetSpec or None, why not) from the file as it is now."""
+    def desired(self) -> Any:
+        """The FleetSpec the file asks for now, or ``Unservable``."""
         from tanuki_serving.fleet import FleetSpec
 
         try:
             resource = find_resource(self.filename, "ModelServer", self.name)
         except (OSError, yaml.YAMLError) as exc:
-            return None, f"{self.filename}: {exc}"
+            return Unservable("Failed", f"{self.filename}: {exc}")
         if resource is None:
-            return None, f"{self.filename} no longer declares ModelServer/{self.name}"
+            return Unservable("Failed", f"{self.filename} no longer declares ModelServer/{self.name}")
         model, errors = validate_spec("ModelServer", self.localise(resource.get("spec") or {}, self.workdir))
         if errors:
-            return None, "invalid spec: " + summarize(errors)
+            return Unservable("Failed", "invalid spec: " + summarize(errors))
         assert isinstance(model, ModelServerSpec)
         statuses = self.store.load()
 
@@ -118,30 +128,30 @@ class LocalModelServer:
         self.blocked = bool(resolution.waiting_for) and all(
             any(f"({phase})" in waiting for phase in STUCK_PHASES) for waiting in resolution.waiting_for)
         if resolution.errors or resolution.waiting_for:
-            return None, "; ".join(resolution.errors) or "waiting for " + ", ".join(resolution.waiting_for)
+            return Unservable("Waiting", "; ".join(resolution.errors) or "waiting for " + ", ".join(resolution.waiting_for))
         api_key = None
         if model.auth.apiKey is not None:
             ref = model.auth.apiKey
             api_key = secret_value(self.workdir, ref.name, ref.key)
             if api_key is None:
-                return None, (f"spec.auth.apiKey: Secret {ref.name} has no key {ref.key} "
-                              f"(locally: the file {self.workdir / 'secrets' / ref.name / ref.key})")
+                return Unservable("Failed", f"spec.auth.apiKey: Secret {ref.name} has no key {ref.key} "
+                                            f"(locally: the file {self.workdir / 'secrets' / ref.name / ref.key})")
         elif model.auth.required:
-            return None, "spec.auth.apiKey: required"
+            return Unservable("Failed", "spec.auth.apiKey: required")
         return FleetSpec(name=self.name, model=resolution.inputs["model"], engine=model.engine, router=model.router,
-                         rollout=model.rollout, replicas=model.total_replicas(), api_key=api_key), None
+                         rollout=model.rollout, replicas=model.total_replicas(), api_key=api_key)
 
     def tick(self) -> dict[str, Any]:
-        spec, problem = self.desired()
-        if spec is not None:
-            self.spec = spec
-            status = self.fleet.tick(spec)
+        desired = self.desired()
+        if not isinstance(desired, Unservable):
+            self.spec = desired
+            status = self.fleet.tick(desired)
         elif self.spec is not None:  # keep serving what was good; say why the new spec is not used
             status = self.fleet.tick(self.spec)
-            status["message"] = f"{problem}; keeps serving revision {(status['rollout']['stable'] or {}).get('revision')}"
+            stable = (status["rollout"]["stable"] or {}).get("revision")
+            status["message"] = f"{desired.message}; keeps serving revision {stable}"
         else:
-            status = {"phase": "Failed" if problem and problem.startswith(("spec.", "invalid")) else "Waiting",
-                      "message": problem}
+            status = {"phase": desired.phase, "message": desired.message}
         self.status = status
         self.store.update(self.key, status)
         return status
@@ -164,5 +174,6 @@ class LocalModelServer:
         if self._thread is not None:
             self._thread.join(timeout=30)
         self.fleet.shutdown()
-        self.status = {**self.status, "phase": "Stopped", "message": "local runner stopped", "replicas": 0}
+        if self.status.get("phase") != "Failed":  # a failure stays visible after the runner exits
+            self.status = {**self.status, "phase": "Stopped", "message": "local runner stopped", "replicas": 0}
         self.store.update(self.key, self.status)

@@ -27,7 +27,8 @@ from typing import Any
 from tanuki_serving.config import EngineConfig, RolloutPolicy, RouterConfig
 from tanuki_serving.launch import API_KEY_ENV, router_command, vllm_command
 from tanuki_serving.metrics import ReplicaLoad, parse_vllm_metrics
-from tanuki_serving.rollout import CanaryHealth, Revision, decide, revision_of, targets, traffic_share
+from tanuki_serving.rollout import (CanaryHealth, Revision, decide, revision_models, revision_of, targets,
+                                    traffic_share)
 from tanuki_serving.smoke import check
 
 STARTUP_SECONDS = 600
@@ -315,10 +316,7 @@ class LocalFleet:
         if self.router is None and not self.replicas and not self.failed and port_in_use(spec.router.port, self.host):
             self.failed = self.message = f"spec.router.port: {self.host}:{spec.router.port} is already in use"
         wanted = {} if self.failed else targets(self.state, spec.rollout, spec.replicas)
-        models = {self.state["stable"]["revision"]: self.state["stable"]["model"]} if self.state.get("stable") else {}
-        for track in ("canary", "retiring"):
-            if self.state.get(track):
-                models[self.state[track]["revision"]] = self.state[track]["model"]
+        models = revision_models(self.state)
         for revision, count in wanted.items():
             for _ in range(count - len(self._live(revision))):
                 self._start_replica(spec, revision, models[revision])

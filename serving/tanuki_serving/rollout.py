@@ -103,6 +103,12 @@ def targets(state: dict[str, Any], policy: RolloutPolicy, total: int) -> dict[st
     return wanted
 
 
+def revision_models(state: dict[str, Any]) -> dict[str, str]:
+    """Checkpoint of every revision the state still runs (stable, canary, retiring)."""
+    return {state[track]["revision"]: state[track]["model"] for track in ("stable", "canary", "retiring")
+            if state.get(track)}
+
+
 def traffic_share(state: dict[str, Any], policy: RolloutPolicy, total: int) -> dict[str, int]:
     """Percent of requests each track gets, from the replica ratio."""
     wanted = targets(state, policy, total)

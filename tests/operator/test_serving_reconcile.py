@@ -78,6 +78,14 @@ def serving(kube: FakeKube, model: str) -> str:
     return revision
 
 
+def start_canary(kube: FakeKube, model: str, **spec_changes: Any) -> tuple[str, str, dict[str, Any], Any]:
+    """Serving /data/ckpt/a, then ``model`` applied: (stable revision, canary revision, status, event)."""
+    stable = serving(kube, "/data/ckpt/a")
+    apply(kube, model, **spec_changes)
+    status, event = step(kube)
+    return stable, status["rollout"]["canary"]["revision"], status, event
+
+
 def test_first_revision_router_and_scale_selector() -> None:
     kube = FakeKube()
     revision = serving(kube, "/data/ckpt/a")
@@ -94,10 +102,7 @@ def test_first_revision_router_and_scale_selector() -> None:
 
 def test_new_checkpoint_canary_then_promotion_retires_the_old_revision() -> None:
     kube = FakeKube()
-    old = serving(kube, "/data/ckpt/a")
-    apply(kube, "/data/ckpt/b")
-    status, event = step(kube)
-    canary = status["rollout"]["canary"]["revision"]
+    old, canary, status, event = start_canary(kube, "/data/ckpt/b")
     assert event[1] == "CanaryStarted" and canary != old
     deployments = revision_deployments(kube)
     assert {rev: d["spec"]["replicas"] for rev, d in deployments.items()} == {old: 1, canary: 1}
@@ -120,10 +125,7 @@ def test_new_checkpoint_canary_then_promotion_retires_the_old_revision() -> None
 
 def test_crash_looping_canary_is_rolled_back_and_not_retried() -> None:
     kube = FakeKube()
-    stable = serving(kube, "/data/ckpt/a")
-    apply(kube, "/data/ckpt/broken")
-    status, _ = step(kube)
-    canary = status["rollout"]["canary"]["revision"]
+    stable, canary, status, _ = start_canary(kube, "/data/ckpt/broken")
     become_ready(kube, canary, container_state={"waiting": {"reason": "CrashLoopBackOff",
                                                             "message": "back-off restarting failed container"}},
                  restarts=3)
@@ -140,10 +142,7 @@ def test_crash_looping_canary_is_rolled_back_and_not_retried() -> None:
 
 def test_canary_above_the_error_rate_is_rolled_back() -> None:
     kube = FakeKube()
-    stable = serving(kube, "/data/ckpt/a")
-    apply(kube, "/data/ckpt/b")
-    status, _ = step(kube)
-    canary = status["rollout"]["canary"]["revision"]
+    stable, canary, status, _ = start_canary(kube, "/data/ckpt/b")
     become_ready(kube, canary, metrics=vllm_metrics(ok=90, errors=10))
     status, event = step(kube)
     assert event[1] == "RolledBack" and "error rate 10.0%" in status["message"]
@@ -165,10 +164,7 @@ def test_missing_secret_is_a_clear_status() -> None:
 
 def test_autoscaler_total_is_split_across_revisions() -> None:
     kube = FakeKube()
-    old = serving(kube, "/data/ckpt/a")
-    apply(kube, "/data/ckpt/b", replicas=4, rollout={"steps": [25, 50], "pauseSeconds": 0})
-    status, _ = step(kube)
-    canary = status["rollout"]["canary"]["revision"]
+    old, canary, status, _ = start_canary(kube, "/data/ckpt/b", replicas=4, rollout={"steps": [25, 50], "pauseSeconds": 0})
     assert {rev: d["spec"]["replicas"] for rev, d in revision_deployments(kube).items()} == {old: 3, canary: 1}
     become_ready(kube, canary)
     status, event = step(kube)

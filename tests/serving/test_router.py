@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import subprocess
@@ -41,7 +42,7 @@ def test_router_spreads_load_and_retries_around_a_killed_replica(vllm_url: str, 
             before = {url: served_requests(url) for url in (vllm_url, second_url)}
             config = LoadConfig(base_url=f"{router.url}/v1", model=SERVED_NAME, api_key=API_KEY, concurrency=2,
                                 rate=6, max_tokens=8, stream=False)
-            warmup = asyncio.run(run_load(LoadConfig(**{**config.__dict__, "requests": 12})))
+            warmup = asyncio.run(run_load(dataclasses.replace(config, requests=12)))
             assert warmup.failed == 0, warmup.errors
             reached = {url: served_requests(url) - before[url] for url in before}
             assert all(count >= 3 for count in reached.values()), reached

@@ -15,10 +15,10 @@ from tanuki_operator.api.modelserver import ModelServerSpec
 from tanuki_operator.k8s import ApiError, Kube
 from tanuki_operator.phases import Observed
 from tanuki_operator.render import Owner, Settings
-from tanuki_operator.render.serving import (REVISION_LABEL, current_revision, deployment_name, modelserver_manifests,
+from tanuki_operator.render.serving import (REVISION_LABEL, current_revision, modelserver_manifests,
                                             selector_string, server_selector)
 from tanuki_serving.metrics import ReplicaLoad, parse_vllm_metrics
-from tanuki_serving.rollout import CanaryHealth, Revision, decide, targets, traffic_share
+from tanuki_serving.rollout import CanaryHealth, Revision, decide, revision_models, targets, traffic_share
 
 FAILING_REASONS = {"CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError",
                    "CreateContainerError", "InvalidImageName", "RunContainerError"}
@@ -45,13 +45,23 @@ def _ready(pod: dict[str, Any]) -> bool:
                for c in (pod.get("status") or {}).get("conditions") or [])
 
 
-def canary_health(kube: Kube, owner: Owner, spec: ModelServerSpec, state: dict[str, Any]) -> CanaryHealth | None:
+def revision_deployments(kube: Kube, owner: Owner) -> dict[str, dict[str, Any]]:
+    """This ModelServer's vLLM Deployments by revision: one list per reconcile serves every check."""
+    found = kube.list("apps/v1", "Deployment", owner.namespace, server_selector(owner))
+    return {d["metadata"]["labels"][REVISION_LABEL]: d for d in found
+            if REVISION_LABEL in (d["metadata"].get("labels") or {})}
+
+
+def _ready_replicas(deployments: dict[str, dict[str, Any]], revision: str | None) -> int:
+    return ((deployments.get(revision or "") or {}).get("status") or {}).get("readyReplicas") or 0
+
+
+def canary_health(kube: Kube, owner: Owner, spec: ModelServerSpec, state: dict[str, Any],
+                  deployments: dict[str, dict[str, Any]]) -> CanaryHealth | None:
     canary = state.get("canary")
     if canary is None:
         return None
     wanted = targets(state, spec.rollout, spec.total_replicas()).get(canary["revision"], 0)
-    found = kube.get("apps/v1", "Deployment", owner.namespace, deployment_name(owner, canary["revision"]))
-    ready = ((found or {}).get("status") or {}).get("readyReplicas") or 0
     pods = kube.list("v1", "Pod", owner.namespace, {**server_selector(owner), REVISION_LABEL: canary["revision"]})
     load = ReplicaLoad()
     for pod in pods:
@@ -59,36 +69,28 @@ def canary_health(kube: Kube, owner: Owner, spec: ModelServerSpec, state: dict[s
             text = kube.pod_proxy_get(owner.namespace, pod["metadata"]["name"], spec.port, "/metrics")
             if text:
                 load = load + parse_vllm_metrics(text)
-    return CanaryHealth(ready=ready >= wanted, failure=pod_failure(pods, spec.rollout.analysis.maxRestarts),
+    return CanaryHealth(ready=_ready_replicas(deployments, canary["revision"]) >= wanted,
+                        failure=pod_failure(pods, spec.rollout.analysis.maxRestarts),
                         requests=load.requests, errors=load.errors)
 
 
-def _stable_complete(kube: Kube, owner: Owner, spec: ModelServerSpec, state: dict[str, Any]) -> bool:
+def _stable_complete(spec: ModelServerSpec, state: dict[str, Any], deployments: dict[str, dict[str, Any]]) -> bool:
     stable = (state.get("stable") or {}).get("revision")
     if stable is None:
         return True
-    found = kube.get("apps/v1", "Deployment", owner.namespace, deployment_name(owner, stable)) or {}
-    wanted = targets(state, spec.rollout, spec.total_replicas()).get(stable, 0)
-    return ((found.get("status") or {}).get("readyReplicas") or 0) >= wanted
+    return _ready_replicas(deployments, stable) >= targets(state, spec.rollout, spec.total_replicas()).get(stable, 0)
 
 
-def _sync_deployment(kube: Kube, manifest: dict[str, Any]) -> None:
-    """The operator owns each revision's replica count (its share of the ModelServer's total)."""
-    meta = manifest["metadata"]
-    existing = kube.get("apps/v1", "Deployment", meta["namespace"], meta["name"])
-    if existing is not None and (existing.get("spec") or {}).get("replicas") != manifest["spec"]["replicas"]:
-        kube.patch("apps/v1", "Deployment", meta["namespace"], meta["name"],
-                   {"spec": {"replicas": manifest["spec"]["replicas"]}})
-
-
-def _delete_retired(kube: Kube, owner: Owner, keep: set[str]) -> None:
-    selector = {"llm.tanuki.dev/kind": "modelserver", "llm.tanuki.dev/name": owner.name,
-                "app.kubernetes.io/component": "server"}
-    for found in kube.list("apps/v1", "Deployment", owner.namespace, selector):
-        revision = found["metadata"].get("labels", {}).get(REVISION_LABEL)
-        owned = any(ref.get("uid") == owner.uid for ref in found["metadata"].get("ownerReferences") or [])
-        if owned and revision not in keep:
-            kube.delete("apps/v1", "Deployment", owner.namespace, found["metadata"]["name"])
+def _sync_replicas(kube: Kube, owner: Owner, deployments: dict[str, dict[str, Any]], wanted: dict[str, int]) -> None:
+    """The operator owns each revision's replica count (its share of the ModelServer's total) and
+    deletes the Deployments of revisions no longer wanted."""
+    for revision, found in deployments.items():
+        name = found["metadata"]["name"]
+        if revision in wanted:
+            if (found.get("spec") or {}).get("replicas") != wanted[revision]:
+                kube.patch("apps/v1", "Deployment", owner.namespace, name, {"spec": {"replicas": wanted[revision]}})
+        elif any(ref.get("uid") == owner.uid for ref in found["metadata"].get("ownerReferences") or []):
+            kube.delete("apps/v1", "Deployment", owner.namespace, name)
 
 
 def reconcile_modelserver(kube: Kube, settings: Settings, owner: Owner, spec: ModelServerSpec, model_path: str,
@@ -98,14 +100,12 @@ def reconcile_modelserver(kube: Kube, settings: Settings, owner: Owner, spec: Mo
              if key not in ("trafficShare", "readyReplicas")}
     desired = current_revision(spec, model_path, settings)
     total = spec.total_replicas()
-    decision = decide(state, desired, spec.rollout, canary_health(kube, owner, spec, state), now, total=total,
-                      stable_complete=_stable_complete(kube, owner, spec, state))
+    deployments = revision_deployments(kube, owner)
+    decision = decide(state, desired, spec.rollout, canary_health(kube, owner, spec, state, deployments), now,
+                      total=total, stable_complete=_stable_complete(spec, state, deployments))
     state = decision.state
     wanted = targets(state, spec.rollout, total)
-    models = {state["stable"]["revision"]: state["stable"]["model"]}
-    for track in ("canary", "retiring"):
-        if state.get(track):
-            models[state[track]["revision"]] = state[track]["model"]
+    models = revision_models(state)
     revisions = [(Revision(revision, models[revision]), replicas) for revision, replicas in wanted.items()]
     for manifest in modelserver_manifests(owner, spec, settings, revisions):
         try:
@@ -114,12 +114,9 @@ def reconcile_modelserver(kube: Kube, settings: Settings, owner: Owner, spec: Mo
             if exc.status == 404 and manifest["kind"] in ("ServiceMonitor", "ScaledObject"):
                 continue  # that API is not installed: serving works without it
             raise
-        if manifest["kind"] == "Deployment" and REVISION_LABEL in manifest["metadata"]["labels"]:
-            _sync_deployment(kube, manifest)
-    _delete_retired(kube, owner, set(wanted))
+    _sync_replicas(kube, owner, deployments, wanted)  # new Deployments were created with their count
     stable_rev = state["stable"]["revision"]
-    ready_of = {rev: (((kube.get("apps/v1", "Deployment", owner.namespace, deployment_name(owner, rev)) or {})
-                       .get("status") or {}).get("readyReplicas") or 0) for rev in wanted}
+    ready_of = {rev: _ready_replicas(deployments, rev) for rev in wanted}
     ready = sum(ready_of.values())
     canary_rev = (state.get("canary") or {}).get("revision")
     rollout = {**state, "trafficShare": traffic_share(state, spec.rollout, total),

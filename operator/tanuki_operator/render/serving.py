@@ -123,7 +123,7 @@ def router_rbac(owner: Owner) -> list[dict[str, Any]]:
 
 def router_deployment(owner: Owner, spec: ModelServerSpec, settings: Settings) -> dict[str, Any]:
     router = spec.router
-    selector = {**labels(owner, "router")}
+    selector = labels(owner, "router")
     command = router_command(router, selector=server_selector(owner), namespace=owner.namespace,
                              worker_port=spec.port)
     probe = {"httpGet": {"path": "/health", "port": "http"}}
