@@ -51,7 +51,7 @@ def _json_schema(node: Any) -> Any:
 
 @cache
 def _crd_validator(kind: str) -> jsonschema.Draft202012Validator:
-    from tanuki_operator.api import KINDS
+    from tanuki_operator.stages import STAGES as KINDS
     from tanuki_operator.crds import crd
 
     schema = copy.deepcopy(crd(KINDS[kind])["spec"]["versions"][0]["schema"]["openAPIV3Schema"])

@@ -15,7 +15,8 @@ from typing import Any
 
 import yaml
 
-from tanuki_operator.api import GROUP, KINDS, VERSION, KindInfo, Status
+from tanuki_operator.api import GROUP, VERSION, Status
+from tanuki_operator.stages import STAGES, Stage, Workload
 
 DROPPED_KEYS = {"title", "default", "additionalProperties", "discriminator", "examples"}
 KEPT_FORMATS = {"int32", "int64", "float", "double", "byte", "date", "date-time", "password"}
@@ -31,11 +32,36 @@ SERVING_COLUMNS = [
 """`kubectl get modelserver`: what serves, what is rolling out and how much traffic it gets."""
 
 
-def printer_columns(info: KindInfo) -> list[dict[str, Any]]:
+def printer_columns(info: Stage) -> list[dict[str, Any]]:
     columns = [{"name": "Phase", "type": "string", "jsonPath": ".status.phase"}]
-    columns += SERVING_COLUMNS if info.kind == "ModelServer" else [
+    columns += SERVING_COLUMNS if info.workload is Workload.SERVER else [
         {"name": "Progress", "type": "string", "jsonPath": ".status.progress.summary"}]
     return [*columns, {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}]
+
+
+IMMUTABLE_ONCE_RUNNING = ("recipe", "resources", "image")
+"""Batch kinds: spec fields the API server itself refuses to change once the stage's Job exists
+(``status.runGeneration`` set); the reconciler refuses every other change but spec.suspend too."""
+
+
+def immutability_rules(info: Stage) -> list[dict[str, Any]]:
+    """CEL transition rules on the resource root (they see spec and status together)."""
+    if not info.workload.batch:
+        return []
+    rules = []
+    for name in IMMUTABLE_ONCE_RUNNING:
+        if name not in info.spec.model_fields:
+            continue
+        unchanged = (f"has(self.spec.{name}) == has(oldSelf.spec.{name}) && "
+                     f"(!has(self.spec.{name}) || self.spec.{name} == oldSelf.spec.{name})")
+        rules.append({
+            "rule": f"!has(oldSelf.status) || !has(oldSelf.status.runGeneration) || ({unchanged})",
+            "message": f"spec.{name} cannot change once the stage's Job exists (status.runGeneration); "
+                       f"delete and re-create the {info.kind} to run a new one",
+            "fieldPath": f".spec.{name}",
+            "reason": "FieldValueForbidden",
+        })
+    return rules
 
 
 def _inline_refs(node: Any, definitions: dict[str, Any]) -> Any:
@@ -128,7 +154,7 @@ def model_schema(model: type) -> dict[str, Any]:
     return to_structural(_inline_refs(raw, raw.get("$defs", {})))
 
 
-def crd(info: KindInfo) -> dict[str, Any]:
+def crd(info: Stage) -> dict[str, Any]:
     """The CustomResourceDefinition of one kind."""
     spec_schema = model_schema(info.spec)
     spec_schema["description"] = info.spec.__doc__.strip().splitlines()[0] if info.spec.__doc__ else ""
@@ -161,6 +187,7 @@ def crd(info: KindInfo) -> dict[str, Any]:
                 "schema": {"openAPIV3Schema": {
                     "type": "object",
                     "description": info.description,
+                    **({"x-kubernetes-validations": rules} if (rules := immutability_rules(info)) else {}),
                     "required": ["spec"],
                     "properties": {
                         "apiVersion": {"type": "string"},
@@ -177,7 +204,7 @@ def crd(info: KindInfo) -> dict[str, Any]:
 
 def all_crds() -> dict[str, dict[str, Any]]:
     """File name → CRD, for every kind."""
-    return {f"{info.crd_name}.yaml": crd(info) for info in KINDS.values()}
+    return {f"{info.crd_name}.yaml": crd(info) for info in STAGES.values()}
 
 
 def render_yaml(document: dict[str, Any]) -> str:

@@ -1,7 +1,9 @@
 """The only module that talks to the Kubernetes API (through the official client's ApiClient).
 
-Generic create / get / list / patch / delete by apiVersion + kind, with paths from one table, so
-the handlers need no per-kind client classes and tests can run against any API server.
+Generic create / get / list / apply / patch / delete by apiVersion + kind, with paths from one
+table, so the handlers need no per-kind client classes and tests can run against any API server.
+Children are written with server-side apply under the operator's own field manager: fields other
+managers set (a person's label, an autoscaler's count) stay theirs.
 """
 
 from __future__ import annotations
@@ -22,7 +24,12 @@ PLURALS: dict[tuple[str, str], str] = {
     ("v1", "ServiceAccount"): "serviceaccounts",
     ("rbac.authorization.k8s.io/v1", "Role"): "roles",
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): "rolebindings",
+    ("networking.k8s.io/v1", "NetworkPolicy"): "networkpolicies",
+    ("v1", "Event"): "events",
 }
+FIELD_MANAGER = "tanuki-operator"
+APPLY_PATCH = "application/apply-patch+yaml"
+MERGE_PATCH = "application/merge-patch+json"
 
 
 class ApiError(Exception):
@@ -116,15 +123,30 @@ class Kube:
         """Create; None when an object of that name already exists (idempotent re-runs)."""
         path = collection_path(manifest["apiVersion"], manifest["kind"], manifest["metadata"]["namespace"])
         try:
-            return self._call("POST", path, body=manifest)
+            return self._call("POST", path, body=manifest, query=[("fieldManager", FIELD_MANAGER)])
         except ApiError as exc:
             if exc.status == 409:
                 return None
             raise
 
+    def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply (creates the object when missing): the fields in ``manifest`` become the
+        operator's; fields it applied before and no longer sends are removed; conflicts with other
+        managers are forced (the operator owns what it renders)."""
+        meta = manifest["metadata"]
+        path = f"{collection_path(manifest['apiVersion'], manifest['kind'], meta['namespace'])}/{meta['name']}"
+        return self._call("PATCH", path, body=manifest, content_type=APPLY_PATCH,
+                          query=[("fieldManager", FIELD_MANAGER), ("force", "true")])
+
     def patch(self, api_version: str, kind: str, namespace: str, name: str, body: dict[str, Any]) -> Any:
+        """JSON merge patch of the fields in ``body`` (null deletes)."""
         return self._call("PATCH", f"{collection_path(api_version, kind, namespace)}/{name}", body=body,
-                          content_type="application/merge-patch+json")
+                          content_type=MERGE_PATCH, query=[("fieldManager", FIELD_MANAGER)])
+
+    def patch_status(self, api_version: str, kind: str, namespace: str, name: str, status: dict[str, Any]) -> Any:
+        """Merge ``status`` into the object's status subresource."""
+        return self._call("PATCH", f"{collection_path(api_version, kind, namespace)}/{name}/status",
+                          body={"status": status}, content_type=MERGE_PATCH, query=[("fieldManager", FIELD_MANAGER)])
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         try:

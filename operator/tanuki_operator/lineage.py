@@ -1,7 +1,8 @@
-"""Upstream references → resolved input paths, or why the resource must wait or fail (pure).
+"""Upstream references → resolved input values, or why the resource must wait or fail (pure).
 
-A spec names its inputs as a path or ``from: {kind, name}``. A referenced upstream must be
-``Succeeded`` (a ModelServer: ``Running``); then its ``status.outputs`` provides the path.
+A spec names its inputs (``StageSpec.inputs``) as a path, a literal, or ``from: {kind, name}``. A
+referenced upstream must be in its kind's ready phase (``Succeeded``; a ModelServer ``Running``);
+then its ``status.outputs`` provides the value.
 """
 
 from __future__ import annotations
@@ -10,21 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel
-
-from tanuki_operator.api.common import ArtifactSource, ObjectRef, Storage
-from tanuki_operator.api.dpo import DPOJobSpec
-from tanuki_operator.api.eval import EvalJobSpec
-from tanuki_operator.api.modelserver import ModelServerSpec
-from tanuki_operator.api.pretrain import PretrainJobSpec
-from tanuki_operator.api.sft import SFTJobSpec
-from tanuki_operator.api.synth import SynthJobSpec
-from tanuki_operator.api.upcycle import UpcycleJobSpec
+from tanuki_operator.api.common import ArtifactSource, Input, ObjectRef, Phase, StageSpec, Storage
 from tanuki_operator.render.common import absolute
-
-# which status.outputs key an input role reads from its upstream
-OUTPUT_KEY = {"model": "checkpoint", "init_from": "checkpoint", "dataset": "dataset", "prompts": "dataset", "target_url": "url"}
-READY_PHASE = {"ModelServer": "Running"}
+from tanuki_operator.stages import STAGES
 
 StatusLookup = Callable[[str, str], dict[str, Any] | None]
 """(kind, name) → the upstream's ``status`` (``{}`` when it has none yet), or None if it does not exist."""
@@ -43,59 +32,51 @@ class Resolution:
         return not self.waiting_for and not self.errors
 
 
-def input_sources(spec: BaseModel) -> dict[str, ArtifactSource | ObjectRef | str]:
-    """Input role → where it comes from, for every kind."""
-    if isinstance(spec, PretrainJobSpec):
-        sources: dict[str, ArtifactSource | ObjectRef | str] = {
-            f"source:{binding.source}": binding.from_ for binding in spec.sourcesFrom}
-        if spec.initFrom is not None:
-            sources["init_from"] = spec.initFrom
-        return sources
-    if isinstance(spec, (UpcycleJobSpec, SynthJobSpec, ModelServerSpec)):
-        return {"model": spec.model}
-    if isinstance(spec, SFTJobSpec):
-        return {"model": spec.model, "dataset": spec.dataset}
-    if isinstance(spec, DPOJobSpec):
-        return {"model": spec.model, "prompts": spec.prompts}
-    if isinstance(spec, EvalJobSpec):
-        return {"target_url": spec.target.from_ if spec.target.from_ else spec.target.url}
-    return {}
+def upstream_refs(spec: StageSpec) -> list[ObjectRef]:
+    """The resources this one reads from (for waking it when they change)."""
+    refs = []
+    for item in spec.inputs().values():
+        ref = item.source if isinstance(item.source, ObjectRef) else \
+            item.source.from_ if isinstance(item.source, ArtifactSource) else None
+        if ref is not None and ref not in refs:
+            refs.append(ref)
+    return refs
 
 
-def resolve(spec: BaseModel, storage: Storage, lookup: StatusLookup) -> Resolution:
+def resolve(spec: StageSpec, storage: Storage | None, lookup: StatusLookup) -> Resolution:
     resolution = Resolution()
-    for role, source in input_sources(spec).items():
-        if isinstance(source, str):
-            resolution.inputs[role] = source
+    for role, item in spec.inputs().items():
+        if isinstance(item.source, str):
+            resolution.inputs[role] = item.source
             continue
-        reference = source if isinstance(source, ObjectRef) else source.from_
+        reference = item.source if isinstance(item.source, ObjectRef) else item.source.from_
         if reference is None:
-            resolution.inputs[role] = absolute(storage, source.path)
+            assert storage is not None and item.source.path is not None
+            resolution.inputs[role] = absolute(storage, item.source.path)
             continue
-        _resolve_reference(role, reference, lookup, resolution)
+        _resolve_reference(role, item, reference, lookup, resolution)
     return resolution
 
 
-def _resolve_reference(role: str, ref: ObjectRef, lookup: StatusLookup, resolution: Resolution) -> None:
+def _resolve_reference(role: str, item: Input, ref: ObjectRef, lookup: StatusLookup, resolution: Resolution) -> None:
     label = f"{ref.kind}/{ref.name}"
     status = lookup(ref.kind, ref.name)
     if status is None:
-        resolution.errors.append(f"{label} does not exist")
+        if item.required:
+            resolution.errors.append(f"{label} does not exist")
         return
     phase = status.get("phase")
-    if phase in ("Failed", "ValidationFailed"):
-        resolution.errors.append(f"{label} is {phase}")
+    if phase in (Phase.FAILED, Phase.VALIDATION_FAILED):
+        if item.required:
+            resolution.errors.append(f"{label} is {phase}")
         return
-    if phase != READY_PHASE.get(ref.kind, "Succeeded"):
-        resolution.waiting_for.append(f"{label} ({phase or 'Pending'})")
+    if phase != STAGES[ref.kind].ready_phase:
+        if item.required and f"{label} ({phase or Phase.PENDING})" not in resolution.waiting_for:
+            resolution.waiting_for.append(f"{label} ({phase or Phase.PENDING})")
         return
-    key = "dataset" if role.startswith("source:") else OUTPUT_KEY[role]
-    value = (status.get("outputs") or {}).get(key)
+    value = (status.get("outputs") or {}).get(item.output)
     if not value:
-        resolution.errors.append(f"{label} succeeded without outputs.{key}")
+        if item.required:
+            resolution.errors.append(f"{label} succeeded without outputs.{item.output}")
         return
     resolution.inputs[role] = str(value)
-    if role == "target_url":
-        model = (status.get("outputs") or {}).get("model")
-        if model:
-            resolution.inputs["target_model"] = str(model)

@@ -9,6 +9,11 @@ resolved the same way, each stage's recipe rendered by the same code — then ea
 ModelServers are served after the batch stages (vLLM processes behind ``vllm-router``, see
 ``local_serving``); the command then keeps serving, and watching the file for changes, until
 interrupted or ``--serve-for`` seconds have passed.
+
+Applying a file again behaves as in a cluster: a stage that succeeded with the same spec is not
+run again, a failed one is retried (resuming from its newest checkpoint), and a changed spec of a
+stage that already ran is refused naming the fields (``tanuki local delete`` forgets a resource
+and its outputs so it can run anew).
 """
 
 from __future__ import annotations
@@ -25,14 +30,13 @@ from typing import Any
 
 import yaml
 
+from tanuki_operator.api.common import Phase
+from tanuki_operator.handlers.reconcile import STAGE_NOT_AVAILABLE, changed_fields, spec_record
 from tanuki_operator.lineage import resolve
 from tanuki_operator.local_serving import TICK_SECONDS, LocalModelServer, StatusStore
 from tanuki_operator.render.common import Owner, output_dir
-from tanuki_operator.render.recipes import stage_recipe
+from tanuki_operator.stages import STAGES, Workload, not_available_message
 from tanuki_operator.validation import summarize, validate_spec
-
-STAGES = {"PretrainJob": "pretrain", "UpcycleJob": "upcycle"}
-"""Kinds whose stage programs exist; the others are reported as not runnable locally yet."""
 
 
 def make_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -46,6 +50,9 @@ def make_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                        help="seconds to keep ModelServers up once ready (default: until interrupted; 0: stop at once)")
     apply.add_argument("--ready-timeout", type=float, default=900,
                        help="seconds a ModelServer may take to serve before apply gives up (default 900)")
+    delete = sub.add_parser("delete", help="forget the resources of a YAML file: their statuses and outputs")
+    delete.add_argument("-f", "--filename", type=Path, required=True)
+    delete.add_argument("--workdir", type=Path, default=Path("tanuki-local"))
     return parser
 
 
@@ -80,39 +87,63 @@ def run_chain(resources: list[dict[str, Any]], workdir: Path, nproc: int,
         stored_kind, _, stored_name = key.partition("/")
         statuses[stored_kind, stored_name] = stored
     declared = {(resource["kind"], resource["metadata"]["name"]) for resource in resources} | set(statuses)
-    for resource in resources:
-        statuses.pop((resource["kind"], resource["metadata"]["name"]), None)  # re-applied: runs again
+    previous = {}
+    for resource in resources:  # re-applied: decided again (skipped when unchanged and succeeded)
+        key = (resource["kind"], resource["metadata"]["name"])
+        if key in statuses:
+            previous[key] = statuses.pop(key)
     pending = [resource for resource in resources if resource["kind"] != "ModelServer"]
     while pending:
         progressed = False
         for resource in list(pending):
             kind, name = resource["kind"], resource["metadata"]["name"]
-            status = step(resource, workdir, nproc, statuses, declared)
+            status = step(resource, workdir, nproc, statuses, declared, previous.get((kind, name)))
             if status is None:
                 continue  # waiting for an upstream that may still run
             statuses[kind, name] = status
-            store.update(f"{kind}/{name}", status)
+            if not status.pop("refused", False) and not status.pop("unchanged", False):
+                store.update(f"{kind}/{name}", status)
             pending.remove(resource)
             progressed = True
-            print(f"[tanuki local] {kind}/{name}: {status['phase']}: {status.get('message', '')}", flush=True)
+            reason = f" ({status['reason']})" if status.get("reason") else ""
+            print(f"[tanuki local] {kind}/{name}: {status['phase']}{reason}: {status.get('message', '')}", flush=True)
         if not progressed:
             for resource in pending:
                 statuses[resource["kind"], resource["metadata"]["name"]] = {
-                    "phase": "Waiting", "message": "upstream never succeeded"}
+                    "phase": Phase.WAITING, "reason": "UpstreamPending", "message": "upstream never succeeded"}
             break
     ran = {(resource["kind"], resource["metadata"]["name"]) for resource in resources}
     return {f"{kind}/{name}": status for (kind, name), status in statuses.items() if (kind, name) in ran}
 
 
+def _refusal(stored: dict[str, Any] | None, record: dict[str, Any], kind: str) -> str | None:
+    """A stage that already ran keeps its spec (as its Job would in a cluster)."""
+    if not stored or "spec" not in stored or stored.get("phase") not in (Phase.SUCCEEDED, Phase.FAILED, Phase.RUNNING):
+        return None
+    fields = changed_fields(stored["spec"], record)
+    if not fields:
+        return None
+    return (f"{', '.join(fields[:5])}: cannot change once the stage has run; revert the change, or "
+            f"`tanuki local delete` the {kind} (its outputs go too) to run the new spec")
+
+
 def step(resource: dict[str, Any], workdir: Path, nproc: int, statuses: dict[tuple[str, str], dict[str, Any]],
-         declared: set[tuple[str, str]]) -> dict[str, Any] | None:
+         declared: set[tuple[str, str]], stored: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """Run one resource; None when it must wait for an upstream that has not run yet."""
     kind, name = resource["kind"], resource["metadata"]["name"]
+    stage = STAGES.get(kind)
+    if stage is None:
+        return {"phase": Phase.VALIDATION_FAILED, "reason": "InvalidSpec", "message": f"kind: unknown kind {kind!r}"}
     model, errors = validate_spec(kind, localised(resource.get("spec") or {}, workdir))
     if errors:
-        return {"phase": "ValidationFailed", "message": summarize(errors)}
-    if kind not in STAGES:
-        return {"phase": "Skipped", "message": f"no local stage for {kind} yet"}
+        return {"phase": Phase.VALIDATION_FAILED, "reason": "InvalidSpec", "message": summarize(errors)}
+    if stage.program is None:
+        return {"phase": Phase.FAILED, "reason": STAGE_NOT_AVAILABLE, "message": not_available_message(stage)}
+    record = spec_record(model)
+    if (refused := _refusal(stored, record, kind)) is not None:
+        return {**stored, "reason": "ImmutableFieldChanged", "message": refused, "refused": True}
+    if stored and stored.get("phase") == Phase.SUCCEEDED:
+        return {**stored, "message": f"unchanged, already succeeded: {stored.get('message', '')}", "unchanged": True}
     unfinished: list[tuple[str, str]] = []
 
     def lookup(upstream_kind: str, upstream_name: str) -> dict[str, Any] | None:
@@ -120,31 +151,33 @@ def step(resource: dict[str, Any], workdir: Path, nproc: int, statuses: dict[tup
             return None  # not in the file: "does not exist"
         if (upstream_kind, upstream_name) not in statuses:
             unfinished.append((upstream_kind, upstream_name))
-            return {"phase": "Pending"}
+            return {"phase": Phase.PENDING}
         return statuses[upstream_kind, upstream_name]
 
     resolution = resolve(model, model.storage, lookup)
     if resolution.errors:
-        return {"phase": "Failed", "message": "; ".join(resolution.errors)}
+        return {"phase": Phase.WAITING, "reason": "UpstreamUnavailable", "message": "; ".join(resolution.errors)}
     if resolution.waiting_for:
         if unfinished:
             return None
-        return {"phase": "Waiting", "message": "upstream did not succeed: " + ", ".join(resolution.waiting_for)}
+        return {"phase": Phase.WAITING, "reason": "UpstreamPending",
+                "message": "upstream did not succeed: " + ", ".join(resolution.waiting_for)}
     owner = Owner(kind=kind, name=name, namespace="local", uid="local")
     out = Path(output_dir(owner, model.storage))
     out.mkdir(parents=True, exist_ok=True)
     recipe_path = out / "cr-recipe.yaml"
-    recipe_path.write_text(yaml.safe_dump(stage_recipe(model, resolution.inputs), sort_keys=False, allow_unicode=True))
-    command = [sys.executable, "-m", "tanuki_pipelines.cli", STAGES[kind], "--config", str(recipe_path),
+    recipe_path.write_text(yaml.safe_dump(model.stage_recipe(resolution.inputs), sort_keys=False, allow_unicode=True))
+    command = [sys.executable, "-m", "tanuki_pipelines.cli", stage.program.command, "--config", str(recipe_path),
                "--output-dir", str(out)]
-    if kind == "PretrainJob":
+    if stage.workload_of(model) is Workload.TORCHRUN:
         command += ["--nproc-per-node", str(nproc)]
     print(f"[tanuki local] {kind}/{name}: running {' '.join(command[2:])}", flush=True)
     code = subprocess.run(command).returncode
     if code != 0:
-        return {"phase": "Failed", "message": f"stage exited with {code}"}
+        return {"phase": Phase.FAILED, "reason": "StageFailed", "message": f"stage exited with {code}", "spec": record}
     outputs = json.loads((out / "outputs.json").read_text())
-    return {"phase": "Succeeded", "message": str(outputs.get("checkpoint", "")), "outputs": outputs}
+    return {"phase": Phase.SUCCEEDED, "reason": "Completed", "message": str(outputs.get("checkpoint", "")),
+            "outputs": outputs, "spec": record}
 
 
 def start_servers(path: Path, resources: list[dict[str, Any]], workdir: Path,
@@ -160,19 +193,40 @@ def wait_until_serving(servers: list[LocalModelServer], timeout: float) -> None:
     """Until each server is Running (or Failed / out of time); prints each endpoint."""
     deadline = time.monotonic() + timeout
     for server in servers:
-        while server.status.get("phase") not in ("Running", "Failed") and not server.blocked \
+        while server.status.get("phase") not in (Phase.RUNNING, Phase.FAILED) and not server.blocked \
                 and time.monotonic() < deadline:
             time.sleep(0.5)
         status = server.status
         print(f"[tanuki local] ModelServer/{server.name}: {status.get('phase')}: {status.get('message', '')}", flush=True)
-        if status.get("phase") == "Running":
+        if status.get("phase") == Phase.RUNNING:
             outputs = status["outputs"]
             print(f"[tanuki local] ModelServer/{server.name}: OpenAI API at {outputs['url']} (model {outputs['model']!r})",
                   flush=True)
 
 
+def delete(resources: list[dict[str, Any]], workdir: Path) -> list[str]:
+    """Forget resources: their statuses and their output directories."""
+    import shutil
+
+    store = StatusStore(workdir)
+    forgotten = []
+    for resource in resources:
+        kind, name = resource["kind"], resource["metadata"]["name"]
+        model, errors = validate_spec(kind, localised(resource.get("spec") or {}, workdir))
+        if model is not None and not errors and getattr(model, "storage", None) is not None:
+            out = Path(output_dir(Owner(kind=kind, name=name, namespace="local", uid="local"), model.storage))
+            shutil.rmtree(out, ignore_errors=True)
+        if store.remove(f"{kind}/{name}"):
+            forgotten.append(f"{kind}/{name}")
+    return forgotten
+
+
 def main(args: argparse.Namespace) -> int:
     resources = load_resources(args.filename)
+    if args.local_command == "delete":
+        for name in delete(resources, args.workdir):
+            print(f"[tanuki local] {name}: deleted")
+        return 0
     store = StatusStore(args.workdir)
     statuses = run_chain(resources, args.workdir, args.nproc_per_node, store)
     servers = start_servers(args.filename, resources, args.workdir, store)
@@ -182,7 +236,7 @@ def main(args: argparse.Namespace) -> int:
         previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:
             wait_until_serving(servers, args.ready_timeout)
-            if args.serve_for != 0 and any(server.status.get("phase") == "Running" for server in servers):
+            if args.serve_for != 0 and any(server.status.get("phase") == Phase.RUNNING for server in servers):
                 print("[tanuki local] serving; edit the file to roll out a new revision; Ctrl-C stops", flush=True)
                 stop.wait(args.serve_for)
         except KeyboardInterrupt:
@@ -192,7 +246,10 @@ def main(args: argparse.Namespace) -> int:
                 server.stop()
                 statuses[f"ModelServer/{server.name}"] = {k: v for k, v in server.status.items() if k != "rollout"}
             signal.signal(signal.SIGTERM, previous)
-    print(json.dumps({name: {k: v for k, v in status.items() if k != "outputs"} for name, status in statuses.items()},
-                     indent=2, ensure_ascii=False))
-    failed = [name for name, status in statuses.items() if status["phase"] in ("Failed", "ValidationFailed")]
-    return 1 if failed else 0
+    print(json.dumps({name: {k: v for k, v in status.items() if k not in ("outputs", "spec")}
+                      for name, status in statuses.items()}, indent=2, ensure_ascii=False))
+    # a batch stage that did not succeed (failed, refused, or left waiting) or a server that failed
+    incomplete = [name for name, status in statuses.items()
+                  if Phase(status["phase"]).broken or status.get("reason") == "ImmutableFieldChanged"
+                  or (not name.startswith("ModelServer/") and status["phase"] != Phase.SUCCEEDED)]
+    return 1 if incomplete else 0

@@ -20,13 +20,14 @@ from typing import Any
 
 import yaml
 
-from tanuki_operator.api.modelserver import ModelServerSpec
+from tanuki_operator.api.common import Phase
 from tanuki_operator.lineage import resolve
 from tanuki_operator.validation import summarize, validate_spec
 
 TICK_SECONDS = 0.5
-STUCK_PHASES = ("Skipped", "Waiting", "Stopped")
+STUCK_PHASES = (Phase.WAITING, Phase.SUSPENDED)
 """Upstream phases nothing in this process will move on (another apply may, later)."""
+RUNNER_STOPPED = "LocalRunnerStopped"
 
 
 class StatusStore:
@@ -60,9 +61,19 @@ class StatusStore:
         with self._locked():
             statuses = self._read()
             statuses[key] = status
-            temporary = self.path.with_suffix(".tmp")
-            temporary.write_text(json.dumps(statuses, indent=2, ensure_ascii=False))
-            os.replace(temporary, self.path)
+            self._write(statuses)
+
+    def remove(self, key: str) -> bool:
+        with self._locked():
+            statuses = self._read()
+            found = statuses.pop(key, None) is not None
+            self._write(statuses)
+            return found
+
+    def _write(self, statuses: dict[str, dict[str, Any]]) -> None:
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(statuses, indent=2, ensure_ascii=False))
+        os.replace(temporary, self.path)
 
 
 def secret_value(workdir: Path, name: str, key: str) -> str | None:
@@ -82,7 +93,7 @@ def find_resource(path: Path, kind: str, name: str) -> dict[str, Any] | None:
 class Unservable:
     """Why the file, as it is now, gives nothing to serve."""
 
-    phase: str
+    phase: Phase
     """Failed (the spec or its inputs are wrong) or Waiting (an upstream has not produced yet)."""
     message: str
 
@@ -98,7 +109,7 @@ class LocalModelServer:
         self.localise = localise
         self.key = f"ModelServer/{name}"
         self.fleet = LocalFleet(name, workdir / ".tanuki" / "logs" / name)
-        self.status: dict[str, Any] = {"phase": "Pending", "message": "starting"}
+        self.status: dict[str, Any] = {"phase": Phase.PENDING, "message": "starting"}
         self.spec = None
         self.blocked = False
         """Waiting for upstreams no running stage will finish (the caller stops waiting for it)."""
@@ -112,13 +123,12 @@ class LocalModelServer:
         try:
             resource = find_resource(self.filename, "ModelServer", self.name)
         except (OSError, yaml.YAMLError) as exc:
-            return Unservable("Failed", f"{self.filename}: {exc}")
+            return Unservable(Phase.FAILED, f"{self.filename}: {exc}")
         if resource is None:
-            return Unservable("Failed", f"{self.filename} no longer declares ModelServer/{self.name}")
+            return Unservable(Phase.FAILED, f"{self.filename} no longer declares ModelServer/{self.name}")
         model, errors = validate_spec("ModelServer", self.localise(resource.get("spec") or {}, self.workdir))
         if errors:
-            return Unservable("Failed", "invalid spec: " + summarize(errors))
-        assert isinstance(model, ModelServerSpec)
+            return Unservable(Phase.FAILED, "invalid spec: " + summarize(errors))
         statuses = self.store.load()
 
         def lookup(kind: str, name: str) -> dict[str, Any] | None:
@@ -128,16 +138,16 @@ class LocalModelServer:
         self.blocked = bool(resolution.waiting_for) and all(
             any(f"({phase})" in waiting for phase in STUCK_PHASES) for waiting in resolution.waiting_for)
         if resolution.errors or resolution.waiting_for:
-            return Unservable("Waiting", "; ".join(resolution.errors) or "waiting for " + ", ".join(resolution.waiting_for))
+            return Unservable(Phase.WAITING, "; ".join(resolution.errors) or "waiting for " + ", ".join(resolution.waiting_for))
         api_key = None
         if model.auth.apiKey is not None:
             ref = model.auth.apiKey
             api_key = secret_value(self.workdir, ref.name, ref.key)
             if api_key is None:
-                return Unservable("Failed", f"spec.auth.apiKey: Secret {ref.name} has no key {ref.key} "
+                return Unservable(Phase.FAILED, f"spec.auth.apiKey: Secret {ref.name} has no key {ref.key} "
                                             f"(locally: the file {self.workdir / 'secrets' / ref.name / ref.key})")
         elif model.auth.required:
-            return Unservable("Failed", "spec.auth.apiKey: required")
+            return Unservable(Phase.FAILED, "spec.auth.apiKey: required")
         return FleetSpec(name=self.name, model=resolution.inputs["model"], engine=model.engine, router=model.router,
                          rollout=model.rollout, replicas=model.total_replicas(), api_key=api_key)
 
@@ -145,10 +155,10 @@ class LocalModelServer:
         desired = self.desired()
         if not isinstance(desired, Unservable):
             self.spec = desired
-            status = self.fleet.tick(desired)
+            status = as_status(self.fleet.tick(desired))
         elif self.spec is not None:  # keep serving what was good; say why the new spec is not used
-            status = self.fleet.tick(self.spec)
-            stable = (status["rollout"]["stable"] or {}).get("revision")
+            status = as_status(self.fleet.tick(self.spec))
+            stable = (status["rollout"].get("stable") or {}).get("revision")
             status["message"] = f"{desired.message}; keeps serving revision {stable}"
         else:
             status = {"phase": desired.phase, "message": desired.message}
@@ -174,6 +184,22 @@ class LocalModelServer:
         if self._thread is not None:
             self._thread.join(timeout=30)
         self.fleet.shutdown()
-        if self.status.get("phase") != "Failed":  # a failure stays visible after the runner exits
-            self.status = {**self.status, "phase": "Stopped", "message": "local runner stopped", "replicas": 0}
+        if self.status.get("phase") != Phase.FAILED:  # a failure stays visible after the runner exits
+            self.status = {**self.status, "phase": Phase.SUSPENDED, "reason": RUNNER_STOPPED,
+                           "message": "local runner stopped (tanuki local apply serves it again)", "replicas": 0}
         self.store.update(self.key, self.status)
+
+
+def as_status(fleet: Any) -> dict[str, Any]:
+    """The local fleet's state as a ModelServer status (the phases the operator reports)."""
+    if fleet.failed:
+        phase, reason = Phase.FAILED, "ReplicaFailing"
+    elif fleet.serving:
+        phase, reason = Phase.RUNNING, "Serving"
+    else:
+        phase, reason = Phase.PENDING, "ReplicasStarting"
+    status: dict[str, Any] = {"phase": phase, "reason": reason, "message": fleet.message, "replicas": fleet.replicas,
+                              "rollout": fleet.rollout.model_dump(mode="json", exclude_none=True)}
+    if fleet.serving and fleet.url:
+        status["outputs"] = {"url": fleet.url, "model": fleet.model}
+    return status

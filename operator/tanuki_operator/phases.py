@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
+
+from tanuki_operator.api.common import Phase
+
+POLL_SECONDS = float(os.environ.get("TANUKI_POLL_SECONDS", "15"))
+"""How often something that changes without events is looked at again: a running stage's progress
+(its pods' logs), a canary under analysis (vLLM's error counters)."""
 
 
 @dataclass
 class Observed:
-    phase: str
+    phase: Phase
     reason: str
     message: str = ""
     outputs: dict[str, Any] = field(default_factory=dict)
@@ -21,6 +28,8 @@ class Observed:
     """Further status fields (ModelServer: rollout, selector)."""
     event: tuple[str, str, str] | None = None
     """An Event worth emitting even without a phase change (e.g. a rollout step)."""
+    requeue_after: float | None = None
+    """Look again after this many seconds even if no child changes (progress in logs, a rollout pause)."""
 
 
 def _condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
@@ -48,40 +57,40 @@ def outputs_from_pods(pods: list[dict[str, Any]]) -> dict[str, Any]:
 def observe_job(job: dict[str, Any] | None, pods: list[dict[str, Any]], suspended: bool,
                 queued: bool = False) -> Observed:
     if job is None:
-        return Observed("Pending", "Creating", "creating children")
+        return Observed(Phase.PENDING, "Creating", "creating children")
     status = job.get("status") or {}
     start = status.get("startTime")
     if (complete := _condition(job, "Complete")) is not None:
-        return Observed("Succeeded", "JobComplete", complete.get("message") or "finished",
+        return Observed(Phase.SUCCEEDED, "JobComplete", complete.get("message") or "finished",
                         outputs_from_pods(pods), start, status.get("completionTime") or complete.get("lastTransitionTime"))
     if (failed := _condition(job, "Failed")) is not None:
         reason = failed.get("reason") or "JobFailed"
-        return Observed("Failed", reason, failed.get("message") or reason, {}, start,
+        return Observed(Phase.FAILED, reason, failed.get("message") or reason, {}, start,
                         failed.get("lastTransitionTime"))
     if suspended:
-        return Observed("Suspended", "Suspended", "job is suspended", start_time=start)
+        return Observed(Phase.SUSPENDED, "Suspended", "job is suspended", start_time=start)
     if queued and (job.get("spec") or {}).get("suspend"):
-        return Observed("Pending", "Queued", "waiting for Kueue to admit the job", start_time=start)
+        return Observed(Phase.PENDING, "Queued", "waiting for Kueue to admit the job", start_time=start)
     if _condition(job, "Suspended") is not None:
-        return Observed("Suspended", "Suspended", "job is suspended", start_time=start)
+        return Observed(Phase.SUSPENDED, "Suspended", "job is suspended", start_time=start)
     if status.get("active") or status.get("ready"):
-        return Observed("Running", "PodsActive", f"{status.get('active', 0)} pod(s) active", start_time=start)
-    return Observed("Pending", "PodsPending", "waiting for pods to start", start_time=start)
+        return Observed(Phase.RUNNING, "PodsActive", f"{status.get('active', 0)} pod(s) active", start_time=start)
+    return Observed(Phase.PENDING, "PodsPending", "waiting for pods to start", start_time=start)
 
 
 def observe_rayjob(rayjob: dict[str, Any] | None, suspended: bool) -> Observed:
     if rayjob is None:
-        return Observed("Pending", "Creating", "creating children")
+        return Observed(Phase.PENDING, "Creating", "creating children")
     status = rayjob.get("status") or {}
     job_status = status.get("jobStatus")
     deployment = status.get("jobDeploymentStatus")
     if job_status == "SUCCEEDED":
-        return Observed("Succeeded", "RayJobSucceeded", status.get("message") or "finished",
+        return Observed(Phase.SUCCEEDED, "RayJobSucceeded", status.get("message") or "finished",
                         completion_time=status.get("endTime"))
     if job_status in ("FAILED", "STOPPED") or deployment == "Failed":
-        return Observed("Failed", "RayJobFailed", status.get("message") or f"ray job {job_status or deployment}")
+        return Observed(Phase.FAILED, "RayJobFailed", status.get("message") or f"ray job {job_status or deployment}")
     if suspended or deployment == "Suspended":
-        return Observed("Suspended", "Suspended", "ray job is suspended")
+        return Observed(Phase.SUSPENDED, "Suspended", "ray job is suspended")
     if job_status == "RUNNING":
-        return Observed("Running", "RayJobRunning", "ray job running", start_time=status.get("startTime"))
-    return Observed("Pending", "RayClusterStarting", deployment or "starting the Ray cluster")
+        return Observed(Phase.RUNNING, "RayJobRunning", "ray job running", start_time=status.get("startTime"))
+    return Observed(Phase.PENDING, "RayClusterStarting", deployment or "starting the Ray cluster")

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from tanuki_operator.api import KINDS
+from tanuki_operator.api.common import StageSpec
+from tanuki_operator.stages import STAGES
 
 
 @dataclass(frozen=True)
@@ -32,14 +33,14 @@ def _mount_path(spec: Any) -> str:
     return "/data"
 
 
-def validate_spec(kind: str, spec: Any) -> tuple[BaseModel | None, list[FieldError]]:
+def validate_spec(kind: str, spec: Any) -> tuple[StageSpec | None, list[FieldError]]:
     """Validate ``spec`` of a resource of ``kind``; never raises for bad input."""
-    if kind not in KINDS:
+    if kind not in STAGES:
         return None, [FieldError("kind", f"unknown kind {kind!r}")]
     if not isinstance(spec, dict):
         return None, [FieldError("spec", f"must be an object, got {type(spec).__name__}")]
     try:
-        model = KINDS[kind].spec.model_validate(spec, context={"base_dir": _mount_path(spec)})
+        model = STAGES[kind].spec.model_validate(spec, context={"base_dir": _mount_path(spec)})
     except ValidationError as exc:
         return None, [FieldError(_field(item["loc"]), item["msg"]) for item in exc.errors()]
     except (TypeError, ValueError) as exc:  # a validator tripping over a value of the wrong shape

@@ -2,7 +2,8 @@
 
 Runs examples/debug-chain.yaml through the local runner (``tanuki local apply``) with the
 project's own bilingual corpus: tokenizer + dense pretraining (DeepSpeed, CPU), then upcycling to
-a Mixture of Experts; the later stages are reported as not runnable locally yet. Prints where the
+a Mixture of Experts; the stages whose programs are not built yet are reported as Failed with
+reason StageNotAvailable (and what waits on them as Waiting), exactly as the operator reports them. Prints where the
 checkpoints are and a greedy sample from each. Then serves the MoE (examples/debug-serve.yaml:
 vLLM behind vllm-router, OpenAI API with an API key), asks it one chat question through the
 router, and prints how to call it. Interactive runs keep serving until Ctrl-C; others stop there.
@@ -15,6 +16,8 @@ import json
 import os
 import sys
 from pathlib import Path
+
+from tanuki_pipelines.phase import Phase
 
 
 def make_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -41,9 +44,10 @@ def main(args: argparse.Namespace) -> int:
                "--nproc-per-node", str(args.nproc_per_node)]
     print(f"[tanuki demo] {' '.join(command[2:])}", flush=True)
     code = subprocess.run(command).returncode
-    if code != 0:
-        return code
     data = workdir / "tanuki-data"
+    built = [data / "pretrainjob" / "debug-base" / "outputs.json", data / "upcyclejob" / "debug-moe" / "outputs.json"]
+    if not all(path.is_file() for path in built):  # the stages this version has must have succeeded
+        return code or 1
     pretrain = json.loads((data / "pretrainjob" / "debug-base" / "outputs.json").read_text())
     upcycled = json.loads((data / "upcyclejob" / "debug-moe" / "outputs.json").read_text())
     metrics = [json.loads(line) for line in Path(pretrain["metrics"]).read_text().splitlines()]
@@ -85,7 +89,7 @@ def serve(workdir: Path, cli: list[str], hold: bool) -> int:
     runner = subprocess.Popen(command, start_new_session=True)
     try:
         status = _wait_for_endpoint(workdir / ".tanuki" / "status.json", runner)
-        if status.get("phase") != "Running":
+        if status.get("phase") != Phase.RUNNING:
             print(f"[tanuki demo] serving failed: {status.get('message')}", file=sys.stderr)
             return 1
         url, model = status["outputs"]["url"], status["outputs"]["model"]
@@ -145,10 +149,10 @@ def _wait_for_endpoint(status_file: Path, runner: "subprocess.Popen", timeout: f
             status = json.loads(status_file.read_text()).get(STATUS_KEY, {})
         except (OSError, json.JSONDecodeError):
             status = {}
-        if status.get("phase") in ("Running", "Failed"):
+        if status.get("phase") in (Phase.RUNNING, Phase.FAILED):
             return status
         time.sleep(1)
-    return {"phase": "Failed", "message": f"no endpoint (runner exit code {runner.poll()})"}
+    return {"phase": Phase.FAILED, "message": f"no endpoint (runner exit code {runner.poll()})"}
 
 
 def _chat(url: str, model: str, api_key: str, question: str) -> str:

@@ -1,4 +1,9 @@
-"""Finding the recipes shipped in ``pipelines/recipes/<name>/<stage>.yaml``."""
+"""Finding the shipped recipes (``pipelines/recipes/<name>/<stage>.yaml``) and example custom
+resources (``examples/*.yaml``).
+
+Both ship inside the package (``tanuki_pipelines/shipped/``, links to those directories in the
+source tree, files in a wheel), so an installed ``tanuki`` finds them without a source checkout.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,14 @@ from pathlib import Path
 from tanuki_pipelines.errors import BadInputError
 
 RECIPES_ENV = "TANUKI_RECIPES_DIR"
+EXAMPLES_ENV = "TANUKI_EXAMPLES_DIR"
+SHIPPED = Path(__file__).resolve().parent / "shipped"
 
 
 def recipes_dir() -> Path:
-    """``$TANUKI_RECIPES_DIR`` (set in images) or the source tree's ``pipelines/recipes``."""
+    """``$TANUKI_RECIPES_DIR``, or the recipes shipped with the package."""
     configured = os.environ.get(RECIPES_ENV)
-    return Path(configured) if configured else Path(__file__).resolve().parents[1] / "recipes"
+    return Path(configured) if configured else SHIPPED / "recipes"
 
 
 def shipped_recipe(name: str, stage: str) -> Path:
@@ -32,6 +39,18 @@ def all_shipped_recipes() -> list[tuple[str, str, Path]]:
 
 
 def examples_dir() -> Path:
-    """``$TANUKI_EXAMPLES_DIR`` (set in images) or the source tree's ``examples``."""
-    configured = os.environ.get("TANUKI_EXAMPLES_DIR")
-    return Path(configured) if configured else Path(__file__).resolve().parents[2] / "examples"
+    """``$TANUKI_EXAMPLES_DIR``, or the examples shipped with the package."""
+    configured = os.environ.get(EXAMPLES_ENV)
+    return Path(configured) if configured else SHIPPED / "examples"
+
+
+def resource_file(name: str | Path) -> Path:
+    """A YAML file of custom resources: a path, or the name of a shipped example (``debug-chain``)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    shipped = examples_dir() / (path.name if path.suffix == ".yaml" else f"{path.name}.yaml")
+    if path.parent == Path(".") and shipped.is_file():
+        return shipped
+    known = ", ".join(sorted(p.stem for p in examples_dir().glob("*.yaml")))
+    raise BadInputError(f"-f: no such file: {name} (shipped examples: {known})")

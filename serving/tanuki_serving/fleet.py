@@ -27,7 +27,7 @@ from typing import Any
 from tanuki_serving.config import EngineConfig, RolloutPolicy, RouterConfig
 from tanuki_serving.launch import API_KEY_ENV, router_command, vllm_command
 from tanuki_serving.metrics import ReplicaLoad, parse_vllm_metrics
-from tanuki_serving.rollout import (CanaryHealth, Revision, decide, revision_models, revision_of, targets,
+from tanuki_serving.rollout import (CanaryHealth, Revision, RolloutState, decide, revision_of, targets,
                                     traffic_share)
 from tanuki_serving.smoke import check
 
@@ -185,6 +185,24 @@ class FleetSpec:
     api_key: str | None = None
 
 
+@dataclass
+class FleetStatus:
+    """What the fleet is doing, for the caller to turn into a resource status."""
+
+    serving: bool
+    """At least one replica answers behind the router."""
+    failed: str | None
+    """Why the fleet gave up (the first revision cannot serve, the router port is taken), or None."""
+    message: str
+    replicas: int
+    """Replicas behind the router."""
+    url: str | None
+    """The router's OpenAI base URL while serving."""
+    model: str
+    """The served model name."""
+    rollout: RolloutState
+
+
 class LocalFleet:
     def __init__(self, name: str, log_dir: Path, host: str = "127.0.0.1") -> None:
         self.name, self.host = name, host
@@ -192,7 +210,7 @@ class LocalFleet:
         log_dir.mkdir(parents=True, exist_ok=True)
         self.replicas: list[Replica] = []
         self.router: Router | None = None
-        self.state: dict[str, Any] = {}
+        self.state = RolloutState()
         self.stable_restarts = 0
         self.failed: str | None = None
         self.message = "starting"
@@ -236,7 +254,7 @@ class LocalFleet:
 
     def _observe(self, spec: FleetSpec) -> None:
         """Health of starting replicas, exits of running ones."""
-        canary = (self.state.get("canary") or {}).get("revision")
+        canary = self.state.canary.revision if self.state.canary else None
         for replica in self.replicas:
             if replica.state in ("stopped", "exited"):
                 continue
@@ -250,11 +268,11 @@ class LocalFleet:
                 replica.state = "ready" if replica.smoke_failure is None else "failed-smoke"
 
     def _canary_health(self, spec: FleetSpec) -> CanaryHealth | None:
-        canary = self.state.get("canary")
+        canary = self.state.canary
         if canary is None:
             return None
-        wanted = targets(self.state, spec.rollout, spec.replicas).get(canary["revision"], 0)
-        mine = [r for r in self.replicas if r.revision == canary["revision"]]
+        wanted = targets(self.state, spec.rollout, spec.replicas).get(canary.revision, 0)
+        mine = [r for r in self.replicas if r.revision == canary.revision]
         exited = [r for r in mine if r.state == "exited"]
         if exited:
             return CanaryHealth(ready=False, failure=exited[0].exit_reason())
@@ -269,28 +287,28 @@ class LocalFleet:
                             errors=load.errors)
 
     # ---- one reconcile -------------------------------------------------------------------
-    def tick(self, spec: FleetSpec, now: float | None = None) -> dict[str, Any]:
+    def tick(self, spec: FleetSpec, now: float | None = None) -> FleetStatus:
         now = time.time() if now is None else now
         self._observe(spec)
         problem = checkpoint_problem(spec.model)
         desired = Revision(_revision(spec), spec.model)
         if problem is not None:
             self.message = f"spec.model: {problem}"
-            if self.state.get("stable") is None:
+            if self.state.stable is None:
                 self.failed = self.message
             else:
-                self.message += f"; revision {self.state['stable']['revision']} keeps serving"
+                self.message += f"; revision {self.state.stable.revision} keeps serving"
         else:
             self._tick_rollout(spec, desired, now)
         self._converge(spec)
         return self.status(spec)
 
     def _tick_rollout(self, spec: FleetSpec, desired: Revision, now: float) -> None:
-        if self.failed and (self.state.get("stable") or {}).get("revision") == desired.id:
+        if self.failed and self.state.stable is not None and self.state.stable.revision == desired.id:
             return  # the first revision crash-looped: wait for a spec change
         if self.failed:
-            self.failed, self.state, self.stable_restarts = None, {}, 0
-        stable = (self.state.get("stable") or {}).get("revision")
+            self.failed, self.state, self.stable_restarts = None, RolloutState(), 0
+        stable = self.state.stable.revision if self.state.stable else None
         wanted = targets(self.state, spec.rollout, spec.replicas).get(stable, 0) if stable else 0
         complete = len([r for r in self._routed() if r.revision == stable]) >= wanted
         decision = decide(self.state, desired, spec.rollout, self._canary_health(spec), now, total=spec.replicas,
@@ -299,14 +317,14 @@ class LocalFleet:
         if decision.event:
             self.events.append(decision.event)
             print(f"[tanuki serve] {self.name}: {decision.event[1]}: {decision.event[2]}", flush=True)
-        stable = self.state["stable"]
-        crashed = [r for r in self.replicas if r.revision == stable["revision"] and r.state == "exited"
+        stable = self.state.stable
+        crashed = [r for r in self.replicas if r.revision == stable.revision and r.state == "exited"
                    and not r.counted]
         for replica in crashed:
             replica.counted = True
             self.stable_restarts += 1
             if self.stable_restarts >= MAX_STABLE_RESTARTS and not self._routed():
-                self.failed = f"revision {stable['revision']} failed {self.stable_restarts} times: {replica.exit_reason()}"
+                self.failed = f"revision {stable.revision} failed {self.stable_restarts} times: {replica.exit_reason()}"
                 self.message = self.failed
 
     def _routed(self) -> list[Replica]:
@@ -316,7 +334,7 @@ class LocalFleet:
         if self.router is None and not self.replicas and not self.failed and port_in_use(spec.router.port, self.host):
             self.failed = self.message = f"spec.router.port: {self.host}:{spec.router.port} is already in use"
         wanted = {} if self.failed else targets(self.state, spec.rollout, spec.replicas)
-        models = revision_models(self.state)
+        models = self.state.revisions()
         for revision, count in wanted.items():
             for _ in range(count - len(self._live(revision))):
                 self._start_replica(spec, revision, models[revision])
@@ -363,26 +381,14 @@ class LocalFleet:
                 _terminate(replica.process)
             replica.state = "stopped"
 
-    def status(self, spec: FleetSpec) -> dict[str, Any]:
+    def status(self, spec: FleetSpec) -> FleetStatus:
         routed = self._routed()
-        served = spec.engine.served_model_name or spec.name
-        if self.failed:
-            phase = "Failed"
-        elif routed:
-            phase = "Running"
-        else:
-            phase = "Pending"
-        status: dict[str, Any] = {"phase": phase, "message": self.message, "replicas": len(routed)}
-        if routed and self.router is not None:
-            status["outputs"] = {"url": f"{self.router.url}/v1", "model": served}
-        status["rollout"] = {
-            "stable": self.state.get("stable"),
-            "canary": self.state.get("canary"),
-            "retiring": self.state.get("retiring"),
-            "trafficShare": traffic_share(self.state, spec.rollout, spec.replicas) if self.state.get("stable") else None,
-            "history": self.state.get("history", []),
-        }
-        return status
+        state = self.state.model_copy(deep=True)
+        if state.stable is not None:
+            state.trafficShare = traffic_share(state, spec.rollout, spec.replicas)
+        return FleetStatus(serving=bool(routed) and not self.failed, failed=self.failed, message=self.message,
+                           replicas=len(routed), url=f"{self.router.url}/v1" if routed and self.router else None,
+                           model=spec.engine.served_model_name or spec.name, rollout=state)
 
     def shutdown(self) -> None:
         if self.router is not None:

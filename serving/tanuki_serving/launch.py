@@ -5,6 +5,7 @@ from __future__ import annotations
 from tanuki_serving.config import EngineConfig, RouterConfig
 
 API_KEY_ENV = "VLLM_API_KEY"
+VLLM_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
 
 
 def vllm_command(engine: EngineConfig, model_path: str, served_name: str, port: int = 8000,
@@ -15,7 +16,7 @@ def vllm_command(engine: EngineConfig, model_path: str, served_name: str, port: 
     which the pod fills from a Secret.
     """
     command = [
-        python, "-m", "vllm.entrypoints.openai.api_server",
+        python, "-m", VLLM_SERVER_MODULE,
         "--model", model_path,
         "--served-model-name", engine.served_model_name or served_name,
         "--host", "0.0.0.0",

@@ -1,14 +1,14 @@
 """Canary rollout decisions (pure): one state machine for the operator and the local runner.
 
-The state is a JSON-able dict kept in the ModelServer's ``status.rollout`` (or the local runner's
-status file)::
+The state is one typed model, ``RolloutState``: the operator keeps it as the ModelServer's
+``status.rollout`` (the CRD schema is generated from these models) and the local runner in its
+status file::
 
-    stable:  {revision, model}                     the revision receiving traffic
-    canary:  {revision, model, step, stepStartedAt, healthySince} | None
-    retiring: {revision, model, replicas} | None   the previous stable after a promotion, kept
-                                                   until the new one runs all its replicas
-    failedRevisions: [revision, ...]               rolled back; not retried until the spec changes
-    history: [{revision, model, result, reason, time}, ...]   newest last, bounded
+    stable:   the revision receiving traffic
+    canary:   the revision being rolled out, its step and since when it is healthy
+    retiring: the previous stable after a promotion, kept until the new one runs all its replicas
+    failedRevisions: rolled back; not retried until the spec changes
+    history:  finished rollouts, newest last, bounded
 
 ``decide`` moves the state one step given what the caller observed of the canary; ``targets`` says
 how many replicas each revision should have. The callers do the I/O: Deployments in a cluster,
@@ -18,16 +18,104 @@ the router.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from tanuki_serving.config import EngineConfig, RolloutPolicy
 
 HISTORY_LIMIT = 10
+
+
+class StatusModel(BaseModel):
+    """Status fields: unknown keys rejected, field docstrings become CRD descriptions."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+class RevisionRef(StatusModel):
+    """A served revision: a checkpoint with everything its replicas run."""
+
+    revision: str
+    """Content hash of what a replica runs (checkpoint, engine settings, image, pod template)."""
+    model: str
+    """Checkpoint path."""
+
+
+class CanaryState(RevisionRef):
+    """The revision being rolled out."""
+
+    step: int = 0
+    """Index into spec.rollout.steps."""
+    stepStartedAt: float | None = None
+    """When the current step began (Unix seconds)."""
+    healthySince: float | None = None
+    """Since when the canary has been healthy at this step (Unix seconds)."""
+
+
+class RetiringState(RevisionRef):
+    """The previous stable revision after a promotion."""
+
+    replicas: int = 0
+    """Replicas it keeps until the promoted revision runs all of its own."""
+
+
+class RolloutRecord(RevisionRef):
+    """One finished rollout."""
+
+    result: Literal["Promoted", "RolledBack", "Superseded"]
+    """How it ended."""
+    reason: str = ""
+    """Why."""
+    time: str | None = None
+    """When (RFC 3339)."""
+
+
+class TrafficShare(StatusModel):
+    """Percent of requests per track (replica ratio behind the router)."""
+
+    stable: int = 100
+    """Percent to the stable revision."""
+    canary: int = 0
+    """Percent to the canary."""
+    retiring: int = 0
+    """Percent still to the previous stable revision right after a promotion."""
+
+
+class TrackReplicas(StatusModel):
+    """Ready replicas per track."""
+
+    stable: int = 0
+    """Ready replicas of the stable revision."""
+    canary: int = 0
+    """Ready replicas of the canary."""
+
+
+class RolloutState(StatusModel):
+    """What serves now and what is being rolled out."""
+
+    stable: RevisionRef | None = None
+    """Revision receiving traffic."""
+    canary: CanaryState | None = None
+    """Revision being rolled out, if any."""
+    retiring: RetiringState | None = None
+    """Previous stable revision, serving until the promoted one has all its replicas ready."""
+    trafficShare: TrafficShare | None = None
+    """Current split of the traffic (written by the caller from ``traffic_share``)."""
+    readyReplicas: TrackReplicas | None = None
+    """Ready replicas per track (written by the caller)."""
+    history: list[RolloutRecord] = Field(default_factory=list)
+    """Recent rollouts, newest last."""
+    failedRevisions: list[str] = Field(default_factory=list)
+    """Rolled-back revisions, not retried until the spec changes."""
+
+    def revisions(self) -> dict[str, str]:
+        """Checkpoint of every revision the state still runs (stable, canary, retiring)."""
+        return {ref.revision: ref.model for ref in (self.stable, self.canary, self.retiring) if ref is not None}
 
 
 @dataclass(frozen=True)
@@ -37,12 +125,12 @@ class Revision:
     id: str
     model: str
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"revision": self.id, "model": self.model}
+    def ref(self) -> RevisionRef:
+        return RevisionRef(revision=self.id, model=self.model)
 
 
 def revision_of(model: str, engine: EngineConfig, image: str = "") -> Revision:
-    """Content address of what a replica runs: changing the checkpoint, engine or image makes a new one."""
+    """Content address of what a local replica runs: changing the checkpoint, engine or image makes a new one."""
     payload = json.dumps({"model": model, "engine": engine.model_dump(mode="json"), "image": image}, sort_keys=True)
     return Revision(hashlib.sha256(payload.encode()).hexdigest()[:10], model)
 
@@ -65,16 +153,16 @@ class CanaryHealth:
 
 @dataclass
 class Decision:
-    state: dict[str, Any]
+    state: RolloutState
     message: str
     event: tuple[str, str, str] | None = None
     """(Normal|Warning, reason, message) worth an Event."""
     notes: list[str] = field(default_factory=list)
 
 
-def _share(canary: dict[str, Any], policy: RolloutPolicy) -> int:
+def _share(canary: CanaryState, policy: RolloutPolicy) -> int:
     """The canary's current share (the steps may have been shortened since it started)."""
-    return policy.steps[min(canary["step"], len(policy.steps) - 1)]
+    return policy.steps[min(canary.step, len(policy.steps) - 1)]
 
 
 def split_replicas(total: int, share: int) -> tuple[int, int]:
@@ -88,54 +176,46 @@ def split_replicas(total: int, share: int) -> tuple[int, int]:
     return max(1, total - canary), canary
 
 
-def targets(state: dict[str, Any], policy: RolloutPolicy, total: int) -> dict[str, int]:
+def targets(state: RolloutState, policy: RolloutPolicy, total: int) -> dict[str, int]:
     """Replicas per revision id."""
-    stable, canary = state.get("stable"), state.get("canary")
+    stable, canary, retiring = state.stable, state.canary, state.retiring
     if stable is None:
         return {}
-    wanted = {stable["revision"]: max(total, 1)}
+    wanted = {stable.revision: max(total, 1)}
     if canary is not None:
         stable_n, canary_n = split_replicas(total, _share(canary, policy))
-        wanted = {stable["revision"]: stable_n, canary["revision"]: canary_n}
-    retiring = state.get("retiring")
-    if retiring is not None and retiring["revision"] not in wanted:
-        wanted[retiring["revision"]] = retiring["replicas"]
+        wanted = {stable.revision: stable_n, canary.revision: canary_n}
+    if retiring is not None and retiring.revision not in wanted:
+        wanted[retiring.revision] = retiring.replicas
     return wanted
 
 
-def revision_models(state: dict[str, Any]) -> dict[str, str]:
-    """Checkpoint of every revision the state still runs (stable, canary, retiring)."""
-    return {state[track]["revision"]: state[track]["model"] for track in ("stable", "canary", "retiring")
-            if state.get(track)}
-
-
-def traffic_share(state: dict[str, Any], policy: RolloutPolicy, total: int) -> dict[str, int]:
+def traffic_share(state: RolloutState, policy: RolloutPolicy, total: int) -> TrafficShare:
     """Percent of requests each track gets, from the replica ratio."""
     wanted = targets(state, policy, total)
     replicas = sum(wanted.values()) or 1
-    canary, retiring = state.get("canary"), state.get("retiring")
-    canary_n = wanted.get(canary["revision"], 0) if canary else 0
-    retiring_n = wanted.get(retiring["revision"], 0) if retiring else 0
-    return {"stable": round(100 * (replicas - canary_n - retiring_n) / replicas),
-            "canary": round(100 * canary_n / replicas), "retiring": round(100 * retiring_n / replicas)}
+    canary_n = wanted.get(state.canary.revision, 0) if state.canary else 0
+    retiring_n = wanted.get(state.retiring.revision, 0) if state.retiring else 0
+    return TrafficShare(stable=round(100 * (replicas - canary_n - retiring_n) / replicas),
+                        canary=round(100 * canary_n / replicas), retiring=round(100 * retiring_n / replicas))
 
 
 def _stamp(now: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
 
 
-def _record(state: dict[str, Any], revision: dict[str, Any], result: str, reason: str, now: float) -> None:
-    history = state.setdefault("history", [])
-    history.append({"revision": revision["revision"], "model": revision["model"], "result": result,
-                    "reason": reason, "time": _stamp(now)})
-    del history[:-HISTORY_LIMIT]
+def _record(state: RolloutState, revision: RevisionRef, result: str, reason: str, now: float) -> None:
+    state.history.append(RolloutRecord(revision=revision.revision, model=revision.model, result=result,
+                                       reason=reason, time=_stamp(now)))
+    del state.history[:-HISTORY_LIMIT]
 
 
-def _failure(canary: dict[str, Any], policy: RolloutPolicy, health: CanaryHealth, now: float) -> str | None:
+def _failure(canary: CanaryState, policy: RolloutPolicy, health: CanaryHealth, now: float) -> str | None:
     analysis = policy.analysis
     if health.failure:
         return health.failure
-    if not health.ready and now - canary["stepStartedAt"] > analysis.readyTimeoutSeconds:
+    started = canary.stepStartedAt if canary.stepStartedAt is not None else now
+    if not health.ready and now - started > analysis.readyTimeoutSeconds:
         return f"canary not ready within readyTimeoutSeconds ({analysis.readyTimeoutSeconds} s)"
     if health.smoke_failure:
         return f"smoke prompt failed: {health.smoke_failure}"
@@ -147,59 +227,70 @@ def _failure(canary: dict[str, Any], policy: RolloutPolicy, health: CanaryHealth
     return None
 
 
-def decide(state: dict[str, Any], desired: Revision, policy: RolloutPolicy, health: CanaryHealth | None,
+def next_check(state: RolloutState, policy: RolloutPolicy, now: float) -> float | None:
+    """Seconds until the state could move without anything else changing (a pause ending, a ready
+    timeout); None when only an observation can move it."""
+    canary = state.canary
+    if canary is None:
+        return None
+    if canary.healthySince is not None:
+        return max(0.0, canary.healthySince + policy.pauseSeconds - now)
+    started = canary.stepStartedAt if canary.stepStartedAt is not None else now
+    return max(0.0, started + policy.analysis.readyTimeoutSeconds - now)
+
+
+def decide(state: RolloutState | None, desired: Revision, policy: RolloutPolicy, health: CanaryHealth | None,
            now: float, total: int = 1, stable_complete: bool = True) -> Decision:
     """The next rollout state. ``health`` describes the canary in ``state`` (None when there is none);
     ``total``: replicas of the ModelServer; ``stable_complete``: the stable revision runs every
     replica ``targets`` gives it, so a revision still retiring after a promotion may go."""
-    state = copy.deepcopy(state) if state else {}
-    state.setdefault("history", [])
-    state.setdefault("failedRevisions", [])
-    if state.get("retiring") is not None and (stable_complete or state["retiring"]["revision"] == desired.id):
-        state["retiring"] = None
-    stable, canary = state.get("stable"), state.get("canary")
+    state = state.model_copy(deep=True) if state is not None else RolloutState()
+    if state.retiring is not None and (stable_complete or state.retiring.revision == desired.id):
+        state.retiring = None
+    stable, canary = state.stable, state.canary
     if stable is None:
-        state["stable"] = desired.as_dict()
+        state.stable = desired.ref()
         return Decision(state, f"deploying revision {desired.id}")
-    if canary is not None and canary["revision"] != desired.id:
+    if canary is not None and canary.revision != desired.id:
         _record(state, canary, "Superseded", f"spec now asks for revision {desired.id}", now)
-        state["canary"] = canary = None
-    if desired.id == stable["revision"]:
+        state.canary = canary = None
+    if desired.id == stable.revision:
         return Decision(state, f"serving revision {desired.id}")
     if canary is None:
-        if desired.id in state["failedRevisions"]:
-            return Decision(state, f"revision {desired.id} was rolled back; revision {stable['revision']} keeps "
+        if desired.id in state.failedRevisions:
+            return Decision(state, f"revision {desired.id} was rolled back; revision {stable.revision} keeps "
                                    "serving (change spec.model or the engine to try again)")
-        state["canary"] = {**desired.as_dict(), "step": 0, "stepStartedAt": now, "healthySince": None}
+        state.canary = CanaryState(revision=desired.id, model=desired.model, step=0, stepStartedAt=now)
         message = f"canary {desired.id} started at {policy.steps[0]}% of traffic"
         return Decision(state, message, ("Normal", "CanaryStarted", message))
     health = health or CanaryHealth(ready=False)
     failure = _failure(canary, policy, health, now)
     if failure is not None:
         if not policy.autoRollback:
-            canary["healthySince"] = None
-            return Decision(state, f"canary {canary['revision']} is failing and held (autoRollback false): {failure}")
+            canary.healthySince = None
+            return Decision(state, f"canary {canary.revision} is failing and held (autoRollback false): {failure}")
         _record(state, canary, "RolledBack", failure, now)
-        state["failedRevisions"] = [*state["failedRevisions"], canary["revision"]][-HISTORY_LIMIT:]
-        state["canary"] = None
-        message = f"canary {canary['revision']} rolled back: {failure}; revision {stable['revision']} keeps serving"
+        state.failedRevisions = [*state.failedRevisions, canary.revision][-HISTORY_LIMIT:]
+        state.canary = None
+        message = f"canary {canary.revision} rolled back: {failure}; revision {stable.revision} keeps serving"
         return Decision(state, message, ("Warning", "RolledBack", message))
     share = _share(canary, policy)
     if not health.ready:
-        canary["healthySince"] = None
-        return Decision(state, f"canary {canary['revision']} starting ({share}% step)")
-    if canary.get("healthySince") is None:  # a merge patch drops null fields from the stored status
-        canary["healthySince"] = now
-    if now - canary["healthySince"] < policy.pauseSeconds:
-        return Decision(state, f"canary {canary['revision']} healthy at {share}%, analysing")
-    if canary["step"] + 1 < len(policy.steps):
-        canary.update(step=canary["step"] + 1, stepStartedAt=now, healthySince=None)
-        message = f"canary {canary['revision']} moved to {policy.steps[canary['step']]}% of traffic"
+        canary.healthySince = None
+        return Decision(state, f"canary {canary.revision} starting ({share}% step)")
+    if canary.healthySince is None:
+        canary.healthySince = now
+    if now - canary.healthySince < policy.pauseSeconds:
+        return Decision(state, f"canary {canary.revision} healthy at {share}%, analysing")
+    if canary.step + 1 < len(policy.steps):
+        canary.step, canary.stepStartedAt, canary.healthySince = canary.step + 1, now, None
+        message = f"canary {canary.revision} moved to {policy.steps[canary.step]}% of traffic"
         return Decision(state, message, ("Normal", "CanaryStep", message))
     _record(state, canary, "Promoted", f"healthy through steps {policy.steps}", now)
     # the old revision keeps its replicas until the promoted one has scaled up to all of them
-    state["retiring"] = {**stable, "replicas": split_replicas(total, share)[0]}
-    state["stable"] = {"revision": canary["revision"], "model": canary["model"]}
-    state["canary"] = None
-    message = f"revision {canary['revision']} promoted ({canary['model']})"
+    state.retiring = RetiringState(revision=stable.revision, model=stable.model,
+                                   replicas=split_replicas(total, share)[0])
+    state.stable = RevisionRef(revision=canary.revision, model=canary.model)
+    state.canary = None
+    message = f"revision {canary.revision} promoted ({canary.model})"
     return Decision(state, message, ("Normal", "Promoted", message))

@@ -2,7 +2,7 @@
 
 The local fleet calls ``check`` before a new replica joins the router. In a cluster the same
 check is the vLLM container's startup probe (``python3 -m tanuki_serving.smoke``), run inside
-the pod with the pod's own API key, so a replica that loads but cannot answer never becomes
+the pod with the pod's own API key (its mounted Secret file), so a replica that loads but cannot answer never becomes
 ready: the canary crash-loops and is rolled back.
 """
 
@@ -42,8 +42,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--model", required=True, help="served model name")
     parser.add_argument("--prompt", action="append", default=[], help="a smoke prompt (repeatable)")
+    parser.add_argument("--api-key-file", default=None, help="file holding the API key (default: $VLLM_API_KEY)")
     args = parser.parse_args(argv)
-    failure = check(f"http://127.0.0.1:{args.port}", args.model, os.environ.get("VLLM_API_KEY"), args.prompt)
+    api_key = os.environ.get("VLLM_API_KEY")
+    if args.api_key_file:
+        try:
+            api_key = open(args.api_key_file, encoding="utf-8").read().strip()
+        except OSError as exc:
+            print(f"--api-key-file: {exc}", file=sys.stderr)
+            return 1
+    failure = check(f"http://127.0.0.1:{args.port}", args.model, api_key, args.prompt)
     if failure:
         print(failure, file=sys.stderr)
         return 1

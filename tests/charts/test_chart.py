@@ -38,9 +38,11 @@ CR_RESOURCES = ["pretrainjobs", "upcyclejobs", "synthjobs", "sftjobs", "dpojobs"
 CHILD_VERBS = {"get", "list", "watch", "create", "patch", "delete"}
 # Every permission the operator holds in a namespace it watches: (apiGroup, resource) -> verbs.
 NAMESPACED_GRANTS: dict[tuple[str, str], set[str]] = {
-    **{("llm.tanuki.dev", r): {"get", "list", "watch", "patch", "update"} for r in CR_RESOURCES},
-    **{("llm.tanuki.dev", f"{r}/{sub}"): {"get", "patch", "update"}
-       for r in CR_RESOURCES for sub in ("status", "finalizers")},
+    # the operator never writes its resources' spec or metadata: kopf only watches (event handlers,
+    # no finalizer); status goes through the status subresource
+    **{("llm.tanuki.dev", r): {"get", "list", "watch"} for r in CR_RESOURCES},
+    **{("llm.tanuki.dev", f"{r}/status"): {"get", "patch"} for r in CR_RESOURCES},
+    **{("llm.tanuki.dev", f"{r}/finalizers"): {"update"} for r in CR_RESOURCES},
     ("batch", "jobs"): CHILD_VERBS,
     ("", "configmaps"): CHILD_VERBS,
     ("", "services"): CHILD_VERBS,
@@ -50,7 +52,8 @@ NAMESPACED_GRANTS: dict[tuple[str, str], set[str]] = {
     ("", "serviceaccounts"): CHILD_VERBS,
     ("rbac.authorization.k8s.io", "roles"): CHILD_VERBS,
     ("rbac.authorization.k8s.io", "rolebindings"): CHILD_VERBS,
-    ("", "events"): {"create", "patch"},
+    ("", "events"): {"create"},
+    ("networking.k8s.io", "networkpolicies"): CHILD_VERBS,
     ("apps", "deployments"): CHILD_VERBS,
     ("autoscaling", "horizontalpodautoscalers"): CHILD_VERBS,
     ("ray.io", "rayjobs"): CHILD_VERBS,
@@ -257,19 +260,26 @@ def test_deployment_is_hardened(values: Path | None) -> None:
     container = operator_container(docs)
     security = container["securityContext"]
     assert security["runAsNonRoot"] is True
-    assert security["runAsUser"] == 1000
+    assert security["runAsUser"] == pod["securityContext"]["runAsUser"] == 10001  # the image's user
     assert security["readOnlyRootFilesystem"] is True
     assert security["allowPrivilegeEscalation"] is False
     assert security["capabilities"] == {"drop": ["ALL"]}
     assert security["seccompProfile"] == {"type": "RuntimeDefault"}
     for bound in ("requests", "limits"):
         assert {"cpu", "memory"} <= container["resources"][bound].keys()
-    # the only writable path is an emptyDir at /tmp
-    (mount,) = container["volumeMounts"]
-    assert mount["mountPath"] == "/tmp"
-    (volume,) = pod["volumes"]
-    assert volume["name"] == mount["name"] and "emptyDir" in volume
+    # the only writable path is an emptyDir at /tmp; the API token is projected, not automounted
+    mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+    assert pod["automountServiceAccountToken"] is False
+    token = volumes[mounts["/var/run/secrets/kubernetes.io/serviceaccount"]]["projected"]["sources"]
+    assert {next(iter(source)) for source in token} == {"serviceAccountToken", "configMap", "downwardAPI"}
     assert pod["serviceAccountName"] == the(docs, "ServiceAccount")["metadata"]["name"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "liveness"}
+    policy = the(docs, "NetworkPolicy")
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= \
+        deployment["spec"]["template"]["metadata"]["labels"].items()
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
 
 
 @VALUES_CASES

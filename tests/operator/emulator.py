@@ -9,16 +9,19 @@ Writes are applied by the *fallback* handlers, so a test reaction registered on 
 (``emulator[criteria] << 503``) answers instead of the emulator, without changing any state;
 a side effect (``emulator[criteria] >> fn``) runs before the emulator serves the request.
 
-Equality-based label selectors filter lists and watches. Still absent: garbage collection of
-owned objects, defaulting, schema validation, set-based selectors and field selectors,
-server-side apply, the scale subresource's own endpoint, controllers of any kind.
+Equality-based label selectors filter lists and watches. Server-side apply and field managers
+(``metadata.managedFields``) follow ``ssa.py``; a served CRD's ``x-kubernetes-validations`` (CEL)
+are enforced on writes (``cel_rules.py``); deleting an object deletes its dependents (garbage
+collection by ownerReferences, in the background as the default propagation does). Still absent:
+defaulting, OpenAPI schema validation, set-based and field selectors, the scale subresource's own
+endpoint, controllers of any kind.
 """
 from __future__ import annotations
 
 import asyncio
 import bisect
-import copy
 import datetime
+import pickle
 import random
 import re
 import uuid
@@ -30,9 +33,18 @@ import jsonpointer
 import kmock
 from kmock._internal import parsing
 
+import cel_rules
+import ssa
+
+def _copy(obj: Any) -> Any:
+    # objects are plain JSON data: a pickle round trip copies them several times faster than deepcopy
+    return pickle.loads(pickle.dumps(obj, pickle.HIGHEST_PROTOCOL))
+
+
 JSON_PATCH = 'application/json-patch+json'
 MERGE_PATCH = 'application/merge-patch+json'
 STRATEGIC_MERGE_PATCH = 'application/strategic-merge-patch+json'
+APPLY_PATCH = 'application/apply-patch+yaml'
 VERBS = {'create', 'delete', 'get', 'list', 'patch', 'update', 'watch'}
 NAMESPACES = kmock.resource('', 'v1', 'namespaces')
 CRDS = kmock.resource('apiextensions.k8s.io', 'v1', 'customresourcedefinitions')
@@ -51,6 +63,7 @@ BUILTINS = [
     ('batch', 'v1', 'jobs', 'Job', True, True, False),
     ('apps', 'v1', 'deployments', 'Deployment', True, True, True),
     ('autoscaling', 'v2', 'horizontalpodautoscalers', 'HorizontalPodAutoscaler', True, True, False),
+    ('networking.k8s.io', 'v1', 'networkpolicies', 'NetworkPolicy', True, False, False),
     ('apiextensions.k8s.io', 'v1', 'customresourcedefinitions', 'CustomResourceDefinition', False, True, False),
 ]
 
@@ -83,7 +96,7 @@ def _now() -> str:
 def _merge(target: Any, patch: Any) -> Any:
     # RFC 7386 JSON merge patch: dicts merge recursively, null deletes a key, anything else replaces.
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return _copy(patch)
     result = dict(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
@@ -119,6 +132,8 @@ class HardenedEmulator(kmock.KubernetesEmulator):
     request history on every request, O(n²) over a long run; the benchmark bounds it."""
     pod_logs: dict[tuple[str, str], str] = attrs.field(factory=dict, init=False)
     """(namespace, pod) → container output, served at pods/NAME/log as the kubelet would."""
+    validations: dict[kmock.resource, list] = attrs.field(factory=dict, init=False)
+    """The CEL rules of served CRDs, by the resource they serve."""
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -185,7 +200,7 @@ class HardenedEmulator(kmock.KubernetesEmulator):
 
     def _current(self, resource: kmock.resource, namespace: str | None, name: str) -> dict[str, Any] | None:
         obj = self._objects[resource, namespace, name] if (resource, namespace, name) in self._objects else None
-        return None if obj is None or obj.deleted else copy.deepcopy(obj.raw)
+        return None if obj is None or obj.deleted else _copy(obj.raw)
 
     def _found(self, request: kmock.Request) -> dict[str, Any]:
         obj = self._current(request.resource, request.namespace, request.name)
@@ -200,22 +215,61 @@ class HardenedEmulator(kmock.KubernetesEmulator):
         obj['metadata']['resourceVersion'] = str(self._rv)
         key = (resource, obj['metadata'].get('namespace'), obj['metadata']['name'])
         if key in self._objects:
-            self._objects[key].history.append(copy.deepcopy(obj))
+            self._objects[key].history.append(_copy(obj))
         else:
-            self._objects[key] = copy.deepcopy(obj)
+            self._objects[key] = _copy(obj)
         if event == 'DELETED':  # the history keeps the final state, then kmock's deletion marker
             self._objects[key].delete()
+            self._collect_garbage(obj['metadata'].get('uid'))
         # Watchers get ADDED/MODIFIED/DELETED with the object exactly as stored at that version.
-        self._events.append((self._rv, resource, key[1], key[2], {'type': event, 'object': copy.deepcopy(obj)}))
+        self._events.append((self._rv, resource, key[1], key[2], {'type': event, 'object': _copy(obj)}))
         return obj
 
     # ---- writes ----------------------------------------------------------------------------------
 
-    def _create(self, resource: kmock.resource, namespace: str | None, body: Any) -> dict[str, Any]:
+    @staticmethod
+    def _manager(request: kmock.Request | None) -> str:
+        # ?fieldManager=, else the client's user agent up to its first slash, as the apiserver names it
+        if request is None:
+            return 'emulator'
+        return request.params.get('fieldManager') or (request.headers.get('User-Agent') or 'unknown').split('/')[0]
+
+    def _validate(self, resource: kmock.resource, new: dict[str, Any], old: dict[str, Any] | None) -> None:
+        # a CRD's x-kubernetes-validations: 422 Invalid naming the field, with each rule's message
+        rules = self.validations.get(resource)
+        if rules is None:
+            return
+        violations = cel_rules.violations(rules, new, old)
+        if violations:
+            kind = self.resources[resource].kind
+            name = new['metadata']['name']
+            detail = '; '.join(f'{v.field}: {v.message}' for v in violations)
+            raise _error(422, 'Invalid', f'{kind}.{resource.group} "{name}" is invalid: {detail}', name=name,
+                         kind=kind, causes=[{'reason': v.reason, 'message': v.message, 'field': v.field}
+                                            for v in violations])
+
+    def _collect_garbage(self, uid: str) -> None:
+        # objects whose ownerReferences point at a deleted object go too (and theirs, in turn)
+        for (resource, namespace, name), stored in list(self._objects.items()):
+            if stored.deleted:
+                continue
+            obj = stored.raw
+            if not any(ref.get('uid') == uid for ref in obj['metadata'].get('ownerReferences') or []):
+                continue
+            current = _copy(obj)
+            if current['metadata'].get('finalizers'):
+                if not current['metadata'].get('deletionTimestamp'):
+                    current['metadata'].update(deletionTimestamp=_now(), deletionGracePeriodSeconds=0)
+                    self._store(resource, current, 'MODIFIED')
+            else:
+                self._store(resource, current, 'DELETED')
+
+    def _create(self, resource: kmock.resource, namespace: str | None, body: Any,
+                request: kmock.Request | None = None, applied: bool = False) -> dict[str, Any]:
         info = self.resources[resource]
         if not isinstance(body, dict):
             raise _error(400, 'BadRequest', 'the request body must be a JSON object')
-        obj = copy.deepcopy(body)
+        obj = _copy(body)
         meta = obj.setdefault('metadata', {})
         if info.namespaced:
             if namespace is None:  # namespaced kinds are created only through their namespaced URL
@@ -247,9 +301,12 @@ class HardenedEmulator(kmock.KubernetesEmulator):
         meta.pop('deletionTimestamp', None)
         meta.pop('deletionGracePeriodSeconds', None)
         meta.update(uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1)  # set by the server on create
+        self._validate(resource, obj, None)
+        if not applied:  # an apply brings its own field ownership
+            ssa.record_update(None, obj, self._manager(request))
         return self._store(resource, obj, 'ADDED')
 
-    def _update(self, request: kmock.Request, old: dict[str, Any], new: Any) -> dict[str, Any]:
+    def _update(self, request: kmock.Request, old: dict[str, Any], new: Any, applied: bool = False) -> dict[str, Any]:
         if not isinstance(new, dict):
             raise _error(400, 'BadRequest', 'the request body must be a JSON object')
         info = self.resources[request.resource]
@@ -259,12 +316,12 @@ class HardenedEmulator(kmock.KubernetesEmulator):
                          f'"{request.name}": the object has been modified; please apply your changes '
                          'to the latest version and try again', name=request.name, kind=info.kind)
         if request.subresource == 'status':  # writes to /status change nothing but .status
-            obj = copy.deepcopy(old)
+            obj = _copy(old)
             obj.pop('status', None)
             if 'status' in new:
                 obj['status'] = new['status']
         else:
-            obj = copy.deepcopy(new)
+            obj = _copy(new)
             if 'status' in info.subresources:  # writes to the main resource ignore .status
                 obj.pop('status', None)
                 if 'status' in old:
@@ -276,6 +333,8 @@ class HardenedEmulator(kmock.KubernetesEmulator):
             meta.pop(owned, None)
             if owned in old_meta:
                 meta[owned] = old_meta[owned]
+        if not applied:  # fields whose value changed now belong to the writer
+            ssa.record_update(old, obj, self._manager(request), request.subresource or '')
         added_finalizers = set(meta.get('finalizers', [])) - set(old_meta.get('finalizers', []))
         if old_meta.get('deletionTimestamp') and added_finalizers:
             raise _error(422, 'Invalid', 'metadata.finalizers: Forbidden: '
@@ -286,6 +345,7 @@ class HardenedEmulator(kmock.KubernetesEmulator):
         # kinds with a status subresource); writes to /status never bump it.
         if request.subresource != 'status' and {**obj, 'metadata': None} != {**old, 'metadata': None}:
             meta['generation'] = old_meta.get('generation', 1) + 1
+        self._validate(request.resource, obj, old)
         if meta.get('deletionTimestamp') and not meta.get('finalizers'):  # the last finalizer is gone
             return self._store(request.resource, obj, 'DELETED')
         return self._store(request.resource, obj, 'MODIFIED')
@@ -295,22 +355,27 @@ class HardenedEmulator(kmock.KubernetesEmulator):
         for version in spec.get('versions', []):
             if version.get('served', True):
                 sub = version.get('subresources') or {}
-                self.declare(spec['group'], version['name'], spec['names']['plural'], spec['names']['kind'],
-                             namespaced=spec.get('scope', 'Namespaced') == 'Namespaced',
-                             status_subresource='status' in sub, scale_subresource='scale' in sub)
+                resource = self.declare(spec['group'], version['name'], spec['names']['plural'], spec['names']['kind'],
+                                        namespaced=spec.get('scope', 'Namespaced') == 'Namespaced',
+                                        status_subresource='status' in sub, scale_subresource='scale' in sub)
+                schema = (version.get('schema') or {}).get('openAPIV3Schema') or {}
+                if rules := cel_rules.rules_of(schema):
+                    self.validations[resource] = rules
 
     async def _serve_create(self, request: kmock.Request) -> kmock.Response:
         self._info(request)
         if request.subresource is not None:
             raise _error(405, 'MethodNotAllowed', NOT_ALLOWED)
         async with self._changed:
-            obj = self._create(request.resource, request.namespace, request.data)
+            obj = self._create(request.resource, request.namespace, request.data, request)
             self._changed.notify_all()
         return kmock.Response(status=201, payload=obj)  # 201 Created
 
     async def _serve_update(self, request: kmock.Request) -> dict[str, Any]:
         info = self._info(request)
         content_type = request.headers.get('Content-Type', '').split(';')[0].strip()
+        if content_type == APPLY_PATCH:
+            return await self._serve_apply(request)
         async with self._changed:
             old = self._found(request)
             if content_type == JSON_PATCH:
@@ -327,10 +392,31 @@ class HardenedEmulator(kmock.KubernetesEmulator):
                 if not isinstance(request.data, dict):
                     raise _error(400, 'BadRequest', 'a merge patch must be a JSON object')
                 new = _merge(old, request.data)
-            else:  # server-side apply (application/apply-patch+yaml) is not emulated
+            else:
                 raise _error(415, 'UnsupportedMediaType', f'the body of the request was in an unknown format: '
                              f'{content_type}')
             obj = self._update(request, old, new)
+            self._changed.notify_all()
+        return obj
+
+    async def _serve_apply(self, request: kmock.Request) -> Any:
+        # Server-side apply: PATCH with the object's applied configuration; creates it when missing.
+        info = self.resources[request.resource]
+        if not isinstance(request.data, dict):
+            raise _error(400, 'BadRequest', 'an applied configuration must be an object')
+        if not request.params.get('fieldManager'):
+            raise _error(422, 'Invalid', 'PATCH request must have a field manager (?fieldManager=) for apply')
+        manager, force = request.params['fieldManager'], request.params.get('force') == 'true'
+        async with self._changed:
+            old = self._current(request.resource, request.namespace, request.name)
+            try:
+                new = ssa.apply(old, request.data, manager, force)
+            except ssa.Conflict as exc:
+                raise _error(409, 'Conflict', str(exc), name=request.name, kind=info.kind) from None
+            if old is None:  # (the apiserver answers 201 here; kmock keeps a status set on a view, so 200)
+                obj = self._create(request.resource, request.namespace, new, request, applied=True)
+            else:
+                obj = self._update(request, old, new, applied=True)
             self._changed.notify_all()
         return obj
 
@@ -389,7 +475,7 @@ class HardenedEmulator(kmock.KubernetesEmulator):
         return True
 
     def _snapshot(self, request: kmock.Request) -> list[dict[str, Any]]:
-        return [copy.deepcopy(obj.raw) for (res, ns, name), obj in sorted(
+        return [_copy(obj.raw) for (res, ns, name), obj in sorted(
                     self._objects.items(), key=lambda item: (item[0][1] or '', item[0][2]))
                 if not obj.deleted and self._matches(request, res, ns, name) and self._selected(request, obj.raw)]
 

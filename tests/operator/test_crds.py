@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
 import pytest
 from k8s_schemas import example_resources, validate_builtin, validate_custom_resource
-from tanuki_operator.api import KINDS
+from tanuki_operator.stages import STAGES as KINDS
 from tanuki_operator.crds import all_crds, render_yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,3 +86,35 @@ def test_crd_schema_rejects_a_wrong_type() -> None:
     broken = {**resource, "spec": {**resource["spec"], "nodes": "eight"}}
     with pytest.raises(jsonschema.ValidationError):
         validate_custom_resource(broken)
+
+
+def _schema(kind: str) -> dict[str, Any]:
+    return all_crds()[f"{KINDS[kind].crd_name}.yaml"]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+
+
+@pytest.mark.parametrize("kind", [kind for kind, stage in sorted(KINDS.items()) if stage.workload.batch])
+def test_batch_specs_are_immutable_once_the_job_exists_by_cel(kind: str) -> None:
+    from cel_rules import violations
+
+    resource = copy.deepcopy(next(r for r in example_resources() if r["kind"] == kind))
+    schema = _schema(kind)
+    edited = copy.deepcopy(resource)
+    edited["spec"]["resources"] = {"cpu": "7"}
+    edited["spec"]["image"] = "registry.example/other:1"
+    assert violations(schema, edited, resource) == []  # no Job yet: anything may change
+    running = {**resource, "status": {"phase": "Running", "runGeneration": 1}}
+    assert violations(schema, {**running, "metadata": {"name": "x"}}, running) == []  # unchanged is fine
+    refused = violations(schema, {**edited, "status": running["status"]}, running)
+    assert {v.field for v in refused} == {"spec.resources", "spec.image"}
+    assert all(v.reason == "FieldValueForbidden" and "cannot change" in v.message for v in refused)
+    suspended = copy.deepcopy(running)
+    suspended["spec"]["suspend"] = True
+    assert violations(schema, suspended, running) == []  # suspend stays mutable
+    if "recipe" in resource["spec"]:
+        recipe = copy.deepcopy(running)
+        recipe["spec"]["recipe"]["changed_by_test"] = 1
+        assert [v.field for v in violations(schema, recipe, running)] == ["spec.recipe"]
+
+
+def test_model_server_is_mutable_in_every_field() -> None:
+    assert "x-kubernetes-validations" not in _schema("ModelServer")

@@ -125,8 +125,54 @@ async def test_merge_patches_delete_on_null_and_replace_lists(api):
     assert obj['spec'] == {'size': 1, 'tags': ['c'], 'extra': {'z': 1}}
     _, obj = await api.patch(f'{WIDGETS}/w1', {'spec': {'tags': ['d']}}, content_type=STRATEGIC_MERGE_PATCH)
     assert obj['spec']['tags'] == ['d']
-    status, body = await api.patch(f'{WIDGETS}/w1', 'spec: {}', content_type='application/apply-patch+yaml')
+    status, body = await api.patch(f'{WIDGETS}/w1', ['not', 'a', 'patch'], content_type='application/x-unknown')
     assert (status, body['reason']) == (415, 'UnsupportedMediaType')
+
+
+APPLY = 'application/apply-patch+yaml'
+
+
+def owners(obj):
+    """Field path → manager, from managedFields (FieldsV1), for the assertions below."""
+    import ssa
+
+    return {'.'.join(path): manager for (manager, _, _), paths in ssa.owned(obj).items() for path in paths}
+
+
+async def test_server_side_apply_creates_updates_prunes_and_keeps_other_managers_fields(api):
+    path = f'{WIDGETS}/w1?fieldManager=op&force=true'
+    status, obj = await api.patch(path, widget(size=1, tags=['a'], extra={'k': 'v'}), content_type=APPLY)
+    assert status == 200 and obj['metadata']['generation'] == 1  # apply creates a missing object
+    assert owners(obj)['spec.size'] == 'op' and owners(obj)['spec.extra.k'] == 'op'
+    # someone else (merge patch as "kubectl") sets a field of their own
+    status, obj = await api.patch(f'{WIDGETS}/w1?fieldManager=kubectl', {'spec': {'owner': 'team-a'}})
+    assert owners(obj)['spec.owner'] == 'kubectl'
+    # the next apply no longer sends extra: the applier's field goes, the other manager's stays
+    status, obj = await api.patch(path, widget(size=2, tags=['a']), content_type=APPLY)
+    assert status == 200 and obj['spec'] == {'size': 2, 'tags': ['a'], 'owner': 'team-a'}
+    assert obj['metadata']['generation'] == 3  # each spec change: the patch, then this apply
+    # the same apply again changes nothing: same resourceVersion
+    _, again = await api.patch(path, widget(size=2, tags=['a']), content_type=APPLY)
+    assert again['metadata']['resourceVersion'] == obj['metadata']['resourceVersion']
+    # without force, taking another manager's field with another value is a 409 naming it
+    status, body = await api.patch(f'{WIDGETS}/w1?fieldManager=op', widget(size=2, tags=['a'], owner='team-b'),
+                                   content_type=APPLY)
+    assert (status, body['reason']) == (409, 'Conflict') and 'kubectl' in body['message']
+    status, obj = await api.patch(path, widget(size=2, tags=['a'], owner='team-b'), content_type=APPLY)
+    assert status == 200 and owners(obj)['spec.owner'] == 'op'  # forced: now the applier's
+    status, body = await api.patch(f'{WIDGETS}/w1', widget(), content_type=APPLY)
+    assert status == 422 and 'field manager' in body['message']
+
+
+async def test_deleting_an_owner_collects_its_dependents(api):
+    _, owner = await api.create(WIDGETS, widget())
+    reference = {'apiVersion': 'test.tanuki.dev/v1', 'kind': 'Widget', 'name': 'w1', 'uid': owner['metadata']['uid'],
+                 'controller': True}
+    assert (await api.create(CMS, {'metadata': {'name': 'child', 'ownerReferences': [reference]}}))[0] == 201
+    assert (await api.create(CMS, {'metadata': {'name': 'bystander'}}))[0] == 201
+    assert (await api.delete(f'{WIDGETS}/w1'))[0] == 200
+    assert (await api.get(f'{CMS}/child'))[0] == 404
+    assert (await api.get(f'{CMS}/bystander'))[0] == 200
 
 
 async def test_status_subresource_is_separate(api):

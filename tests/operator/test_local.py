@@ -38,10 +38,11 @@ def test_pretrain_then_upcycle_in_lineage_order(tmp_path: Path) -> None:
     moe = copy.deepcopy(EXAMPLES["debug-moe"])
     sft = copy.deepcopy(EXAMPLES["debug-sft"])
     result = apply(tmp_path, [sft, moe, base])  # listed out of order on purpose
-    assert result.returncode == 0, result.stderr[-3000:]
-    phases = {name: status["phase"] for name, status in statuses(result).items()}
-    assert phases == {"PretrainJob/debug-base": "Succeeded", "UpcycleJob/debug-moe": "Succeeded",
-                      "SFTJob/debug-sft": "Skipped"}
+    found = statuses(result)
+    phases = {name: (status["phase"], status.get("reason")) for name, status in found.items()}
+    assert phases == {"PretrainJob/debug-base": ("Succeeded", "Completed"), "UpcycleJob/debug-moe": ("Succeeded", "Completed"),
+                      "SFTJob/debug-sft": ("Failed", "StageNotAvailable")}, result.stderr[-3000:]
+    assert result.returncode == 1  # the operator's answer for a stage this version lacks: Failed
     data = tmp_path / "work" / "tanuki-data"
     pretrained = json.loads((data / "pretrainjob/debug-base/outputs.json").read_text())["checkpoint"]
     recipe = yaml.safe_load((data / "upcyclejob/debug-moe/cr-recipe.yaml").read_text())
@@ -59,5 +60,31 @@ def test_invalid_and_orphaned_resources_are_reported(tmp_path: Path) -> None:
     found = statuses(result)
     assert found["PretrainJob/debug-base"]["phase"] == "ValidationFailed"
     assert "spec.nodes" in found["PretrainJob/debug-base"]["message"]
-    assert found["UpcycleJob/debug-moe"]["phase"] == "Failed"
+    # as in a cluster: a missing upstream keeps the resource Waiting, with the reason
+    assert (found["UpcycleJob/debug-moe"]["phase"], found["UpcycleJob/debug-moe"]["reason"]) == (
+        "Waiting", "UpstreamUnavailable")
     assert "PretrainJob/nobody does not exist" in found["UpcycleJob/debug-moe"]["message"]
+
+
+def test_reapply_skips_what_succeeded_refuses_a_changed_spec_and_delete_forgets(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "-m", "tanuki_pipelines.cli", "corpus", "--out",
+                    str(tmp_path / "work" / "tanuki-data" / "corpus")], check=True, capture_output=True)
+    base = copy.deepcopy(EXAMPLES["debug-base"])
+    base["spec"]["recipe"]["train"].update(steps=2, seq_len=64, warmup_steps=1)
+    base["spec"]["recipe"]["checkpoint"]["every_steps"] = 2
+    assert apply(tmp_path, [base]).returncode == 0
+    again = apply(tmp_path, [base])
+    assert again.returncode == 0 and "running" not in again.stdout  # unchanged and succeeded: not run again
+    assert "unchanged, already succeeded" in statuses(again)["PretrainJob/debug-base"]["message"]
+    base["spec"]["recipe"]["train"]["steps"] = 3
+    refused = apply(tmp_path, [base])
+    assert refused.returncode == 1 and "running" not in refused.stdout
+    status = statuses(refused)["PretrainJob/debug-base"]
+    assert status["reason"] == "ImmutableFieldChanged" and "spec.recipe.train.steps" in status["message"]
+    chain = tmp_path / "chain.yaml"
+    forgotten = subprocess.run([sys.executable, "-m", "tanuki_pipelines.cli", "local", "delete", "-f", str(chain),
+                                "--workdir", str(tmp_path / "work")], capture_output=True, text=True, timeout=60)
+    assert forgotten.returncode == 0 and "PretrainJob/debug-base: deleted" in forgotten.stdout
+    assert not (tmp_path / "work" / "tanuki-data" / "pretrainjob" / "debug-base").exists()
+    rerun = apply(tmp_path, [base])
+    assert rerun.returncode == 0 and statuses(rerun)["PretrainJob/debug-base"]["phase"] == "Succeeded"

@@ -21,7 +21,8 @@ from polling import eventually, get
 from k8s_schemas import example_resources
 from tanuki_operator.crds import all_crds
 
-os.environ["TANUKI_POLL_SECONDS"] = "0.3"  # before the handlers register their timers
+# The safety-net resync is set to minutes: everything below must happen through watch events.
+os.environ["TANUKI_RESYNC_SECONDS"] = "600"
 import kopf  # noqa: E402
 import tanuki_operator.main  # noqa: E402,F401  (registers the handlers in kopf's default registry)
 
@@ -179,19 +180,65 @@ async def test_suspend_and_resume(operator, api, emulator):
     assert (await get(api, f"{JOBS}/debug-base"))["spec"]["suspend"] is False
 
 
-async def test_delete_cleans_children_and_releases_the_finalizer(operator, api, emulator):
+async def test_no_finalizer_deletion_is_immediate_and_children_go_by_owner_references(operator, api, emulator):
     resource = await apply(api, "debug-base")
     await eventually(lambda: get(api, f"{JOBS}/debug-base"))
     name = f"{path_of(resource)}/debug-base"
+    assert not (await get(api, name))["metadata"].get("finalizers")  # nothing for the operator to clean up
+    await runner_stopped(operator)  # deletion does not wait for a running operator
     status, _ = await api.delete(name)
-    assert status == 200
-
-    async def gone() -> bool:
-        return (await api.get(name))[0] == 404
-
-    await eventually(gone)
-    assert await get(api, f"{JOBS}/debug-base") is None
+    assert status == 200 and (await api.get(name))[0] == 404
+    assert await get(api, f"{JOBS}/debug-base") is None  # garbage collection follows the ownerReferences
     assert await get(api, f"/api/v1/namespaces/{NS}/configmaps/debug-base-recipe") is None
+
+
+async def runner_stopped(runner: KopfRunner) -> None:
+    await asyncio.to_thread(runner.__exit__, None, None, None)
+    runner.__exit__ = lambda *_: None  # the fixture's own exit is then a no-op
+
+
+async def test_a_job_status_change_reconciles_its_owner_within_a_second(operator, api, emulator):
+    resource = await apply(api, "debug-base")
+    await eventually(lambda: phase_is(api, resource, "Pending"))
+    await asyncio.sleep(0.5)  # settled: nothing else is scheduled (the resync is 10 minutes away)
+    started = asyncio.get_running_loop().time()
+    assert (await api.patch(f"{JOBS}/debug-base/status", {"status": {
+        "succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}}))[0] == 200
+    await eventually(lambda: phase_is(api, resource, "Succeeded"), timeout=5)
+    assert asyncio.get_running_loop().time() - started < 1.0
+
+
+async def test_an_edited_model_server_converges_and_a_recipe_edit_of_a_running_job_is_refused(operator, api, emulator):
+    server = await apply(api, "debug-chat", model={"path": "ckpt/a"})
+    router = await eventually(lambda: get(api, f"{DEPLOYMENTS}/debug-chat-router"))
+    assert "round_robin" not in router["spec"]["template"]["spec"]["containers"][0]["command"]
+    path = f"{path_of(server)}/debug-chat"
+    assert (await api.patch(path, {"spec": {"router": {"policy": "round_robin"},
+                                            "autoscaling": {"maxReplicas": 3}}}))[0] == 200
+
+    async def converged() -> bool:
+        router = await get(api, f"{DEPLOYMENTS}/debug-chat-router")
+        hpa = await get(api, f"/apis/autoscaling/v2/namespaces/{NS}/horizontalpodautoscalers/debug-chat")
+        command = router["spec"]["template"]["spec"]["containers"][0]["command"]
+        return command[command.index("--policy") + 1] == "round_robin" and hpa["spec"]["maxReplicas"] == 3
+
+    await eventually(converged)
+    # the operator's fields are its own (server-side apply), under its field manager
+    managers = {entry["manager"] for entry in (await get(api, f"{DEPLOYMENTS}/debug-chat-router"))["metadata"]["managedFields"]}
+    assert managers == {"tanuki-operator"}
+    # a running PretrainJob's recipe cannot change: the API server refuses it (CEL), naming the field
+    job = await apply(api, "debug-base")
+    await eventually(lambda: phase_is(api, job, "Pending"))
+    await eventually(lambda: _has_run_generation(api, job))
+    recipe = copy.deepcopy(EXAMPLES["debug-base"]["spec"]["recipe"])
+    recipe["train"]["steps"] = 999
+    status, body = await api.patch(f"{path_of(job)}/debug-base", {"spec": {"recipe": recipe}})
+    assert status == 422 and "spec.recipe" in body["message"] and "cannot change" in body["message"]
+    assert (await api.patch(f"{path_of(job)}/debug-base", {"spec": {"suspend": True}}))[0] == 200
+
+
+async def _has_run_generation(api, resource: dict[str, Any]) -> bool:
+    return (await status_of(api, resource)).get("runGeneration") == 1
 
 
 async def test_invalid_spec_is_validation_failed_without_children(operator, api, emulator):

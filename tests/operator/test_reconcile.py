@@ -1,4 +1,6 @@
-"""The reconciler against an in-memory API (no kopf): phases, lineage, suspend, adoption, crashes."""
+"""The reconciler against an in-memory API (no kopf): phases, lineage, suspend, adoption, crashes,
+convergence of hand-edited or deleted children, refused edits of a running stage, stages that
+are not available."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import pytest
 from fake_kube import Crash, FakeKube
 from k8s_schemas import example_resources
 from tanuki_operator.api import API_VERSION
-from tanuki_operator.handlers.reconcile import cleanup, reconcile
+from tanuki_operator.handlers.reconcile import reconcile
 from tanuki_operator.render import Settings
 
 SETTINGS = Settings()
@@ -26,13 +28,28 @@ def apply(kube: FakeKube, name: str, **spec_changes: Any) -> dict[str, Any]:
     return kube.put(resource)
 
 
-def step(kube: FakeKube, resource: dict[str, Any]) -> dict[str, Any]:
-    """One reconcile, with its status written back like kopf's patch would."""
+def reconcile_once(kube: FakeKube, resource: dict[str, Any]):
+    """One reconcile, with its status written back as the controller does (a merge patch)."""
     meta = resource["metadata"]
     current = kube.objects[(API_VERSION, resource["kind"], meta["namespace"], meta["name"])]
     outcome = reconcile(kube, SETTINGS, resource["kind"], copy.deepcopy(current))
-    current.setdefault("status", {}).update(outcome.status)
-    return current["status"]
+    if outcome.status:
+        kube.patch_status(API_VERSION, resource["kind"], meta["namespace"], meta["name"], outcome.status)
+    return outcome
+
+
+def step(kube: FakeKube, resource: dict[str, Any]) -> dict[str, Any]:
+    reconcile_once(kube, resource)
+    meta = resource["metadata"]
+    return kube.objects[(API_VERSION, resource["kind"], meta["namespace"], meta["name"])]["status"]
+
+
+def edit(kube: FakeKube, resource: dict[str, Any], **spec_changes: Any) -> None:
+    """kubectl apply of an edited spec: the API server bumps the generation."""
+    meta = resource["metadata"]
+    current = kube.objects[(API_VERSION, resource["kind"], meta["namespace"], meta["name"])]
+    current["spec"].update(copy.deepcopy(spec_changes))
+    current["metadata"]["generation"] += 1
 
 
 def finish_job(kube: FakeKube, name: str, outputs: dict[str, Any]) -> None:
@@ -51,7 +68,8 @@ def test_create_then_complete_gives_succeeded_with_outputs() -> None:
     resource = apply(kube, "debug-base")
     status = step(kube, resource)
     assert status["phase"] == "Pending"
-    assert sorted(obj["kind"] for obj in kube.objects.values()) == ["ConfigMap", "Job", "PretrainJob", "Service"]
+    assert sorted(obj["kind"] for obj in kube.objects.values()) == [
+        "ConfigMap", "Job", "NetworkPolicy", "PretrainJob", "Service"]
     job = kube.objects[("batch/v1", "Job", "ml", "debug-base")]
     assert job["metadata"]["ownerReferences"][0]["uid"] == resource["metadata"]["uid"]
     job["status"] = {"active": 1, "startTime": "2026-11-28T10:00:00Z"}
@@ -71,6 +89,7 @@ def test_create_then_complete_gives_succeeded_with_outputs() -> None:
     assert status["outputs"]["checkpoint"].endswith("step_00000150")
     assert status["startTime"] == "2026-11-28T10:00:00Z" and status["completionTime"]
     assert {c["type"]: c["status"] for c in status["conditions"]} == {"Valid": "True", "Ready": "True"}
+    assert status["runGeneration"] == 1
     calls = len(kube.calls)
     assert step(kube, resource)["phase"] == "Succeeded" and len(kube.calls) == calls  # terminal: no API calls
 
@@ -133,15 +152,69 @@ def test_existing_child_without_owner_is_adopted() -> None:
     assert service["metadata"]["ownerReferences"][0]["uid"] == resource["metadata"]["uid"]
 
 
-def test_cleanup_deletes_owned_children_only() -> None:
+def test_a_child_deleted_or_edited_by_hand_is_restored_and_others_fields_are_kept() -> None:
     kube = FakeKube()
     resource = apply(kube, "debug-base")
     step(kube, resource)
-    assert cleanup(kube, "PretrainJob", resource) == 3
-    assert [obj["kind"] for obj in kube.objects.values()] == ["PretrainJob"]
+    kube.objects.pop(("v1", "Service", "ml", "debug-base"))
+    recipe = kube.objects[("v1", "ConfigMap", "ml", "debug-base-recipe")]
+    recipe["data"]["recipe.yaml"] = "tampered"
+    recipe["metadata"]["labels"]["team"] = "nlp"  # someone else's label
+    mark = len(kube.calls)
+    step(kube, resource)
+    assert sorted(kube.writes(mark)) == [("apply", "ConfigMap", "debug-base-recipe"), ("apply", "Service", "debug-base")]
+    restored = kube.objects[("v1", "ConfigMap", "ml", "debug-base-recipe")]
+    assert restored["data"]["recipe.yaml"].startswith("tokenizer:")
+    assert restored["metadata"]["labels"]["team"] == "nlp"
+    assert ("v1", "Service", "ml", "debug-base") in kube.objects
+    mark = len(kube.calls)
+    step(kube, resource)
+    assert kube.writes(mark) == []  # converged: a periodic reconcile writes nothing
 
 
-@pytest.mark.parametrize("seed", range(60))
+def test_editing_a_running_stage_is_refused_naming_the_field_and_children_stay() -> None:
+    kube = FakeKube()
+    resource = apply(kube, "debug-base")
+    step(kube, resource)
+    job_before = copy.deepcopy(kube.objects[("batch/v1", "Job", "ml", "debug-base")])
+    recipe_before = copy.deepcopy(kube.objects[("v1", "ConfigMap", "ml", "debug-base-recipe")])
+    changed = copy.deepcopy(resource["spec"]["recipe"])
+    changed["train"]["steps"] = 300
+    edit(kube, resource, recipe=changed, resources={"cpu": "3", "memory": "8Gi"})
+    mark = len(kube.calls)
+    outcome = reconcile_once(kube, resource)
+    status = kube.objects[(API_VERSION, "PretrainJob", "ml", "debug-base")]["status"]
+    valid = next(c for c in status["conditions"] if c["type"] == "Valid")
+    assert (valid["status"], valid["reason"]) == ("False", "ImmutableFieldChanged")
+    assert "spec.recipe.train.steps" in valid["message"] and "spec.resources.cpu" in valid["message"]
+    assert status["phase"] == "Pending" and status["runGeneration"] == 1 and status["observedGeneration"] == 2
+    assert outcome.events[-1][:2] == ("Warning", "ImmutableFieldChanged")
+    assert [w for w in kube.writes(mark) if w[0] != "status"] == []
+    assert kube.objects[("batch/v1", "Job", "ml", "debug-base")] == job_before
+    assert kube.objects[("v1", "ConfigMap", "ml", "debug-base-recipe")] == recipe_before
+    edit(kube, resource, suspend=True)  # suspend stays mutable, even beside a refused change
+    step(kube, resource)
+    assert kube.objects[("batch/v1", "Job", "ml", "debug-base")]["spec"]["suspend"] is True
+    edit(kube, resource, recipe=copy.deepcopy(EXAMPLES["debug-base"]["spec"]["recipe"]),
+         resources=copy.deepcopy(EXAMPLES["debug-base"]["spec"]["resources"]))  # reverted: accepted again
+    status = step(kube, resource)
+    assert next(c for c in status["conditions"] if c["type"] == "Valid")["status"] == "True"
+
+
+def test_a_stage_without_a_program_fails_as_stage_not_available_without_children() -> None:
+    kube = FakeKube()
+    resource = apply(kube, "debug-sft")
+    status = step(kube, resource)
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (status["phase"], ready["reason"]) == ("Failed", "StageNotAvailable")
+    assert "no program for SFTJob" in status["message"]
+    assert [obj["kind"] for obj in kube.objects.values()] == ["SFTJob"]
+    mark = len(kube.calls)
+    step(kube, resource)  # looked at again (a newer operator may have it) but nothing is written
+    assert kube.writes(mark) == []
+
+
+@pytest.mark.parametrize("seed", range(100))
 def test_crash_anywhere_then_restart_converges_without_duplicates(seed: int) -> None:
     """Kill the reconciler at a seeded API call, restart it (fresh process state), repeat; the end
     state equals an uninterrupted run's and no child exists twice."""
@@ -168,8 +241,20 @@ def test_crash_anywhere_then_restart_converges_without_duplicates(seed: int) -> 
     kube.crash_at_call = None
     status = step(kube, resource)
     assert sorted((k, n) for (_, k, _, n) in kube.objects) == expected
-    creates = [call for call in kube.calls if call[0] == "create"]
-    # only the three children are ever created; a retried create of an existing name is a 409
-    assert {(k, n) for _, k, n in creates} == {("ConfigMap", "tanuki-8b-recipe"), ("Service", "tanuki-8b"),
-                                                ("Job", "tanuki-8b")}
+    writes = {(verb, k, n) for verb, k, n in kube.writes() if verb != "status"}
+    # only the four children are ever written; a retried create of the Job is a 409, not a second Job
+    assert writes <= {("apply", "ConfigMap", "tanuki-8b-recipe"), ("apply", "Service", "tanuki-8b"),
+                      ("apply", "NetworkPolicy", "tanuki-8b"), ("create", "Job", "tanuki-8b")}
+    assert len(kube.of_kind("Job")) == 1
     assert status["phase"] == "Pending" and status["message"].startswith("waiting for Kueue")
+
+
+def test_an_existing_job_without_our_owner_reference_is_adopted() -> None:
+    kube = FakeKube()
+    resource = apply(kube, "debug-base")
+    kube.put({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "debug-base", "namespace": "ml",
+              "labels": {"team": "x"}}, "spec": {"suspend": False}})
+    step(kube, resource)
+    job = kube.objects[("batch/v1", "Job", "ml", "debug-base")]
+    assert job["metadata"]["ownerReferences"][0]["uid"] == resource["metadata"]["uid"]
+    assert len(kube.of_kind("Job")) == 1

@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
+
 from fake_kube import FakeKube
 from k8s_schemas import example_resources
 from tanuki_operator.api import API_VERSION
@@ -32,10 +34,12 @@ def apply(kube: FakeKube, model: str | dict[str, Any], **spec_changes: Any) -> d
 
 
 def step(kube: FakeKube) -> tuple[dict[str, Any], Any]:
+    """One reconcile with its status merged in, as the controller writes it."""
     current = kube.objects[(API_VERSION, "ModelServer", "ml", "debug-chat")]
     outcome = reconcile(kube, SETTINGS, "ModelServer", copy.deepcopy(current))
-    current.setdefault("status", {}).update(outcome.status)
-    return current["status"], outcome.event
+    if outcome.status:
+        kube.patch_status(API_VERSION, "ModelServer", "ml", "debug-chat", outcome.status)
+    return kube.objects[(API_VERSION, "ModelServer", "ml", "debug-chat")]["status"], outcome.event
 
 
 def revision_deployments(kube: FakeKube) -> dict[str, dict[str, Any]]:
@@ -109,16 +113,16 @@ def test_new_checkpoint_canary_then_promotion_retires_the_old_revision() -> None
     assert status["rollout"]["trafficShare"] == {"stable": 50, "canary": 50, "retiring": 0}
     assert status["phase"] == "Running"  # the stable revision keeps serving throughout
     status, event = step(kube)
-    assert status["rollout"]["canary"] is not None and event is None  # not ready yet: no promotion
+    assert status["rollout"].get("canary") is not None and event is None  # not ready yet: no promotion
     become_ready(kube, canary, metrics=vllm_metrics(ok=40, errors=0))
     status, event = step(kube)  # healthy, error rate 0, pause 0: the last step passes
     assert event[1] == "Promoted"
     assert status["rollout"]["stable"] == {"revision": canary, "model": "/data/ckpt/b"}
-    assert status["rollout"]["canary"] is None
+    assert status["rollout"].get("canary") is None
     assert status["rollout"]["history"][-1]["result"] == "Promoted"
     assert status["rollout"]["retiring"]["revision"] == old  # serves until the promoted one is complete
     status, _ = step(kube)  # the promoted revision runs its one replica: the old one goes
-    assert status["rollout"]["retiring"] is None
+    assert status["rollout"].get("retiring") is None
     assert set(revision_deployments(kube)) == {canary}
     assert revision_deployments(kube)[canary]["spec"]["replicas"] == 1
 
@@ -132,7 +136,7 @@ def test_crash_looping_canary_is_rolled_back_and_not_retried() -> None:
     status, event = step(kube)
     assert event[0] == "Warning" and event[1] == "RolledBack"
     assert "CrashLoopBackOff" in status["message"] and status["phase"] == "Running"
-    assert status["rollout"]["stable"]["revision"] == stable and status["rollout"]["canary"] is None
+    assert status["rollout"]["stable"]["revision"] == stable and status["rollout"].get("canary") is None
     assert status["rollout"]["failedRevisions"] == [canary]
     assert set(revision_deployments(kube)) == {stable}
     status, event = step(kube)  # the same broken revision is not started again
@@ -179,7 +183,7 @@ def test_autoscaler_total_is_split_across_revisions() -> None:
     assert status["rollout"]["retiring"]["revision"] == old  # only 2 of 4 ready yet
     become_ready(kube, canary)
     status, _ = step(kube)
-    assert status["rollout"]["retiring"] is None and set(revision_deployments(kube)) == {canary}
+    assert status["rollout"].get("retiring") is None and set(revision_deployments(kube)) == {canary}
 
 
 def test_rollout_metrics_count_each_finished_rollout_once() -> None:
@@ -222,3 +226,73 @@ def test_a_new_checkpoint_from_the_upstream_job_rolls_out() -> None:
     status, event = step(kube)
     assert event[1] == "CanaryStarted" and status["rollout"]["canary"]["model"] == "/data/dpo/run2"
     assert status["rollout"]["stable"] == first
+
+
+def children(kube: FakeKube) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(obj["kind"], obj["metadata"]["name"]): copy.deepcopy(obj) for obj in kube.objects.values()
+            if obj["kind"] not in ("ModelServer", "Pod")}
+
+
+def changes(before: dict, after: dict) -> set[str]:
+    """What one reconcile did to the children: ``+Kind/name``, ``-Kind/name``, ``~Kind/name``."""
+    found = {f"+{kind}/{name}" for kind, name in after.keys() - before.keys()}
+    found |= {f"-{kind}/{name}" for kind, name in before.keys() - after.keys()}
+    found |= {f"~{kind}/{name}" for key in before.keys() & after.keys()
+              if {k: v for k, v in before[key].items() if k != "status"}
+              != {k: v for k, v in after[key].items() if k != "status"} for kind, name in [key]}
+    return found
+
+
+SERVING = {"autoscaling": {"engine": "hpa", "minReplicas": 1, "maxReplicas": 2}}
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    ({"router": {"policy": "power_of_two"}}, {"~Deployment/debug-chat-router"}),
+    ({"router": {"replicas": 2}}, {"~Deployment/debug-chat-router"}),
+    ({"autoscaling": {"engine": "hpa", "minReplicas": 1, "maxReplicas": 5}}, {"~HorizontalPodAutoscaler/debug-chat"}),
+    ({"autoscaling": {"engine": "keda", "minReplicas": 1, "maxReplicas": 2}},
+     {"-HorizontalPodAutoscaler/debug-chat", "+ScaledObject/debug-chat"}),
+    ({"monitoring": {"serviceMonitor": True}}, {"+ServiceMonitor/debug-chat"}),
+    ({"rollout": {"steps": [10, 50], "pauseSeconds": 60}}, set()),
+    ({"resources": {"gpus": 0, "cpu": "3", "memory": "8Gi"}}, {"+Deployment/debug-chat-CANARY"}),
+    ({"engine": {"max_model_len": 512, "dtype": "float32"}}, {"+Deployment/debug-chat-CANARY"}),
+    ({"auth": {"apiKey": {"name": "other-key", "key": "api-key"}}}, {"+Deployment/debug-chat-CANARY"}),
+    ({"scheduling": {"nodeSelector": {"pool": "serving"}}},
+     {"+Deployment/debug-chat-CANARY", "~Deployment/debug-chat-router"}),
+])
+def test_each_edit_changes_exactly_the_children_it_concerns(edit: dict[str, Any], expected: set[str]) -> None:
+    kube = FakeKube()
+    stable = serving_with(kube, "/data/ckpt/a", **SERVING)
+    before = children(kube)
+    apply(kube, "/data/ckpt/a", **{**SERVING, **edit})
+    status, _ = step(kube)
+    canary = (status["rollout"].get("canary") or {}).get("revision", "")
+    assert changes(before, children(kube)) == {item.replace("CANARY", canary) for item in expected}
+    assert status["rollout"]["stable"]["revision"] == stable  # the serving revision is untouched
+    if "CANARY" in "".join(expected):  # what changes a replica rolls out as a canary beside it
+        assert canary and canary != stable
+    settled = children(kube)
+    step(kube)
+    assert changes(settled, children(kube)) == set()  # and then nothing more is written
+
+
+def test_monitoring_off_again_deletes_the_service_monitor_and_a_deleted_router_comes_back() -> None:
+    kube = FakeKube()
+    serving_with(kube, "/data/ckpt/a", monitoring={"serviceMonitor": True})
+    assert ("ServiceMonitor", "debug-chat") in children(kube)
+    apply(kube, "/data/ckpt/a", monitoring={"serviceMonitor": False})
+    step(kube)
+    assert ("ServiceMonitor", "debug-chat") not in children(kube)
+    kube.objects.pop(("apps/v1", "Deployment", "ml", "debug-chat-router"))
+    step(kube)
+    assert ("Deployment", "debug-chat-router") in children(kube)
+
+
+def serving_with(kube: FakeKube, model: str, **spec_changes: Any) -> str:
+    apply(kube, model, **spec_changes)
+    status, _ = step(kube)
+    revision = status["rollout"]["stable"]["revision"]
+    become_ready(kube, revision)
+    status, _ = step(kube)
+    assert status["phase"] == "Running"
+    return revision

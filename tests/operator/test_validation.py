@@ -56,7 +56,7 @@ def test_non_object_spec() -> None:
     assert validate_spec("Bogus", {})[1][0].field == "kind"
 
 
-# ---- fuzz: ≥500 generated invalid specs -----------------------------------------------------
+# ---- fuzz: 1,000 generated invalid specs -----------------------------------------------------
 
 def paths(node: Any, prefix: tuple = ()) -> list[tuple[tuple, Any]]:
     found = [(prefix, node)]
@@ -103,7 +103,7 @@ def invalid_specs(draw: st.DrawFn) -> tuple[str, dict, str]:
     return resource["kind"], spec, dotted(path)
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(invalid_specs())
 def test_fuzzed_invalid_specs_fail_naming_a_field(case: tuple[str, dict, str]) -> None:
     kind, spec, mutated = case

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from tanuki_serving.config import EngineConfig, RolloutPolicy
-from tanuki_serving.rollout import CanaryHealth, Revision, decide, revision_of, split_replicas, targets, traffic_share
+from tanuki_serving.rollout import CanaryHealth, Revision, RolloutState, decide, next_check, revision_of, split_replicas, targets, traffic_share
 
 A, B, C = Revision("aaaa", "/ckpt/a"), Revision("bbbb", "/ckpt/b"), Revision("cccc", "/ckpt/c")
 READY = CanaryHealth(ready=True)
@@ -22,8 +22,8 @@ def test_split_keeps_capacity_and_both_tracks(total: int, share: int) -> None:
         assert abs(canary / (stable + canary) - share / 100) <= 1 / (stable + canary)
 
 
-def serving_a() -> dict:
-    return decide({}, A, RolloutPolicy(), None, now=0).state
+def serving_a() -> RolloutState:
+    return decide(None, A, RolloutPolicy(), None, now=0).state
 
 
 def test_first_revision_serves_directly_then_a_new_one_is_a_canary() -> None:
@@ -33,31 +33,31 @@ def test_first_revision_serves_directly_then_a_new_one_is_a_canary() -> None:
     decision = decide(state, B, policy, None, now=100)
     assert decision.event[1] == "CanaryStarted"
     assert targets(decision.state, policy, 4) == {"aaaa": 3, "bbbb": 1}
-    assert traffic_share(decision.state, policy, 4) == {"stable": 75, "canary": 25, "retiring": 0}
+    assert traffic_share(decision.state, policy, 4).model_dump() == {"stable": 75, "canary": 25, "retiring": 0}
 
 
 def test_steps_wait_for_readiness_and_the_pause_then_promote() -> None:
     policy = RolloutPolicy(steps=[25, 50], pauseSeconds=10)
     state = decide(serving_a(), B, policy, None, now=100).state
     state = decide(state, B, policy, CanaryHealth(ready=False), now=105).state
-    assert state["canary"]["step"] == 0 and state["canary"]["healthySince"] is None
+    assert state.canary.step == 0 and state.canary.healthySince is None
     state = decide(state, B, policy, READY, now=110).state
-    assert state["canary"]["healthySince"] == 110
-    assert decide(state, B, policy, READY, now=119).state["canary"]["step"] == 0  # still pausing
+    assert state.canary.healthySince == 110
+    assert decide(state, B, policy, READY, now=119).state.canary.step == 0  # still pausing
     stepped = decide(state, B, policy, READY, now=120)
-    assert stepped.event[1] == "CanaryStep" and stepped.state["canary"]["step"] == 1
+    assert stepped.event[1] == "CanaryStep" and stepped.state.canary.step == 1
     state = decide(stepped.state, B, policy, READY, now=121).state
     promoted = decide(state, B, policy, READY, now=131, total=4)
     assert promoted.event[1] == "Promoted"
-    assert promoted.state["stable"] == B.as_dict() and promoted.state["canary"] is None
-    assert [h["result"] for h in promoted.state["history"]] == ["Promoted"]
+    assert promoted.state.stable == B.ref() and promoted.state.canary is None
+    assert [h.result for h in promoted.state.history] == ["Promoted"]
     # the old revision keeps its 2 replicas until the promoted one runs all 4
     assert targets(promoted.state, policy, 4) == {"bbbb": 4, "aaaa": 2}
-    assert traffic_share(promoted.state, policy, 4) == {"stable": 67, "canary": 0, "retiring": 33}
+    assert traffic_share(promoted.state, policy, 4).model_dump() == {"stable": 67, "canary": 0, "retiring": 33}
     scaling = decide(promoted.state, B, policy, None, now=132, total=4, stable_complete=False)
-    assert scaling.state["retiring"]["revision"] == "aaaa"
+    assert scaling.state.retiring.revision == "aaaa"
     done = decide(scaling.state, B, policy, None, now=140, total=4, stable_complete=True)
-    assert done.state["retiring"] is None and targets(done.state, policy, 4) == {"bbbb": 4}
+    assert done.state.retiring is None and targets(done.state, policy, 4) == {"bbbb": 4}
 
 
 @pytest.mark.parametrize("health, reason", [
@@ -70,17 +70,17 @@ def test_a_failing_canary_is_rolled_back_and_not_retried(health: CanaryHealth, r
     state = decide(serving_a(), C, policy, None, now=0).state
     rolled = decide(state, C, policy, health, now=1)
     assert rolled.event[:2] == ("Warning", "RolledBack") and reason in rolled.message
-    assert rolled.state["stable"] == A.as_dict() and rolled.state["canary"] is None
-    assert rolled.state["failedRevisions"] == ["cccc"]
+    assert rolled.state.stable == A.ref() and rolled.state.canary is None
+    assert rolled.state.failedRevisions == ["cccc"]
     again = decide(rolled.state, C, policy, None, now=2)
-    assert again.state["canary"] is None and "was rolled back" in again.message
-    assert decide(again.state, B, policy, None, now=3).state["canary"]["revision"] == "bbbb"  # a new one may go
+    assert again.state.canary is None and "was rolled back" in again.message
+    assert decide(again.state, B, policy, None, now=3).state.canary.revision == "bbbb"  # a new one may go
 
 
 def test_errors_below_min_requests_do_not_count_and_a_slow_start_times_out() -> None:
     policy = RolloutPolicy(pauseSeconds=100, analysis={"minRequests": 50, "readyTimeoutSeconds": 60})
     state = decide(serving_a(), B, policy, None, now=0).state
-    assert decide(state, B, policy, CanaryHealth(ready=True, requests=10, errors=5), now=1).state["canary"]
+    assert decide(state, B, policy, CanaryHealth(ready=True, requests=10, errors=5), now=1).state.canary
     timed_out = decide(state, B, policy, CanaryHealth(ready=False), now=61)
     assert timed_out.event[1] == "RolledBack" and "readyTimeoutSeconds" in timed_out.message
 
@@ -89,12 +89,12 @@ def test_hold_instead_of_rollback_and_superseding() -> None:
     held = RolloutPolicy(autoRollback=False)
     state = decide(serving_a(), B, held, None, now=0).state
     decision = decide(state, B, held, CanaryHealth(ready=False, failure="crash"), now=1)
-    assert decision.state["canary"]["revision"] == "bbbb" and "held" in decision.message
+    assert decision.state.canary.revision == "bbbb" and "held" in decision.message
     newer = decide(decision.state, C, held, None, now=2)  # a newer checkpoint replaces the canary
-    assert newer.state["canary"]["revision"] == "cccc"
-    assert newer.state["history"][-1]["result"] == "Superseded"
+    assert newer.state.canary.revision == "cccc"
+    assert newer.state.history[-1].result == "Superseded"
     back = decide(newer.state, A, held, None, now=3)  # back to the stable one: the canary goes
-    assert back.state["canary"] is None and back.state["stable"] == A.as_dict()
+    assert back.state.canary is None and back.state.stable == A.ref()
 
 
 def test_revision_changes_with_checkpoint_engine_and_image() -> None:
@@ -110,3 +110,19 @@ def test_revision_changes_with_checkpoint_engine_and_image() -> None:
 def test_bad_steps_name_the_field(steps: list[int]) -> None:
     with pytest.raises(ValidationError, match="steps"):
         RolloutPolicy(steps=steps)
+
+
+def test_next_check_is_the_end_of_the_pause_or_the_ready_timeout() -> None:
+    policy = RolloutPolicy(steps=[50], pauseSeconds=30, analysis={"readyTimeoutSeconds": 600})
+    assert next_check(serving_a(), policy, now=0) is None  # nothing rolling out: only events move it
+    state = decide(serving_a(), B, policy, None, now=100).state
+    assert next_check(state, policy, now=100) == 600  # starting: the ready timeout is the deadline
+    state = decide(state, B, policy, READY, now=110).state
+    assert next_check(state, policy, now=115) == 25  # healthy: the pause ends at 140
+
+
+def test_state_round_trips_through_json_like_a_status() -> None:
+    state = decide(decide(serving_a(), B, RolloutPolicy(), None, now=5).state, B, RolloutPolicy(), READY, now=6).state
+    stored = state.model_dump(mode="json")
+    assert stored["canary"]["healthySince"] == 6 and stored["stable"] == {"revision": "aaaa", "model": "/ckpt/a"}
+    assert RolloutState.model_validate(stored) == state

@@ -84,14 +84,12 @@ and the children it renders. Used by the ClusterRole (cluster-wide) or by one Ro
 namespace. No wildcards: each verb is one the operator (or kopf) issues.
 */}}
 {{- define "tanuki.rules.namespaced" -}}
-# The custom resources: kopf lists/watches them and merge-patches metadata (finalizers, its
-# annotations); the operator reads and writes them.
+# The custom resources: kopf lists and watches them (event handlers only: kopf writes nothing to
+# them and adds no finalizer); the operator reads each before reconciling it.
 - apiGroups: ["llm.tanuki.dev"]
   resources: ["pretrainjobs", "upcyclejobs", "synthjobs", "sftjobs", "dpojobs", "modelservers", "evaljobs"]
-  verbs: ["get", "list", "watch", "patch", "update"]
-# Status through the status subresource (kopf patches .status there when the CRD declares it);
-# finalizers: setting ownerReferences with blockOwnerDeletion on children requires update on
-# <kind>/finalizers of the owner (OwnerReferencesPermissionEnforcement).
+  verbs: ["get", "list", "watch"]
+# The operator writes status through the status subresource (merge patch).
 - apiGroups: ["llm.tanuki.dev"]
   resources:
     - "pretrainjobs/status"
@@ -101,6 +99,11 @@ namespace. No wildcards: each verb is one the operator (or kopf) issues.
     - "dpojobs/status"
     - "modelservers/status"
     - "evaljobs/status"
+  verbs: ["get", "patch"]
+# Setting ownerReferences with blockOwnerDeletion on children requires update on <kind>/finalizers
+# of the owner (OwnerReferencesPermissionEnforcement).
+- apiGroups: ["llm.tanuki.dev"]
+  resources:
     - "pretrainjobs/finalizers"
     - "upcyclejobs/finalizers"
     - "synthjobs/finalizers"
@@ -108,7 +111,7 @@ namespace. No wildcards: each verb is one the operator (or kopf) issues.
     - "dpojobs/finalizers"
     - "modelservers/finalizers"
     - "evaljobs/finalizers"
-  verbs: ["get", "patch", "update"]
+  verbs: ["update"]
 # Children: Jobs (PretrainJob, UpcycleJob, SFTJob, DPOJob, EvalJob, local-mode SynthJob).
 - apiGroups: ["batch"]
   resources: ["jobs"]
@@ -136,11 +139,14 @@ namespace. No wildcards: each verb is one the operator (or kopf) issues.
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["roles", "rolebindings"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
-# kopf posts core v1 Events about handler progress and errors
-# (https://kopf.readthedocs.io/en/stable/deployment/#rbac; kopf/_cogs/clients/events.py).
+# The operator posts core v1 Events on its resources (phase changes, rollout steps, refused edits).
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
+# A NetworkPolicy per resource (pods of one job reach each other; vLLM only from its router).
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # ModelServer: vLLM Deployments (stable + canary) and their autoscaling.
 - apiGroups: ["apps"]
   resources: ["deployments"]

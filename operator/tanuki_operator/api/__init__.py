@@ -1,6 +1,7 @@
-"""The custom resources of group ``llm.tanuki.dev``: pydantic models, the one source of truth."""
+"""The custom resources of group ``llm.tanuki.dev``: pydantic models, the one source of truth.
 
-from tanuki_operator.api.common import API_VERSION, GROUP, VERSION, Status
-from tanuki_operator.api.registry import KINDS, KindInfo
+The kinds themselves (names, spec model, what runs them) are listed in ``tanuki_operator.stages``."""
 
-__all__ = ["API_VERSION", "GROUP", "KINDS", "KindInfo", "Status", "VERSION"]
+from tanuki_operator.api.common import API_VERSION, GROUP, VERSION, Phase, Status
+
+__all__ = ["API_VERSION", "GROUP", "Phase", "Status", "VERSION"]

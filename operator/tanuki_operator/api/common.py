@@ -6,9 +6,15 @@ the recipe files, so a recipe YAML can be pasted into a spec unchanged.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tanuki_pipelines.phase import Phase
+from tanuki_serving.rollout import RolloutState
+
+__all__ = ["Phase"]  # re-exported: the one phase enum of the API
 
 GROUP = "llm.tanuki.dev"
 VERSION = "v1alpha1"
@@ -112,7 +118,44 @@ class SecretKeyRef(K8sModel):
     """Key within the Secret."""
 
 
-class JobSpec(K8sModel):
+@dataclass(frozen=True)
+class Input:
+    """One input of a stage: where it comes from and, for an upstream, which of its outputs it reads."""
+
+    source: ArtifactSource | ObjectRef | str
+    """A path (or upstream) from the spec, or a literal value such as a URL."""
+    output: str = "checkpoint"
+    """The upstream's ``status.outputs`` key that provides the value."""
+    required: bool = True
+    """An upstream that succeeded without this output is an error (False: the input is left out)."""
+
+
+class StageSpec(K8sModel):
+    """What every kind's spec tells the stage registry: its inputs (the lineage fields) and the
+    recipe its program reads once they are resolved."""
+
+    MUTABLE_FIELDS: ClassVar[frozenset[str]] = frozenset()
+    """Spec fields that may change after the stage's workload exists (batch kinds: only suspend)."""
+
+    def inputs(self) -> dict[str, Input]:
+        """Input role → where it comes from."""
+        return {}
+
+    def stage_recipe(self, resolved: dict[str, str]) -> dict[str, Any]:
+        """The recipe YAML the stage's program reads, with each input role bound to its resolved value."""
+        raise NotImplementedError(f"{type(self).__name__} has no stage recipe")
+
+    def secrets(self) -> dict[str, SecretKeyRef]:
+        """Secret keys the program reads, by the environment variable naming their file (``<NAME>_FILE``)."""
+        return {}
+
+
+def dump_recipe(recipe: BaseModel) -> dict[str, Any]:
+    """A recipe model as the YAML the stage reads (aliases, no unset optionals)."""
+    return recipe.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class JobSpec(StageSpec):
     """Common fields of every batch stage (PretrainJob, UpcycleJob, SynthJob, SFTJob, DPOJob, EvalJob)."""
 
     image: str | None = None
@@ -132,8 +175,7 @@ class JobSpec(K8sModel):
     activeDeadlineSeconds: int | None = Field(default=None, ge=1)
     """Wall-clock limit of the whole job."""
 
-
-Phase = Literal["Pending", "Waiting", "Running", "Succeeded", "Failed", "ValidationFailed", "Suspended"]
+    MUTABLE_FIELDS: ClassVar[frozenset[str]] = frozenset({"suspend"})
 
 
 class Condition(K8sModel):
@@ -168,88 +210,12 @@ class Progress(K8sModel):
     """Short text for the Progress printer column, e.g. ``40% (120/300)``."""
 
 
-class RevisionRef(K8sModel):
-    """A served revision: a checkpoint with its engine settings."""
-
-    revision: str
-    """Content hash of checkpoint path, engine settings and image."""
-    model: str
-    """Checkpoint path."""
-
-
-class CanaryStatus(RevisionRef):
-    """The revision being rolled out."""
-
-    step: int = 0
-    """Index into spec.rollout.steps."""
-    stepStartedAt: float | None = None
-    """When the current step began (Unix seconds)."""
-    healthySince: float | None = None
-    """Since when the canary has been healthy at this step (Unix seconds)."""
-
-
-class RetiringStatus(RevisionRef):
-    """The previous stable revision after a promotion."""
-
-    replicas: int = 0
-    """Replicas it keeps until the promoted revision runs all of its own."""
-
-
-class RolloutRecord(RevisionRef):
-    """One finished rollout."""
-
-    result: Literal["Promoted", "RolledBack", "Superseded"]
-    """How it ended."""
-    reason: str = ""
-    """Why."""
-    time: str | None = None
-    """When (RFC 3339)."""
-
-
-class TrafficShare(K8sModel):
-    """Percent of requests per track (replica ratio behind the router)."""
-
-    stable: int = 100
-    """Percent to the stable revision."""
-    canary: int = 0
-    """Percent to the canary."""
-    retiring: int = 0
-    """Percent still to the previous stable revision right after a promotion."""
-
-
-class TrackReplicas(K8sModel):
-    """Ready replicas per track."""
-
-    stable: int = 0
-    """Ready replicas of the stable revision."""
-    canary: int = 0
-    """Ready replicas of the canary."""
-
-
-class RolloutStatus(K8sModel):
-    """ModelServer: what serves now and what is being rolled out."""
-
-    stable: RevisionRef | None = None
-    """Revision receiving traffic."""
-    canary: CanaryStatus | None = None
-    """Revision being rolled out, if any."""
-    retiring: RetiringStatus | None = None
-    """Previous stable revision, serving until the promoted one has all its replicas ready."""
-    trafficShare: TrafficShare | None = None
-    """Current split of the traffic."""
-    readyReplicas: TrackReplicas | None = None
-    """Ready replicas per track."""
-    history: list[RolloutRecord] = Field(default_factory=list)
-    """Recent rollouts, newest last."""
-    failedRevisions: list[str] = Field(default_factory=list)
-    """Rolled-back revisions, not retried until the spec changes."""
-
-
 class Status(K8sModel):
     """Observed state, written only by the operator."""
 
     phase: Phase | None = None
-    """Pending, Waiting, Running, Succeeded, Failed, ValidationFailed or Suspended."""
+    """Pending, Waiting, Running, Succeeded, Failed, ValidationFailed or Suspended; the Ready
+    condition's reason says more (e.g. Failed with reason StageNotAvailable)."""
     message: str | None = None
     """Why the resource is in this phase."""
     conditions: list[Condition] = Field(default_factory=list)
@@ -268,5 +234,8 @@ class Status(K8sModel):
     """ModelServer: ready replicas (the /scale subresource reads it)."""
     selector: str | None = None
     """ModelServer: label selector of its vLLM pods (the /scale subresource's, for HPA Pods metrics)."""
-    rollout: RolloutStatus | None = None
+    rollout: RolloutState | None = None
     """ModelServer: stable and canary revisions, traffic share and rollout history."""
+    runGeneration: int | None = None
+    """Batch kinds: the spec generation the stage's Job (or RayJob) was created from. Once set,
+    spec.recipe, spec.resources and spec.image (and every other field but spec.suspend) cannot change."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field, model_validator
 
-from tanuki_operator.api.common import JobSpec, K8sModel, ObjectRef, SecretKeyRef
+from tanuki_operator.api.common import Input, JobSpec, K8sModel, ObjectRef, SecretKeyRef, dump_recipe
 from tanuki_pipelines.eval.config import EvalConfig
 
 
@@ -34,3 +36,16 @@ class EvalJobSpec(JobSpec):
     """Secret key holding the judge endpoint's API key."""
     recipe: EvalConfig = Field(default_factory=EvalConfig)
     """Questions, judge and rating settings."""
+
+    def inputs(self) -> dict[str, Input]:
+        if self.target.from_ is None:
+            return {"target_url": Input(str(self.target.url))}
+        return {"target_url": Input(self.target.from_, output="url"),
+                "target_model": Input(self.target.from_, output="model", required=False)}
+
+    def stage_recipe(self, resolved: dict[str, str]) -> dict[str, Any]:
+        return {**dump_recipe(self.recipe), "target_url": resolved["target_url"],
+                "target_model": resolved.get("target_model")}
+
+    def secrets(self) -> dict[str, SecretKeyRef]:
+        return {self.recipe.judge.api_key_env: self.judgeApiKey} if self.judgeApiKey else {}

@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from tanuki_operator.api.common import ArtifactSource, K8sModel, Resources, Scheduling, SecretKeyRef, Storage
+from tanuki_operator.api.common import (ArtifactSource, Input, K8sModel, Resources, Scheduling, SecretKeyRef,
+                                        StageSpec, Storage)
 from tanuki_serving.config import EngineConfig, RolloutPolicy, RouterConfig
 
 
@@ -59,7 +60,7 @@ class Auth(K8sModel):
         return self
 
 
-class ModelServerSpec(K8sModel):
+class ModelServerSpec(StageSpec):
     """Serve a checkpoint through vLLM's OpenAI-compatible API."""
 
     image: str | None = None
@@ -88,6 +89,9 @@ class ModelServerSpec(K8sModel):
     """ServiceMonitor for the vLLM and router metrics."""
     rollout: RolloutPolicy = Field(default_factory=RolloutPolicy)
     """How a new checkpoint (a new upstream output or a changed spec.model) replaces the serving one."""
+
+    def inputs(self) -> dict[str, Input]:
+        return {"model": Input(self.model)}
 
     def total_replicas(self) -> int:
         """Replicas to run: spec.replicas, kept within the autoscaling bounds when an autoscaler owns it."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field, model_validator
 
-from tanuki_operator.api.common import ArtifactSource, JobSpec, K8sModel, ObjectRef
+from tanuki_operator.api.common import ArtifactSource, Input, JobSpec, K8sModel, ObjectRef, dump_recipe
 from tanuki_pipelines.pretrain.config import PretrainConfig
 
 
@@ -39,3 +41,18 @@ class PretrainJobSpec(JobSpec):
         if unset:
             raise ValueError(f"recipe.data.sources: {unset} have neither a path nor a sourcesFrom binding")
         return self
+
+    def inputs(self) -> dict[str, Input]:
+        sources = {f"source:{b.source}": Input(b.from_, output="dataset") for b in self.sourcesFrom}
+        if self.initFrom is not None:
+            sources["init_from"] = Input(self.initFrom)
+        return sources
+
+    def stage_recipe(self, resolved: dict[str, str]) -> dict[str, Any]:
+        recipe = dump_recipe(self.recipe)
+        for source in recipe["data"]["sources"]:
+            if f"source:{source['name']}" in resolved:
+                source["path"] = resolved[f"source:{source['name']}"]
+        if "init_from" in resolved:
+            recipe["init_from"] = resolved["init_from"]
+        return recipe

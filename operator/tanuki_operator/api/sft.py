@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
-from tanuki_operator.api.common import ArtifactSource, JobSpec
+from tanuki_operator.api.common import ArtifactSource, Input, JobSpec, dump_recipe
 from tanuki_pipelines.sft.config import SFTConfig
 
 
@@ -17,3 +19,9 @@ class SFTJobSpec(JobSpec):
     """Chat JSONL: a path or a SynthJob."""
     recipe: SFTConfig = Field(default_factory=SFTConfig)
     """TRL SFT settings."""
+
+    def inputs(self) -> dict[str, Input]:
+        return {"model": Input(self.model), "dataset": Input(self.dataset, output="dataset")}
+
+    def stage_recipe(self, resolved: dict[str, str]) -> dict[str, Any]:
+        return {**dump_recipe(self.recipe), "model": resolved["model"], "dataset": resolved["dataset"]}

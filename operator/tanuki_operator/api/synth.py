@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
-from tanuki_operator.api.common import ArtifactSource, JobSpec, K8sModel
+from tanuki_operator.api.common import ArtifactSource, Input, JobSpec, K8sModel, dump_recipe
 from tanuki_pipelines.synth.config import SynthConfig
 
 
@@ -28,3 +30,11 @@ class SynthJobSpec(JobSpec):
     """Styles, dialogues, filters and Ray settings."""
     ray: RayCluster = Field(default_factory=RayCluster)
     """KubeRay RayJob settings (cluster mode)."""
+
+    def inputs(self) -> dict[str, Input]:
+        return {"model": Input(self.model)}
+
+    def stage_recipe(self, resolved: dict[str, str]) -> dict[str, Any]:
+        recipe = dump_recipe(self.recipe)
+        recipe["generator"]["path"] = resolved["model"]
+        return recipe

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
-from tanuki_operator.api.common import ArtifactSource, JobSpec
+from tanuki_operator.api.common import ArtifactSource, Input, JobSpec, dump_recipe
 from tanuki_pipelines.upcycle.config import UpcycleConfig
 
 
@@ -15,3 +17,9 @@ class UpcycleJobSpec(JobSpec):
     """The dense checkpoint: a path or a PretrainJob."""
     recipe: UpcycleConfig = Field(default_factory=UpcycleConfig)
     """Upcycling settings (experts, top-k, noise, router, gate normalisation)."""
+
+    def inputs(self) -> dict[str, Input]:
+        return {"model": Input(self.model)}
+
+    def stage_recipe(self, resolved: dict[str, str]) -> dict[str, Any]:
+        return {**dump_recipe(self.recipe), "source": resolved["model"]}

@@ -1,105 +1,212 @@
-"""One reconciliation: validate → resolve lineage → render → create what is missing → status.
+"""One reconciliation: validate → resolve lineage → render → converge the children → status.
 
-No kopf here: it takes a ``Kube`` and returns the status to write and the event to emit, so it
-runs the same under kopf, in tests, and in a crash-and-restart loop.
+No kopf here: it takes a ``Kube`` and returns the status to write, the events to emit and when to
+look again, so it runs the same under the operator's work queue, in tests, and in a
+crash-and-restart loop. Per-kind behaviour comes from the stage registry.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from tanuki_operator.api import API_VERSION, KINDS
-from tanuki_operator.api.common import JobSpec
-from tanuki_operator.api.modelserver import ModelServerSpec
-from tanuki_operator.api.synth import SynthJobSpec
-from tanuki_operator.k8s import ApiError, Kube, register_kinds
-from tanuki_operator.lineage import resolve
+from tanuki_operator.api import API_VERSION
+from tanuki_operator.api.common import JobSpec, ObjectRef, Phase, StageSpec
+from tanuki_operator.handlers.converge import converge, ensure_created, owned_by, prune
 from tanuki_operator.handlers.serving import reconcile_modelserver
-from tanuki_operator.phases import Observed, observe_job, observe_rayjob
+from tanuki_operator.k8s import Kube, register_kinds
+from tanuki_operator.lineage import resolve, upstream_refs
+from tanuki_operator.phases import POLL_SECONDS, Observed, observe_job, observe_rayjob
 from tanuki_operator.render import Owner, Settings, render
+from tanuki_operator.render.common import owner_selector
+from tanuki_operator.stages import CHILD_KINDS, STAGES, WORKLOAD_CHILD, Stage, Workload, not_available_message
 from tanuki_operator.validation import summarize, validate_spec
 from tanuki_pipelines.outputs import parse_progress
 
-register_kinds({(API_VERSION, info.kind): info.plural for info in KINDS.values()})
-TERMINAL = ("Succeeded", "Failed", "ValidationFailed")
+register_kinds({(API_VERSION, stage.kind): stage.plural for stage in STAGES.values()})
+STAGE_NOT_AVAILABLE = "StageNotAvailable"
+SPEC_ANNOTATION = "llm.tanuki.dev/spec"
+"""On the workload child: the spec (all but its mutable fields) it was created from."""
+INPUTS_ANNOTATION = "llm.tanuki.dev/inputs"
+"""On the workload child: the resolved inputs it was created with (it keeps them if upstreams change)."""
+GENERATION_ANNOTATION = "llm.tanuki.dev/generation"
 
 
 @dataclass
 class Outcome:
     status: dict[str, Any]
-    """Fields of ``.status`` to patch (empty: nothing changed)."""
-    event: tuple[str, str, str] | None = None
-    """(type Normal|Warning, reason, message) to emit, on a phase change."""
+    """Fields of ``.status`` to merge (empty: nothing changed). None values delete."""
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+    """(type Normal|Warning, reason, message) to emit."""
+    requeue_after: float | None = None
+    """Reconcile again after this many seconds even without a change."""
+    upstreams: list[ObjectRef] = field(default_factory=list)
+    """Resources this one reads from: their changes wake it."""
+    changed: list[str] = field(default_factory=list)
+    """Children written (``Kind/name``), for logs and tests."""
+
+    @property
+    def event(self) -> tuple[str, str, str] | None:
+        return self.events[0] if self.events else None
 
 
 def now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def reconcile(kube: Kube, settings: Settings, kind: str, body: dict[str, Any]) -> Outcome:
-    meta, spec, status = body["metadata"], body.get("spec"), body.get("status") or {}
-    generation = meta.get("generation")
-    model, errors = validate_spec(kind, spec)
-    if errors:
-        message = summarize(errors)
-        return _transition(status, generation, Observed("ValidationFailed", "InvalidSpec", message),
-                           valid=False)
-    if status.get("phase") in TERMINAL and status.get("observedGeneration") == generation:
-        return Outcome({})
-    namespace = meta["namespace"]
-    owner = Owner(kind=kind, name=meta["name"], namespace=namespace, uid=meta["uid"])
+def finished(status: dict[str, Any], generation: int | None) -> bool:
+    """Terminal for this generation: nothing to do until the spec changes. (A stage that was not
+    available is looked at again: a newer operator may have it.)"""
+    if status.get("observedGeneration") != generation or status.get("phase") not in \
+            (Phase.SUCCEEDED, Phase.FAILED, Phase.VALIDATION_FAILED):
+        return False
+    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+    return ready.get("reason") != STAGE_NOT_AVAILABLE
 
+
+def reconcile(kube: Kube, settings: Settings, kind: str, body: dict[str, Any], clock: float | None = None) -> Outcome:
+    stage = STAGES[kind]
+    meta, status = body["metadata"], body.get("status") or {}
+    generation = meta.get("generation")
+    model, errors = validate_spec(kind, body.get("spec"))
+    if errors:
+        return transition(status, generation, Observed(Phase.VALIDATION_FAILED, "InvalidSpec", summarize(errors)),
+                          valid=False)
+    upstreams = upstream_refs(model)
+    if not stage.available:
+        outcome = transition(status, generation, Observed(Phase.FAILED, STAGE_NOT_AVAILABLE,
+                                                          not_available_message(stage)))
+        outcome.upstreams = upstreams
+        return outcome
+    if finished(status, generation):
+        return Outcome({}, upstreams=upstreams)
+    owner = Owner(kind=kind, name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
+    if stage.workload_of(model) is Workload.SERVER:
+        outcome = _reconcile_server(kube, settings, stage, owner, model, status, generation, clock)
+    else:
+        outcome = _reconcile_batch(kube, settings, stage, owner, model, status, generation)
+    outcome.upstreams = upstreams
+    return outcome
+
+
+def _spec_changed(status: dict[str, Any], generation: int | None) -> bool:
+    """The spec changed since the last reconcile (children it no longer asks for may exist);
+    a first reconcile has nothing to prune."""
+    return status.get("observedGeneration") not in (None, generation)
+
+
+def _lookup(kube: Kube, namespace: str):
     def lookup(upstream_kind: str, name: str) -> dict[str, Any] | None:
         found = kube.get(API_VERSION, upstream_kind, namespace, name)
         return None if found is None else (found.get("status") or {})
+    return lookup
 
-    resolution = resolve(model, model.storage, lookup)
+
+def _waiting(status: dict[str, Any], generation: int | None, resolution: Any) -> Outcome | None:
     if resolution.errors:
-        return _transition(status, generation, Observed("Waiting", "UpstreamUnavailable",
-                                                        "; ".join(resolution.errors)))
+        return transition(status, generation, Observed(Phase.WAITING, "UpstreamUnavailable", "; ".join(resolution.errors)))
     if resolution.waiting_for:
-        return _transition(status, generation, Observed("Waiting", "UpstreamPending",
-                                                        "waiting for " + ", ".join(resolution.waiting_for)))
-    if isinstance(model, ModelServerSpec):
-        return _transition(status, generation, reconcile_modelserver(
-            kube, settings, owner, model, resolution.inputs["model"], status, _create_or_adopt))
-    manifests = render(owner, model, resolution.inputs, settings)
-    for manifest in manifests:
-        _create_or_adopt(kube, manifest, owner)
-    return _transition(status, generation, observe(kube, owner, model, manifests))
+        return transition(status, generation, Observed(Phase.WAITING, "UpstreamPending",
+                                                       "waiting for " + ", ".join(resolution.waiting_for)))
+    return None
 
 
-def _create_or_adopt(kube: Kube, manifest: dict[str, Any], owner: Owner) -> None:
-    """Create a missing child (reads first: a periodic reconcile should not be a write storm);
-    adopt an existing one that lacks our ownerReference. Children are never replaced."""
-    meta = manifest["metadata"]
-    existing = kube.get(manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"])
-    if existing is None:
-        if kube.create(manifest) is not None:
-            return
-        existing = kube.get(manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"]) or {}
-    references = (existing.get("metadata") or {}).get("ownerReferences") or []
-    if not any(ref.get("uid") == owner.uid for ref in references):
-        kube.patch(manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"],
-                   {"metadata": {"ownerReferences": [*references, owner.reference()],
-                                 "labels": meta["labels"]}})
+def _reconcile_server(kube: Kube, settings: Settings, stage: Stage, owner: Owner, model: Any,
+                      status: dict[str, Any], generation: int | None, clock: float | None) -> Outcome:
+    resolution = resolve(model, model.storage, _lookup(kube, owner.namespace))
+    if (waiting := _waiting(status, generation, resolution)) is not None:
+        return waiting
+    observed, changed = reconcile_modelserver(kube, settings, owner, model, resolution.inputs["model"], status,
+                                              prune_kinds=CHILD_KINDS[Workload.SERVER]
+                                              if _spec_changed(status, generation) else (),
+                                              now=clock)
+    outcome = transition(status, generation, observed)
+    outcome.changed = changed
+    return outcome
 
 
-def observe(kube: Kube, owner: Owner, model: Any, manifests: list[dict[str, Any]]) -> Observed:
-    namespace, name = owner.namespace, owner.name
-    if isinstance(model, SynthJobSpec) and model.recipe.ray.mode == "cluster":
-        return observe_rayjob(kube.get("ray.io/v1", "RayJob", namespace, name), model.suspend)
-    job = kube.get("batch/v1", "Job", namespace, name)
-    _sync_suspend(kube, job, model)
-    selector = {"llm.tanuki.dev/kind": owner.kind.lower(), "llm.tanuki.dev/name": name}
-    complete = job is not None and any(c.get("type") == "Complete" and c.get("status") == "True"
-                                       for c in (job.get("status") or {}).get("conditions") or [])
-    pods = kube.list("v1", "Pod", namespace, selector) if complete else []
-    observed = observe_job(job, pods, model.suspend, queued=bool(model.scheduling.queueName))
-    if observed.phase == "Running":
-        observed.progress = _progress(kube, namespace, kube.list("v1", "Pod", namespace, selector))
+# ---- batch stages -------------------------------------------------------------------------------
+
+def spec_record(model: StageSpec) -> dict[str, Any]:
+    """The spec a workload child runs: every field but those allowed to change afterwards."""
+    return model.model_dump(mode="json", by_alias=True, exclude=set(model.MUTABLE_FIELDS))
+
+
+def changed_fields(before: Any, after: Any, path: str = "spec") -> list[str]:
+    """Dotted paths of the leaves that differ between two JSON values."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        found = []
+        for key in sorted(set(before) | set(after), key=str):
+            found += changed_fields(before.get(key), after.get(key), f"{path}.{key}")
+        return found
+    return [] if before == after else [path]
+
+
+def _annotations(obj: dict[str, Any]) -> dict[str, str]:
+    return (obj.get("metadata") or {}).get("annotations") or {}
+
+
+def _reconcile_batch(kube: Kube, settings: Settings, stage: Stage, owner: Owner, model: JobSpec,
+                     status: dict[str, Any], generation: int | None) -> Outcome:
+    workload = stage.workload_of(model)
+    api_version, child_kind = WORKLOAD_CHILD[workload]
+    running = kube.get(api_version, child_kind, owner.namespace, owner.name)
+    refused: list[str] = []
+    run_generation = generation
+    recorded = _annotations(running) if running is not None else {}
+    if INPUTS_ANNOTATION in recorded:  # the Job runs what it was created with: its inputs, and its spec
+        inputs = json.loads(recorded[INPUTS_ANNOTATION])
+        refused = changed_fields(json.loads(recorded[SPEC_ANNOTATION]), spec_record(model))
+        run_generation = int(recorded.get(GENERATION_ANNOTATION) or generation or 0)
+    else:
+        resolution = resolve(model, model.storage, _lookup(kube, owner.namespace))
+        if (waiting := _waiting(status, generation, resolution)) is not None:
+            return waiting
+        inputs = resolution.inputs
+    manifests = render(stage, owner, model, inputs, settings)
+    workload_manifest = next(m for m in manifests if (m["apiVersion"], m["kind"]) == (api_version, child_kind))
+    workload_manifest["metadata"]["annotations"] = {
+        SPEC_ANNOTATION: json.dumps(spec_record(model), sort_keys=True, ensure_ascii=False),
+        INPUTS_ANNOTATION: json.dumps(inputs, sort_keys=True, ensure_ascii=False),
+        GENERATION_ANNOTATION: str(generation)}
+    changed: list[str] = []
+    if not refused:
+        changed = converge(kube, [m for m in manifests if m is not workload_manifest],
+                           fresh=status.get("observedGeneration") is None)
+        if _spec_changed(status, generation):
+            changed += prune(kube, owner, CHILD_KINDS[workload], manifests, skip={(api_version, child_kind)})
+        if running is None or not owned_by(running, owner):  # create it, or adopt one made before
+            running = ensure_created(kube, workload_manifest, owner)
+            changed.append(f"{child_kind}/{owner.name}")
+    _sync_suspend(kube, running, model)
+    observed = observe(kube, owner, model, workload, running)
+    observed.extra["runGeneration"] = run_generation
+    outcome = transition(status, generation, observed, refused=_refusal(refused, child_kind, owner, run_generation))
+    outcome.changed = changed
+    return outcome
+
+
+def _refusal(fields: list[str], child_kind: str, owner: Owner, run_generation: int | None) -> str | None:
+    if not fields:
+        return None
+    shown = ", ".join(fields[:5]) + (f" (+{len(fields) - 5} more)" if len(fields) > 5 else "")
+    return (f"{shown}: cannot change once {child_kind} {owner.name} exists (it runs generation {run_generation}); "
+            f"revert the change, or delete and re-create the {owner.kind} to run the new spec")
+
+
+def observe(kube: Kube, owner: Owner, model: JobSpec, workload: Workload, child: dict[str, Any] | None) -> Observed:
+    if workload is Workload.RAY:
+        return observe_rayjob(child, model.suspend)
+    selector = owner_selector(owner)
+    complete = child is not None and any(c.get("type") == "Complete" and c.get("status") == "True"
+                                         for c in (child.get("status") or {}).get("conditions") or [])
+    pods = kube.list("v1", "Pod", owner.namespace, selector) if complete else []
+    observed = observe_job(child, pods, model.suspend, queued=bool(model.scheduling.queueName))
+    if observed.phase is Phase.RUNNING:
+        observed.progress = _progress(kube, owner.namespace, kube.list("v1", "Pod", owner.namespace, selector))
+        observed.requeue_after = POLL_SECONDS
     return observed
 
 
@@ -112,26 +219,45 @@ def _progress(kube: Kube, namespace: str, pods: list[dict[str, Any]]) -> dict[st
     return None
 
 
-def _sync_suspend(kube: Kube, job: dict[str, Any] | None, model: JobSpec) -> None:
-    """spec.suspend drives the Job's suspend, except under Kueue, which owns it."""
-    if job is None or model.scheduling.queueName:
+def _sync_suspend(kube: Kube, child: dict[str, Any] | None, model: JobSpec) -> None:
+    """spec.suspend drives the workload's suspend, except under Kueue, which owns it."""
+    if child is None or model.scheduling.queueName:
         return
-    if bool((job.get("spec") or {}).get("suspend")) != model.suspend:
-        meta = job["metadata"]
-        kube.patch("batch/v1", "Job", meta["namespace"], meta["name"], {"spec": {"suspend": model.suspend}})
+    if bool((child.get("spec") or {}).get("suspend")) != model.suspend:
+        meta = child["metadata"]
+        kube.patch(child["apiVersion"], child["kind"], meta["namespace"], meta["name"],
+                   {"spec": {"suspend": model.suspend}})
+        child.setdefault("spec", {})["suspend"] = model.suspend
 
 
-def _transition(status: dict[str, Any], generation: int | None, observed: Observed, valid: bool = True) -> Outcome:
-    changed = status.get("phase") != observed.phase
+# ---- status -------------------------------------------------------------------------------------
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def transition(status: dict[str, Any], generation: int | None, observed: Observed, valid: bool = True,
+               refused: str | None = None) -> Outcome:
+    """The status patch (empty when nothing changed) and the events for ``observed``."""
+    phase_changed = status.get("phase") != observed.phase
     stamp = now()
-    ready = observed.phase == "Succeeded" or (observed.ready_replicas or 0) > 0
+    ready = observed.phase is Phase.SUCCEEDED or (observed.ready_replicas or 0) > 0
+    if not valid:
+        valid_condition = ("False", observed.reason, observed.message)
+    elif refused:
+        valid_condition = ("False", "ImmutableFieldChanged", refused)
+    else:
+        valid_condition = ("True", "SpecValid", "")
     conditions = [
-        _condition(status, "Valid", "True" if valid else "False", "SpecValid" if valid else observed.reason,
-                   "" if valid else observed.message, stamp, generation),
+        _condition(status, "Valid", *valid_condition, stamp, generation),
         _condition(status, "Ready", "True" if ready else "False", observed.reason, observed.message, stamp, generation),
     ]
     patch: dict[str, Any] = {
-        "phase": observed.phase,
+        "phase": str(observed.phase),
         "message": observed.message,
         "observedGeneration": generation,
         "conditions": conditions,
@@ -147,14 +273,19 @@ def _transition(status: dict[str, Any], generation: int | None, observed: Observ
     if observed.progress is not None:
         patch["progress"] = observed.progress
     patch.update(observed.extra)
-    if not changed and all(status.get(key) == value for key, value in patch.items() if key != "conditions") \
-            and _same_conditions(status.get("conditions") or [], conditions):
-        return Outcome({})
-    event = observed.event
-    if changed and event is None:
-        kind = "Warning" if observed.phase in ("Failed", "ValidationFailed") else "Normal"
-        event = (kind, observed.phase, observed.message)
-    return Outcome(patch, event)
+    events = []
+    if phase_changed:
+        kind = "Warning" if Phase(observed.phase).broken else "Normal"
+        events.append((kind, str(observed.phase), observed.message))
+    if observed.event is not None and observed.event not in events:
+        events.append(observed.event)
+    previous_refusal = next((c for c in status.get("conditions") or []
+                             if c.get("type") == "Valid" and c.get("reason") == "ImmutableFieldChanged"), None)
+    if refused and (previous_refusal is None or previous_refusal.get("message") != refused):
+        events.append(("Warning", "ImmutableFieldChanged", refused))
+    unchanged = not phase_changed and _same_conditions(status.get("conditions") or [], conditions) and all(
+        _without_nulls(status.get(key)) == _without_nulls(value) for key, value in patch.items() if key != "conditions")
+    return Outcome({} if unchanged else patch, events, observed.requeue_after)
 
 
 def _condition(status: dict[str, Any], kind: str, state: str, reason: str, message: str, stamp: str,
@@ -169,33 +300,3 @@ def _same_conditions(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> bo
     keys = ("type", "status", "reason", "message", "observedGeneration")
     return [tuple(c.get(k) for k in keys) for c in old] == [tuple(c.get(k) for k in keys) for c in new]
 
-
-CHILD_KINDS = {
-    "ModelServer": [("apps/v1", "Deployment"), ("v1", "Service"), ("autoscaling/v2", "HorizontalPodAutoscaler"),
-                    ("keda.sh/v1alpha1", "ScaledObject"), ("monitoring.coreos.com/v1", "ServiceMonitor"),
-                    ("rbac.authorization.k8s.io/v1", "RoleBinding"), ("rbac.authorization.k8s.io/v1", "Role"),
-                    ("v1", "ServiceAccount")],
-    "SynthJob": [("ray.io/v1", "RayJob"), ("batch/v1", "Job"), ("v1", "ConfigMap")],
-}
-JOB_CHILDREN = [("batch/v1", "Job"), ("v1", "Service"), ("v1", "ConfigMap")]
-
-
-def cleanup(kube: Kube, kind: str, body: dict[str, Any]) -> int:
-    """Delete the children this resource owns (what garbage collection would do, without waiting
-    for it); returns how many were deleted."""
-    meta = body["metadata"]
-    selector = {"llm.tanuki.dev/kind": kind.lower(), "llm.tanuki.dev/name": meta["name"]}
-    deleted = 0
-    for api_version, child_kind in CHILD_KINDS.get(kind, JOB_CHILDREN):
-        try:
-            children = kube.list(api_version, child_kind, meta["namespace"], selector)
-        except ApiError as exc:
-            if exc.status == 404:  # that API (e.g. KEDA, KubeRay) is not installed
-                continue
-            raise
-        for child in children:
-            references = child["metadata"].get("ownerReferences") or []
-            if any(ref.get("uid") == meta["uid"] for ref in references):
-                kube.delete(api_version, child_kind, meta["namespace"], child["metadata"]["name"])
-                deleted += 1
-    return deleted

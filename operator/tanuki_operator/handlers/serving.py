@@ -3,7 +3,10 @@
 The rollout state lives in ``status.rollout``; each reconcile observes the canary (Deployment
 readiness, pod failures, vLLM's own error counters through the pods' proxy), lets
 ``tanuki_serving.rollout.decide`` move the state, then creates, scales and deletes the revision
-Deployments to match. Nothing here blocks: pauses are measured against the clock across polls.
+Deployments to match and applies everything else (router, Services, autoscaler, monitoring) in
+place. A revision is the hash of its pod template, so any change to what a replica runs is a new
+revision and rolls out as a canary. Nothing here blocks: pauses are measured against the clock,
+and the outcome says when to look again.
 """
 
 from __future__ import annotations
@@ -11,14 +14,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from tanuki_operator.api.common import Phase
 from tanuki_operator.api.modelserver import ModelServerSpec
-from tanuki_operator.k8s import ApiError, Kube
-from tanuki_operator.phases import Observed
-from tanuki_operator.render import Owner, Settings
-from tanuki_operator.render.serving import (REVISION_LABEL, current_revision, modelserver_manifests,
-                                            selector_string, server_selector)
+from tanuki_operator.handlers.converge import converge, owned_by, prune
+from tanuki_operator.k8s import Kube
+from tanuki_operator.phases import POLL_SECONDS, Observed
+from tanuki_operator.render.common import Owner, Settings
+from tanuki_operator.render.serving import (REVISION_LABEL, current_revision, deployment, pod_template,
+                                            selector_string, server_selector, shared_manifests)
 from tanuki_serving.metrics import ReplicaLoad, parse_vllm_metrics
-from tanuki_serving.rollout import CanaryHealth, Revision, decide, revision_models, targets, traffic_share
+from tanuki_serving.rollout import (CanaryHealth, Revision, RolloutState, TrackReplicas, decide, next_check, targets,
+                                    traffic_share)
 
 FAILING_REASONS = {"CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError",
                    "CreateContainerError", "InvalidImageName", "RunContainerError"}
@@ -56,80 +62,95 @@ def _ready_replicas(deployments: dict[str, dict[str, Any]], revision: str | None
     return ((deployments.get(revision or "") or {}).get("status") or {}).get("readyReplicas") or 0
 
 
-def canary_health(kube: Kube, owner: Owner, spec: ModelServerSpec, state: dict[str, Any],
+def canary_health(kube: Kube, owner: Owner, spec: ModelServerSpec, state: RolloutState,
                   deployments: dict[str, dict[str, Any]]) -> CanaryHealth | None:
-    canary = state.get("canary")
+    canary = state.canary
     if canary is None:
         return None
-    wanted = targets(state, spec.rollout, spec.total_replicas()).get(canary["revision"], 0)
-    pods = kube.list("v1", "Pod", owner.namespace, {**server_selector(owner), REVISION_LABEL: canary["revision"]})
+    wanted = targets(state, spec.rollout, spec.total_replicas()).get(canary.revision, 0)
+    pods = kube.list("v1", "Pod", owner.namespace, {**server_selector(owner), REVISION_LABEL: canary.revision})
     load = ReplicaLoad()
     for pod in pods:
         if _ready(pod):
             text = kube.pod_proxy_get(owner.namespace, pod["metadata"]["name"], spec.port, "/metrics")
             if text:
                 load = load + parse_vllm_metrics(text)
-    return CanaryHealth(ready=_ready_replicas(deployments, canary["revision"]) >= wanted,
+    return CanaryHealth(ready=_ready_replicas(deployments, canary.revision) >= wanted,
                         failure=pod_failure(pods, spec.rollout.analysis.maxRestarts),
                         requests=load.requests, errors=load.errors)
 
 
-def _stable_complete(spec: ModelServerSpec, state: dict[str, Any], deployments: dict[str, dict[str, Any]]) -> bool:
-    stable = (state.get("stable") or {}).get("revision")
-    if stable is None:
+def _stable_complete(spec: ModelServerSpec, state: RolloutState, deployments: dict[str, dict[str, Any]]) -> bool:
+    if state.stable is None:
         return True
+    stable = state.stable.revision
     return _ready_replicas(deployments, stable) >= targets(state, spec.rollout, spec.total_replicas()).get(stable, 0)
 
 
-def _sync_replicas(kube: Kube, owner: Owner, deployments: dict[str, dict[str, Any]], wanted: dict[str, int]) -> None:
-    """The operator owns each revision's replica count (its share of the ModelServer's total) and
-    deletes the Deployments of revisions no longer wanted."""
+def _converge_revisions(kube: Kube, settings: Settings, owner: Owner, spec: ModelServerSpec, desired: Revision,
+                        deployments: dict[str, dict[str, Any]], wanted: dict[str, int],
+                        models: dict[str, str]) -> list[str]:
+    """The desired revision's Deployment is applied from the spec; older revisions keep the pod
+    template they were created with and only get their replica count; unwanted ones are deleted."""
+    changed = []
+    for revision, replicas in wanted.items():
+        found = deployments.get(revision)
+        if revision == desired.id or found is None:
+            # a revision other than the desired one is only rendered here if someone deleted its
+            # Deployment: it comes back from the current spec under its old name
+            template = pod_template(owner, spec, models[revision], settings)
+            changed += converge(kube, [deployment(owner, Revision(revision, models[revision]), template, replicas)])
+        elif (found.get("spec") or {}).get("replicas") != replicas:
+            kube.patch("apps/v1", "Deployment", owner.namespace, found["metadata"]["name"],
+                       {"spec": {"replicas": replicas}})
+            changed.append(f"Deployment/{found['metadata']['name']}")
     for revision, found in deployments.items():
-        name = found["metadata"]["name"]
-        if revision in wanted:
-            if (found.get("spec") or {}).get("replicas") != wanted[revision]:
-                kube.patch("apps/v1", "Deployment", owner.namespace, name, {"spec": {"replicas": wanted[revision]}})
-        elif any(ref.get("uid") == owner.uid for ref in found["metadata"].get("ownerReferences") or []):
-            kube.delete("apps/v1", "Deployment", owner.namespace, name)
+        if revision not in wanted and owned_by(found, owner):
+            kube.delete("apps/v1", "Deployment", owner.namespace, found["metadata"]["name"])
+            changed.append(f"Deployment/{found['metadata']['name']} (deleted)")
+    return changed
 
 
 def reconcile_modelserver(kube: Kube, settings: Settings, owner: Owner, spec: ModelServerSpec, model_path: str,
-                          status: dict[str, Any], create_or_adopt: Any, now: float | None = None) -> Observed:
+                          status: dict[str, Any], prune_kinds: tuple[tuple[str, str], ...] = (),
+                          now: float | None = None) -> tuple[Observed, list[str]]:
+    """Observe → decide → converge; returns what to report and the children written."""
     now = time.time() if now is None else now
-    state = {key: value for key, value in (status.get("rollout") or {}).items()
-             if key not in ("trafficShare", "readyReplicas")}
-    desired = current_revision(spec, model_path, settings)
+    state = RolloutState.model_validate(status.get("rollout") or {})
+    desired = current_revision(owner, spec, model_path, settings)
     total = spec.total_replicas()
     deployments = revision_deployments(kube, owner)
     decision = decide(state, desired, spec.rollout, canary_health(kube, owner, spec, state, deployments), now,
                       total=total, stable_complete=_stable_complete(spec, state, deployments))
     state = decision.state
     wanted = targets(state, spec.rollout, total)
-    models = revision_models(state)
-    revisions = [(Revision(revision, models[revision]), replicas) for revision, replicas in wanted.items()]
-    for manifest in modelserver_manifests(owner, spec, settings, revisions):
-        try:
-            create_or_adopt(kube, manifest, owner)
-        except ApiError as exc:
-            if exc.status == 404 and manifest["kind"] in ("ServiceMonitor", "ScaledObject"):
-                continue  # that API is not installed: serving works without it
-            raise
-    _sync_replicas(kube, owner, deployments, wanted)  # new Deployments were created with their count
-    stable_rev = state["stable"]["revision"]
+    changed = _converge_revisions(kube, settings, owner, spec, desired, deployments, wanted, state.revisions())
+    shared = shared_manifests(owner, spec, settings)
+    changed += converge(kube, shared)
+    if prune_kinds:  # the spec changed: children it no longer asks for go (HPA ↔ KEDA, ServiceMonitor off)
+        changed += prune(kube, owner, prune_kinds, shared, skip={("apps/v1", "Deployment")})
+    stable_rev = state.stable.revision
+    canary_rev = state.canary.revision if state.canary else None
     ready_of = {rev: _ready_replicas(deployments, rev) for rev in wanted}
     ready = sum(ready_of.values())
-    canary_rev = (state.get("canary") or {}).get("revision")
-    rollout = {**state, "trafficShare": traffic_share(state, spec.rollout, total),
-               "readyReplicas": {"stable": ready_of.get(stable_rev, 0), "canary": ready_of.get(canary_rev, 0)}}
-    extra = {"rollout": rollout, "selector": selector_string(owner)}
+    state.trafficShare = traffic_share(state, spec.rollout, total)
+    state.readyReplicas = TrackReplicas(stable=ready_of.get(stable_rev, 0), canary=ready_of.get(canary_rev, 0))
+    extra = {"rollout": state.model_dump(mode="json"), "selector": selector_string(owner)}
     served = spec.engine.served_model_name or owner.name
-    outputs = {"url": f"http://{owner.name}.{owner.namespace}.svc/v1", "model": served, "checkpoint": state["stable"]["model"]}
+    outputs = {"url": f"http://{owner.name}.{owner.namespace}.svc/v1", "model": served, "checkpoint": state.stable.model}
+    check = next_check(state, spec.rollout, now)
+    # while a canary is analysed its error counters are read again (they change without events);
+    # after a step of the state machine, the next one is decided on a fresh look right away
+    requeue = None if check is None else min(check + 0.5, POLL_SECONDS)
+    if decision.event is not None:
+        requeue = 0.0
     if ready_of.get(stable_rev, 0) > 0:
-        return Observed("Running", "Serving", decision.message, outputs=outputs, ready_replicas=ready,
-                        extra=extra, event=decision.event)
+        return Observed(Phase.RUNNING, "Serving", decision.message, outputs=outputs, ready_replicas=ready,
+                        extra=extra, event=decision.event, requeue_after=requeue), changed
     pods = kube.list("v1", "Pod", owner.namespace, {**server_selector(owner), REVISION_LABEL: stable_rev})
     failure = pod_failure(pods, spec.rollout.analysis.maxRestarts)
     if failure:
-        return Observed("Pending", "ReplicaFailing", failure, ready_replicas=ready, extra=extra)
-    return Observed("Pending", "ReplicasStarting", f"waiting for a ready vLLM replica of revision {stable_rev}",
-                    ready_replicas=ready, extra=extra, event=decision.event)
+        return Observed(Phase.PENDING, "ReplicaFailing", failure, ready_replicas=ready, extra=extra,
+                        requeue_after=requeue), changed
+    return Observed(Phase.PENDING, "ReplicasStarting", f"waiting for a ready vLLM replica of revision {stable_rev}",
+                    ready_replicas=ready, extra=extra, event=decision.event, requeue_after=requeue), changed

@@ -17,23 +17,18 @@ from tanuki_operator.render.common import (
     Owner,
     Settings,
     batch_job,
+    job_network_policy,
     metadata,
     output_dir,
+    owner_selector,
     recipe_configmap,
     scheduling_fields,
     stage_container,
     volumes,
 )
 
-TRAINING_MODULES = {
-    "PretrainJob": "tanuki_pipelines.pretrain.train",
-    "SFTJob": "tanuki_pipelines.sft.train",
-    "DPOJob": "tanuki_pipelines.dpo.train",
-}
-STAGE_COMMANDS = {"UpcycleJob": "upcycle", "EvalJob": "eval", "SynthJob": "synth"}
 
-
-def torchrun_command(owner: Owner, spec: JobSpec, settings: Settings) -> list[str]:
+def torchrun_command(owner: Owner, spec: JobSpec, settings: Settings, module: str) -> list[str]:
     per_node = spec.resources.gpus or 1
     return [
         "torchrun",
@@ -42,7 +37,7 @@ def torchrun_command(owner: Owner, spec: JobSpec, settings: Settings) -> list[st
         "--node-rank", "$(NODE_RANK)",
         "--master-addr", f"{owner.name}-0.{owner.name}",
         "--master-port", str(settings.master_port),
-        "-m", TRAINING_MODULES[owner.kind],
+        "-m", module,
         "--config", f"{RECIPE_MOUNT}/{RECIPE_FILE}",
         "--output-dir", output_dir(owner, spec.storage),
     ]
@@ -57,13 +52,14 @@ def headless_service(owner: Owner, settings: Settings) -> dict[str, Any]:
             "clusterIP": "None",
             # the rendezvous must resolve before pod 0 reports ready
             "publishNotReadyAddresses": True,
-            "selector": {"llm.tanuki.dev/kind": owner.kind.lower(), "llm.tanuki.dev/name": owner.name},
+            "selector": owner_selector(owner),
             "ports": [{"name": "rendezvous", "port": settings.master_port, "targetPort": settings.master_port}],
         },
     }
 
 
-def training_manifests(owner: Owner, spec: JobSpec, recipe: dict[str, Any], settings: Settings) -> list[dict[str, Any]]:
+def training_manifests(owner: Owner, spec: JobSpec, recipe: dict[str, Any], settings: Settings,
+                       module: str) -> list[dict[str, Any]]:
     per_node = spec.resources.gpus or 1
     env = [
         {"name": "NODE_RANK", "valueFrom": {"fieldRef": {
@@ -73,26 +69,33 @@ def training_manifests(owner: Owner, spec: JobSpec, recipe: dict[str, Any], sett
         {"name": "MASTER_ADDR", "value": f"{owner.name}-0.{owner.name}"},
         {"name": "MASTER_PORT", "value": str(settings.master_port)},
     ]
-    container = stage_container(spec, settings.trainer_image, torchrun_command(owner, spec, settings), env)
+    container = stage_container(spec, settings.trainer_image, torchrun_command(owner, spec, settings, module), env)
     container["ports"] = [{"name": "rendezvous", "containerPort": settings.master_port}]
     pod_spec = {
         "subdomain": owner.name,
         "containers": [container],
-        "volumes": volumes(owner, spec.storage, spec.resources),
+        "volumes": volumes(owner, spec.storage, spec.resources, secrets=spec.secrets()),
         **scheduling_fields(spec.scheduling),
     }
-    return [
-        recipe_configmap(owner, recipe),
-        headless_service(owner, settings),
-        batch_job(owner, spec, pod_spec, completions=spec.nodes, indexed=True),
-    ]
+    manifests = [recipe_configmap(owner, recipe), headless_service(owner, settings)]
+    if settings.network_policies:
+        manifests.append(job_network_policy(owner))
+    return [*manifests, batch_job(owner, spec, pod_spec, completions=spec.nodes, indexed=True)]
+
+
+def stage_command(owner: Owner, spec: JobSpec, command: str) -> list[str]:
+    """``tanuki <command> --config <mounted recipe> --output-dir <PVC path>``."""
+    return ["tanuki", command, "--config", f"{RECIPE_MOUNT}/{RECIPE_FILE}", "--output-dir",
+            output_dir(owner, spec.storage)]
 
 
 def single_pod_manifests(owner: Owner, spec: JobSpec, recipe: dict[str, Any], settings: Settings,
-                         env: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    command = ["tanuki", STAGE_COMMANDS[owner.kind], "--config", f"{RECIPE_MOUNT}/{RECIPE_FILE}",
-               "--output-dir", output_dir(owner, spec.storage)]
-    container = stage_container(spec, settings.trainer_image, command, env or [])
-    pod_spec = {"containers": [container], "volumes": volumes(owner, spec.storage, spec.resources),
+                         command: str) -> list[dict[str, Any]]:
+    container = stage_container(spec, settings.trainer_image, stage_command(owner, spec, command), [])
+    pod_spec = {"containers": [container], "volumes": volumes(owner, spec.storage, spec.resources,
+                                                              secrets=spec.secrets()),
                 **scheduling_fields(spec.scheduling)}
-    return [recipe_configmap(owner, recipe), batch_job(owner, spec, pod_spec, completions=1, indexed=False)]
+    manifests = [recipe_configmap(owner, recipe)]
+    if settings.network_policies:
+        manifests.append(job_network_policy(owner))
+    return [*manifests, batch_job(owner, spec, pod_spec, completions=1, indexed=False)]

@@ -6,35 +6,49 @@ from typing import Any
 
 from tanuki_operator.api.synth import SynthJobSpec
 from tanuki_operator.render.common import (
-    RECIPE_FILE,
-    RECIPE_MOUNT,
     Owner,
     Settings,
     container_resources,
+    container_security_context,
+    job_network_policy,
+    labels,
     metadata,
-    output_dir,
     recipe_configmap,
     scheduling_fields,
+    secret_file_env,
     volume_mounts,
     volumes,
+    writable_env,
+    pod_security_context,
 )
+from tanuki_operator.render.jobs import stage_command
+
+DASHBOARD_PORT = 8265
+"""Ray's job API on the head pod: KubeRay submits the entrypoint through it."""
 
 
 def _pod(owner: Owner, spec: SynthJobSpec, image: str, name: str, resources: dict[str, Any]) -> dict[str, Any]:
-    return {"spec": {
-        "containers": [{"name": name, "image": image, "resources": resources,
-                        "volumeMounts": volume_mounts(spec.storage)}],
-        "volumes": volumes(owner, spec.storage, spec.resources),
-        **scheduling_fields(spec.scheduling),
-    }}
+    return {
+        "metadata": {"labels": labels(owner, "ray")},
+        "spec": {
+            "automountServiceAccountToken": False,
+            "securityContext": pod_security_context(),
+            "containers": [{"name": name, "image": image, "resources": resources,
+                            "env": [*writable_env(), *secret_file_env(spec.secrets())],
+                            "volumeMounts": volume_mounts(spec.storage, secrets=spec.secrets()),
+                            "securityContext": container_security_context()}],
+            "volumes": volumes(owner, spec.storage, spec.resources, secrets=spec.secrets()),
+            **scheduling_fields(spec.scheduling),
+        },
+    }
 
 
-def rayjob_manifests(owner: Owner, spec: SynthJobSpec, recipe: dict[str, Any], settings: Settings) -> list[dict[str, Any]]:
+def rayjob_manifests(owner: Owner, spec: SynthJobSpec, recipe: dict[str, Any], settings: Settings,
+                     command: str) -> list[dict[str, Any]]:
     image = spec.image or settings.trainer_image
     worker_resources = spec.resources.model_copy(update={"gpus": spec.ray.workerGpus})
     head_resources = {"requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"cpu": "2", "memory": "8Gi"}}
-    entrypoint = " ".join(["tanuki", "synth", "--config", f"{RECIPE_MOUNT}/{RECIPE_FILE}",
-                           "--output-dir", output_dir(owner, spec.storage), "--ray-address", "auto"])
+    entrypoint = " ".join([*stage_command(owner, spec, command), "--ray-address", "auto"])
     rayjob = {
         "apiVersion": "ray.io/v1",
         "kind": "RayJob",
@@ -62,4 +76,7 @@ def rayjob_manifests(owner: Owner, spec: SynthJobSpec, recipe: dict[str, Any], s
     }
     if spec.scheduling.queueName:
         rayjob["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] = spec.scheduling.queueName
-    return [recipe_configmap(owner, recipe), rayjob]
+    manifests = [recipe_configmap(owner, recipe)]
+    if settings.network_policies:  # KubeRay (another namespace) submits the job through the dashboard port
+        manifests.append(job_network_policy(owner, [{"ports": [{"protocol": "TCP", "port": DASHBOARD_PORT}]}]))
+    return [*manifests, rayjob]

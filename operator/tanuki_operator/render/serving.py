@@ -9,16 +9,23 @@ that total across the revisions.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from tanuki_operator.api.modelserver import ModelServerSpec
-from tanuki_operator.render.common import Owner, Settings, container_resources, labels, metadata, scheduling_fields
-from tanuki_serving.launch import API_KEY_ENV, router_command, vllm_command
-from tanuki_serving.rollout import Revision, revision_of
+from tanuki_operator.render.common import (WRITABLE, Owner, Settings, container_resources,
+                                           container_security_context, labels, metadata, network_policy,
+                                           pod_security_context, scheduling_fields, writable_env)
+from tanuki_serving.launch import router_command, vllm_command
+from tanuki_serving.rollout import Revision
 
 REVISION_LABEL = "llm.tanuki.dev/revision"
 DRAIN_SECONDS = 15
 """preStop pause: the router notices a terminating pod before vLLM stops taking requests."""
+KEY_DIR = "/var/run/secrets/tanuki/api-key"
+"""Where the API key Secret is mounted in vLLM pods (read by tanuki_serving.serve and the smoke probe)."""
+TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
 def server_selector(owner: Owner) -> dict[str, str]:
@@ -39,33 +46,79 @@ def router_name(owner: Owner) -> str:
     return f"{owner.name}-router"
 
 
-def current_revision(spec: ModelServerSpec, model_path: str, settings: Settings) -> Revision:
-    return revision_of(model_path, spec.engine, spec.image or settings.serving_image)
+def _key_file(spec: ModelServerSpec) -> str | None:
+    return f"{KEY_DIR}/{spec.auth.apiKey.key}" if spec.auth.apiKey is not None else None
 
 
-def deployment(owner: Owner, spec: ModelServerSpec, revision: Revision, replicas: int,
-               settings: Settings) -> dict[str, Any]:
-    selector = {**server_selector(owner), REVISION_LABEL: revision.id}
-    env = []
-    if spec.auth.apiKey is not None:
-        env.append({"name": API_KEY_ENV, "valueFrom": {"secretKeyRef": {
-            "name": spec.auth.apiKey.name, "key": spec.auth.apiKey.key}}})
+def server_command(owner: Owner, spec: ModelServerSpec, model_path: str) -> list[str]:
+    """vLLM's OpenAI server; with an API key, through ``tanuki_serving.serve``, which reads the
+    key from the mounted Secret file."""
+    command = vllm_command(spec.engine, model_path, owner.name, spec.port)
+    key_file = _key_file(spec)
+    if key_file is None:
+        return command
+    return ["python3", "-m", "tanuki_serving.serve", "--api-key-file", key_file, "--", *command[3:]]
+
+
+def pod_template(owner: Owner, spec: ModelServerSpec, model_path: str, settings: Settings) -> dict[str, Any]:
+    """What every replica of a revision runs (before the revision label is added); its hash is
+    the revision, so anything that changes a replica rolls out as a canary."""
     probe = {"httpGet": {"path": "/health", "port": "http"}}
+    mounts = [{"name": "data", "mountPath": spec.storage.mountPath, "readOnly": True},
+              {"name": "dshm", "mountPath": "/dev/shm"}, {"name": "tmp", "mountPath": WRITABLE}]
+    volumes = [
+        {"name": "data", "persistentVolumeClaim": {"claimName": spec.storage.claimName, "readOnly": True}},
+        {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": spec.resources.sharedMemory}},
+        {"name": "tmp", "emptyDir": {}},
+    ]
+    if spec.auth.apiKey is not None:
+        mounts.append({"name": "api-key", "mountPath": KEY_DIR, "readOnly": True})
+        volumes.append({"name": "api-key", "secret": {"secretName": spec.auth.apiKey.name, "defaultMode": 0o440,
+                                                      "items": [{"key": spec.auth.apiKey.key,
+                                                                 "path": spec.auth.apiKey.key}]}})
     container = {
         "name": "vllm",
         "image": spec.image or settings.serving_image,
-        "command": vllm_command(spec.engine, revision.model, owner.name, spec.port),
-        "env": env,
+        "command": server_command(owner, spec, model_path),
+        "env": [*writable_env(), {"name": "VLLM_NO_USAGE_STATS", "value": "1"}, {"name": "DO_NOT_TRACK", "value": "1"}],
         "ports": [{"name": "http", "containerPort": spec.port}],
         "resources": container_resources(spec.resources),
-        "volumeMounts": [{"name": "data", "mountPath": spec.storage.mountPath, "readOnly": True},
-                         {"name": "dshm", "mountPath": "/dev/shm"}],
+        "volumeMounts": mounts,
         # loading weights can take minutes: the startup probe allows 10 min, the others start after it
         "startupProbe": _startup_probe(spec, owner, probe),
         "readinessProbe": {**probe, "periodSeconds": 5},
         "livenessProbe": {**probe, "periodSeconds": 10, "failureThreshold": 3},
         "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
+        "securityContext": container_security_context(),
     }
+    return {
+        "metadata": {"labels": {**labels(owner, "server"), **server_selector(owner)},
+                     "annotations": {"llm.tanuki.dev/model": model_path}},
+        "spec": {
+            "automountServiceAccountToken": False,
+            "securityContext": pod_security_context(),
+            "containers": [container],
+            "terminationGracePeriodSeconds": DRAIN_SECONDS + 60,
+            "volumes": volumes,
+            **scheduling_fields(spec.scheduling),
+        },
+    }
+
+
+def revision_of_template(template: dict[str, Any], model_path: str) -> Revision:
+    payload = json.dumps(template, sort_keys=True, ensure_ascii=False)
+    return Revision(hashlib.sha256(payload.encode()).hexdigest()[:10], model_path)
+
+
+def current_revision(owner: Owner, spec: ModelServerSpec, model_path: str, settings: Settings) -> Revision:
+    """The revision the spec asks for now, serving ``model_path``."""
+    return revision_of_template(pod_template(owner, spec, model_path, settings), model_path)
+
+
+def deployment(owner: Owner, revision: Revision, template: dict[str, Any], replicas: int) -> dict[str, Any]:
+    selector = {**server_selector(owner), REVISION_LABEL: revision.id}
+    pod = json.loads(json.dumps(template))
+    pod["metadata"]["labels"][REVISION_LABEL] = revision.id
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -75,22 +128,16 @@ def deployment(owner: Owner, spec: ModelServerSpec, revision: Revision, replicas
             "selector": {"matchLabels": selector},
             # new pods first, old ones only once the new ones are ready
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-            "template": {
-                "metadata": {"labels": {**labels(owner, "server"), **selector},
-                             "annotations": {"llm.tanuki.dev/model": revision.model}},
-                "spec": {
-                    "containers": [container],
-                    "terminationGracePeriodSeconds": DRAIN_SECONDS + 60,
-                    "volumes": [
-                        {"name": "data", "persistentVolumeClaim": {"claimName": spec.storage.claimName,
-                                                                   "readOnly": True}},
-                        {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": spec.resources.sharedMemory}},
-                    ],
-                    **scheduling_fields(spec.scheduling),
-                },
-            },
+            "template": pod,
         },
     }
+
+
+def revision_deployment(owner: Owner, spec: ModelServerSpec, model_path: str, replicas: int,
+                        settings: Settings) -> dict[str, Any]:
+    """The Deployment of the revision serving ``model_path`` under the current spec."""
+    template = pod_template(owner, spec, model_path, settings)
+    return deployment(owner, revision_of_template(template, model_path), template, replicas)
 
 
 def _startup_probe(spec: ModelServerSpec, owner: Owner, health: dict[str, Any]) -> dict[str, Any]:
@@ -101,6 +148,8 @@ def _startup_probe(spec: ModelServerSpec, owner: Owner, health: dict[str, Any]) 
         return {**health, "periodSeconds": 10, "failureThreshold": 60}
     command = ["python3", "-m", "tanuki_serving.smoke", "--port", str(spec.port),
                "--model", spec.engine.served_model_name or owner.name]
+    if (key_file := _key_file(spec)) is not None:
+        command += ["--api-key-file", key_file]
     for prompt in prompts:
         command += ["--prompt", prompt]
     return {"exec": {"command": command}, "periodSeconds": 10, "timeoutSeconds": 60, "failureThreshold": 60}
@@ -138,6 +187,15 @@ def router_deployment(owner: Owner, spec: ModelServerSpec, settings: Settings) -
                 "metadata": {"labels": selector},
                 "spec": {
                     "serviceAccountName": router_name(owner),
+                    # service discovery needs the token: projected explicitly instead of automounted
+                    "automountServiceAccountToken": False,
+                    "securityContext": pod_security_context(),
+                    "volumes": [{"name": "token", "projected": {"sources": [
+                        {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}},
+                        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                        {"downwardAPI": {"items": [{"path": "namespace",
+                                                    "fieldRef": {"fieldPath": "metadata.namespace"}}]}}]}},
+                        {"name": "tmp", "emptyDir": {}}],
                     "containers": [{
                         "name": "router",
                         "image": spec.image or settings.serving_image,
@@ -148,8 +206,9 @@ def router_deployment(owner: Owner, spec: ModelServerSpec, settings: Settings) -
                                       "limits": {"cpu": "2", "memory": "2Gi"}},
                         "readinessProbe": {**probe, "periodSeconds": 5},
                         "livenessProbe": {**probe, "periodSeconds": 10},
-                        "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True,
-                                            "runAsUser": 1000, "capabilities": {"drop": ["ALL"]}},
+                        "volumeMounts": [{"name": "token", "mountPath": TOKEN_DIR, "readOnly": True},
+                                         {"name": "tmp", "mountPath": WRITABLE}],
+                        "securityContext": container_security_context(),
                     }],
                     **scheduling_fields(spec.scheduling),
                 },
@@ -232,12 +291,32 @@ def autoscaler(owner: Owner, spec: ModelServerSpec) -> list[dict[str, Any]]:
     return []
 
 
-def modelserver_manifests(owner: Owner, spec: ModelServerSpec, settings: Settings,
-                          revisions: list[tuple[Revision, int]]) -> list[dict[str, Any]]:
-    """Everything a ModelServer owns, given the replicas each revision should run."""
-    manifests = [deployment(owner, spec, revision, replicas, settings) for revision, replicas in revisions]
-    manifests += [metrics_service(owner, spec), *router_rbac(owner), router_deployment(owner, spec, settings),
-                  service(owner, spec), *autoscaler(owner, spec)]
+def network_policies(owner: Owner, spec: ModelServerSpec, settings: Settings) -> list[dict[str, Any]]:
+    """vLLM replicas take requests only from their router (and scrapes from the monitoring
+    namespace); the router takes requests from anywhere on its port (it is the endpoint)."""
+    monitoring = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": settings.monitoring_namespace}}}
+    router_pods = {"podSelector": {"matchLabels": labels(owner, "router")}}
+    return [
+        network_policy(owner, server_selector(owner), [
+            {"from": [router_pods, monitoring], "ports": [{"protocol": "TCP", "port": spec.port}]}], "server"),
+        network_policy(owner, labels(owner, "router"), [
+            {"ports": [{"protocol": "TCP", "port": spec.router.port}]},
+            {"from": [monitoring], "ports": [{"protocol": "TCP", "port": spec.router.metricsPort}]}], "router"),
+    ]
+
+
+def shared_manifests(owner: Owner, spec: ModelServerSpec, settings: Settings) -> list[dict[str, Any]]:
+    """Everything a ModelServer owns besides its revision Deployments: applied in place on every change."""
+    manifests = [metrics_service(owner, spec), *router_rbac(owner), router_deployment(owner, spec, settings),
+                 service(owner, spec), *autoscaler(owner, spec)]
     if spec.monitoring.serviceMonitor:
         manifests.append(service_monitor(owner, spec))
+    if settings.network_policies:
+        manifests += network_policies(owner, spec, settings)
     return manifests
+
+
+def modelserver_manifests(owner: Owner, spec: ModelServerSpec, settings: Settings, model_path: str) -> list[dict[str, Any]]:
+    """The steady state: one revision serving ``model_path`` with all the replicas, and the rest."""
+    return [revision_deployment(owner, spec, model_path, spec.total_replicas(), settings),
+            *shared_manifests(owner, spec, settings)]

@@ -1,0 +1,143 @@
+"""The stage registry: every kind of the API, with everything the operator, the CRD generator and
+the local runner need to know about it, in one entry.
+
+Adding a kind = its spec module in ``api/`` (fields, inputs, the recipe its program reads) plus
+one ``Stage`` here. Everything else reads this table: CRDs, validation, lineage, rendering (by
+workload), reconciliation, the kopf wiring, ``tanuki render`` and ``tanuki local apply``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from tanuki_operator.api.common import GROUP, Phase, StageSpec
+from tanuki_operator.api.dpo import DPOJobSpec
+from tanuki_operator.api.eval import EvalJobSpec
+from tanuki_operator.api.modelserver import ModelServerSpec
+from tanuki_operator.api.pretrain import PretrainJobSpec
+from tanuki_operator.api.sft import SFTJobSpec
+from tanuki_operator.api.synth import SynthJobSpec
+from tanuki_operator.api.upcycle import UpcycleJobSpec
+
+
+class Workload(StrEnum):
+    """What a resource becomes in the cluster; the renderer and the phase mapping follow from it."""
+
+    TORCHRUN = "torchrun"
+    """Indexed Job (one pod per node) + headless Service; each pod runs torchrun -m <module>."""
+    POD = "pod"
+    """A one-pod Job running ``tanuki <command>``."""
+    RAY = "ray"
+    """A KubeRay RayJob whose entrypoint is ``tanuki <command>``."""
+    SERVER = "server"
+    """vLLM Deployments (one per revision) behind vllm-router, autoscaled, rolled out as canaries."""
+
+    @property
+    def batch(self) -> bool:
+        return self is not Workload.SERVER
+
+
+WORKLOAD_CHILD: dict[Workload, tuple[str, str]] = {
+    Workload.TORCHRUN: ("batch/v1", "Job"),
+    Workload.POD: ("batch/v1", "Job"),
+    Workload.RAY: ("ray.io/v1", "RayJob"),
+}
+"""The child that runs a batch stage: created once, its phase is the resource's phase."""
+
+CHILD_KINDS: dict[Workload, tuple[tuple[str, str], ...]] = {
+    Workload.TORCHRUN: (("v1", "ConfigMap"), ("v1", "Service"), ("networking.k8s.io/v1", "NetworkPolicy"),
+                        ("batch/v1", "Job")),
+    Workload.POD: (("v1", "ConfigMap"), ("networking.k8s.io/v1", "NetworkPolicy"), ("batch/v1", "Job")),
+    Workload.RAY: (("v1", "ConfigMap"), ("networking.k8s.io/v1", "NetworkPolicy"), ("ray.io/v1", "RayJob")),
+    Workload.SERVER: (("apps/v1", "Deployment"), ("v1", "Service"), ("v1", "ServiceAccount"),
+                      ("rbac.authorization.k8s.io/v1", "Role"), ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+                      ("networking.k8s.io/v1", "NetworkPolicy"), ("autoscaling/v2", "HorizontalPodAutoscaler"),
+                      ("keda.sh/v1alpha1", "ScaledObject"), ("monitoring.coreos.com/v1", "ServiceMonitor")),
+}
+"""Every kind of child a workload may own (pruning, watching, RBAC)."""
+
+
+@dataclass(frozen=True)
+class Program:
+    """What the stage's pods run; the local runner runs the same program as a subprocess."""
+
+    command: str | None = None
+    """The ``tanuki`` subcommand (``tanuki <command> --config R --output-dir D``)."""
+    module: str | None = None
+    """The Python module a distributed stage runs under torchrun (``-m <module>``), or the server's."""
+    extras: tuple[str, ...] = ("train",)
+    """The package extras its image must install for the program to import."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One kind of the API."""
+
+    kind: str
+    plural: str
+    short_names: tuple[str, ...]
+    spec: type[StageSpec]
+    description: str
+    workload: Workload
+    program: Program | None
+    """None until the stage's program is part of the package: the resource then fails with
+    reason StageNotAvailable instead of starting a pod that cannot run."""
+    ready_phase: Phase = Phase.SUCCEEDED
+    """The phase in which downstream resources may read its outputs."""
+    scale: bool = False
+    """Has a /scale subresource (spec.replicas) for autoscalers."""
+    choose_workload: Callable[[Any], Workload] | None = None
+    """When the spec picks the workload (SynthJob: RayJob in cluster mode, one pod otherwise)."""
+
+    def workload_of(self, spec: Any) -> Workload:
+        return self.choose_workload(spec) if self.choose_workload else self.workload
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def crd_name(self) -> str:
+        return f"{self.plural}.{GROUP}"
+
+    @property
+    def available(self) -> bool:
+        return self.program is not None
+
+
+def _synth_workload(spec: SynthJobSpec) -> Workload:
+    return Workload.RAY if spec.recipe.ray.mode == "cluster" else Workload.POD
+
+
+STAGES: dict[str, Stage] = {stage.kind: stage for stage in [
+    Stage("PretrainJob", "pretrainjobs", ("ptj",), PretrainJobSpec,
+          "Tokenizer training and dense pretraining with DeepSpeed across nodes.", Workload.TORCHRUN,
+          Program(command="pretrain", module="tanuki_pipelines.pretrain.train")),
+    Stage("UpcycleJob", "upcyclejobs", ("upj",), UpcycleJobSpec,
+          "Dense to Mixture-of-Experts upcycling.", Workload.POD, Program(command="upcycle")),
+    Stage("SynthJob", "synthjobs", ("syj",), SynthJobSpec,
+          "Synthetic data generation with vLLM through Ray Data.", Workload.RAY, None,
+          choose_workload=_synth_workload),
+    Stage("SFTJob", "sftjobs", ("sftj",), SFTJobSpec, "Supervised chat fine-tuning with TRL.",
+          Workload.TORCHRUN, None),
+    Stage("DPOJob", "dpojobs", ("dpoj",), DPOJobSpec,
+          "Preference pair generation, LLM judging and TRL DPO.", Workload.TORCHRUN, None),
+    Stage("ModelServer", "modelservers", ("msv",), ModelServerSpec,
+          "vLLM serving with autoscaling and canary rollout.", Workload.SERVER,
+          Program(module="vllm.entrypoints.openai.api_server", extras=("serve",)),
+          ready_phase=Phase.RUNNING, scale=True),
+    Stage("EvalJob", "evaljobs", ("evj",), EvalJobSpec,
+          "MT-Bench-style grading and arena ratings.", Workload.POD, None),
+]}
+
+
+def stage_of(kind: str) -> Stage:
+    return STAGES[kind]
+
+
+def not_available_message(stage: Stage) -> str:
+    return (f"this version of tanuki has no program for {stage.kind} yet, so no pod is started; the resource "
+            "is kept and an operator version that has the stage runs it when it starts")
