@@ -135,8 +135,9 @@ class LocalModelServer:
             return statuses.get(f"{kind}/{name}")
 
         resolution = resolve(model, model.storage, lookup)
-        self.blocked = bool(resolution.waiting_for) and all(
-            any(f"({phase})" in waiting for phase in STUCK_PHASES) for waiting in resolution.waiting_for)
+        # an upstream that failed or is missing, or one waiting on nothing this process runs
+        self.blocked = bool(resolution.errors) or (bool(resolution.waiting_for) and all(
+            any(f"({phase})" in waiting for phase in STUCK_PHASES) for waiting in resolution.waiting_for))
         if resolution.errors or resolution.waiting_for:
             return Unservable(Phase.WAITING, "; ".join(resolution.errors) or "waiting for " + ", ".join(resolution.waiting_for))
         api_key = None
@@ -184,7 +185,7 @@ class LocalModelServer:
         if self._thread is not None:
             self._thread.join(timeout=30)
         self.fleet.shutdown()
-        if self.status.get("phase") != Phase.FAILED:  # a failure stays visible after the runner exits
+        if self.status.get("phase") in (Phase.RUNNING, Phase.PENDING):  # Failed or Waiting stay visible
             self.status = {**self.status, "phase": Phase.SUSPENDED, "reason": RUNNER_STOPPED,
                            "message": "local runner stopped (tanuki local apply serves it again)", "replicas": 0}
         self.store.update(self.key, self.status)

@@ -20,7 +20,7 @@ SHIPPED = Path(__file__).resolve().parent / "shipped"
 def recipes_dir() -> Path:
     """``$TANUKI_RECIPES_DIR``, or the recipes shipped with the package."""
     configured = os.environ.get(RECIPES_ENV)
-    return Path(configured) if configured else SHIPPED / "recipes"
+    return Path(configured) if configured else (SHIPPED / "recipes").resolve()  # the source tree's, in a checkout
 
 
 def shipped_recipe(name: str, stage: str) -> Path:
@@ -41,7 +41,7 @@ def all_shipped_recipes() -> list[tuple[str, str, Path]]:
 def examples_dir() -> Path:
     """``$TANUKI_EXAMPLES_DIR``, or the examples shipped with the package."""
     configured = os.environ.get(EXAMPLES_ENV)
-    return Path(configured) if configured else SHIPPED / "examples"
+    return Path(configured) if configured else (SHIPPED / "examples").resolve()
 
 
 def resource_file(name: str | Path) -> Path:

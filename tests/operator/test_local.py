@@ -6,6 +6,7 @@ import copy
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,19 @@ def test_reapply_skips_what_succeeded_refuses_a_changed_spec_and_delete_forgets(
     assert not (tmp_path / "work" / "tanuki-data" / "pretrainjob" / "debug-base").exists()
     rerun = apply(tmp_path, [base])
     assert rerun.returncode == 0 and statuses(rerun)["PretrainJob/debug-base"]["phase"] == "Succeeded"
+
+
+def test_a_server_whose_upstream_failed_is_reported_waiting_without_holding_the_runner(tmp_path: Path) -> None:
+    sft = copy.deepcopy(EXAMPLES["debug-sft"])  # no program yet: Failed (StageNotAvailable)
+    server = copy.deepcopy(EXAMPLES["debug-chat"])
+    server["spec"]["model"] = {"from": {"kind": "SFTJob", "name": "debug-sft"}}
+    chain = tmp_path / "chain.yaml"
+    chain.write_text(yaml.safe_dump_all([sft, server]))
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "tanuki_pipelines.cli", "local", "apply", "-f", str(chain),
+                             "--workdir", str(tmp_path / "work"), "--ready-timeout", "600"],
+                            capture_output=True, text=True, timeout=300)
+    assert time.monotonic() - started < 120  # not the 600 s ready timeout
+    found = statuses(result)
+    assert found["ModelServer/debug-chat"]["phase"] == "Waiting"
+    assert "SFTJob/debug-sft is Failed" in found["ModelServer/debug-chat"]["message"]
