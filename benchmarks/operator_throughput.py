@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import copy
 import json
 import os
@@ -89,7 +90,7 @@ async def run(count: int) -> dict[str, float]:
                 command = [os.environ.get("PY_SPY", "py-spy"), "record", "-o", os.environ["TANUKI_PROFILE_OPERATOR"],
                            "-f", "raw", "--threads", "--gil", "--", *command]
             operator = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        cwd=str(REPO))
+                                        cwd=str(REPO), start_new_session=True)
             template = next(r for r in example_resources() if r["metadata"]["name"] == "debug-base")
             await _warm_up(http, post, template)
 
@@ -133,6 +134,9 @@ async def run(count: int) -> dict[str, float]:
             if process is not None:
                 process.send_signal(signal.SIGINT)  # (py-spy writes its profile on SIGINT)
                 process.wait(timeout=60)
+        if operator is not None:  # under py-spy, kopf is its child: the whole group goes
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(operator.pid, signal.SIGTERM)
     latencies = [seen[name] - created[name] for name in created if name in seen]
     return {"count": count, "children": len(seen), "seconds": finished - started, "posting": posted - started,
             "per_second": len(seen) / (finished - started), "p50": statistics.median(latencies),

@@ -96,6 +96,7 @@ class Unservable:
     phase: Phase
     """Failed (the spec or its inputs are wrong) or Waiting (an upstream has not produced yet)."""
     message: str
+    reason: str = "InvalidSpec"
 
 
 class LocalModelServer:
@@ -123,9 +124,9 @@ class LocalModelServer:
         try:
             resource = find_resource(self.filename, "ModelServer", self.name)
         except (OSError, yaml.YAMLError) as exc:
-            return Unservable(Phase.FAILED, f"{self.filename}: {exc}")
+            return Unservable(Phase.FAILED, f"{self.filename}: {exc}", "UnreadableFile")
         if resource is None:
-            return Unservable(Phase.FAILED, f"{self.filename} no longer declares ModelServer/{self.name}")
+            return Unservable(Phase.FAILED, f"{self.filename} no longer declares ModelServer/{self.name}", "NotDeclared")
         model, errors = validate_spec("ModelServer", self.localise(resource.get("spec") or {}, self.workdir))
         if errors:
             return Unservable(Phase.FAILED, "invalid spec: " + summarize(errors))
@@ -139,14 +140,16 @@ class LocalModelServer:
         self.blocked = bool(resolution.errors) or (bool(resolution.waiting_for) and all(
             any(f"({phase})" in waiting for phase in STUCK_PHASES) for waiting in resolution.waiting_for))
         if resolution.errors or resolution.waiting_for:
-            return Unservable(Phase.WAITING, "; ".join(resolution.errors) or "waiting for " + ", ".join(resolution.waiting_for))
+            if resolution.errors:
+                return Unservable(Phase.WAITING, "; ".join(resolution.errors), "UpstreamUnavailable")
+            return Unservable(Phase.WAITING, "waiting for " + ", ".join(resolution.waiting_for), "UpstreamPending")
         api_key = None
         if model.auth.apiKey is not None:
             ref = model.auth.apiKey
             api_key = secret_value(self.workdir, ref.name, ref.key)
             if api_key is None:
-                return Unservable(Phase.FAILED, f"spec.auth.apiKey: Secret {ref.name} has no key {ref.key} "
-                                            f"(locally: the file {self.workdir / 'secrets' / ref.name / ref.key})")
+                return Unservable(Phase.FAILED, f"spec.auth.apiKey: Secret {ref.name} has no key {ref.key} (locally: "
+                                                f"the file {self.workdir / 'secrets' / ref.name / ref.key})", "SecretMissing")
         elif model.auth.required:
             return Unservable(Phase.FAILED, "spec.auth.apiKey: required")
         return FleetSpec(name=self.name, model=resolution.inputs["model"], engine=model.engine, router=model.router,
@@ -162,7 +165,7 @@ class LocalModelServer:
             stable = (status["rollout"].get("stable") or {}).get("revision")
             status["message"] = f"{desired.message}; keeps serving revision {stable}"
         else:
-            status = {"phase": desired.phase, "message": desired.message}
+            status = {"phase": desired.phase, "reason": desired.reason, "message": desired.message}
         self.status = status
         self.store.update(self.key, status)
         return status

@@ -103,5 +103,6 @@ def test_a_server_whose_upstream_failed_is_reported_waiting_without_holding_the_
                             capture_output=True, text=True, timeout=300)
     assert time.monotonic() - started < 120  # not the 600 s ready timeout
     found = statuses(result)
-    assert found["ModelServer/debug-chat"]["phase"] == "Waiting"
-    assert "SFTJob/debug-sft is Failed" in found["ModelServer/debug-chat"]["message"]
+    server_status = found["ModelServer/debug-chat"]
+    assert (server_status["phase"], server_status["reason"]) == ("Waiting", "UpstreamUnavailable")
+    assert "SFTJob/debug-sft is Failed" in server_status["message"]
