@@ -5,7 +5,9 @@
    stops at the first 200 from /v1/chat/completions through the router. Goal ≤ 90 s on this CPU.
 2. The same load (loadgen: non-streaming chat, fixed concurrency and request count) alternately
    straight to the vLLM replica and through the router, several rounds each in the same run;
-   prints p50 latency of both and router ÷ direct. Goal ≤ 1.05.
+   prints p50 latency of both and router ÷ direct. Goal ≤ 1.05. The baseline is the same replica,
+   the same prompts and token budget at the same concurrency without the router in the path, so
+   the ratio is the router's own cost; alternating rounds spread the machine's drift over both.
 
     .venv/bin/python benchmarks/serving.py [--rounds 10] [--requests 100] [--concurrency 2] [--max-tokens 8 32]
 """

@@ -6,7 +6,9 @@
 4. Print both models' loss on held-out text (the synthetic split, never trained on).
 
 The literature (sparse upcycling; Tanuki-8x8B) says (a) wins for the same tokens; this reports
-what this toy run shows.
+what this toy run shows. Not a speed benchmark: the comparison is quality at equal work — both
+arms start from the same checkpoint A and see the same tokens in the same order (same recipe,
+seed and step count), so the only difference is the architecture.
 
     .venv/bin/python benchmarks/upcycle_vs_dense.py [--base-steps 80] [--steps 60]
 """

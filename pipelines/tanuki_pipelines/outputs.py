@@ -18,17 +18,29 @@ MESSAGE_LIMIT = 4096  # bytes Kubernetes keeps of a termination message
 
 
 def publish_outputs(outputs: dict[str, Any], output_dir: Path) -> Path:
-    text = json.dumps(outputs, indent=2, ensure_ascii=False) + "\n"
-    path = output_dir / OUTPUTS_FILE
-    tmp = path.with_name(f".tmp-{OUTPUTS_FILE}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    """Write ``outputs.json`` durably. Call it last, once everything it names is durable
+    (``tanuki_pipelines.publish``): its presence means the stage's outputs are complete."""
+    from tanuki_pipelines.publish import fault_point, write_durable
+
+    fault_point("outputs:before-write")
+    path = write_durable(output_dir / OUTPUTS_FILE, json.dumps(outputs, indent=2, ensure_ascii=False) + "\n")
     message_path = os.environ.get(MESSAGE_ENV)
     if message_path:
         compact = json.dumps(outputs, ensure_ascii=False, separators=(",", ":"))
         if len(compact.encode()) <= MESSAGE_LIMIT:
             Path(message_path).write_text(compact, encoding="utf-8")
     return path
+
+
+def retract_outputs(output_dir: Path) -> None:
+    """Before a stage (re)runs: an ``outputs.json`` of an earlier run would vouch for outputs this
+    run is about to replace; it comes back, naming the new ones, when the run completes."""
+    path = output_dir / OUTPUTS_FILE
+    if path.exists():
+        from tanuki_pipelines.publish import fsync_dir
+
+        path.unlink()
+        fsync_dir(output_dir)
 
 
 PROGRESS_PREFIX = "[tanuki progress] "

@@ -7,15 +7,17 @@
       .tmp-step_00000020/     being written; never read, removed on the next start
       latest                  name of the newest complete checkpoint (replaced atomically, last)
 
-A checkpoint is written under ``.tmp-*``, fsynced, then renamed: a directory named ``step_*``
-is complete by construction, and ``latest`` only ever names one.
+A checkpoint is written under ``.tmp-*`` and published with ``tanuki_pipelines.publish`` (fsynced,
+renamed, parent fsynced): a directory named ``step_*`` is complete by construction, and ``latest``
+only ever names one.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
+
+from tanuki_pipelines.publish import publish_dir, remove_stale, write_durable
 
 LATEST_FILE = "latest"
 STEP_PREFIX = "step_"
@@ -53,50 +55,18 @@ def latest_checkpoint(root: Path) -> Path | None:
 
 
 def remove_stale_staging(root: Path) -> list[Path]:
-    """Delete half-written checkpoints left by a crash; returns what was removed."""
-    if not root.is_dir():
-        return []
-    stale = [path for path in root.iterdir() if path.name.startswith(TMP_PREFIX)]
-    for path in stale:
-        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-    return stale
+    """Delete half-written checkpoints (and copies being replaced) left by a crash; returns what was removed."""
+    return remove_stale(root)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{TMP_PREFIX}{path.name}")
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_tree(root: Path) -> None:
-    for path in sorted(root.rglob("*")):
-        if path.is_file():
-            with path.open("rb") as handle:
-                os.fsync(handle.fileno())
-    for path in [root, *[p for p in root.rglob("*") if p.is_dir()]]:
-        _fsync_dir(path)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_durable(path, text)
 
 
 def publish(staged: Path, root: Path, step: int, keep_last: int) -> Path:
-    """Make ``staged`` the checkpoint of ``step``: fsync, rename, move ``latest``, prune old ones."""
-    _fsync_tree(staged)
-    final = root / step_name(step)
-    if final.exists():  # a rerun of the same step after a crash between rename and `latest`
-        shutil.rmtree(final)
-    os.rename(staged, final)
-    _fsync_dir(root)
+    """Make ``staged`` the checkpoint of ``step``: fsync, rename, move ``latest``, prune old ones.
+    (A rerun of the same step after a crash between rename and ``latest`` replaces it.)"""
+    final = publish_dir(staged, root / step_name(step))
     write_text_atomic(root / LATEST_FILE, final.name + "\n")
     for old in complete_checkpoints(root)[:-keep_last]:
         shutil.rmtree(old, ignore_errors=True)

@@ -59,7 +59,7 @@ def main(args: argparse.Namespace) -> int:
     from tanuki_pipelines.config import dump_recipe, load_recipe
     from tanuki_pipelines.pretrain.config import PretrainConfig
     from tanuki_pipelines.pretrain.prepare import prepare
-    from tanuki_pipelines.outputs import OUTPUTS_FILE
+    from tanuki_pipelines.outputs import OUTPUTS_FILE, retract_outputs
 
     if args.nproc_per_node < 1:
         from tanuki_pipelines.errors import BadInputError
@@ -68,6 +68,7 @@ def main(args: argparse.Namespace) -> int:
     config = load_recipe(PretrainConfig, args.config, args.set)
     output_dir = Path(args.output_dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
+    retract_outputs(output_dir)
     prepare(config, output_dir)
     recipe = output_dir / RESOLVED_RECIPE_FILE
     dump_recipe(config, recipe)

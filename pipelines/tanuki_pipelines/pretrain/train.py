@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import Any
 from tanuki_pipelines.config import load_recipe
 from tanuki_pipelines.errors import EXIT_BAD_INPUT, BadInputError
 from tanuki_pipelines.outputs import format_progress, publish_outputs
+from tanuki_pipelines.publish import make_durable, publish_file
 from tanuki_pipelines.pretrain import checkpoint as ckpt
 from tanuki_pipelines.pretrain.config import PretrainConfig
 from tanuki_pipelines.pretrain.ds_config import deepspeed_config, resolve_precision
@@ -34,9 +34,6 @@ from tanuki_pipelines.tokenizer.train import copy_tokenizer_files
 CHECKPOINTS_DIR = "checkpoints"
 METRICS_FILE = "metrics.jsonl"
 LOSS_PLOT_FILE = "loss.png"
-# Test hook: SIGKILL global rank 0 while it writes the checkpoint of this step (after the state is
-# on disk, before it is published), to prove a crash mid-save never leaves `latest` on a torn one.
-FAULT_KILL_DURING_SAVE = "TANUKI_FAULT_KILL_DURING_SAVE_AT_STEP"
 
 
 @dataclass
@@ -328,8 +325,6 @@ class Trainer:
             export_hf(state_dict, staged, self.config, self.precision, self.tokenizer_dir, self.engine.module)
             trainer_state = {**client_state, "loss": record["loss"], "tokens": record["tokens"]}
             (staged / ckpt.TRAINER_STATE_FILE).write_text(json.dumps(trainer_state, indent=2) + "\n")
-            if os.environ.get(FAULT_KILL_DURING_SAVE) == str(step):
-                os.kill(os.getpid(), signal.SIGKILL)
             final = ckpt.publish(staged, self.root, step, self.config.checkpoint.keep_last)
             self.log(f"checkpoint {final}")
         dist.barrier()
@@ -341,8 +336,11 @@ class Trainer:
         if self.dist.is_main:
             checkpoint = ckpt.latest_checkpoint(self.root)
             records = read_metrics(self.output_dir / METRICS_FILE)
+            make_durable(self.output_dir / METRICS_FILE)
             if records:
-                plot_loss(records, self.output_dir / LOSS_PLOT_FILE)
+                staged_plot = self.output_dir / f".tmp-{LOSS_PLOT_FILE}"
+                plot_loss(records, staged_plot)
+                publish_file(staged_plot, self.output_dir / LOSS_PLOT_FILE)
             state = json.loads((checkpoint / ckpt.TRAINER_STATE_FILE).read_text())
             outputs = {
                 "checkpoint": str(checkpoint),

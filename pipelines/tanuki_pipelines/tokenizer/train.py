@@ -129,7 +129,9 @@ def check_same_ids(tokenizer_dir: Path, text: str) -> None:
 
 
 def build_tokenizer(config: TokenizerConfig, out_dir: Path) -> dict[str, Any]:
-    """Train and export into ``out_dir`` atomically; returns the stage outputs."""
+    """Train and export into ``out_dir`` durably (``tanuki_pipelines.publish``); returns the stage outputs."""
+    from tanuki_pipelines.publish import publish_dir
+
     out_dir = out_dir.resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".tanuki-tok-", dir=out_dir.parent) as tmp:
@@ -139,9 +141,7 @@ def build_tokenizer(config: TokenizerConfig, out_dir: Path) -> dict[str, Any]:
         export_hf_tokenizer(sp_model, staged, config)
         outputs = {"tokenizer": str(out_dir), "vocab_size": _piece_count(sp_model)}
         (staged / "outputs.json").write_text(json.dumps(outputs, indent=2) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staged.rename(out_dir)
+        publish_dir(staged, out_dir, label="tokenizer")  # fsynced, renamed, parent fsynced
     return outputs
 
 

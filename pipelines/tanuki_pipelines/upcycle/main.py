@@ -16,12 +16,14 @@ def make_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> int:
     from tanuki_pipelines.config import load_recipe
-    from tanuki_pipelines.outputs import publish_outputs
+    from tanuki_pipelines.outputs import publish_outputs, retract_outputs
     from tanuki_pipelines.upcycle.config import UpcycleConfig
     from tanuki_pipelines.upcycle.convert import upcycle
 
     config = load_recipe(UpcycleConfig, args.config, args.set)
     output_dir = Path(args.output_dir).resolve()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    retract_outputs(output_dir)
     checkpoint = output_dir / "checkpoint"
     outputs = upcycle(config, checkpoint)
     publish_outputs(outputs, output_dir)

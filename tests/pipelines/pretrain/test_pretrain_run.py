@@ -22,7 +22,7 @@ from tanuki_pipelines.config import load_recipe
 from tanuki_pipelines.pretrain.checkpoint import LATEST_FILE, complete_checkpoints
 from tanuki_pipelines.pretrain.config import PretrainConfig
 from tanuki_pipelines.pretrain.model import build_model
-from tanuki_pipelines.pretrain.train import FAULT_KILL_DURING_SAVE
+from tanuki_pipelines.publish import FAULT_ENV
 from tanuki_pipelines.recipes import shipped_recipe
 
 pytestmark = pytest.mark.slow
@@ -154,20 +154,28 @@ def test_sigkill_then_rerun_resumes_bit_identically(tmp_path: Path, debug_tokeni
                                                  weights(zero2_run / "checkpoints" / final).values()))
 
 
+@pytest.mark.parametrize("point", ["before-rename", "after-rename"])
 def test_crash_while_saving_leaves_latest_on_previous_checkpoint(tmp_path: Path, debug_tokenizer_dir: Path,
-                                                                zero2_run: Path) -> None:
-    crashed = run(tmp_path, debug_tokenizer_dir, env={FAULT_KILL_DURING_SAVE: "10"})
+                                                                zero2_run: Path, point: str) -> None:
+    # SIGKILL global rank 0 with step 10's checkpoint fsynced: just before its rename, or renamed
+    # but before `latest` names it
+    crashed = run(tmp_path, debug_tokenizer_dir, env={FAULT_ENV: f"step_00000010:{point}"})
     assert crashed.returncode != 0
     root = tmp_path / "checkpoints"
     assert (root / LATEST_FILE).read_text().strip() == "step_00000005"
-    assert [p.name for p in complete_checkpoints(root)] == ["step_00000005"]
-    assert (root / ".tmp-step_00000010").is_dir()  # the torn one, never named by `latest`
+    if point == "before-rename":
+        assert [p.name for p in complete_checkpoints(root)] == ["step_00000005"]
+        assert (root / ".tmp-step_00000010").is_dir()  # the torn one, never named by `latest`
+    else:
+        assert [p.name for p in complete_checkpoints(root)] == ["step_00000005", "step_00000010"]
+    assert not (tmp_path / "outputs.json").exists()
 
     result = run(tmp_path, debug_tokenizer_dir)
     assert result.returncode == 0, result.stderr[-4000:]
     assert not (root / ".tmp-step_00000010").exists()
     reference, rerun = losses(zero2_run), losses(tmp_path)
     assert all(rerun[step] == reference[step] for step in range(6, STEPS + 1))
+    assert json.loads((tmp_path / "outputs.json").read_text())["step"] == STEPS
 
 
 @pytest.mark.parametrize("problem", ["missing", "empty", "unknown-key"])

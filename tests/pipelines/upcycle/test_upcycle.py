@@ -152,3 +152,50 @@ def test_cli_writes_outputs_and_names_bad_input(dense_dir: Path, tmp_path: Path)
     missing = subprocess.run([*base[:-2], "--set", f"source={tmp_path / 'nope'}", "--output-dir",
                               str(tmp_path / "x")], capture_output=True, text=True)
     assert missing.returncode == 2 and "source" in missing.stderr
+
+
+def _complete(checkpoint: Path) -> bool:
+    """Every shard the index names is there and readable, with the config."""
+    index = json.loads((checkpoint / "model.safetensors.index.json").read_text())
+    for shard in set(index["weight_map"].values()):
+        with safe_open(str(checkpoint / shard), framework="pt") as handle:
+            for key in handle.keys():
+                handle.get_tensor(key)
+    return (checkpoint / "config.json").is_file()
+
+
+@pytest.mark.parametrize("point", ["checkpoint:shard-2", "checkpoint:before-rename", "checkpoint:after-rename",
+                                   "outputs:before-write"])
+def test_sigkill_while_publishing_leaves_no_or_a_complete_checkpoint_and_the_rerun_completes(
+        dense_dir: Path, tmp_path: Path, point: str) -> None:
+    from tanuki_pipelines.publish import FAULT_ENV
+
+    recipe = tmp_path / "upcycle.yaml"
+    recipe.write_text(f"source: {dense_dir}\nnum_experts: 4\ntop_k: 2\nmax_shard_size: 300KB\n")
+
+    def run(out: Path, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "tanuki_pipelines.cli", "upcycle", "--config", str(recipe),
+                               "--output-dir", str(out)], capture_output=True, text=True, timeout=300,
+                              env={**__import__("os").environ, **env})
+
+    reference = run(tmp_path / "reference")
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    expected = {p.name: p.read_bytes() for p in (tmp_path / "reference" / "checkpoint").glob("*.safetensors")}
+    assert len(expected) > 2
+    out = tmp_path / "out"
+    killed = run(out, **{FAULT_ENV: point})
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert not (out / "outputs.json").exists()
+    checkpoint = out / "checkpoint"
+    # before the rename there is no checkpoint (only .tmp-checkpoint); after it, a complete one
+    assert checkpoint.exists() == (point in ("checkpoint:after-rename", "outputs:before-write"))
+    assert not checkpoint.exists() or _complete(checkpoint)
+    rerun = run(out)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    outputs = json.loads((out / "outputs.json").read_text())
+    assert outputs["checkpoint"] == str(checkpoint) and _complete(checkpoint)
+    assert {p.name: p.read_bytes() for p in checkpoint.glob("*.safetensors")} == expected  # seeded: same bytes
+    assert not list(out.glob(".tmp-*")) and not list(out.glob(".old-*"))
+    # killed over a finished run, the earlier checkpoint stays whole until the new one replaces it
+    again = run(out, **{FAULT_ENV: point})
+    assert again.returncode == -9 and _complete(checkpoint) and not (out / "outputs.json").exists()
