@@ -130,18 +130,16 @@ def check_same_ids(tokenizer_dir: Path, text: str) -> None:
 
 def build_tokenizer(config: TokenizerConfig, out_dir: Path) -> dict[str, Any]:
     """Train and export into ``out_dir`` durably (``tanuki_pipelines.publish``); returns the stage outputs."""
-    from tanuki_pipelines.publish import publish_dir
+    from tanuki_pipelines.publish import staging
 
     out_dir = out_dir.resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".tanuki-tok-", dir=out_dir.parent) as tmp:
-        tmp_dir = Path(tmp)
-        sp_model = train_sentencepiece(config, tmp_dir)
-        staged = tmp_dir / "tokenizer"
-        export_hf_tokenizer(sp_model, staged, config)
-        outputs = {"tokenizer": str(out_dir), "vocab_size": _piece_count(sp_model)}
+    with staging(out_dir, label="tokenizer") as staged:  # fsynced, renamed, parent fsynced on success
+        with tempfile.TemporaryDirectory(prefix=".tanuki-tok-", dir=out_dir.parent) as scratch:
+            sp_model = train_sentencepiece(config, Path(scratch))
+            export_hf_tokenizer(sp_model, staged, config)
+        outputs = {"tokenizer": str(out_dir), "vocab_size": _piece_count(staged / SP_MODEL_FILE)}
         (staged / "outputs.json").write_text(json.dumps(outputs, indent=2) + "\n")
-        publish_dir(staged, out_dir, label="tokenizer")  # fsynced, renamed, parent fsynced
     return outputs
 
 

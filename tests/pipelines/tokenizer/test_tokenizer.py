@@ -108,3 +108,33 @@ def test_missing_corpus_is_an_error_naming_the_file(tmp_path: Path) -> None:
     config = TokenizerConfig(sources=[{"name": "en", "path": tmp_path / "nope.txt"}], vocab_size=500)
     with pytest.raises(BadInputError, match="nope.txt"):
         build_tokenizer(config, tmp_path / "out")
+
+
+@pytest.mark.parametrize("point", ["tokenizer:before-rename", "tokenizer:after-rename", "outputs:before-write"])
+def test_sigkill_while_publishing_leaves_no_or_a_complete_tokenizer_and_the_rerun_completes(
+        tmp_path: Path, point: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tanuki_pipelines.publish import FAULT_ENV
+    from tanuki_pipelines.recipes import shipped_recipe
+
+    out = tmp_path / "tok"
+
+    def run(**env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "tanuki_pipelines.cli", "tokenizer",
+                               "--config", str(shipped_recipe("debug", "tokenizer")), "--output-dir", str(out)],
+                              capture_output=True, text=True, timeout=300, env={**os.environ, **env})
+
+    killed = run(**{FAULT_ENV: point})
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    # the tokenizer directory is the output: absent before its rename, complete after
+    assert out.exists() == (point != "tokenizer:before-rename")
+    if out.exists():
+        assert AutoTokenizer.from_pretrained(out).encode("タヌキ", add_special_tokens=False)
+    rerun = run()
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert json.loads((out / "outputs.json").read_text())["tokenizer"] == str(out.resolve())
+    assert not list(tmp_path.glob(".tmp-*")) and not list(tmp_path.glob(".old-*"))
+    assert not list(tmp_path.glob(".tanuki-tok-*"))
