@@ -34,8 +34,12 @@ SERVING_COLUMNS = [
 
 def printer_columns(info: Stage) -> list[dict[str, Any]]:
     columns = [{"name": "Phase", "type": "string", "jsonPath": ".status.phase"}]
-    columns += SERVING_COLUMNS if info.workload is Workload.SERVER else [
-        {"name": "Progress", "type": "string", "jsonPath": ".status.progress.summary"}]
+    if info.workload is Workload.SERVER:
+        columns += SERVING_COLUMNS
+    elif info.columns:
+        columns += list(info.columns)
+    else:
+        columns.append({"name": "Progress", "type": "string", "jsonPath": ".status.progress.summary"})
     return [*columns, {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}]
 
 

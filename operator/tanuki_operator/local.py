@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -171,8 +172,15 @@ def step(resource: dict[str, Any], workdir: Path, nproc: int, statuses: dict[tup
                "--output-dir", str(out)]
     if stage.workload_of(model) is Workload.TORCHRUN:
         command += ["--nproc-per-node", str(nproc)]
+    env = dict(os.environ)
+    for variable, ref in model.secrets().items():  # Secrets reach the program as files, as in a pod
+        path = workdir / "secrets" / ref.name / ref.key
+        if not path.is_file():
+            return {"phase": Phase.FAILED, "reason": "SecretMissing",
+                    "message": f"Secret {ref.name} has no key {ref.key} (locally: the file {path})", "spec": record}
+        env[f"{variable}_FILE"] = str(path.resolve())
     print(f"[tanuki local] {kind}/{name}: running {' '.join(command[2:])}", flush=True)
-    code = subprocess.run(command).returncode
+    code = subprocess.run(command, env=env).returncode
     if code != 0:
         return {"phase": Phase.FAILED, "reason": "StageFailed", "message": f"stage exited with {code}", "spec": record}
     outputs = json.loads((out / "outputs.json").read_text())

@@ -91,6 +91,8 @@ class Stage:
     """Has a /scale subresource (spec.replicas) for autoscalers."""
     choose_workload: Callable[[Any], Workload] | None = None
     """When the spec picks the workload (SynthJob: RayJob in cluster mode, one pod otherwise)."""
+    columns: tuple[dict[str, Any], ...] = ()
+    """Extra ``kubectl get`` columns (after Phase; the default shows Progress)."""
 
     def workload_of(self, spec: Any) -> Workload:
         return self.choose_workload(spec) if self.choose_workload else self.workload
@@ -130,7 +132,10 @@ STAGES: dict[str, Stage] = {stage.kind: stage for stage in [
           Program(module="vllm.entrypoints.openai.api_server", extras=("serve",)),
           ready_phase=Phase.RUNNING, scale=True),
     Stage("EvalJob", "evaljobs", ("evj",), EvalJobSpec,
-          "MT-Bench-style grading and arena ratings.", Workload.POD, None),
+          "MT-Bench-style grading and arena ratings.", Workload.POD, Program(command="eval", extras=("eval",)),
+          columns=({"name": "Top", "type": "string", "jsonPath": ".status.outputs.top_model"},
+                   {"name": "Score", "type": "string", "jsonPath": ".status.outputs.top_score"},
+                   {"name": "Report", "type": "string", "jsonPath": ".status.outputs.report", "priority": 1})),
 ]}
 
 

@@ -1,4 +1,4 @@
-"""EvalJob: MT-Bench-style judge grading and arena ratings of a served model."""
+"""EvalJob: MT-Bench-style judge grading and arena ratings of served models."""
 
 from __future__ import annotations
 
@@ -10,42 +10,85 @@ from tanuki_operator.api.common import Input, JobSpec, K8sModel, ObjectRef, Secr
 from tanuki_pipelines.eval.config import EvalConfig
 
 
-class EvalTarget(K8sModel):
-    """The model under test: a ModelServer or any OpenAI-compatible URL."""
+class Endpoint(K8sModel):
+    """An OpenAI-compatible model: a ModelServer, or any URL with its model name."""
 
-    url: str | None = None
-    """Base URL of an OpenAI-compatible API."""
     from_: ObjectRef | None = Field(default=None, alias="from")
-    """A ModelServer; the job waits until it serves."""
+    """A ModelServer; the job waits until it serves, then uses its URL and served model name."""
+    url: str | None = None
+    """Base URL of an OpenAI-compatible API (``.../v1``)."""
+    model: str | None = None
+    """Model name sent in requests (default for a ModelServer: its served model name)."""
+    apiKey: SecretKeyRef | None = None
+    """Secret key holding the endpoint's API key (a ModelServer's, when it requires one)."""
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> "EvalTarget":
+    def _exactly_one(self) -> "Endpoint":
         if (self.url is None) == (self.from_ is None):
             raise ValueError("set exactly one of url and from")
         if self.from_ is not None and self.from_.kind != "ModelServer":
             raise ValueError("from.kind must be ModelServer")
+        if self.url is not None and not self.model:
+            raise ValueError("model: required with url")
         return self
+
+    def inputs(self, role: str) -> dict[str, Input]:
+        if self.from_ is None:
+            return {f"{role}:url": Input(str(self.url))}
+        return {f"{role}:url": Input(self.from_, output="url"),
+                f"{role}:model": Input(self.from_, output="model", required=False)}
+
+    def bound(self, role: str, resolved: dict[str, str], key_env: str) -> dict[str, Any]:
+        return {"base_url": resolved[f"{role}:url"], "model": self.model or resolved.get(f"{role}:model"),
+                "api_key_env": key_env if self.apiKey else None}
+
+
+class EvalTarget(Endpoint):
+    """A model under test."""
+
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    """Its name in the leaderboard (default: the ModelServer's name, or the model name)."""
 
 
 class EvalJobSpec(JobSpec):
-    """Grade and rate a model with an LLM judge."""
+    """Grade served models with an LLM judge, or rate them against each other in arena battles."""
 
-    target: EvalTarget
-    """What is evaluated."""
-    judgeApiKey: SecretKeyRef | None = None
-    """Secret key holding the judge endpoint's API key."""
+    targets: list[EvalTarget] = Field(min_length=1)
+    """The models under test (``recipe.mode: arena`` needs two or more)."""
+    judge: Endpoint
+    """The judge."""
     recipe: EvalConfig = Field(default_factory=EvalConfig)
-    """Questions, judge and rating settings."""
+    """Mode (grade, arena), questions, prompts, rating settings."""
+
+    @model_validator(mode="after")
+    def _enough_targets(self) -> "EvalJobSpec":
+        if self.recipe.mode == "arena" and len(self.targets) < 2:
+            raise ValueError("targets: recipe.mode arena needs at least two targets")
+        return self
 
     def inputs(self) -> dict[str, Input]:
-        if self.target.from_ is None:
-            return {"target_url": Input(str(self.target.url))}
-        return {"target_url": Input(self.target.from_, output="url"),
-                "target_model": Input(self.target.from_, output="model", required=False)}
+        found: dict[str, Input] = {}
+        for index, target in enumerate(self.targets):
+            found.update(target.inputs(f"target:{index}"))
+        found.update(self.judge.inputs("judge"))
+        return found
 
     def stage_recipe(self, resolved: dict[str, str]) -> dict[str, Any]:
-        return {**dump_recipe(self.recipe), "target_url": resolved["target_url"],
-                "target_model": resolved.get("target_model")}
+        recipe = dump_recipe(self.recipe)
+        targets = []
+        for index, target in enumerate(self.targets):
+            bound = target.bound(f"target:{index}", resolved, f"TARGET_{index}_API_KEY")
+            name = target.name or (target.from_.name if target.from_ else bound["model"])
+            targets.append({"name": name, **{k: v for k, v in bound.items() if v is not None}})
+        judge = {k: v for k, v in self.judge.bound("judge", resolved, "JUDGE_API_KEY").items() if v is not None}
+        recipe["targets"] = targets
+        recipe["judge"] = {**recipe.get("judge", {}), **judge}
+        if not self.judge.apiKey:
+            recipe["judge"].pop("api_key_env", None)
+        return recipe
 
     def secrets(self) -> dict[str, SecretKeyRef]:
-        return {self.recipe.judge.api_key_env: self.judgeApiKey} if self.judgeApiKey else {}
+        found = {f"TARGET_{index}_API_KEY": target.apiKey for index, target in enumerate(self.targets) if target.apiKey}
+        if self.judge.apiKey:
+            found["JUDGE_API_KEY"] = self.judge.apiKey
+        return found

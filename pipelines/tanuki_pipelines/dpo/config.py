@@ -18,7 +18,13 @@ class JudgeEndpoint(ConfigModel):
     model: str = "judge"
     """Model name sent in requests."""
     api_key_env: str = "JUDGE_API_KEY"
-    """Environment variable holding the API key (the operator fills it from a Secret)."""
+    """Environment variable holding the API key, or naming a file with it as ``<VAR>_FILE`` (how the
+    operator passes a Secret)."""
+    constrain_verdict: bool = False
+    """Ask a vLLM judge to end every answer in a readable verdict (vLLM structured outputs, a
+    regular expression): for small judges that drift; other servers ignore or refuse it."""
+    verdict_reason_chars: int = Field(default=300, ge=0)
+    """With ``constrain_verdict``: the most characters of reasoning before the verdict."""
 
 
 class PairGeneration(ConfigModel):

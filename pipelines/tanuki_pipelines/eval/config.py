@@ -4,24 +4,115 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from tanuki_pipelines.config import ConfigModel, InputPath
 from tanuki_pipelines.dpo.config import JudgeEndpoint
 
+WINNER_VALUES = ("model_a", "model_b", "tie", "tie (bothbad)")
+
+
+class Contestant(ConfigModel):
+    """A model under test, behind an OpenAI-compatible API."""
+
+    name: str | None = None
+    """Its name in the leaderboard (default: ``model``)."""
+    base_url: str
+    """Base URL of the OpenAI-compatible API (``.../v1``)."""
+    model: str
+    """Model name sent in requests (the server's served model name)."""
+    api_key_env: str | None = None
+    """Environment variable holding its API key, or naming a file with it as ``<VAR>_FILE``."""
+
+    @property
+    def label(self) -> str:
+        return self.name or self.model
+
+
+class GradeConfig(ConfigModel):
+    """MT-Bench-style single-answer grading: two-turn questions, each answer scored 1–10 by the judge."""
+
+    questions: InputPath | None = None
+    """Questions in MT-Bench's ``question.jsonl`` format; empty: the Japanese set shipped with tanuki."""
+    max_tokens: int = Field(default=1024, ge=1)
+    """Longest answer requested from a model under test."""
+    temperatures: dict[str, float] = Field(default_factory=lambda: {
+        "writing": 0.7, "roleplay": 0.7, "extraction": 0.0, "math": 0.0, "coding": 0.0, "reasoning": 0.0,
+        "stem": 0.1, "humanities": 0.1})
+    """Answer temperature per category (MT-Bench's); other categories: 0.7."""
+    judge_max_tokens: int = Field(default=1024, ge=16)
+    """Longest judgment requested from the judge."""
+    parallel: int = Field(default=4, ge=1)
+    """Requests in flight at once."""
+
+
+class ArenaConfig(ConfigModel):
+    """Battles between the targets on shared prompts, judged in both orders."""
+
+    prompts: InputPath | None = None
+    """Prompts: JSONL of ``{"prompt"}`` or MT-Bench questions (first turns); empty: the shipped questions."""
+    max_prompts: int | None = Field(default=None, ge=1)
+    """Use at most this many prompts (seeded choice)."""
+    max_tokens: int = Field(default=512, ge=1)
+    """Longest answer requested from a model."""
+    temperature: float = Field(default=0.7, ge=0)
+    """Answer temperature."""
+    battles: list[InputPath] = Field(default_factory=list)
+    """More battle logs in FastChat's format to rate together with these (e.g. a human-voting arena's)."""
+    votes: InputPath | None = None
+    """The Tanuki arena's vote records (``question``, ``answer_1``, ``answer_2``, ``model_1``, ``model_2``,
+    ``evaluation``, ``created_time``) to import."""
+    vote_codes: dict[str, Literal["model_a", "model_b", "tie", "tie (bothbad)"]] = Field(default_factory=dict)
+    """``evaluation`` value → winner (``model_a`` is ``model_1``); needed when ``votes`` is set."""
+    seed: int = 0
+    """Seed of the prompt choice."""
+    parallel: int = Field(default=4, ge=1)
+    """Requests in flight at once."""
+
+    @model_validator(mode="after")
+    def _codes_for_votes(self) -> "ArenaConfig":
+        if self.votes is not None and not self.vote_codes:
+            raise ValueError("vote_codes: give the winner of each `evaluation` value of the votes file")
+        return self
+
+
+class RatingsConfig(ConfigModel):
+    """How battles become ratings."""
+
+    bootstrap_rounds: int = Field(default=1000, ge=0)
+    """Bootstrap resamples for the Bradley-Terry confidence intervals (0: none)."""
+    seed: int = 0
+    """Seed of the bootstrap."""
+    anchor_model: str | None = None
+    """Pin this model's Bradley-Terry rating (the Tanuki table pins Tanuki-8B at 1000)."""
+    anchor_rating: float = 1000.0
+    """The anchor model's rating."""
+    glicko_tau: float = Field(default=0.5, gt=0)
+    """Glicko-2's τ (how fast volatility may change)."""
+    glicko_period: int = Field(default=1, ge=1)
+    """Battles per Glicko-2 rating period, in log order."""
+
 
 class EvalConfig(ConfigModel):
-    """Grade a served model with an LLM judge and rate it against others."""
+    """Grade served models with an LLM judge and rate them against each other."""
 
-    target_url: str | None = None
-    """OpenAI-compatible base URL of the model under test (set by the operator from ``spec.target``)."""
-    target_model: str | None = None
-    """Served model name of the model under test."""
-    questions: InputPath | None = None
-    """MT-Bench-style question JSONL (built-in Japanese set when empty)."""
+    mode: Literal["grade", "arena"] = "grade"
+    """``grade``: MT-Bench-style scores per target; ``arena``: pairwise battles between the targets, then ratings."""
+    targets: list[Contestant] = Field(default_factory=list)
+    """The models under test (the operator fills them from ``spec.targets``)."""
     judge: JudgeEndpoint = Field(default_factory=JudgeEndpoint)
-    """The grading judge."""
-    ratings: list[Literal["glicko2", "bradley_terry"]] = Field(default_factory=lambda: ["glicko2", "bradley_terry"])
-    """Arena rating systems computed from pairwise verdicts."""
-    max_tokens: int = Field(default=1024, ge=1)
-    """Longest answer requested from the target."""
+    """The judge."""
+    grade: GradeConfig = Field(default_factory=GradeConfig)
+    """Grading settings."""
+    arena: ArenaConfig = Field(default_factory=ArenaConfig)
+    """Arena settings."""
+    ratings: RatingsConfig = Field(default_factory=RatingsConfig)
+    """Rating settings."""
+
+    @field_validator("targets")
+    @classmethod
+    def _distinct_labels(cls, targets: list[Contestant]) -> list[Contestant]:
+        labels = [target.label for target in targets]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"two targets share a name: {labels}; set `name` on each")
+        return targets

@@ -1,0 +1,54 @@
+"""Talking to OpenAI-compatible endpoints (the models under test and the judge) with the official client.
+
+API keys come from an environment variable or, when ``<VAR>_FILE`` is set, from that file (how
+pods receive Secrets). The client retries transient failures itself.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from tanuki_pipelines.errors import BadInputError
+
+RETRIES = 3
+TIMEOUT_SECONDS = 300.0
+
+
+def api_key(variable: str | None) -> str:
+    """The key named by ``variable`` (its ``_FILE`` twin first); ``EMPTY`` when none is configured."""
+    if not variable:
+        return "EMPTY"
+    path = os.environ.get(f"{variable}_FILE")
+    if path:
+        try:
+            return Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise BadInputError(f"{variable}_FILE: cannot read the API key: {exc}") from None
+    return os.environ.get(variable) or "EMPTY"
+
+
+def client(base_url: str, key_variable: str | None) -> Any:
+    from openai import OpenAI
+
+    return OpenAI(base_url=base_url, api_key=api_key(key_variable), max_retries=RETRIES, timeout=TIMEOUT_SECONDS)
+
+
+class RequestFailed(Exception):
+    """The endpoint refused a request after the client's retries (e.g. 400: prompt too long)."""
+
+
+def chat(openai_client: Any, model: str, messages: list[dict[str, str]], temperature: float, max_tokens: int,
+         regex: str | None = None) -> str:
+    """One chat completion's text ("" when the model returned nothing). ``regex``: vLLM structured
+    outputs constrain the answer to it."""
+    from openai import APIError
+
+    extra = {"extra_body": {"structured_outputs": {"regex": regex}}} if regex else {}
+    try:
+        response = openai_client.chat.completions.create(model=model, messages=messages, temperature=temperature,
+                                                         max_tokens=max_tokens, **extra)
+    except APIError as exc:  # the client already retried what is worth retrying
+        raise RequestFailed(f"{type(exc).__name__}: {str(exc)[:300]}") from None
+    return (response.choices[0].message.content or "") if response.choices else ""

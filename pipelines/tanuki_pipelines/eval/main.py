@@ -1,0 +1,116 @@
+"""``tanuki eval [grade|arena|ratings] --config R --output-dir D``: judge-graded scores and arena ratings.
+
+- ``grade``: MT-Bench-style two-turn questions, each answer scored 1–10 by the judge → ``grades.json``.
+- ``arena``: battles between the targets judged in both orders → ``battles.jsonl`` → ratings.
+- ``ratings --battles FILE...``: ratings from any battle logs in FastChat's format.
+
+Without a mode, the recipe's ``mode`` decides (what the operator's pod and ``tanuki local apply``
+run). Outputs: ``leaderboard.json``/``.png``, ``winrate.png``, ``grades.json``, ``index.html``
+(one self-contained page) and ``outputs.json``. Unusable records are counted by reason and
+reported; the exit status is 2 only when nothing at all can be graded or rated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+MODES = ("grade", "arena", "ratings")
+
+
+def make_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("mode", nargs="?", choices=MODES, help="what to run (default: the recipe's `mode`)")
+    parser.add_argument("--config", type=Path, default=None, help="recipe YAML (optional for `ratings`)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field")
+    parser.add_argument("--output-dir", type=Path, default=Path("runs/eval"))
+    parser.add_argument("--battles", type=Path, action="append", default=[],
+                        help="`ratings`: a battle log in FastChat's format (repeatable)")
+    return parser
+
+
+def rate(records: list[dict[str, Any]], config: Any, out: Path, dropped: dict[str, int] | None = None) -> dict[str, Any]:
+    """Ratings, plots and the leaderboard from battle records (raises BadInputError when unratable)."""
+    from tanuki_pipelines.errors import BadInputError
+    from tanuki_pipelines.eval.ratings import clean, leaderboard, models_of
+    from tanuki_pipelines.eval.report import plot_leaderboard, plot_win_rates
+    from tanuki_pipelines.publish import publish_file, write_durable
+
+    log = clean(records)
+    log.dropped.update(dropped or {})
+    models = models_of(log.battles)
+    if len(models) < 2:
+        reasons = ", ".join(f"{count} × {reason}" for reason, count in log.dropped.items()) or "no battles"
+        raise BadInputError(f"nothing can be rated: {len(log.battles)} usable battles between {len(models)} "
+                            f"model(s) (left out: {reasons})")
+    anchor = (config.anchor_model, config.anchor_rating) if config.anchor_model else None
+    board = leaderboard(log.battles, config.bootstrap_rounds, config.seed, anchor, config.glicko_period,
+                        config.glicko_tau)
+    board["dropped"] = dict(log.dropped)
+    write_durable(out / "leaderboard.json", json.dumps(board, indent=2, ensure_ascii=False) + "\n")
+    for name, plot in (("leaderboard.png", plot_leaderboard), ("winrate.png", plot_win_rates)):
+        publish_file(plot(board, out / f".tmp-{name}"), out / name)
+    return board
+
+
+def main(args: argparse.Namespace) -> int:
+    from tanuki_pipelines.config import load_recipe
+    from tanuki_pipelines.errors import BadInputError
+    from tanuki_pipelines.eval.config import EvalConfig
+    from tanuki_pipelines.eval.report import index_page
+    from tanuki_pipelines.outputs import publish_outputs, retract_outputs
+    from tanuki_pipelines.publish import write_durable
+
+    config = load_recipe(EvalConfig, args.config, args.set) if args.config else EvalConfig()
+    mode = args.mode or config.mode
+    out = args.output_dir.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    retract_outputs(out)
+    board = grades = None
+    if mode in ("grade", "arena") and not config.targets:
+        raise BadInputError("targets: no model to evaluate")
+    if mode == "grade":
+        from tanuki_pipelines.eval.grade import grade
+
+        grades = grade(config, out)
+        write_durable(out / "grades.json", json.dumps(grades, indent=2, ensure_ascii=False) + "\n")
+        if not any(scores["graded"] for scores in grades["models"].values()):
+            raise BadInputError(f"nothing could be graded: {grades['questions']} questions "
+                                f"(left out: {grades['dropped_questions'] or 'none'}), verdicts unreadable: "
+                                f"{ {m: s['unparseable'] for m, s in grades['models'].items()} }")
+    elif mode == "arena":
+        from tanuki_pipelines.eval.arena import all_battles, battles
+
+        log = battles(config, out)
+        records, dropped = all_battles(config, list(log.records.values()))
+        board = rate(records, config.ratings, out, dropped)
+    else:
+        from tanuki_pipelines.eval.arena import all_battles
+        from tanuki_pipelines.eval.records import read_jsonl
+
+        if not args.battles and not config.arena.battles and config.arena.votes is None:
+            raise BadInputError("--battles: give at least one battle log")
+        records, dropped = [], {}
+        for path in args.battles:
+            if not path.is_file():
+                raise BadInputError(f"--battles: no such file: {path}")
+            found, broken = read_jsonl(path)
+            records += found
+            if broken:
+                dropped[f"{path.name}: not JSON"] = broken
+        more, more_dropped = all_battles(config, [])
+        board = rate(records + more, config.ratings, out, {**dropped, **more_dropped})
+    page = index_page(out, board, grades)
+    outputs: dict[str, Any] = {"report": str(page), "mode": mode}
+    if board:
+        top = board["models"][0]
+        outputs.update(leaderboard=str(out / "leaderboard.json"), top_model=top["model"],
+                       top_score=f"BT {top['bt']['rating']:.0f}")
+    if grades:
+        graded = {m: s["overall"] for m, s in grades["models"].items() if s["overall"] is not None}
+        best = max(graded, key=graded.get)
+        outputs.update(grades=str(out / "grades.json"), top_model=best, top_score=f"{graded[best]:.2f}/10")
+    publish_outputs(outputs, out)
+    print(json.dumps(outputs, ensure_ascii=False))
+    return 0
