@@ -46,6 +46,9 @@ def test_installed_wheel_finds_its_recipes_and_examples(tmp_path: Path) -> None:
     where = subprocess.run([str(venv / "bin" / "python"), "-c", "import tanuki_pipelines; print(tanuki_pipelines.__file__)"],
                            cwd=elsewhere, capture_output=True, text=True, check=True).stdout
     assert where.startswith(str(site)), where  # the installed copy, not the checkout
+    for data in ("eval/questions/ja_mt_bench.jsonl", "eval/harness_tasks/tanuki_ja_mc.yaml",
+                 "eval/harness_tasks/tanuki_ja_mc.jsonl"):  # what `tanuki eval` reads by default
+        assert (site / "tanuki_pipelines" / data).is_file(), data
     info = tanuki("model-info", "--config", "tanuki-8b/pretrain", "--json")
     assert info.returncode == 0, info.stderr[-2000:]
     assert '"total_parameters": 7512264704' in info.stdout

@@ -17,7 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "upcycle": ("tanuki_pipelines.upcycle.main", "turn a dense checkpoint into a Mixture-of-Experts one"),
     "model-info": ("tanuki_pipelines.pretrain.info", "print parameter counts of a recipe's model"),
     "corpus": ("tanuki_pipelines.corpus.cli", "write the built-in bilingual debug corpus"),
-    "eval": ("tanuki_pipelines.eval.main", "grade served models with an LLM judge, run arena battles, compute ratings"),
+    "eval": ("tanuki_pipelines.eval.main", "grade served models with an LLM judge, run arena battles, compute ratings, run lm-evaluation-harness"),
     "demo": ("tanuki_pipelines.demo", "run the embedded default chain at toy scale on this machine"),
 }
 

