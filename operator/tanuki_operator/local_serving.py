@@ -206,6 +206,6 @@ def as_status(fleet: Any) -> dict[str, Any]:
                               "rollout": fleet.rollout.model_dump(mode="json", exclude_none=True)}
     if fleet.serving and fleet.url:
         status["outputs"] = {"url": fleet.url, "model": fleet.model}
-        if fleet.state.stable is not None:  # what the cluster's ModelServer reports too
-            status["outputs"]["checkpoint"] = fleet.state.stable.model
+        if fleet.rollout.stable is not None:  # what the cluster's ModelServer reports too
+            status["outputs"]["checkpoint"] = fleet.rollout.stable.model
     return status
