@@ -184,7 +184,7 @@ def step(resource: dict[str, Any], workdir: Path, nproc: int, statuses: dict[tup
     if code != 0:
         return {"phase": Phase.FAILED, "reason": "StageFailed", "message": f"stage exited with {code}", "spec": record}
     outputs = json.loads((out / "outputs.json").read_text())
-    return {"phase": Phase.SUCCEEDED, "reason": "Completed", "message": str(outputs.get("checkpoint", "")),
+    return {"phase": Phase.SUCCEEDED, "reason": "Completed", "message": str(next((outputs[key] for key in ("checkpoint", "dataset", "report") if key in outputs), "")),
             "outputs": outputs, "spec": record}
 
 

@@ -1,8 +1,9 @@
 """``tanuki demo``: the embedded default — the chain, as far as it is built, at toy scale.
 
 Runs examples/debug-chain.yaml through the local runner (``tanuki local apply``) with the
-project's own bilingual corpus: tokenizer + dense pretraining (DeepSpeed, CPU), then upcycling to
-a Mixture of Experts; the stages whose programs are not built yet are reported as Failed with
+project's own bilingual corpus: tokenizer + dense pretraining (DeepSpeed, CPU), synthetic data
+from the pretrained model (vLLM in Ray Data, filtered and deduplicated), then upcycling to a
+Mixture of Experts; the stages whose programs are not built yet are reported as Failed with
 reason StageNotAvailable (and what waits on them as Waiting), exactly as the operator reports them. Prints where the
 checkpoints are and a greedy sample from each. Then serves the MoE (examples/debug-serve.yaml:
 vLLM behind vllm-router, OpenAI API with an API key), asks it one chat question through the
@@ -59,6 +60,12 @@ def main(args: argparse.Namespace) -> int:
     print(f"MoE checkpoint:    {upcycled['checkpoint']}  ({upcycled['architecture']}, "
           f"{upcycled['num_experts']} experts, top-{upcycled['top_k']})")
     print(f"  sample: {sample(upcycled['checkpoint'], '今日は')!r}")
+    synthesized = data / "synthjob" / "debug-synth" / "outputs.json"
+    if synthesized.is_file():
+        stats = json.loads(Path(json.loads(synthesized.read_text())["stats"]).read_text())
+        print(f"synthetic data:    {stats['filter']['input']} generated, kept {stats['kept']['rewrites']} rewrites and "
+              f"{stats['kept']['dialogues']} dialogues (dropped: {stats['filter']['dropped'] or 'none'}); "
+              f"{data / 'synthjob' / 'debug-synth'}")
     if args.no_serve:
         return 0
     hold = sys.stdin.isatty() if args.hold is None else args.hold

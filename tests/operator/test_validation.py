@@ -42,6 +42,8 @@ def test_relative_recipe_paths_resolve_against_the_mount() -> None:
         ("UpcycleJob", {"recipe": {"num_experts": 2, "top_k": 4}}, "spec.recipe"),
         ("UpcycleJob", {"model": {"path": "a", "from": {"kind": "PretrainJob", "name": "b"}}}, "spec.model"),
         ("EvalJob", {"target": {"from": {"kind": "SFTJob", "name": "x"}}}, "spec.target"),
+        ("SynthJob", {"endpoint": {"url": "http://gen/v1", "model": "g"}}, "spec"),  # and a model
+        ("SynthJob", {"recipe": {"styles": ["haiku"]}}, "spec.recipe.styles"),
     ],
 )
 def test_invalid_field_is_named(kind: str, patch: dict, field: str) -> None:
@@ -49,6 +51,22 @@ def test_invalid_field_is_named(kind: str, patch: dict, field: str) -> None:
     model, errors = validate_spec(kind, {**resource["spec"], **patch})
     assert model is None and errors
     assert any(error.field.startswith(field) for error in errors), errors
+
+
+def test_a_synth_job_on_an_endpoint_gets_its_url_model_and_key_file() -> None:
+    resource = next(r for r in EXAMPLES if r["kind"] == "SynthJob")
+    spec = {key: value for key, value in resource["spec"].items() if key != "model"}
+    spec["endpoint"] = {"from": {"kind": "ModelServer", "name": "gen"}, "apiKey": {"name": "gen-key", "key": "k"}}
+    model, errors = validate_spec("SynthJob", spec)
+    assert errors == []
+    recipe = model.stage_recipe({"generator:url": "http://gen.ml.svc/v1", "generator:model": "gen-model"})
+    assert recipe["engine"] == "endpoint"
+    assert recipe["endpoint"] == {"base_url": "http://gen.ml.svc/v1", "model": "gen-model",
+                                  "api_key_env": "GENERATOR_API_KEY"}
+    assert set(model.secrets()) == {"GENERATOR_API_KEY"}
+    from tanuki_pipelines.synth.config import SynthConfig
+
+    SynthConfig.model_validate(recipe)  # what the pod's program reads
 
 
 def test_non_object_spec() -> None:

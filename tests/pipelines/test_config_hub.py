@@ -8,10 +8,12 @@ from tanuki_pipelines.config import load_recipe
 from tanuki_pipelines.pretrain.config import MODEL_PRESETS, ModelConfig, PretrainConfig
 from tanuki_pipelines.pretrain.model import count_parameters, count_parameters_on_meta
 from tanuki_pipelines.recipes import all_shipped_recipes
+from tanuki_pipelines.synth.config import SynthConfig
 from tanuki_pipelines.tokenizer.config import TokenizerConfig
 from tanuki_pipelines.upcycle.config import UpcycleConfig
 
-STAGE_MODELS = {"pretrain": PretrainConfig, "tokenizer": TokenizerConfig, "upcycle": UpcycleConfig}
+STAGE_MODELS = {"pretrain": PretrainConfig, "tokenizer": TokenizerConfig, "upcycle": UpcycleConfig,
+                "synth": SynthConfig}
 RECIPES = all_shipped_recipes()
 
 

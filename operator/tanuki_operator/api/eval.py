@@ -6,41 +6,8 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from tanuki_operator.api.common import Input, JobSpec, K8sModel, ObjectRef, SecretKeyRef, dump_recipe
+from tanuki_operator.api.common import Endpoint, Input, JobSpec, SecretKeyRef, dump_recipe
 from tanuki_pipelines.eval.config import EvalConfig
-
-
-class Endpoint(K8sModel):
-    """An OpenAI-compatible model: a ModelServer, or any URL with its model name."""
-
-    from_: ObjectRef | None = Field(default=None, alias="from")
-    """A ModelServer; the job waits until it serves, then uses its URL and served model name."""
-    url: str | None = None
-    """Base URL of an OpenAI-compatible API (``.../v1``)."""
-    model: str | None = None
-    """Model name sent in requests (default for a ModelServer: its served model name)."""
-    apiKey: SecretKeyRef | None = None
-    """Secret key holding the endpoint's API key (a ModelServer's, when it requires one)."""
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> "Endpoint":
-        if (self.url is None) == (self.from_ is None):
-            raise ValueError("set exactly one of url and from")
-        if self.from_ is not None and self.from_.kind != "ModelServer":
-            raise ValueError("from.kind must be ModelServer")
-        if self.url is not None and not self.model:
-            raise ValueError("model: required with url")
-        return self
-
-    def inputs(self, role: str) -> dict[str, Input]:
-        if self.from_ is None:
-            return {f"{role}:url": Input(str(self.url))}
-        return {f"{role}:url": Input(self.from_, output="url"),
-                f"{role}:model": Input(self.from_, output="model", required=False)}
-
-    def bound(self, role: str, resolved: dict[str, str], key_env: str) -> dict[str, Any]:
-        return {"base_url": resolved[f"{role}:url"], "model": self.model or resolved.get(f"{role}:model"),
-                "api_key_env": key_env if self.apiKey else None}
 
 
 class EvalTarget(Endpoint):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from tanuki_operator.api.common import ArtifactSource, Input, JobSpec, K8sModel, dump_recipe
+from tanuki_operator.api.common import ArtifactSource, Endpoint, Input, JobSpec, K8sModel, SecretKeyRef, dump_recipe
 from tanuki_pipelines.synth.config import SynthConfig
 
 
@@ -24,17 +24,38 @@ class RayCluster(K8sModel):
 class SynthJobSpec(JobSpec):
     """Generate synthetic pretraining/SFT data with vLLM."""
 
-    model: ArtifactSource
-    """The generator LLM: a path or a finished training job."""
+    model: ArtifactSource | None = None
+    """The generator LLM run by vLLM in Ray Data actors: a path or a finished training job."""
+    endpoint: Endpoint | None = None
+    """Instead of ``model``: an OpenAI-compatible generator (a ModelServer, or a URL with its
+    ``apiKey``); the recipe's ``engine`` becomes ``endpoint``."""
     recipe: SynthConfig = Field(default_factory=SynthConfig)
     """Styles, dialogues, filters and Ray settings."""
     ray: RayCluster = Field(default_factory=RayCluster)
     """KubeRay RayJob settings (cluster mode)."""
 
+    @model_validator(mode="after")
+    def _one_generator(self) -> "SynthJobSpec":
+        if (self.model is None) == (self.endpoint is None):
+            raise ValueError("set exactly one of model (vLLM in Ray) and endpoint (an OpenAI-compatible API)")
+        return self
+
     def inputs(self) -> dict[str, Input]:
+        if self.endpoint is not None:
+            return self.endpoint.inputs("generator")
         return {"model": Input(self.model)}
 
     def stage_recipe(self, resolved: dict[str, str]) -> dict[str, Any]:
         recipe = dump_recipe(self.recipe)
-        recipe["generator"]["path"] = resolved["model"]
+        if self.endpoint is None:
+            recipe["generator"]["path"] = resolved["model"]
+            return recipe
+        bound = self.endpoint.bound("generator", resolved, "GENERATOR_API_KEY")
+        recipe["engine"] = "endpoint"
+        recipe["endpoint"] = {**(recipe.get("endpoint") or {}), **{k: v for k, v in bound.items() if v is not None}}
         return recipe
+
+    def secrets(self) -> dict[str, SecretKeyRef]:
+        if self.endpoint is not None and self.endpoint.apiKey is not None:
+            return {"GENERATOR_API_KEY": self.endpoint.apiKey}
+        return {}

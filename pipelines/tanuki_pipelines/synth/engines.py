@@ -1,0 +1,97 @@
+"""The two ways ``tanuki synth`` generates: a vLLM engine in this process (what each Ray Data actor
+holds) and any OpenAI-compatible endpoint (bounded concurrency; the ``openai`` client retries)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from tanuki_pipelines.errors import BadInputError
+from tanuki_pipelines.synth.config import EndpointEngine, GeneratorModel
+from tanuki_pipelines.synth.generation import Generate, Generation, Request
+
+MIN_NEW_TOKENS = 16
+"""A prompt that leaves less room than this in the context is not sent (recorded as an error)."""
+
+
+def vllm_engine_args(generator: GeneratorModel, seed: int, on_gpu: bool) -> dict[str, Any]:
+    """``vllm.LLM`` keyword arguments for the generator (pure)."""
+    if generator.path is None:
+        raise BadInputError("generator.path: no checkpoint for engine vllm")
+    return {"model": str(generator.path), "max_model_len": generator.max_model_len,
+            "tensor_parallel_size": generator.tensor_parallel_size, "dtype": generator.dtype, "seed": seed,
+            # CUDA graphs pay off on GPUs; the CPU backend compiles nothing worth the start-up time
+            "enforce_eager": not on_gpu}
+
+
+def vllm_generate(llm: Any, max_model_len: int) -> Generate:
+    """``generate`` over a ``vllm.LLM``: one batched ``chat`` call per round. Prompts that do not
+    leave ``MIN_NEW_TOKENS`` of context are skipped; others get at most the room that is left."""
+    from vllm import SamplingParams
+
+    tokenizer = llm.get_tokenizer()
+
+    def generate(requests: list[Request]) -> list[Generation]:
+        results: list[Generation | None] = [None] * len(requests)
+        batch, params, where = [], [], []
+        for index, request in enumerate(requests):
+            prompt_tokens = len(tokenizer.apply_chat_template(request.messages, add_generation_prompt=True,
+                                                              tokenize=True))
+            room = max_model_len - prompt_tokens
+            if room < MIN_NEW_TOKENS:
+                results[index] = Generation("", 0, f"prompt of {prompt_tokens} tokens does not fit max_model_len "
+                                                   f"{max_model_len}")
+                continue
+            batch.append(request.messages)
+            params.append(SamplingParams(temperature=request.temperature, top_p=request.top_p, top_k=request.top_k,
+                                         repetition_penalty=request.repetition_penalty,
+                                         max_tokens=min(request.max_tokens, room)))
+            where.append(index)
+        if batch:
+            for index, output in zip(where, llm.chat(batch, params, use_tqdm=False), strict=True):
+                completion = output.outputs[0]
+                results[index] = Generation(completion.text, len(completion.token_ids))
+        return [result for result in results if result is not None]
+
+    return generate
+
+
+class EndpointUnreachable(BadInputError):
+    """The endpoint did not answer after the client's retries."""
+
+
+def endpoint_generate(endpoint: EndpointEngine) -> Generate:
+    """``generate`` over an OpenAI-compatible endpoint (vLLM's ``top_k`` and ``repetition_penalty``
+    travel in the request body). Checks the endpoint answers first, so a wrong URL fails fast."""
+    from openai import APIConnectionError, APIError, APITimeoutError
+
+    from tanuki_pipelines.eval.client import client
+
+    openai_client = client(endpoint.base_url, endpoint.api_key_env)
+    try:
+        openai_client.models.list()
+    except (APIConnectionError, APITimeoutError) as exc:
+        raise EndpointUnreachable(f"endpoint.base_url: {endpoint.base_url} did not answer after retries: "
+                                  f"{type(exc).__name__}") from None
+    except APIError as exc:
+        raise BadInputError(f"endpoint.base_url: {endpoint.base_url} refused: {str(exc)[:300]}") from None
+
+    def one(request: Request) -> Generation:
+        extra = {"top_k": request.top_k, "repetition_penalty": request.repetition_penalty}
+        try:
+            response = openai_client.chat.completions.create(
+                model=endpoint.model, messages=request.messages, temperature=request.temperature,
+                top_p=request.top_p, max_tokens=request.max_tokens, extra_body=extra)
+        except (APIConnectionError, APITimeoutError) as exc:
+            raise EndpointUnreachable(f"endpoint.base_url: {endpoint.base_url} stopped answering: "
+                                      f"{type(exc).__name__}") from None
+        except APIError as exc:  # e.g. 400 for a prompt longer than the context: this request only
+            return Generation("", 0, f"{type(exc).__name__}: {str(exc)[:200]}")
+        text = (response.choices[0].message.content or "") if response.choices else ""
+        return Generation(text, response.usage.completion_tokens if response.usage else 0)
+
+    def generate(requests: list[Request]) -> list[Generation]:
+        with ThreadPoolExecutor(max_workers=endpoint.concurrency) as pool:
+            return list(pool.map(one, requests))
+
+    return generate

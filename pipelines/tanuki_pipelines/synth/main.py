@@ -1,0 +1,219 @@
+"""``tanuki synth --config R --output-dir D [--ray-address A]`` and
+``tanuki synth filter --input F... --output-dir D [--config R]``.
+
+``synth`` rewrites each document in sampled styles and writes persona dialogues (vLLM in Ray Data
+actors, or an OpenAI-compatible endpoint), shard by shard: a shard is written whole under
+``shards/`` and a rerun skips the ones present, so an interrupted run resumes without duplicates.
+Then every record goes through the filters. Outputs: ``generated.jsonl`` (every raw record with its
+style or persona, source id and sampling), ``kept.jsonl``/``dropped.jsonl`` (with reasons),
+``dataset.jsonl`` (kept rewrites and dialogues rendered with the chat template, as ``{"text"}``:
+pretraining's late phase reads it through ``sourcesFrom``), ``dialogues.jsonl`` (kept
+``{"messages"}``, for SFT), ``stats.json`` and ``outputs.json``.
+
+``filter`` applies the same filters to any JSONL of ``{"text"}`` or ``{"messages"}`` records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+ACTIONS = ("filter",)
+
+
+def make_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("action", nargs="?", choices=ACTIONS, help="`filter`: only filter --input files")
+    parser.add_argument("--config", type=Path, default=None, help="recipe YAML (optional for `filter`)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field")
+    parser.add_argument("--output-dir", type=Path, default=Path("runs/synth"))
+    parser.add_argument("--input", type=Path, action="append", default=[], help="`filter`: a JSONL file (repeatable)")
+    parser.add_argument("--ray-address", default=None,
+                        help="an existing Ray cluster (`auto` inside a RayJob); default: an in-process Ray")
+    return parser
+
+
+def _jsonl(records: Iterable[dict[str, Any]]) -> str:
+    return "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+
+
+def write_filtered(records: Iterable[dict[str, Any]], filters: Any, out: Path) -> tuple[list[dict], dict[str, Any]]:
+    """Filter ``records`` into ``kept.jsonl`` and ``dropped.jsonl``; the kept records and the counts."""
+    from tanuki_pipelines.publish import write_durable
+    from tanuki_pipelines.synth.filters import filter_records
+
+    kept, dropped = [], []
+    reasons: Counter = Counter()
+    by_style: dict[str, Counter] = {}
+    for record, problem in filter_records(records, filters):
+        group = by_style.setdefault(str(record.get("style") or record.get("kind") or "text"), Counter())
+        if problem is None:
+            kept.append(record)
+            group["kept"] += 1
+        else:
+            reasons[problem[0]] += 1
+            group["dropped"] += 1
+            dropped.append({**record, "drop_reason": problem[0], "drop_detail": problem[1]})
+    write_durable(out / "kept.jsonl", _jsonl(kept))
+    write_durable(out / "dropped.jsonl", _jsonl(dropped))
+    counts = {"input": len(kept) + len(dropped), "kept": len(kept), "dropped": dict(reasons),
+              "by_style": {style: dict(counter) for style, counter in sorted(by_style.items())}}
+    return kept, counts
+
+
+def filter_files(paths: list[Path], config: Any, out: Path) -> dict[str, Any]:
+    from tanuki_pipelines.errors import BadInputError
+    from tanuki_pipelines.publish import write_durable
+    from tanuki_pipelines.synth.plan import Problems, read_jsonl_records
+
+    problems = Problems()
+    records = [record for path in paths for _, record in read_jsonl_records(path, problems)]
+    if not records:
+        raise BadInputError(f"--input: {', '.join(map(str, paths))} hold no JSON records ({dict(problems.counts)})")
+    _, counts = write_filtered(records, config.filters, out)
+    stats = {**counts, "input_problems": problems.as_dict()}
+    write_durable(out / "stats.json", json.dumps(stats, indent=2, ensure_ascii=False) + "\n")
+    return stats
+
+
+def render_chat(tokenizer_dir: Path | None) -> Any:
+    """messages → training text: the generator's chat template, else tanuki's ChatML layout."""
+    if tokenizer_dir is not None:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+        if tokenizer.chat_template:
+            return lambda messages: tokenizer.apply_chat_template(messages, tokenize=False)
+    return lambda messages: "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
+
+
+class ShardWriter:
+    """Writes each finished shard durably and prints progress (records/s, generated tokens/s).
+    ``engine_seconds`` adds up the engines' own time on the shards (no start-up, no waiting)."""
+
+    def __init__(self, directory: Path, total: int, done: int) -> None:
+        self.directory, self.total, self.done = directory, total, done
+        self.records = self.tokens = 0
+        self.engine_seconds = 0.0
+        self.started = time.monotonic()
+
+    def path(self, shard: int) -> Path:
+        return self.directory / f"shard-{shard:05d}.jsonl"
+
+    def __call__(self, shard: int, records: list[dict[str, Any]], engine_seconds: float) -> None:
+        from tanuki_pipelines.outputs import format_progress
+        from tanuki_pipelines.publish import fault_point, write_durable
+
+        write_durable(self.path(shard), _jsonl(records))
+        self.done += 1
+        self.records += len(records)
+        self.engine_seconds += engine_seconds
+        self.tokens += sum(record.get("generated_tokens", 0) for record in records)
+        seconds = max(time.monotonic() - self.started, 1e-9)
+        print(f"[tanuki synth] shard {shard} written ({self.done}/{self.total}): {self.records / seconds:.2f} "
+              f"records/s, {self.tokens / seconds:.1f} generated tokens/s", flush=True)
+        print(format_progress(self.done, self.total, tokens=self.tokens), flush=True)
+        fault_point("synth:after-shard")
+
+
+def generate(config: Any, out: Path, ray_address: str | None) -> dict[str, Any]:
+    """Plan, generate the missing shards, and return the raw records with the generation stats."""
+    from tanuki_pipelines.errors import BadInputError
+    from tanuki_pipelines.publish import write_durable
+    from tanuki_pipelines.synth.plan import Problems, personas, read_documents, shards, work_items
+
+    problems = Problems()
+    documents = read_documents(config.documents, problems)
+    items = work_items(config, documents, personas(config, problems) if config.dialogues.count else [])
+    if not items:
+        raise BadInputError("nothing to generate: no documents (or rewrites_per_document 0) and dialogues.count 0")
+    planned = shards(items, config.shard_size)
+    fingerprint = hashlib.sha256(json.dumps([[item["id"] for item in shard] for shard in planned]).encode()).hexdigest()
+    directory = out / "shards"
+    directory.mkdir(exist_ok=True)
+    plan_file = directory / "plan.json"
+    if plan_file.is_file() and json.loads(plan_file.read_text())["fingerprint"] != fingerprint:
+        raise BadInputError(f"{directory}: holds shards of another plan (documents, styles, counts, shard_size or "
+                            "seed changed); use another --output-dir or remove that directory")
+    write_durable(plan_file, json.dumps({"fingerprint": fingerprint, "shards": len(planned), "items": len(items)}))
+    writer = ShardWriter(directory, len(planned), 0)
+    pending = {index: shard for index, shard in enumerate(planned) if not writer.path(index).is_file()}
+    writer.done = len(planned) - len(pending)
+    used = len(documents[:config.max_documents])
+    print(f"[tanuki synth] {used} of {len(documents)} documents, {len(items)} work items in {len(planned)} shards; "
+          f"{len(pending)} to generate", flush=True)
+    started = time.monotonic()
+    if pending and config.engine == "endpoint":
+        from tanuki_pipelines.synth.engines import endpoint_generate
+        from tanuki_pipelines.synth.generation import run_shard
+
+        engine = endpoint_generate(config.endpoint)
+        for index, shard in pending.items():
+            shard_started = time.monotonic()
+            records = run_shard(shard, config, engine)
+            writer(index, records, time.monotonic() - shard_started)
+    elif pending:
+        from tanuki_pipelines.synth.ray_engine import generate_on_ray
+
+        generate_on_ray(pending, config, ray_address, writer)
+    seconds = time.monotonic() - started
+    records = [json.loads(line) for index in range(len(planned))
+               for line in writer.path(index).read_text(encoding="utf-8").splitlines()]
+    errors = Counter(record["error"].split(":")[0] for record in records if record.get("error"))
+    return {"records": records, "documents": used,
+            "input_problems": problems.as_dict(),
+            "items": len(items), "shards": len(planned), "errors": dict(errors),
+            "generated_tokens": writer.tokens, "generated_records": writer.records, "seconds": round(seconds, 2),
+            "records_per_second": round(writer.records / seconds, 3) if writer.records else None,
+            "tokens_per_second": round(writer.tokens / seconds, 1) if writer.records else None,
+            "engine_seconds": round(writer.engine_seconds, 2),
+            "engine_tokens_per_second": round(writer.tokens / writer.engine_seconds, 1) if writer.engine_seconds else None}
+
+
+def main(args: argparse.Namespace) -> int:
+    from tanuki_pipelines.config import load_recipe
+    from tanuki_pipelines.errors import BadInputError
+    from tanuki_pipelines.outputs import publish_outputs, retract_outputs
+    from tanuki_pipelines.publish import write_durable
+    from tanuki_pipelines.synth.config import SynthConfig
+
+    config = load_recipe(SynthConfig, args.config, args.set) if args.config else SynthConfig()
+    out = args.output_dir.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    retract_outputs(out)
+    if args.action == "filter":
+        if not args.input:
+            raise BadInputError("--input: give at least one JSONL file to filter")
+        stats = filter_files(args.input, config, out)
+        outputs = {"kept": str(out / "kept.jsonl"), "dropped": str(out / "dropped.jsonl"),
+                   "stats": str(out / "stats.json"), "records": stats["kept"]}
+        publish_outputs(outputs, out)
+        print(json.dumps({"kept": stats["kept"], "dropped": stats["dropped"]}, ensure_ascii=False))
+        return 0
+    if not config.documents and not config.dialogues.count:
+        raise BadInputError("documents: none given and dialogues.count is 0: nothing to generate")
+    generation = generate(config, out, args.ray_address)
+    records = generation.pop("records")
+    write_durable(out / "generated.jsonl", _jsonl(records))
+    kept, counts = write_filtered(records, config.filters, out)
+    render = render_chat(config.generator.path if config.engine == "vllm" else None)
+    dataset = [{"id": r["id"], "text": r["text"] if r["kind"] == "rewrite" else render(r["messages"])} for r in kept]
+    dialogues = [{key: r[key] for key in ("id", "messages", "persona", "personality", "task")}
+                 for r in kept if r["kind"] == "dialogue"]
+    write_durable(out / "dataset.jsonl", _jsonl(dataset))
+    write_durable(out / "dialogues.jsonl", _jsonl(dialogues))
+    stats = {**generation, "filter": counts,
+             "kept": {"rewrites": len(dataset) - len(dialogues), "dialogues": len(dialogues)}}
+    write_durable(out / "stats.json", json.dumps(stats, indent=2, ensure_ascii=False) + "\n")
+    outputs = {"dataset": str(out / "dataset.jsonl"), "dialogues": str(out / "dialogues.jsonl"),
+               "generated": str(out / "generated.jsonl"), "stats": str(out / "stats.json"),
+               "records": len(dataset)}
+    publish_outputs(outputs, out)
+    print(json.dumps({"kept": stats["kept"], "dropped": counts["dropped"], "seconds": generation["seconds"]},
+                     ensure_ascii=False))
+    return 0

@@ -1,0 +1,155 @@
+"""Engine ``vllm``: shards flow through Ray Data to actors that each hold one ``vllm.LLM``.
+
+One dataset row is one shard; an actor generates the whole shard (every round, batched) and
+returns its records, which the driver writes as the rows arrive. The same code runs in one pod
+(an in-process Ray: ``ray.mode: local``) and on a KubeRay cluster (``--ray-address auto``), where
+``ray.workers`` engine actors each take ``tensor_parallel_size`` GPUs. Before any work starts the
+driver waits, at most ``ray.start_timeout_seconds``, for the cluster to have room for one engine,
+so a request Ray can never place is an error instead of a silent hang.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from tanuki_pipelines.errors import BadInputError
+from tanuki_pipelines.synth.config import SynthConfig
+
+ENGINE_FAILED = "vLLM could not start on"
+"""Marks an engine actor's start-up failure in the error Ray hands back to the driver."""
+SHM_LEFTOVERS = "/dev/shm/psm_*"
+"""vLLM's CPU backend leaves one of these per engine actor that Ray tears down."""
+
+
+class ShardWorker:
+    """A Ray Data actor: loads the generator once, then generates whole shards."""
+
+    def __init__(self, config_json: str, on_gpu: bool) -> None:
+        if not on_gpu:  # the CPU backend reserves its KV cache up front: 1 GiB holds a shard of a small model
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+        os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # per-engine start-up chatter, once per actor
+        from vllm import LLM
+
+        from tanuki_pipelines.synth.engines import vllm_engine_args, vllm_generate
+
+        self.config = SynthConfig.model_validate_json(config_json)
+        arguments = vllm_engine_args(self.config.generator, self.config.seed, on_gpu)
+        try:
+            llm = LLM(**arguments)
+        except Exception as exc:  # vLLM's own errors may not pickle: hand Ray a plain one with the reason
+            raise RuntimeError(f"{ENGINE_FAILED} {self.config.generator.path}: {root_cause(exc, arguments)}") from None
+        self.generate = vllm_generate(llm, self.config.generator.max_model_len)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
+        from tanuki_pipelines.synth.generation import run_shard
+
+        shard_ids, outputs, seconds = [], [], []
+        for shard_id, items in zip(batch["shard"], batch["items"], strict=True):
+            started = time.monotonic()
+            records = run_shard(json.loads(items), self.config, self.generate)
+            seconds.append(time.monotonic() - started)
+            shard_ids.append(int(shard_id))
+            outputs.append(json.dumps(records, ensure_ascii=False))
+        return {"shard": shard_ids, "records": outputs, "seconds": seconds}
+
+
+def root_cause(exc: Exception, arguments: dict[str, Any]) -> str:
+    """vLLM's reason for failing to start. When its engine-core process failed, the exception only
+    says "see root cause above" (the cause went to that process's log): build the engine once more
+    in this process, where the same failure raises with its cause."""
+    if "root cause" in str(exc):
+        from vllm import LLM
+
+        previous = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING")
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+        try:
+            LLM(**arguments)
+        except Exception as again:
+            exc = again
+        finally:
+            if previous is None:
+                os.environ.pop("VLLM_ENABLE_V1_MULTIPROCESSING")
+            else:
+                os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = previous
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:600]}"
+
+
+def engine_resources(config: SynthConfig, on_gpu: bool) -> dict[str, float]:
+    """What one engine actor asks Ray for (pure)."""
+    if on_gpu:
+        return {"CPU": config.ray.cpus_per_worker, "GPU": float(config.generator.tensor_parallel_size)}
+    return {"CPU": config.ray.cpus_per_worker}
+
+
+def wait_for_room(need: dict[str, float], timeout: float, resources: Callable[[], dict[str, float]],
+                  sleep: Callable[[float], None] = time.sleep) -> None:
+    """Return once the cluster's total resources cover one engine; raise after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        have = resources()
+        if all(have.get(name, 0) >= amount for name, amount in need.items()):
+            return
+        if time.monotonic() >= deadline:
+            raise BadInputError(f"ray: no node can run a vLLM engine after {timeout:.0f} s: one needs {need}, the "
+                                f"cluster has {({k: v for k, v in have.items() if k in ('CPU', 'GPU')})} "
+                                "(ray.workers, generator.tensor_parallel_size, the RayJob's workerGpus)")
+        sleep(5)
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None) -> Iterator[Any]:
+    """A Ray connection: the given cluster, or an in-process one sized to this machine."""
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    before = set(glob.glob(SHM_LEFTOVERS))
+    temp_dir = None
+    if address:
+        ray.init(address=address, log_to_driver=True)
+    else:  # Ray's socket paths must stay short, so not under the output directory
+        temp_dir = tempfile.mkdtemp(prefix="tanuki-ray-")
+        ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False,
+                 object_store_memory=512 * 2**20, _temp_dir=temp_dir)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+        for leftover in set(glob.glob(SHM_LEFTOVERS)) - before:
+            with contextlib.suppress(OSError):
+                os.unlink(leftover)
+        if temp_dir:
+            shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def generate_on_ray(pending: dict[int, list[dict[str, Any]]], config: SynthConfig, address: str | None,
+                    on_shard: Callable[[int, list[dict[str, Any]], float], None]) -> None:
+    """Generate every pending shard; ``on_shard(shard, records, engine seconds)`` as each one arrives."""
+    with ray_session(address) as ray:
+        # a RayJob's GPU workers may join after the head: cluster mode waits for them
+        on_gpu = ray.cluster_resources().get("GPU", 0) > 0 or (address is not None and config.ray.mode == "cluster")
+        need = engine_resources(config, on_gpu)
+        wait_for_room(need, config.ray.start_timeout_seconds, ray.cluster_resources)
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
+        rows = [{"shard": shard, "items": json.dumps(items, ensure_ascii=False)} for shard, items in pending.items()]
+        dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
+            ShardWorker, fn_constructor_kwargs={"config_json": config.model_dump_json(), "on_gpu": on_gpu},
+            batch_size=1, compute=ray.data.ActorPoolStrategy(size=min(config.ray.workers, len(rows))),
+            num_cpus=need["CPU"], num_gpus=need.get("GPU", 0))
+        try:
+            for row in dataset.iter_rows():
+                on_shard(int(row["shard"]), json.loads(row["records"]), float(row["seconds"]))
+        except Exception as exc:
+            text = str(exc)
+            if ENGINE_FAILED not in text:
+                raise
+            raise BadInputError("generator.path: " + text[text.index(ENGINE_FAILED):].splitlines()[0]) from None
