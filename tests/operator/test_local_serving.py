@@ -126,7 +126,9 @@ def test_rollout_under_load_loses_nothing_and_a_broken_checkpoint_is_rolled_back
     try:
         first = wait_for(workdir, lambda s: s.get("phase") == "Running", 300, runner)
         stable_a = first["rollout"]["stable"]["revision"]
-        assert first["outputs"] == {"url": f"http://127.0.0.1:{port}/v1", "model": SERVED_NAME}
+        outputs = first["outputs"]
+        assert (outputs["url"], outputs["model"]) == (f"http://127.0.0.1:{port}/v1", SERVED_NAME)
+        assert Path(outputs["checkpoint"]).resolve() == checkpoints["a"].resolve()  # as a cluster's ModelServer
         load.start()
         time.sleep(3)
 
