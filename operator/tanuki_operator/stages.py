@@ -124,7 +124,7 @@ STAGES: dict[str, Stage] = {stage.kind: stage for stage in [
           "Synthetic data generation with vLLM through Ray Data.", Workload.RAY,
           Program(command="synth", extras=("synth", "serve")), choose_workload=_synth_workload),
     Stage("SFTJob", "sftjobs", ("sftj",), SFTJobSpec, "Supervised chat fine-tuning with TRL.",
-          Workload.TORCHRUN, None),
+          Workload.TORCHRUN, Program(command="sft", module="tanuki_pipelines.sft.train")),
     Stage("DPOJob", "dpojobs", ("dpoj",), DPOJobSpec,
           "Preference pair generation, LLM judging and TRL DPO.", Workload.TORCHRUN, None),
     Stage("ModelServer", "modelservers", ("msv",), ModelServerSpec,

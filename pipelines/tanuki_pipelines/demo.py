@@ -2,8 +2,8 @@
 
 Runs examples/debug-chain.yaml through the local runner (``tanuki local apply``) with the
 project's own bilingual corpus: tokenizer + dense pretraining (DeepSpeed, CPU), synthetic data
-from the pretrained model (vLLM in Ray Data, filtered and deduplicated), then upcycling to a
-Mixture of Experts; the stages whose programs are not built yet are reported as Failed with
+from the pretrained model (vLLM in Ray Data, filtered and deduplicated), upcycling to a Mixture
+of Experts and SFT on the synthetic dialogues (TRL); the stages whose programs are not built yet are reported as Failed with
 reason StageNotAvailable (and what waits on them as Waiting), exactly as the operator reports them. Prints where the
 checkpoints are and a greedy sample from each. Then serves the MoE (examples/debug-serve.yaml:
 vLLM behind vllm-router, OpenAI API with an API key), asks it one chat question through the
@@ -66,6 +66,11 @@ def main(args: argparse.Namespace) -> int:
         print(f"synthetic data:    {stats['filter']['input']} generated, kept {stats['kept']['rewrites']} rewrites and "
               f"{stats['kept']['dialogues']} dialogues (dropped: {stats['filter']['dropped'] or 'none'}); "
               f"{data / 'synthjob' / 'debug-synth'}")
+    tuned = data / "sftjob" / "debug-sft" / "outputs.json"
+    if tuned.is_file():
+        sft = json.loads(tuned.read_text())
+        print(f"SFT checkpoint:    {sft['checkpoint']}  ({sft['steps']} steps on the synthetic dialogues, "
+              f"loss {sft.get('loss', float('nan')):.3f}; curve {sft.get('loss_curve')})")
     if args.no_serve:
         return 0
     hold = sys.stdin.isatty() if args.hold is None else args.hold

@@ -37,12 +37,13 @@ def test_pretrain_then_upcycle_in_lineage_order(tmp_path: Path) -> None:
     base["spec"]["recipe"]["train"].update(steps=4, seq_len=64)
     base["spec"]["recipe"]["checkpoint"]["every_steps"] = 4
     moe = copy.deepcopy(EXAMPLES["debug-moe"])
-    sft = copy.deepcopy(EXAMPLES["debug-sft"])
-    result = apply(tmp_path, [sft, moe, base])  # listed out of order on purpose
+    dpo = copy.deepcopy(EXAMPLES["debug-dpo"])
+    dpo["spec"]["model"] = {"from": {"kind": "UpcycleJob", "name": "debug-moe"}}
+    result = apply(tmp_path, [dpo, moe, base])  # listed out of order on purpose
     found = statuses(result)
     phases = {name: (status["phase"], status.get("reason")) for name, status in found.items()}
     assert phases == {"PretrainJob/debug-base": ("Succeeded", "Completed"), "UpcycleJob/debug-moe": ("Succeeded", "Completed"),
-                      "SFTJob/debug-sft": ("Failed", "StageNotAvailable")}, result.stderr[-3000:]
+                      "DPOJob/debug-dpo": ("Failed", "StageNotAvailable")}, result.stderr[-3000:]
     assert result.returncode == 1  # the operator's answer for a stage this version lacks: Failed
     data = tmp_path / "work" / "tanuki-data"
     pretrained = json.loads((data / "pretrainjob/debug-base/outputs.json").read_text())["checkpoint"]
@@ -92,11 +93,11 @@ def test_reapply_skips_what_succeeded_refuses_a_changed_spec_and_delete_forgets(
 
 
 def test_a_server_whose_upstream_failed_is_reported_waiting_without_holding_the_runner(tmp_path: Path) -> None:
-    sft = copy.deepcopy(EXAMPLES["debug-sft"])  # no program yet: Failed (StageNotAvailable)
+    dpo = copy.deepcopy(EXAMPLES["debug-dpo"])  # no program yet: Failed (StageNotAvailable)
+    dpo["spec"]["model"] = {"path": "models/none"}
     server = copy.deepcopy(EXAMPLES["debug-chat"])
-    server["spec"]["model"] = {"from": {"kind": "SFTJob", "name": "debug-sft"}}
     chain = tmp_path / "chain.yaml"
-    chain.write_text(yaml.safe_dump_all([sft, server]))
+    chain.write_text(yaml.safe_dump_all([dpo, server]))
     started = time.monotonic()
     result = subprocess.run([sys.executable, "-m", "tanuki_pipelines.cli", "local", "apply", "-f", str(chain),
                              "--workdir", str(tmp_path / "work"), "--ready-timeout", "600"],
@@ -105,4 +106,4 @@ def test_a_server_whose_upstream_failed_is_reported_waiting_without_holding_the_
     found = statuses(result)
     server_status = found["ModelServer/debug-chat"]
     assert (server_status["phase"], server_status["reason"]) == ("Waiting", "UpstreamUnavailable")
-    assert "SFTJob/debug-sft is Failed" in server_status["message"]
+    assert "DPOJob/debug-dpo is Failed" in server_status["message"]

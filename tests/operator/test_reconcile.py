@@ -203,12 +203,12 @@ def test_editing_a_running_stage_is_refused_naming_the_field_and_children_stay()
 
 def test_a_stage_without_a_program_fails_as_stage_not_available_without_children() -> None:
     kube = FakeKube()
-    resource = apply(kube, "debug-sft")
+    resource = apply(kube, "debug-dpo")
     status = step(kube, resource)
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert (status["phase"], ready["reason"]) == ("Failed", "StageNotAvailable")
-    assert "no program for SFTJob" in status["message"]
-    assert [obj["kind"] for obj in kube.objects.values()] == ["SFTJob"]
+    assert "no program for DPOJob" in status["message"]
+    assert [obj["kind"] for obj in kube.objects.values()] == ["DPOJob"]
     mark = len(kube.calls)
     step(kube, resource)  # looked at again (a newer operator may have it) but nothing is written
     assert kube.writes(mark) == []

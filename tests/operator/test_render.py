@@ -19,7 +19,7 @@ GOLDEN = Path(__file__).parent / "golden"
 SETTINGS = Settings(trainer_image="registry.example/tanuki-trainer:test",
                     serving_image="registry.example/tanuki-serving:test")
 UPSTREAM_OUTPUTS = {"checkpoint": "/data/upstream/checkpoints/step_00000150",
-                    "dataset": "/data/upstream/synth.jsonl",
+                    "dataset": "/data/upstream/synth.jsonl", "dialogues": "/data/upstream/dialogues.jsonl",
                     "url": "http://upstream.default.svc/v1", "model": "upstream"}
 EXAMPLES = {r["metadata"]["name"]: r for r in example_resources()}
 RENDERED = sorted(name for name, r in EXAMPLES.items() if STAGES[r["kind"]].available)

@@ -8,12 +8,13 @@ from tanuki_pipelines.config import load_recipe
 from tanuki_pipelines.pretrain.config import MODEL_PRESETS, ModelConfig, PretrainConfig
 from tanuki_pipelines.pretrain.model import count_parameters, count_parameters_on_meta
 from tanuki_pipelines.recipes import all_shipped_recipes
+from tanuki_pipelines.sft.config import SFTConfig
 from tanuki_pipelines.synth.config import SynthConfig
 from tanuki_pipelines.tokenizer.config import TokenizerConfig
 from tanuki_pipelines.upcycle.config import UpcycleConfig
 
 STAGE_MODELS = {"pretrain": PretrainConfig, "tokenizer": TokenizerConfig, "upcycle": UpcycleConfig,
-                "synth": SynthConfig}
+                "synth": SynthConfig, "sft": SFTConfig}
 RECIPES = all_shipped_recipes()
 
 

@@ -16,12 +16,12 @@ class SFTJobSpec(JobSpec):
     model: ArtifactSource
     """Starting checkpoint: a path or an upstream job (PretrainJob, UpcycleJob)."""
     dataset: ArtifactSource
-    """Chat JSONL: a path or a SynthJob."""
+    """Chat JSONL (``{"messages": [...]}`` per line): a path, or a SynthJob (its kept dialogues)."""
     recipe: SFTConfig = Field(default_factory=SFTConfig)
     """TRL SFT settings."""
 
     def inputs(self) -> dict[str, Input]:
-        return {"model": Input(self.model), "dataset": Input(self.dataset, output="dataset")}
+        return {"model": Input(self.model), "dataset": Input(self.dataset, output="dialogues")}
 
     def stage_recipe(self, resolved: dict[str, str]) -> dict[str, Any]:
         return {**dump_recipe(self.recipe), "model": resolved["model"], "dataset": resolved["dataset"]}

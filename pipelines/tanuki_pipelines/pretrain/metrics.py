@@ -65,7 +65,7 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def plot_loss(records: list[dict[str, Any]], path: Path) -> None:
+def plot_loss(records: list[dict[str, Any]], path: Path, title: str = "tanuki pretrain") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -75,7 +75,7 @@ def plot_loss(records: list[dict[str, Any]], path: Path) -> None:
     axis.plot([r["step"] for r in records], [r["loss"] for r in records], label="cross-entropy")
     axis.set_xlabel("step")
     axis.set_ylabel("loss")
-    axis.set_title("tanuki pretrain")
+    axis.set_title(title)
     axis.grid(alpha=0.3)
     axis.legend()
     figure.tight_layout()

@@ -1,0 +1,59 @@
+"""``tanuki sft --config R --output-dir D [--nproc-per-node N]``: TRL SFT on chat JSONL.
+
+The local launcher, as ``tanuki pretrain``'s: checks the recipe and the conversations here (bad
+input fails at once, naming the lines it left out), writes the resolved recipe, then starts
+``torchrun`` with one training process per device. A rerun resumes from the newest checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tanuki_pipelines.cli_common import add_recipe_arguments
+
+RESOLVED_RECIPE_FILE = "recipe.yaml"
+MODULE = "tanuki_pipelines.sft.train"
+
+
+def make_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    add_recipe_arguments(parser, default_output="runs/sft")
+    parser.add_argument("--nproc-per-node", type=int, default=1,
+                        help="training processes on this machine (CPU: gloo ranks; GPU: one per device)")
+    return parser
+
+
+def main(args: argparse.Namespace) -> int:
+    from tanuki_pipelines.config import dump_recipe, load_recipe
+    from tanuki_pipelines.errors import BadInputError
+    from tanuki_pipelines.outputs import OUTPUTS_FILE, retract_outputs
+    from tanuki_pipelines.pretrain.main import free_port, training_environment
+    from tanuki_pipelines.sft.config import SFTConfig
+    from tanuki_pipelines.sft.data import read_conversations
+
+    if args.nproc_per_node < 1:
+        raise BadInputError(f"--nproc-per-node must be at least 1, got {args.nproc_per_node}")
+    config = load_recipe(SFTConfig, args.config, args.set)
+    if config.model is None or not config.model.is_dir():
+        raise BadInputError(f"model: no checkpoint directory at {config.model}")
+    if config.dataset is None:
+        raise BadInputError("dataset: not set")
+    conversations, _ = read_conversations(config.dataset)  # rank 0 reports what it leaves out
+    print(f"[tanuki sft] {len(conversations)} conversations from {config.dataset}", flush=True)
+    output_dir = Path(args.output_dir).resolve()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    retract_outputs(output_dir)
+    recipe = output_dir / RESOLVED_RECIPE_FILE
+    dump_recipe(config, recipe)
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node",
+               str(args.nproc_per_node), "--master-addr", "127.0.0.1", "--master-port", str(free_port()),
+               "-m", MODULE, "--config", str(recipe), "--output-dir", str(output_dir)]
+    completed = subprocess.run(command, env=training_environment(dict(os.environ)))
+    if completed.returncode != 0:
+        return completed.returncode
+    print(json.dumps(json.loads((output_dir / OUTPUTS_FILE).read_text()), ensure_ascii=False))
+    return 0

@@ -1,0 +1,185 @@
+"""One SFT training process (``torchrun -m tanuki_pipelines.sft.train`` per device, or plain python).
+
+TRL's ``SFTTrainer`` on the checked conversations: loss on assistant tokens only (the chat
+template's ``{% generation %}`` markers), optional packing and LoRA, DeepSpeed ZeRO through the
+Trainer when the recipe asks for it, resumable from the newest checkpoint under
+``checkpoints/``. Rank 0 then publishes the final HF checkpoint (LoRA merged when asked) with
+``metrics.jsonl``, ``loss.png`` and ``outputs.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from tanuki_pipelines.sft.config import SFTConfig
+
+CHECKPOINT_DIR = "checkpoints"
+FINAL_DIR = "checkpoint"
+ADAPTER_DIR = "adapter"
+SAVED_DIR = ".tmp-trained"
+
+
+def deepspeed_config(stage: int) -> dict[str, Any] | None:
+    """The Trainer's DeepSpeed config ("auto" values filled from its arguments); None for stage 0."""
+    if stage == 0:
+        return None
+    zero: dict[str, Any] = {"stage": stage}
+    if stage == 3:
+        zero["stage3_gather_16bit_weights_on_model_save"] = True
+    return {"train_micro_batch_size_per_gpu": "auto", "gradient_accumulation_steps": "auto",
+            "train_batch_size": "auto", "gradient_clipping": "auto", "bf16": {"enabled": "auto"},
+            "zero_optimization": zero, "zero_allow_untested_optimizer": True}
+
+
+def trl_arguments(config: SFTConfig, output_dir: Path, on_gpu: bool, world_size: int = 1) -> dict[str, Any]:
+    """``trl.SFTConfig`` keyword arguments for the recipe (pure)."""
+    train = config.train
+    bf16 = on_gpu if train.precision == "auto" else train.precision == "bf16"
+    return {"output_dir": str(output_dir / CHECKPOINT_DIR), "num_train_epochs": train.epochs,
+            "max_steps": train.max_steps, "learning_rate": train.lr, "warmup_steps": train.warmup_ratio,
+            "lr_scheduler_type": "cosine", "per_device_train_batch_size": train.micro_batch_size,
+            "gradient_accumulation_steps": train.grad_accum_steps, "max_length": train.max_length,
+            "packing": config.packing, "assistant_only_loss": config.assistant_only_loss,
+            "bf16": bf16, "use_cpu": not on_gpu, "ddp_backend": "gloo" if world_size > 1 and not on_gpu else None,
+            "gradient_checkpointing": on_gpu, "logging_steps": 1, "save_steps": train.save_every_steps,
+            "save_total_limit": train.keep_last, "report_to": "none", "seed": train.seed,
+            "deepspeed": deepspeed_config(train.zero_stage), "dataset_num_proc": None,
+            # TRL keeps a Mixture-of-Experts router's load-balancing loss in the loss (None: the checkpoint's coefficient)
+            "router_aux_loss_coef": config.router_aux_loss_coef}
+
+
+def newest_checkpoint(output_dir: Path) -> str | None:
+    found = sorted((output_dir / CHECKPOINT_DIR).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    return str(found[-1]) if found else None
+
+
+def load_model(config: SFTConfig, on_gpu: bool) -> Any:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    dtype = torch.bfloat16 if trl_arguments(config, Path("."), on_gpu)["bf16"] else torch.float32
+    return AutoModelForCausalLM.from_pretrained(config.model, dtype=dtype)
+
+
+def peft_config(config: SFTConfig) -> Any:
+    if config.lora is None:
+        return None
+    from peft import LoraConfig
+
+    lora = config.lora
+    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                      target_modules=list(lora.target_modules), task_type="CAUSAL_LM")
+
+
+class MetricsLog:
+    """A Trainer callback writing each logged step to ``metrics.jsonl`` (rank 0)."""
+
+    def __init__(self, path: Path) -> None:
+        from transformers import TrainerCallback
+
+        outer = self
+
+        class Callback(TrainerCallback):
+            def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **_: Any) -> None:
+                if state.is_world_process_zero and logs and "loss" in logs:
+                    outer.write({"step": state.global_step, **{k: v for k, v in logs.items()
+                                                                if isinstance(v, (int, float))}})
+
+        self.path = path
+        self.callback = Callback()
+
+    def write(self, record: dict[str, Any]) -> None:
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+
+def run(config: SFTConfig, output_dir: Path) -> dict[str, Any] | None:
+    import torch
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+    from trl import SFTConfig as TrlSFTConfig
+    from trl import SFTTrainer
+
+    from tanuki_pipelines.sft.data import read_conversations
+
+    on_gpu = torch.cuda.is_available()
+    conversations, problems = read_conversations(config.dataset)
+    if os.environ.get("RANK", "0") == "0":
+        for reason, found in problems.as_dict().items():
+            print(f"[tanuki sft] left out {found['count']} conversation(s): {reason} "
+                  f"(e.g. {', '.join(found['first'])})", flush=True)
+    tokenizer = AutoTokenizer.from_pretrained(config.model)
+    arguments = TrlSFTConfig(**trl_arguments(config, output_dir, on_gpu, int(os.environ.get("WORLD_SIZE", "1"))))
+    metrics = MetricsLog(output_dir / "metrics.jsonl")
+    trainer = SFTTrainer(model=load_model(config, on_gpu), args=arguments, train_dataset=Dataset.from_list(conversations),
+                         processing_class=tokenizer, peft_config=peft_config(config), callbacks=[metrics.callback])
+    resume = newest_checkpoint(output_dir)
+    if resume is None and (output_dir / "metrics.jsonl").exists():
+        (output_dir / "metrics.jsonl").unlink()
+    trainer.train(resume_from_checkpoint=resume)
+    saved = output_dir / SAVED_DIR
+    trainer.save_model(str(saved))  # every rank: ZeRO-3 gathers the shards, the main process writes
+    if not trainer.is_world_process_zero():
+        return None
+    return publish(saved, tokenizer, config, output_dir, trainer.state.global_step)
+
+
+def publish(saved: Path, tokenizer: Any, config: SFTConfig, output_dir: Path, steps: int) -> dict[str, Any]:
+    """The trained weights as the stage's outputs: the full checkpoint (with the LoRA adapter merged
+    in when asked; the adapter alone beside it), metrics, loss curve, ``outputs.json``."""
+    from tanuki_pipelines.outputs import publish_outputs
+    from tanuki_pipelines.pretrain.metrics import plot_loss, read_metrics
+    from tanuki_pipelines.publish import publish_dir, publish_file, staging
+
+    final = output_dir / FINAL_DIR
+    outputs: dict[str, Any] = {"checkpoint": str(final), "metrics": str(output_dir / "metrics.jsonl"), "steps": steps}
+    if config.lora is None:
+        tokenizer.save_pretrained(saved)
+        publish_dir(saved, final, "sft-checkpoint")
+    else:
+        publish_dir(saved, output_dir / ADAPTER_DIR, "sft-adapter")
+        outputs["adapter"] = str(output_dir / ADAPTER_DIR)
+        if config.lora.merge:
+            from peft import AutoPeftModelForCausalLM
+
+            merged = AutoPeftModelForCausalLM.from_pretrained(output_dir / ADAPTER_DIR).merge_and_unload()
+            with staging(final, "sft-checkpoint") as staged:
+                merged.save_pretrained(staged)
+                tokenizer.save_pretrained(staged)
+        else:
+            outputs["checkpoint"] = str(config.model)  # the base, which the adapter applies to
+    records = read_metrics(output_dir / "metrics.jsonl")
+    if records:
+        plot = output_dir / ".tmp-loss.png"
+        plot_loss(records, plot, title="tanuki sft")
+        publish_file(plot, output_dir / "loss.png")
+        outputs.update(loss_curve=str(output_dir / "loss.png"), loss=records[-1]["loss"])
+    publish_outputs(outputs, output_dir)
+    return outputs
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tanuki_pipelines.config import load_recipe
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--output-dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from tanuki_pipelines.errors import EXIT_BAD_INPUT, BadInputError
+
+    try:
+        run(load_recipe(SFTConfig, args.config), args.output_dir.resolve())
+    except BadInputError as exc:  # in a pod nothing checked the input before torchrun
+        print(f"tanuki sft: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
