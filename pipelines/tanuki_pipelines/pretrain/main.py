@@ -27,15 +27,16 @@ def make_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def torchrun_command(recipe: Path, output_dir: Path, nproc_per_node: int, master_port: int) -> list[str]:
-    """Single-node torchrun invocation of the training program (pure)."""
+def torchrun_command(recipe: Path, output_dir: Path, nproc_per_node: int, master_port: int,
+                     module: str = "tanuki_pipelines.pretrain.train") -> list[str]:
+    """Single-node torchrun invocation of a training program (pure)."""
     return [
         sys.executable, "-m", "torch.distributed.run",
         "--nnodes", "1",
         "--nproc-per-node", str(nproc_per_node),
         "--master-addr", "127.0.0.1",
         "--master-port", str(master_port),
-        "-m", "tanuki_pipelines.pretrain.train",
+        "-m", module,
         "--config", str(recipe),
         "--output-dir", str(output_dir),
     ]

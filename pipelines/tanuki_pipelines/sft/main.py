@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 from tanuki_pipelines.cli_common import add_recipe_arguments
@@ -31,7 +30,7 @@ def main(args: argparse.Namespace) -> int:
     from tanuki_pipelines.config import dump_recipe, load_recipe
     from tanuki_pipelines.errors import BadInputError
     from tanuki_pipelines.outputs import OUTPUTS_FILE, retract_outputs
-    from tanuki_pipelines.pretrain.main import free_port, training_environment
+    from tanuki_pipelines.pretrain.main import free_port, torchrun_command, training_environment
     from tanuki_pipelines.sft.config import SFTConfig
     from tanuki_pipelines.sft.data import read_conversations
 
@@ -49,9 +48,7 @@ def main(args: argparse.Namespace) -> int:
     retract_outputs(output_dir)
     recipe = output_dir / RESOLVED_RECIPE_FILE
     dump_recipe(config, recipe)
-    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node",
-               str(args.nproc_per_node), "--master-addr", "127.0.0.1", "--master-port", str(free_port()),
-               "-m", MODULE, "--config", str(recipe), "--output-dir", str(output_dir)]
+    command = torchrun_command(recipe, output_dir, args.nproc_per_node, free_port(), MODULE)
     completed = subprocess.run(command, env=training_environment(dict(os.environ)))
     if completed.returncode != 0:
         return completed.returncode
