@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "upcycle": ("tanuki_pipelines.upcycle.main", "turn a dense checkpoint into a Mixture-of-Experts one"),
     "synth": ("tanuki_pipelines.synth.main", "rewrite documents in many styles and write persona dialogues (vLLM via Ray Data), filtered and deduplicated"),
     "sft": ("tanuki_pipelines.sft.main", "supervised chat fine-tuning with TRL (assistant-only loss, LoRA optional)"),
+    "dpo": ("tanuki_pipelines.dpo.main", "preference pairs (answer twice, judge both orders) then TRL DPO"),
     "model-info": ("tanuki_pipelines.pretrain.info", "print parameter counts of a recipe's model"),
     "corpus": ("tanuki_pipelines.corpus.cli", "write the built-in bilingual debug corpus"),
     "eval": ("tanuki_pipelines.eval.main", "grade served models with an LLM judge, run arena battles, compute ratings, run lm-evaluation-harness"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tanuki_pipelines.config import load_recipe
+from tanuki_pipelines.dpo.config import DPOConfig
 from tanuki_pipelines.pretrain.config import MODEL_PRESETS, ModelConfig, PretrainConfig
 from tanuki_pipelines.pretrain.model import count_parameters, count_parameters_on_meta
 from tanuki_pipelines.recipes import all_shipped_recipes
@@ -14,7 +15,7 @@ from tanuki_pipelines.tokenizer.config import TokenizerConfig
 from tanuki_pipelines.upcycle.config import UpcycleConfig
 
 STAGE_MODELS = {"pretrain": PretrainConfig, "tokenizer": TokenizerConfig, "upcycle": UpcycleConfig,
-                "synth": SynthConfig, "sft": SFTConfig}
+                "synth": SynthConfig, "sft": SFTConfig, "dpo": DPOConfig}
 RECIPES = all_shipped_recipes()
 
 

@@ -1,4 +1,5 @@
-"""One real vLLM server with an API key, shared by the serving tests of the session."""
+"""Real vLLM servers with an API key, shared by the serving tests of the session: the 256-token
+server on checkpoint ``a``, and a 2,048-token debug model that judges (evaluation, DPO pairs)."""
 
 from __future__ import annotations
 
@@ -16,4 +17,30 @@ def vllm_url(checkpoints: dict[str, Path], tmp_path_factory: pytest.TempPathFact
     """vLLM on checkpoint ``a`` serving SERVED_NAME, requiring API_KEY; engine threads on core 0."""
     log = tmp_path_factory.mktemp("vllm") / "vllm.log"
     with vllm_server(checkpoints["a"], name=SERVED_NAME, log=log, api_key=API_KEY, cpu_core=0) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def judge_model(debug_tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A debug model with a 2,048-token context (judge prompts hold whole conversations)."""
+    import torch
+
+    from tanuki_pipelines.pretrain.config import ModelConfig
+    from tanuki_pipelines.pretrain.model import build_model
+    from tanuki_pipelines.tokenizer.train import copy_tokenizer_files
+
+    root = tmp_path_factory.mktemp("judge")
+    torch.manual_seed(3)
+    build_model(ModelConfig(preset="debug", max_position_embeddings=2048), dtype=torch.float32).save_pretrained(
+        root / "model")
+    copy_tokenizer_files(debug_tokenizer_dir, root / "model")
+    return root / "model"
+
+
+@pytest.fixture(scope="session")
+def judge_url(judge_model: Path):
+    """The judge model served with the session's API key (the evaluation tests' contestants and
+    judge, the DPO tests' judge). Engine threads on core 1."""
+    with vllm_server(judge_model, name=SERVED_NAME, max_model_len=2048, log=judge_model.parent / "vllm.log",
+                     api_key=API_KEY, cpu_core=1) as url:
         yield url

@@ -16,35 +16,8 @@ import pytest
 import yaml
 
 from serving_fixtures import API_KEY, SERVED_NAME
-from vllm_server import vllm_server
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def judge_model(debug_tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A debug model with a 2,048-token context (judge prompts hold whole conversations)."""
-    import torch
-
-    from tanuki_pipelines.pretrain.config import ModelConfig
-    from tanuki_pipelines.pretrain.model import build_model
-    from tanuki_pipelines.tokenizer.train import copy_tokenizer_files
-
-    root = tmp_path_factory.mktemp("judge")
-    torch.manual_seed(3)
-    build_model(ModelConfig(preset="debug", max_position_embeddings=2048), dtype=torch.float32).save_pretrained(
-        root / "model")
-    copy_tokenizer_files(debug_tokenizer_dir, root / "model")
-    return root / "model"
-
-
-@pytest.fixture(scope="module")
-def judge_url(judge_model: Path):
-    """The judge model served with the session's API key; it is the contestants and the judge.
-    Engine threads on core 1."""
-    with vllm_server(judge_model, name=SERVED_NAME, max_model_len=2048, log=judge_model.parent / "vllm.log",
-                     api_key=API_KEY, cpu_core=1) as url:
-        yield url
 
 
 def recipe(path: Path, url: str, questions: Path, mode: str) -> Path:

@@ -12,8 +12,9 @@ from typing import Any
 
 from tanuki_pipelines.eval.judging import parse_choice
 
-OUTCOMES = ("kept", "tie", "inconsistent", "unparseable", "identical")
-"""Every pair ends as one of these (``identical``: still the same answer at the temperature cap)."""
+OUTCOMES = ("kept", "tie", "inconsistent", "unparseable", "identical", "no_answers")
+"""Every pair ends as one of these (``identical``: still the same answer at the temperature cap;
+``no_answers``: the policy returned nothing, e.g. a prompt longer than its context)."""
 WHITESPACE = re.compile(r"\s+")
 
 

@@ -46,7 +46,18 @@ def grade_messages(category: str, turns: list[str], answers: list[str], turn: in
             {"role": "user", "content": f"{shown}{reference_text}{focus}"}]
 
 
-def pair_messages(question: str, answer_a: str, answer_b: str) -> list[dict[str, str]]:
+PAIR_SYSTEM_EN = (
+    "You are an impartial judge. Compare two AI assistants' answers to the same question and decide which is "
+    "better. Do not let the order, the length or the assistants' names influence you. Give a short reason, then "
+    "end with exactly one verdict: [[A]] if assistant A is better, [[B]] if assistant B is better, [[C]] for a tie."
+)
+
+
+def pair_messages(question: str, answer_a: str, answer_b: str, language: str = "ja") -> list[dict[str, str]]:
+    if language == "en":
+        return [{"role": "system", "content": PAIR_SYSTEM_EN},
+                {"role": "user", "content": f"### Question\n{question}\n\n### Assistant A's answer\n{answer_a}\n\n"
+                                            f"### Assistant B's answer\n{answer_b}"}]
     return [{"role": "system", "content": PAIR_SYSTEM},
             {"role": "user", "content": f"### 質問\n{question}\n\n### アシスタントAの回答\n{answer_a}\n\n"
                                         f"### アシスタントBの回答\n{answer_b}"}]

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tanuki_pipelines.sft.config import SFTConfig
+from tanuki_pipelines.sft.config import FinetuneTrain, SFTConfig
 
 CHECKPOINT_DIR = "checkpoints"
 FINAL_DIR = "checkpoint"
@@ -36,21 +36,26 @@ def deepspeed_config(stage: int) -> dict[str, Any] | None:
             "zero_optimization": zero, "zero_allow_untested_optimizer": True}
 
 
-def trl_arguments(config: SFTConfig, output_dir: Path, on_gpu: bool, world_size: int = 1) -> dict[str, Any]:
-    """``trl.SFTConfig`` keyword arguments for the recipe (pure)."""
-    train = config.train
+def trainer_arguments(train: FinetuneTrain, output_dir: Path, on_gpu: bool, world_size: int,
+                      router_aux_loss_coef: float | None) -> dict[str, Any]:
+    """The Trainer settings SFT and DPO share (pure)."""
     bf16 = on_gpu if train.precision == "auto" else train.precision == "bf16"
     return {"output_dir": str(output_dir / CHECKPOINT_DIR), "num_train_epochs": train.epochs,
             "max_steps": train.max_steps, "learning_rate": train.lr, "warmup_steps": train.warmup_ratio,
             "lr_scheduler_type": "cosine", "per_device_train_batch_size": train.micro_batch_size,
             "gradient_accumulation_steps": train.grad_accum_steps, "max_length": train.max_length,
-            "packing": config.packing, "assistant_only_loss": config.assistant_only_loss,
             "bf16": bf16, "use_cpu": not on_gpu, "ddp_backend": "gloo" if world_size > 1 and not on_gpu else None,
             "gradient_checkpointing": on_gpu, "logging_steps": 1, "save_steps": train.save_every_steps,
             "save_total_limit": train.keep_last, "report_to": "none", "seed": train.seed,
             "deepspeed": deepspeed_config(train.zero_stage), "dataset_num_proc": None,
             # TRL keeps a Mixture-of-Experts router's load-balancing loss in the loss (None: the checkpoint's coefficient)
-            "router_aux_loss_coef": config.router_aux_loss_coef}
+            "router_aux_loss_coef": router_aux_loss_coef}
+
+
+def trl_arguments(config: SFTConfig, output_dir: Path, on_gpu: bool, world_size: int = 1) -> dict[str, Any]:
+    """``trl.SFTConfig`` keyword arguments for the recipe (pure)."""
+    return {**trainer_arguments(config.train, output_dir, on_gpu, world_size, config.router_aux_loss_coef),
+            "packing": config.packing, "assistant_only_loss": config.assistant_only_loss}
 
 
 def newest_checkpoint(output_dir: Path) -> str | None:
@@ -58,15 +63,15 @@ def newest_checkpoint(output_dir: Path) -> str | None:
     return str(found[-1]) if found else None
 
 
-def load_model(config: SFTConfig, on_gpu: bool) -> Any:
+def load_model(config: Any, on_gpu: bool) -> Any:
     import torch
     from transformers import AutoModelForCausalLM
 
-    dtype = torch.bfloat16 if trl_arguments(config, Path("."), on_gpu)["bf16"] else torch.float32
-    return AutoModelForCausalLM.from_pretrained(config.model, dtype=dtype)
+    bf16 = on_gpu if config.train.precision == "auto" else config.train.precision == "bf16"
+    return AutoModelForCausalLM.from_pretrained(config.model, dtype=torch.bfloat16 if bf16 else torch.float32)
 
 
-def peft_config(config: SFTConfig) -> Any:
+def peft_config(config: Any) -> Any:
     if config.lora is None:
         return None
     from peft import LoraConfig
@@ -129,7 +134,8 @@ def run(config: SFTConfig, output_dir: Path) -> dict[str, Any] | None:
     return publish(saved, tokenizer, config, output_dir, trainer.state.global_step)
 
 
-def publish(saved: Path, tokenizer: Any, config: SFTConfig, output_dir: Path, steps: int) -> dict[str, Any]:
+def publish(saved: Path, tokenizer: Any, config: Any, output_dir: Path, steps: int, stage: str = "sft",
+            plots: dict[str, Any] | None = None) -> dict[str, Any]:
     """The trained weights as the stage's outputs: the full checkpoint (with the LoRA adapter merged
     in when asked; the adapter alone beside it), metrics, loss curve, ``outputs.json``."""
     from tanuki_pipelines.outputs import publish_outputs
@@ -140,15 +146,15 @@ def publish(saved: Path, tokenizer: Any, config: SFTConfig, output_dir: Path, st
     outputs: dict[str, Any] = {"checkpoint": str(final), "metrics": str(output_dir / "metrics.jsonl"), "steps": steps}
     if config.lora is None:
         tokenizer.save_pretrained(saved)
-        publish_dir(saved, final, "sft-checkpoint")
+        publish_dir(saved, final, f"{stage}-checkpoint")
     else:
-        publish_dir(saved, output_dir / ADAPTER_DIR, "sft-adapter")
+        publish_dir(saved, output_dir / ADAPTER_DIR, f"{stage}-adapter")
         outputs["adapter"] = str(output_dir / ADAPTER_DIR)
         if config.lora.merge:
             from peft import AutoPeftModelForCausalLM
 
             merged = AutoPeftModelForCausalLM.from_pretrained(output_dir / ADAPTER_DIR).merge_and_unload()
-            with staging(final, "sft-checkpoint") as staged:
+            with staging(final, f"{stage}-checkpoint") as staged:
                 merged.save_pretrained(staged)
                 tokenizer.save_pretrained(staged)
         else:
@@ -156,9 +162,14 @@ def publish(saved: Path, tokenizer: Any, config: SFTConfig, output_dir: Path, st
     records = read_metrics(output_dir / "metrics.jsonl")
     if records:
         plot = output_dir / ".tmp-loss.png"
-        plot_loss(records, plot, title="tanuki sft")
+        plot_loss(records, plot, title=f"tanuki {stage}")
         publish_file(plot, output_dir / "loss.png")
         outputs.update(loss_curve=str(output_dir / "loss.png"), loss=records[-1]["loss"])
+        for name, draw in (plots or {}).items():  # a stage's own curves, e.g. DPO's reward margins
+            staged_plot = output_dir / f".tmp-{name}"
+            draw(records, staged_plot)
+            publish_file(staged_plot, output_dir / name)
+            outputs[name.rsplit(".", 1)[0]] = str(output_dir / name)
     publish_outputs(outputs, output_dir)
     return outputs
 

@@ -24,6 +24,14 @@ def vllm_engine_args(generator: GeneratorModel, seed: int, on_gpu: bool) -> dict
             "enforce_eager": not on_gpu}
 
 
+def chat_prompt_tokens(tokenizer: Any, messages: list[dict[str, str]]) -> int:
+    """Tokens of ``messages`` in the chat template with the generation prompt (what the engine
+    prefills). Templated as text, then encoded: transformers 5 returns a BatchEncoding, not ids,
+    from ``apply_chat_template(tokenize=True)``."""
+    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
 def vllm_generate(llm: Any, max_model_len: int) -> Generate:
     """``generate`` over a ``vllm.LLM``: one batched ``chat`` call per round. Prompts that do not
     leave ``MIN_NEW_TOKENS`` of context are skipped; others get at most the room that is left."""
@@ -35,8 +43,7 @@ def vllm_generate(llm: Any, max_model_len: int) -> Generate:
         results: list[Generation | None] = [None] * len(requests)
         batch, params, where = [], [], []
         for index, request in enumerate(requests):
-            prompt_tokens = len(tokenizer.apply_chat_template(request.messages, add_generation_prompt=True,
-                                                              tokenize=True))
+            prompt_tokens = chat_prompt_tokens(tokenizer, request.messages)
             room = max_model_len - prompt_tokens
             if room < MIN_NEW_TOKENS:
                 results[index] = Generation("", 0, f"prompt of {prompt_tokens} tokens does not fit max_model_len "

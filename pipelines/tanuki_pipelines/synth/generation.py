@@ -104,3 +104,8 @@ def run_shard(items: list[dict[str, Any]], config: SynthConfig, generate: Genera
                     record["messages"].pop()  # keep the dialogue whole up to its last answer
         live = still
     return [records[item["id"]] for item in items]
+
+
+def run_shard_json(items: list[dict[str, Any]], settings_json: str, generate: Generate) -> list[dict[str, Any]]:
+    """``run_shard`` as a shard runner (``tanuki_pipelines.synth.shards``) reads it."""
+    return run_shard(items, SynthConfig.model_validate_json(settings_json), generate)

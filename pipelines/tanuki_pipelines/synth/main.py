@@ -16,13 +16,13 @@ pretraining's late phase reads it through ``sourcesFrom``), ``dialogues.jsonl`` 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import time
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from tanuki_pipelines.synth.shards import jsonl
 
 ACTIONS = ("filter",)
 
@@ -36,10 +36,6 @@ def make_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--ray-address", default=None,
                         help="an existing Ray cluster (`auto` inside a RayJob); default: an in-process Ray")
     return parser
-
-
-def _jsonl(records: Iterable[dict[str, Any]]) -> str:
-    return "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
 
 
 def write_filtered(records: Iterable[dict[str, Any]], filters: Any, out: Path) -> tuple[list[dict], dict[str, Any]]:
@@ -59,8 +55,8 @@ def write_filtered(records: Iterable[dict[str, Any]], filters: Any, out: Path) -
             reasons[problem[0]] += 1
             group["dropped"] += 1
             dropped.append({**record, "drop_reason": problem[0], "drop_detail": problem[1]})
-    write_durable(out / "kept.jsonl", _jsonl(kept))
-    write_durable(out / "dropped.jsonl", _jsonl(dropped))
+    write_durable(out / "kept.jsonl", jsonl(kept))
+    write_durable(out / "dropped.jsonl", jsonl(dropped))
     counts = {"input": len(kept) + len(dropped), "kept": len(kept), "dropped": dict(reasons),
               "by_style": {style: dict(counter) for style, counter in sorted(by_style.items())}}
     return kept, counts
@@ -92,87 +88,25 @@ def render_chat(tokenizer_dir: Path | None) -> Any:
     return lambda messages: "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
 
 
-class ShardWriter:
-    """Writes each finished shard durably and prints progress (records/s, generated tokens/s).
-    ``engine_seconds`` adds up the engines' own time on the shards (no start-up, no waiting)."""
-
-    def __init__(self, directory: Path, total: int, done: int) -> None:
-        self.directory, self.total, self.done = directory, total, done
-        self.records = self.tokens = 0
-        self.engine_seconds = 0.0
-        self.started = time.monotonic()
-
-    def path(self, shard: int) -> Path:
-        return self.directory / f"shard-{shard:05d}.jsonl"
-
-    def __call__(self, shard: int, records: list[dict[str, Any]], engine_seconds: float) -> None:
-        from tanuki_pipelines.outputs import format_progress
-        from tanuki_pipelines.publish import fault_point, write_durable
-
-        write_durable(self.path(shard), _jsonl(records))
-        self.done += 1
-        self.records += len(records)
-        self.engine_seconds += engine_seconds
-        self.tokens += sum(record.get("generated_tokens", 0) for record in records)
-        seconds = max(time.monotonic() - self.started, 1e-9)
-        print(f"[tanuki synth] shard {shard} written ({self.done}/{self.total}): {self.records / seconds:.2f} "
-              f"records/s, {self.tokens / seconds:.1f} generated tokens/s", flush=True)
-        print(format_progress(self.done, self.total, tokens=self.tokens), flush=True)
-        fault_point("synth:after-shard")
-
-
 def generate(config: Any, out: Path, ray_address: str | None) -> dict[str, Any]:
     """Plan, generate the missing shards, and return the raw records with the generation stats."""
     from tanuki_pipelines.errors import BadInputError
-    from tanuki_pipelines.publish import write_durable
     from tanuki_pipelines.synth.plan import Problems, personas, read_documents, shards, work_items
+    from tanuki_pipelines.synth.shards import EngineJob, generate_shards
 
     problems = Problems()
     documents = read_documents(config.documents, problems)
     items = work_items(config, documents, personas(config, problems) if config.dialogues.count else [])
     if not items:
         raise BadInputError("nothing to generate: no documents (or rewrites_per_document 0) and dialogues.count 0")
-    planned = shards(items, config.shard_size)
-    fingerprint = hashlib.sha256(json.dumps([[item["id"] for item in shard] for shard in planned]).encode()).hexdigest()
-    directory = out / "shards"
-    directory.mkdir(exist_ok=True)
-    plan_file = directory / "plan.json"
-    if plan_file.is_file() and json.loads(plan_file.read_text())["fingerprint"] != fingerprint:
-        raise BadInputError(f"{directory}: holds shards of another plan (documents, styles, counts, shard_size or "
-                            "seed changed); use another --output-dir or remove that directory")
-    write_durable(plan_file, json.dumps({"fingerprint": fingerprint, "shards": len(planned), "items": len(items)}))
-    writer = ShardWriter(directory, len(planned), 0)
-    pending = {index: shard for index, shard in enumerate(planned) if not writer.path(index).is_file()}
-    writer.done = len(planned) - len(pending)
     used = len(documents[:config.max_documents])
-    print(f"[tanuki synth] {used} of {len(documents)} documents, {len(items)} work items in {len(planned)} shards; "
-          f"{len(pending)} to generate", flush=True)
-    started = time.monotonic()
-    if pending and config.engine == "endpoint":
-        from tanuki_pipelines.synth.engines import endpoint_generate
-        from tanuki_pipelines.synth.generation import run_shard
-
-        engine = endpoint_generate(config.endpoint)
-        for index, shard in pending.items():
-            shard_started = time.monotonic()
-            records = run_shard(shard, config, engine)
-            writer(index, records, time.monotonic() - shard_started)
-    elif pending:
-        from tanuki_pipelines.synth.ray_engine import generate_on_ray
-
-        generate_on_ray(pending, config, ray_address, writer)
-    seconds = time.monotonic() - started
-    records = [json.loads(line) for index in range(len(planned))
-               for line in writer.path(index).read_text(encoding="utf-8").splitlines()]
+    print(f"[tanuki synth] {used} of {len(documents)} documents", flush=True)
+    job = EngineJob(config.engine, config.generator, config.ray, config.endpoint, config.seed,
+                    "tanuki_pipelines.synth.generation:run_shard_json", config.model_dump_json())
+    records, stats = generate_shards(shards(items, config.shard_size), out / "shards", "synth", job, ray_address)
     errors = Counter(record["error"].split(":")[0] for record in records if record.get("error"))
-    return {"records": records, "documents": used,
-            "input_problems": problems.as_dict(),
-            "items": len(items), "shards": len(planned), "errors": dict(errors),
-            "generated_tokens": writer.tokens, "generated_records": writer.records, "seconds": round(seconds, 2),
-            "records_per_second": round(writer.records / seconds, 3) if writer.records else None,
-            "tokens_per_second": round(writer.tokens / seconds, 1) if writer.records else None,
-            "engine_seconds": round(writer.engine_seconds, 2),
-            "engine_tokens_per_second": round(writer.tokens / writer.engine_seconds, 1) if writer.engine_seconds else None}
+    return {"records": records, "documents": used, "input_problems": problems.as_dict(), "items": len(items),
+            "shards": len(shards(items, config.shard_size)), "errors": dict(errors), **stats}
 
 
 def main(args: argparse.Namespace) -> int:
@@ -199,14 +133,14 @@ def main(args: argparse.Namespace) -> int:
         raise BadInputError("documents: none given and dialogues.count is 0: nothing to generate")
     generation = generate(config, out, args.ray_address)
     records = generation.pop("records")
-    write_durable(out / "generated.jsonl", _jsonl(records))
+    write_durable(out / "generated.jsonl", jsonl(records))
     kept, counts = write_filtered(records, config.filters, out)
     render = render_chat(config.generator.path if config.engine == "vllm" else None)
     dataset = [{"id": r["id"], "text": r["text"] if r["kind"] == "rewrite" else render(r["messages"])} for r in kept]
     dialogues = [{key: r[key] for key in ("id", "messages", "persona", "personality", "task")}
                  for r in kept if r["kind"] == "dialogue"]
-    write_durable(out / "dataset.jsonl", _jsonl(dataset))
-    write_durable(out / "dialogues.jsonl", _jsonl(dialogues))
+    write_durable(out / "dataset.jsonl", jsonl(dataset))
+    write_durable(out / "dialogues.jsonl", jsonl(dialogues))
     stats = {**generation, "filter": counts,
              "kept": {"rewrites": len(dataset) - len(dialogues), "dialogues": len(dialogues)}}
     write_durable(out / "stats.json", json.dumps(stats, indent=2, ensure_ascii=False) + "\n")

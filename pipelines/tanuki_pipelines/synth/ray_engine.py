@@ -21,7 +21,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from tanuki_pipelines.errors import BadInputError
-from tanuki_pipelines.synth.config import SynthConfig
+from tanuki_pipelines.synth.config import GeneratorModel, RayConfig
+from tanuki_pipelines.synth.shards import EngineJob
 
 ENGINE_FAILED = "vLLM could not start on"
 """Marks an engine actor's start-up failure in the error Ray hands back to the driver."""
@@ -30,9 +31,9 @@ SHM_LEFTOVERS = "/dev/shm/psm_*"
 
 
 class ShardWorker:
-    """A Ray Data actor: loads the generator once, then generates whole shards."""
+    """A Ray Data actor: loads the generator once, then generates whole shards with the job's runner."""
 
-    def __init__(self, config_json: str, on_gpu: bool) -> None:
+    def __init__(self, generator_json: str, seed: int, runner: str, settings_json: str, on_gpu: bool) -> None:
         if not on_gpu:  # the CPU backend reserves its KV cache up front: 1 GiB holds a shard of a small model
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
         os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
@@ -40,22 +41,22 @@ class ShardWorker:
         from vllm import LLM
 
         from tanuki_pipelines.synth.engines import vllm_engine_args, vllm_generate
+        from tanuki_pipelines.synth.shards import load_runner
 
-        self.config = SynthConfig.model_validate_json(config_json)
-        arguments = vllm_engine_args(self.config.generator, self.config.seed, on_gpu)
+        generator = GeneratorModel.model_validate_json(generator_json)
+        arguments = vllm_engine_args(generator, seed, on_gpu)
         try:
             llm = LLM(**arguments)
         except Exception as exc:  # vLLM's own errors may not pickle: hand Ray a plain one with the reason
-            raise RuntimeError(f"{ENGINE_FAILED} {self.config.generator.path}: {root_cause(exc, arguments)}") from None
-        self.generate = vllm_generate(llm, self.config.generator.max_model_len)
+            raise RuntimeError(f"{ENGINE_FAILED} {generator.path}: {root_cause(exc, arguments)}") from None
+        self.generate = vllm_generate(llm, generator.max_model_len)
+        self.runner, self.settings_json = load_runner(runner), settings_json
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
-        from tanuki_pipelines.synth.generation import run_shard
-
         shard_ids, outputs, seconds = [], [], []
         for shard_id, items in zip(batch["shard"], batch["items"], strict=True):
             started = time.monotonic()
-            records = run_shard(json.loads(items), self.config, self.generate)
+            records = self.runner(json.loads(items), self.settings_json, self.generate)
             seconds.append(time.monotonic() - started)
             shard_ids.append(int(shard_id))
             outputs.append(json.dumps(records, ensure_ascii=False))
@@ -83,11 +84,11 @@ def root_cause(exc: Exception, arguments: dict[str, Any]) -> str:
     return f"{type(exc).__name__}: {' '.join(str(exc).split())[:600]}"
 
 
-def engine_resources(config: SynthConfig, on_gpu: bool) -> dict[str, float]:
+def engine_resources(generator: GeneratorModel, ray: RayConfig, on_gpu: bool) -> dict[str, float]:
     """What one engine actor asks Ray for (pure)."""
     if on_gpu:
-        return {"CPU": config.ray.cpus_per_worker, "GPU": float(config.generator.tensor_parallel_size)}
-    return {"CPU": config.ray.cpus_per_worker}
+        return {"CPU": ray.cpus_per_worker, "GPU": float(generator.tensor_parallel_size)}
+    return {"CPU": ray.cpus_per_worker}
 
 
 def wait_for_room(need: dict[str, float], timeout: float, resources: Callable[[], dict[str, float]],
@@ -130,20 +131,22 @@ def ray_session(address: str | None) -> Iterator[Any]:
             shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def generate_on_ray(pending: dict[int, list[dict[str, Any]]], config: SynthConfig, address: str | None,
+def generate_on_ray(pending: dict[int, list[dict[str, Any]]], job: EngineJob, address: str | None,
                     on_shard: Callable[[int, list[dict[str, Any]], float], None]) -> None:
     """Generate every pending shard; ``on_shard(shard, records, engine seconds)`` as each one arrives."""
     with ray_session(address) as ray:
         # a RayJob's GPU workers may join after the head: cluster mode waits for them
-        on_gpu = ray.cluster_resources().get("GPU", 0) > 0 or (address is not None and config.ray.mode == "cluster")
-        need = engine_resources(config, on_gpu)
-        wait_for_room(need, config.ray.start_timeout_seconds, ray.cluster_resources)
+        on_gpu = ray.cluster_resources().get("GPU", 0) > 0 or (address is not None and job.ray.mode == "cluster")
+        need = engine_resources(job.generator, job.ray, on_gpu)
+        wait_for_room(need, job.ray.start_timeout_seconds, ray.cluster_resources)
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         rows = [{"shard": shard, "items": json.dumps(items, ensure_ascii=False)} for shard, items in pending.items()]
         dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
-            ShardWorker, fn_constructor_kwargs={"config_json": config.model_dump_json(), "on_gpu": on_gpu},
-            batch_size=1, compute=ray.data.ActorPoolStrategy(size=min(config.ray.workers, len(rows))),
+            ShardWorker, fn_constructor_kwargs={"generator_json": job.generator.model_dump_json(), "seed": job.seed,
+                                                "runner": job.runner, "settings_json": job.settings_json,
+                                                "on_gpu": on_gpu},
+            batch_size=1, compute=ray.data.ActorPoolStrategy(size=min(job.ray.workers, len(rows))),
             num_cpus=need["CPU"], num_gpus=need.get("GPU", 0))
         try:
             for row in dataset.iter_rows():

@@ -29,7 +29,7 @@ def test_records_and_stats() -> None:
     tie = pair_record("質問", ["x", "y"], ["[[C]]", "[[C]]"])
     assert tie["outcome"] == "tie" and tie["judgments"] == ["[[C]]", "[[C]]"] and "chosen" not in tie
     assert pair_stats([kept, swapped, tie]) == {"kept": 2, "tie": 1, "inconsistent": 0, "unparseable": 0,
-                                                "identical": 0}
+                                                "identical": 0, "no_answers": 0}
 
 
 def test_identical_answers_are_retried_hotter_up_to_the_cap() -> None:

@@ -145,9 +145,21 @@ def test_ray_waits_for_room_for_one_engine_then_gives_up_naming_what_is_missing(
     from tanuki_pipelines.synth.ray_engine import engine_resources, wait_for_room
 
     config = SynthConfig(generator={"tensor_parallel_size": 2})
-    assert engine_resources(config, on_gpu=True) == {"CPU": 1, "GPU": 2.0}
-    assert engine_resources(config, on_gpu=False) == {"CPU": 1}
+    assert engine_resources(config.generator, config.ray, on_gpu=True) == {"CPU": 1, "GPU": 2.0}
+    assert engine_resources(config.generator, config.ray, on_gpu=False) == {"CPU": 1}
     seen = iter([{"CPU": 4.0}, {"CPU": 4.0, "GPU": 2.0}])  # a GPU worker joins on the second look
     wait_for_room({"CPU": 1, "GPU": 2.0}, 60, lambda: next(seen), sleep=lambda _: None)
     with pytest.raises(BadInputError, match=r"no node can run a vLLM engine after 0 s: one needs .*'GPU': 2.0"):
         wait_for_room({"CPU": 1, "GPU": 2.0}, 0, lambda: {"CPU": 4.0}, sleep=lambda _: None)
+
+
+def test_chat_prompts_are_counted_in_tokens_of_the_template(debug_tokenizer_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from tanuki_pipelines.synth.engines import chat_prompt_tokens
+
+    tokenizer = AutoTokenizer.from_pretrained(debug_tokenizer_dir)
+    messages = [{"role": "user", "content": "東京は日本の首都です。" * 20}]
+    templated = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    assert chat_prompt_tokens(tokenizer, messages) == len(tokenizer(templated, add_special_tokens=False)["input_ids"])
+    assert chat_prompt_tokens(tokenizer, messages) > 20 * 3  # ids, not the two keys of a BatchEncoding

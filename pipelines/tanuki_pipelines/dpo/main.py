@@ -1,0 +1,109 @@
+"""``tanuki dpo --config R --output-dir D [--nproc-per-node N] [--ray-address A]``.
+
+Three resumable steps, each skipping what an earlier run finished:
+
+1. **generate** (``answers/`` shards): the policy answers every prompt twice;
+2. **judge** (``judged.jsonl``): both orders at temperature 0; consistent verdicts become
+   ``pairs.jsonl``, the rest go to ``pairs_aside.jsonl`` with the judge's text, and
+   ``pairs_stats.json`` counts kept / tie / inconsistent / unparseable / identical;
+3. **train**: ``torchrun -m tanuki_pipelines.dpo.train`` (TRL ``DPOTrainer``), resuming from the
+   newest checkpoint.
+
+With ``generate: false`` the prompts file already holds prompt/chosen/rejected and only training runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from tanuki_pipelines.cli_common import add_recipe_arguments
+
+MODULE = "tanuki_pipelines.dpo.train"
+
+
+def make_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    add_recipe_arguments(parser, default_output="runs/dpo")
+    parser.add_argument("--nproc-per-node", type=int, default=None,
+                        help="training processes (default: one per visible GPU, else 1)")
+    parser.add_argument("--ray-address", default=None,
+                        help="an existing Ray cluster for the generate step; default: an in-process Ray")
+    return parser
+
+
+def make_pairs(config: object, out: Path, ray_address: str | None) -> dict[str, int]:
+    """Steps 1 and 2: ``pairs.jsonl`` and its statistics."""
+    from tanuki_pipelines.dpo.generate import judge_answers, read_prompts
+    from tanuki_pipelines.dpo.pairs import pair_stats
+    from tanuki_pipelines.publish import write_durable
+    from tanuki_pipelines.synth.plan import shards
+    from tanuki_pipelines.synth.shards import EngineJob, generate_shards, jsonl
+
+    items, problems = read_prompts(config.prompts)
+    for reason, found in problems.as_dict().items():
+        print(f"[tanuki dpo] left out {found['count']} prompt(s): {reason} (e.g. {', '.join(found['first'])})",
+              flush=True)
+    generator = config.pairs.generator.model_copy(update={"path": config.model})
+    job = EngineJob(config.pairs.engine, generator, config.pairs.ray, config.pairs.endpoint, config.train.seed,
+                    "tanuki_pipelines.dpo.generate:answer_shard", config.model_dump_json())
+    answers, generation = generate_shards(shards(items, config.pairs.shard_size), out / "answers", "dpo", job,
+                                          ray_address)
+    judged = judge_answers(answers, config, out)
+    kept = [{"id": r["id"], "prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]}
+            for r in judged if r["outcome"] == "kept"]
+    write_durable(out / "pairs.jsonl", jsonl(kept))
+    write_durable(out / "pairs_aside.jsonl", jsonl([r for r in judged if r["outcome"] != "kept"]))
+    stats = {**pair_stats(judged), "prompts": len(items), "prompt_problems": problems.as_dict(),
+             "generation_this_run": generation}
+    write_durable(out / "pairs_stats.json", json.dumps(stats, indent=2, ensure_ascii=False) + "\n")
+    print(f"[tanuki dpo] pairs: {json.dumps(pair_stats(judged))}", flush=True)
+    return stats
+
+
+def main(args: argparse.Namespace) -> int:
+    from tanuki_pipelines.config import dump_recipe, load_recipe
+    from tanuki_pipelines.dpo.config import DPOConfig
+    from tanuki_pipelines.dpo.generate import read_ready_pairs
+    from tanuki_pipelines.errors import BadInputError
+    from tanuki_pipelines.outputs import OUTPUTS_FILE, publish_outputs, retract_outputs
+    from tanuki_pipelines.pretrain.main import free_port, torchrun_command, training_environment
+    from tanuki_pipelines.publish import write_durable
+    from tanuki_pipelines.synth.shards import jsonl
+
+    config = load_recipe(DPOConfig, args.config, args.set)
+    if config.model is None or not config.model.is_dir():
+        raise BadInputError(f"model: no checkpoint directory at {config.model}")
+    if config.prompts is None:
+        raise BadInputError("prompts: not set")
+    out = Path(args.output_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    retract_outputs(out)
+    if config.generate:
+        stats = make_pairs(config, out, args.ray_address)
+        if not stats["kept"]:
+            raise BadInputError(f"no preference pair survived judging: {json.dumps({k: stats[k] for k in ('tie', 'inconsistent', 'unparseable', 'identical', 'no_answers')})} "
+                                f"(see {out / 'pairs_aside.jsonl'})")
+    else:
+        pairs, problems = read_ready_pairs(config.prompts)
+        write_durable(out / "pairs.jsonl", jsonl(pairs))
+        stats = {"kept": len(pairs), "prompt_problems": problems.as_dict()}
+        write_durable(out / "pairs_stats.json", json.dumps(stats, indent=2, ensure_ascii=False) + "\n")
+    nproc = args.nproc_per_node
+    if nproc is None:
+        import torch
+
+        nproc = max(torch.cuda.device_count(), 1)
+    recipe = out / "recipe.yaml"
+    dump_recipe(config, recipe)
+    completed = subprocess.run(torchrun_command(recipe, out, nproc, free_port(), MODULE),
+                               env=training_environment(dict(os.environ)))
+    if completed.returncode != 0:
+        return completed.returncode
+    outputs = json.loads((out / OUTPUTS_FILE).read_text())
+    outputs.update(pairs=str(out / "pairs.jsonl"), pairs_stats=str(out / "pairs_stats.json"))
+    publish_outputs(outputs, out)
+    print(json.dumps(outputs, ensure_ascii=False))
+    return 0
