@@ -117,9 +117,7 @@ def question_of(messages: list[dict[str, str]]) -> str:
 def judge_answers(answers: list[dict[str, Any]], config: DPOConfig, out: Path) -> list[dict[str, Any]]:
     """Every answered prompt's pair record (``tanuki_pipelines.dpo.pairs``), judging only what
     ``judged.jsonl`` does not hold yet."""
-    from openai import APIConnectionError, APITimeoutError
-
-    from tanuki_pipelines.eval.client import RequestFailed, chat, client
+    from tanuki_pipelines.eval.client import RequestFailed, chat, reachable_client
     from tanuki_pipelines.eval.judging import choice_verdict, pair_messages
 
     judge, pairs = config.pairs.judge, config.pairs
@@ -146,12 +144,7 @@ def judge_answers(answers: list[dict[str, Any]], config: DPOConfig, out: Path) -
         else:
             todo.append(record)
     if todo:
-        judge_client = client(judge.base_url, judge.api_key_env)
-        try:
-            judge_client.models.list()
-        except (APIConnectionError, APITimeoutError) as exc:
-            raise BadInputError(f"pairs.judge.base_url: {judge.base_url} did not answer after retries: "
-                                f"{type(exc).__name__}") from None
+        judge_client = reachable_client(judge.base_url, judge.api_key_env, "pairs.judge.base_url")
         regex = choice_verdict(judge.verdict_reason_chars) if judge.constrain_verdict else None
 
         def verdicts(record: dict[str, Any]) -> dict[str, Any]:

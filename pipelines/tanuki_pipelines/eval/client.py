@@ -35,6 +35,21 @@ def client(base_url: str, key_variable: str | None) -> Any:
     return OpenAI(base_url=base_url, api_key=api_key(key_variable), max_retries=RETRIES, timeout=TIMEOUT_SECONDS)
 
 
+def reachable_client(base_url: str, key_variable: str | None, field: str) -> Any:
+    """A client for ``base_url`` once its ``/models`` answers; a wrong URL or key fails fast,
+    naming ``field`` and the URL (after the client's bounded retries)."""
+    from openai import APIConnectionError, APIError, APITimeoutError
+
+    found = client(base_url, key_variable)
+    try:
+        found.models.list()
+    except (APIConnectionError, APITimeoutError) as exc:
+        raise BadInputError(f"{field}: {base_url} did not answer after retries: {type(exc).__name__}") from None
+    except APIError as exc:
+        raise BadInputError(f"{field}: {base_url} refused: {str(exc)[:300]}") from None
+    return found
+
+
 class RequestFailed(Exception):
     """The endpoint refused a request after the client's retries (e.g. 400: prompt too long)."""
 

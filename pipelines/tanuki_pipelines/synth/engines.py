@@ -72,16 +72,9 @@ def endpoint_generate(endpoint: EndpointEngine) -> Generate:
     travel in the request body). Checks the endpoint answers first, so a wrong URL fails fast."""
     from openai import APIConnectionError, APIError, APITimeoutError
 
-    from tanuki_pipelines.eval.client import client
+    from tanuki_pipelines.eval.client import reachable_client
 
-    openai_client = client(endpoint.base_url, endpoint.api_key_env)
-    try:
-        openai_client.models.list()
-    except (APIConnectionError, APITimeoutError) as exc:
-        raise EndpointUnreachable(f"endpoint.base_url: {endpoint.base_url} did not answer after retries: "
-                                  f"{type(exc).__name__}") from None
-    except APIError as exc:
-        raise BadInputError(f"endpoint.base_url: {endpoint.base_url} refused: {str(exc)[:300]}") from None
+    openai_client = reachable_client(endpoint.base_url, endpoint.api_key_env, "endpoint.base_url")
 
     def one(request: Request) -> Generation:
         extra = {"top_k": request.top_k, "repetition_penalty": request.repetition_penalty}
