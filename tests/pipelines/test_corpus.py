@@ -25,6 +25,7 @@ from tanuki_pipelines.corpus.generate import (
 REPO = Path(__file__).resolve().parents[2]
 COMMITTED = REPO / "pipelines" / "recipes" / "debug" / "corpus"
 SPLITS = ("ja", "en", "synth")
+FILES = (*SPLITS, "prompts")
 REGENERATE = (
     "PYTHONPATH=pipelines python3 -m tanuki_pipelines.corpus.generate "
     "--out pipelines/recipes/debug/corpus"
@@ -34,6 +35,16 @@ REGENERATE = (
 def _committed_docs(split: str) -> list[str]:
     lines = (COMMITTED / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
     return [json.loads(line)["text"] for line in lines]
+
+
+def test_prompts_are_japanese_questions_none_of_them_an_eval_question() -> None:
+    from tanuki_pipelines.eval.records import load_questions
+
+    prompts = [json.loads(line)["prompt"] for line in (COMMITTED / "prompts.jsonl").read_text().splitlines()]
+    assert len(prompts) >= 16 and len(set(prompts)) == len(prompts)
+    assert all(_japanese_share(prompt) > 0.5 for prompt in prompts)
+    eval_turns = {turn for question in load_questions(None).items for turn in question.turns}
+    assert not eval_turns & set(prompts)
 
 
 def _japanese_share(text: str) -> float:
@@ -54,10 +65,10 @@ def _digest(corpus: dict[str, list[str]]) -> str:
     return hashlib.sha256(json.dumps(corpus, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
 
 
-@pytest.mark.parametrize("split", SPLITS)
+@pytest.mark.parametrize("split", FILES)
 def test_committed_corpus_matches_generator(tmp_path: Path, split: str) -> None:
     paths = write_debug_corpus(tmp_path, seed=0)
-    assert set(paths) == set(SPLITS)
+    assert set(paths) == set(FILES)
     assert paths[split].read_bytes() == (COMMITTED / f"{split}.jsonl").read_bytes(), (
         f"{split}.jsonl is stale; regenerate it with: {REGENERATE}"
     )

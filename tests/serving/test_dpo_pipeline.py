@@ -125,3 +125,25 @@ def test_pairs_from_the_policys_answers_and_a_judge_in_both_orders(vllm_url: str
     judged = (out / "judged.jsonl").read_text()
     again = dpo(recipe, out, "--nproc-per-node", "1", DPO_KEY=API_KEY)
     assert "0 to generate" in again.stdout and (out / "judged.jsonl").read_text() == judged
+
+
+def test_calibrated_judging_reads_verdict_probabilities_and_is_symmetric_in_the_answers(
+        judge_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tanuki_pipelines.dpo.config import DPOConfig
+    from tanuki_pipelines.dpo.generate import judge_answers
+
+    monkeypatch.setenv("DPO_KEY", API_KEY)
+    config = DPOConfig(pairs={"judge": {"base_url": judge_url, "model": SERVED_NAME, "api_key_env": "DPO_KEY",
+                                        "decision": "calibrated", "min_preference": 0.0}})
+    answers = [{"id": f"q{i}", "messages": [{"role": "user", "content": q}], "answers": [GOOD[i], "わかりません。"]}
+               for i, q in enumerate(QUESTIONS)]
+    swapped = [{**r, "id": r["id"] + "-swapped", "answers": r["answers"][::-1]} for r in answers]
+    judged = {r["id"]: r for r in judge_answers(answers + swapped, config, tmp_path)}
+    assert len((tmp_path / "judged.jsonl").read_text().splitlines()) == 8
+    for record in answers:
+        straight, reverse = judged[record["id"]], judged[record["id"] + "-swapped"]
+        assert straight["outcome"] == reverse["outcome"] == "kept", (straight, reverse)
+        # the same two requests in swapped roles: the same winner, the same lead
+        assert (straight["chosen"], straight["rejected"]) == (reverse["chosen"], reverse["rejected"])
+        assert straight["preference"] == pytest.approx(reverse["preference"], abs=1e-4)
+        assert 0 < straight["preference"] <= 1

@@ -32,7 +32,7 @@ from functools import partial
 from typing import Callable, Sequence
 
 from . import en_templates, ja_templates
-from .common import load_seed_paragraphs, sub_rng
+from .common import SEEDS_DIR, load_seed_paragraphs, sub_rng
 from .problems import OPS, WordProblem, generate_problem, problem_set_doc
 from .synth import rewrite
 
@@ -110,8 +110,16 @@ def _jsonl(docs: Sequence[str]) -> bytes:
     return "".join(lines).encode("utf-8")
 
 
+def debug_prompts() -> list[str]:
+    """The shipped Japanese chat prompts (``seeds/prompts_ja.txt``) the debug chain's DPO answers;
+    none of them is an evaluation question."""
+    text = (SEEDS_DIR / "prompts_ja.txt").read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
 def write_debug_corpus(out_dir: pathlib.Path, seed: int = 0) -> dict[str, pathlib.Path]:
-    """Write out_dir/ja.jsonl, en.jsonl, synth.jsonl, one {"text": ...} JSON object per line."""
+    """Write out_dir/ja.jsonl, en.jsonl, synth.jsonl, one {"text": ...} JSON object per line, and
+    out_dir/prompts.jsonl, one {"prompt": ...} per line."""
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: dict[str, pathlib.Path] = {}
@@ -119,6 +127,9 @@ def write_debug_corpus(out_dir: pathlib.Path, seed: int = 0) -> dict[str, pathli
         path = out_dir / f"{split}.jsonl"
         path.write_bytes(_jsonl(docs))  # bytes: no platform newline translation
         paths[split] = path
+    paths["prompts"] = out_dir / "prompts.jsonl"
+    paths["prompts"].write_bytes("".join(json.dumps({"prompt": prompt}, ensure_ascii=False) + "\n"
+                                         for prompt in debug_prompts()).encode("utf-8"))
     return paths
 
 

@@ -8,7 +8,8 @@
   same temperature; identical ones are retried hotter (``pairs.temperature_step`` up to
   ``pairs.max_temperature``).
 - **Judging**: the judge sees the two answers in both orders at temperature 0; only consistent
-  verdicts become ``{"prompt", "chosen", "rejected"}`` (``tanuki_pipelines.dpo.pairs``). Each
+  verdicts become ``{"prompt", "chosen", "rejected"}`` (``tanuki_pipelines.dpo.pairs``), or, with
+  ``decision: calibrated``, the verdict probabilities averaged over both orders decide. Each
   judged prompt is appended to ``judged.jsonl`` as it completes, so a rerun judges only the rest.
 """
 
@@ -21,7 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from tanuki_pipelines.dpo.config import DPOConfig
-from tanuki_pipelines.dpo.pairs import identical, pair_record, retry_temperatures
+from tanuki_pipelines.dpo.pairs import (
+    VERDICTS,
+    calibrated_record,
+    identical,
+    pair_record,
+    retry_temperatures,
+    verdict_probabilities,
+)
 from tanuki_pipelines.errors import BadInputError
 from tanuki_pipelines.sft.data import conversation_problem
 from tanuki_pipelines.synth.generation import Generate, Request
@@ -117,7 +125,7 @@ def question_of(messages: list[dict[str, str]]) -> str:
 def judge_answers(answers: list[dict[str, Any]], config: DPOConfig, out: Path) -> list[dict[str, Any]]:
     """Every answered prompt's pair record (``tanuki_pipelines.dpo.pairs``), judging only what
     ``judged.jsonl`` does not hold yet."""
-    from tanuki_pipelines.eval.client import RequestFailed, chat, reachable_client
+    from tanuki_pipelines.eval.client import RequestFailed, chat, continuation_logprob, reachable_client
     from tanuki_pipelines.eval.judging import choice_verdict, pair_messages
 
     judge, pairs = config.pairs.judge, config.pairs
@@ -150,6 +158,8 @@ def judge_answers(answers: list[dict[str, Any]], config: DPOConfig, out: Path) -
         def verdicts(record: dict[str, Any]) -> dict[str, Any]:
             question = question_of(record["messages"])
             first, second = record["answers"]
+            if judge.decision == "calibrated":
+                return {"id": record["id"], **calibrated(question, record)}
             texts = []
             for shown_a, shown_b in ((first, second), (second, first)):
                 try:
@@ -159,6 +169,17 @@ def judge_answers(answers: list[dict[str, Any]], config: DPOConfig, out: Path) -
                 except RequestFailed as exc:
                     texts.append(f"(request failed: {exc})")
             return {"id": record["id"], **pair_record(record["messages"], record["answers"], texts)}
+
+        def calibrated(question: str, record: dict[str, Any]) -> dict[str, Any]:
+            first, second = record["answers"]
+            try:
+                shown = [verdict_probabilities({v: continuation_logprob(
+                    judge_client, judge.model, pair_messages(question, shown_a, shown_b, pairs.judge_language),
+                    f"[[{v}]]") for v in VERDICTS}) for shown_a, shown_b in ((first, second), (second, first))]
+            except RequestFailed as exc:
+                return {"outcome": "unparseable", "prompt": record["messages"], "answers": record["answers"],
+                        "judgments": [f"(request failed: {exc})"]}
+            return calibrated_record(record["messages"], record["answers"], shown[0], shown[1], judge.min_preference)
 
         with judged_file.open("a", encoding="utf-8") as sink, ThreadPoolExecutor(pairs.judge_parallel) as pool:
             for judged in pool.map(verdicts, todo):

@@ -2,10 +2,16 @@
 prompt is retried at a higher temperature; the judge's two verdicts (answers shown in both
 orders) become chosen/rejected only when they agree. Ties, disagreements and unreadable verdicts
 are kept aside with their reason and the judge's text.
+
+``calibrated`` judging reads the judge's probability of each verdict instead of its text and
+averages the preference over both orders (balanced position calibration, Wang et al. 2023,
+"Large Language Models are not Fair Evaluators"): a position bias adds the same amount to both
+orders and cancels, so a small judge that always writes ``[[A]]`` still ranks the answers.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from typing import Any
@@ -54,6 +60,37 @@ def pair_record(prompt: Any, answers: list[str], verdicts: list[str]) -> dict[st
     if outcome == "kept":
         return {"outcome": outcome, "prompt": prompt, "chosen": answers[chosen], "rejected": answers[1 - chosen]}
     return {"outcome": outcome, "prompt": prompt, "answers": answers, "judgments": verdicts}
+
+
+VERDICTS = ("A", "B", "C")
+
+
+def verdict_probabilities(logprobs: dict[str, float]) -> dict[str, float]:
+    """The judge's log-probabilities of ``[[A]]``, ``[[B]]``, ``[[C]]`` → probabilities over the three."""
+    top = max(logprobs[v] for v in VERDICTS)
+    weights = {v: math.exp(logprobs[v] - top) for v in VERDICTS}
+    total = sum(weights.values())
+    return {v: weights[v] / total for v in VERDICTS}
+
+
+def calibrated_preference(shown_first: dict[str, float], shown_second: dict[str, float]) -> float:
+    """How much the judge prefers answer 0, in [-1, 1]: P(A) − P(B) with answer 0 as A, and
+    P(B) − P(A) with the order swapped, averaged."""
+    return ((shown_first["A"] - shown_first["B"]) + (shown_second["B"] - shown_second["A"])) / 2
+
+
+def calibrated_record(prompt: Any, answers: list[str], shown_first: dict[str, float], shown_second: dict[str, float],
+                      min_preference: float) -> dict[str, Any]:
+    """A judged prompt from verdict probabilities in both orders: kept when one answer leads by at
+    least ``min_preference``, otherwise a tie."""
+    preference = calibrated_preference(shown_first, shown_second)
+    judgments = [{v: round(p, 6) for v, p in probs.items()} for probs in (shown_first, shown_second)]
+    if abs(preference) < min_preference:
+        return {"outcome": "tie", "prompt": prompt, "answers": answers, "judgments": judgments,
+                "preference": round(preference, 6)}
+    chosen = 0 if preference > 0 else 1
+    return {"outcome": "kept", "prompt": prompt, "chosen": answers[chosen], "rejected": answers[1 - chosen],
+            "preference": round(abs(preference), 6)}
 
 
 def pair_stats(records: list[dict[str, Any]]) -> dict[str, int]:

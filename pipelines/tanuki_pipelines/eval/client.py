@@ -67,3 +67,24 @@ def chat(openai_client: Any, model: str, messages: list[dict[str, str]], tempera
     except APIError as exc:  # the client already retried what is worth retrying
         raise RequestFailed(f"{type(exc).__name__}: {str(exc)[:300]}") from None
     return (response.choices[0].message.content or "") if response.choices else ""
+
+
+def continuation_logprob(openai_client: Any, model: str, messages: list[dict[str, str]], continuation: str) -> float:
+    """log p(``continuation`` as the start of the assistant's reply | ``messages``) plus the log
+    probability of the conversation itself, from a vLLM server (its ``prompt_logprobs`` and
+    ``continue_final_message`` extensions; nothing is generated). Two continuations of the same
+    messages compare by the difference of their values."""
+    from openai import APIError
+
+    try:
+        response = openai_client.chat.completions.create(
+            model=model, messages=[*messages, {"role": "assistant", "content": continuation}], max_tokens=1,
+            temperature=0.0, extra_body={"add_generation_prompt": False, "continue_final_message": True,
+                                         "prompt_logprobs": 0, "return_token_ids": True})
+    except APIError as exc:
+        raise RequestFailed(f"{type(exc).__name__}: {str(exc)[:300]}") from None
+    extra = response.model_extra or {}
+    ids, logprobs = extra.get("prompt_token_ids"), extra.get("prompt_logprobs")
+    if not ids or not logprobs:
+        raise RequestFailed("the server returned no prompt_logprobs (calibrated judging needs a vLLM judge)")
+    return sum(entry[str(token)]["logprob"] for token, entry in zip(ids, logprobs) if entry)

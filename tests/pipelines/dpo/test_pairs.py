@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from tanuki_pipelines.dpo.pairs import decide, identical, pair_record, pair_stats, retry_temperatures
+from tanuki_pipelines.dpo.pairs import (
+    calibrated_preference,
+    calibrated_record,
+    decide,
+    identical,
+    pair_record,
+    pair_stats,
+    retry_temperatures,
+    verdict_probabilities,
+)
 
 
 @pytest.mark.parametrize(("first", "second", "outcome"), [
@@ -36,3 +45,22 @@ def test_identical_answers_are_retried_hotter_up_to_the_cap() -> None:
     assert identical("東京です。", " 東京です。\n") and not identical("東京です。", "大阪です。")
     assert retry_temperatures(1.0, 0.1, 1.3) == [1.0, 1.1, 1.2, 1.3]
     assert retry_temperatures(1.0, 0.1, 1.0) == [1.0]
+
+
+@pytest.mark.parametrize(("first", "second", "preference"), [
+    ({"A": 0.7, "B": 0.2, "C": 0.1}, {"A": 0.2, "B": 0.7, "C": 0.1}, 0.5),    # answer 0 in both orders
+    ({"A": 0.9, "B": 0.05, "C": 0.05}, {"A": 0.6, "B": 0.3, "C": 0.1}, 0.275),  # A favoured, still answer 0
+    ({"A": 0.6, "B": 0.3, "C": 0.1}, {"A": 0.9, "B": 0.05, "C": 0.05}, -0.275),  # same bias, answer 1 leads
+    ({"A": 0.8, "B": 0.1, "C": 0.1}, {"A": 0.8, "B": 0.1, "C": 0.1}, 0.0),    # pure position bias: no preference
+])
+def test_calibrated_preference_cancels_a_position_bias(first: dict, second: dict, preference: float) -> None:
+    assert calibrated_preference(first, second) == pytest.approx(preference)
+
+
+def test_calibrated_records_keep_only_a_clear_lead() -> None:
+    probabilities = verdict_probabilities({"A": -1.0, "B": -2.0, "C": -1.0})
+    assert sum(probabilities.values()) == pytest.approx(1.0) and probabilities["A"] == pytest.approx(probabilities["C"])
+    lead = calibrated_record("質問", ["悪い", "良い"], {"A": 0.5, "B": 0.4, "C": 0.1}, {"A": 0.8, "B": 0.1, "C": 0.1}, 0.2)
+    assert (lead["outcome"], lead["chosen"], lead["rejected"], lead["preference"]) == ("kept", "良い", "悪い", 0.3)
+    close = calibrated_record("質問", ["x", "y"], {"A": 0.5, "B": 0.4, "C": 0.1}, {"A": 0.5, "B": 0.4, "C": 0.1}, 0.2)
+    assert close["outcome"] == "tie" and close["judgments"][0] == {"A": 0.5, "B": 0.4, "C": 0.1}
