@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def recipe_path(value: str) -> Path:
@@ -31,3 +35,23 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, default_output: str | 
         parser.add_argument(
             "--output-dir", default=default_output, help=f"where outputs go (default {default_output})"
         )
+
+
+def torchrun_worker_main(command: str, description: str, recipe_model: type, run: Callable[[Any, Path], Any],
+                         argv: list[str] | None = None) -> int:
+    """``main`` of a module each torchrun rank runs (``-m <module> --config R --output-dir D``):
+    bad input exits 2 with the message, since in a pod nothing checked it before torchrun."""
+    from tanuki_pipelines.config import load_recipe
+    from tanuki_pipelines.errors import EXIT_BAD_INPUT, BadInputError
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--output-dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        run(load_recipe(recipe_model, args.config), args.output_dir.resolve())
+    except BadInputError as exc:
+        print(f"tanuki {command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 from pathlib import Path
 
 from tanuki_pipelines.cli_common import add_recipe_arguments
@@ -64,12 +62,12 @@ def make_pairs(config: object, out: Path, ray_address: str | None) -> dict[str, 
 
 
 def main(args: argparse.Namespace) -> int:
-    from tanuki_pipelines.config import dump_recipe, load_recipe
+    from tanuki_pipelines.config import load_recipe
     from tanuki_pipelines.dpo.config import DPOConfig
     from tanuki_pipelines.dpo.generate import read_ready_pairs
     from tanuki_pipelines.errors import BadInputError
     from tanuki_pipelines.outputs import OUTPUTS_FILE, publish_outputs, retract_outputs
-    from tanuki_pipelines.pretrain.main import free_port, torchrun_command, training_environment
+    from tanuki_pipelines.pretrain.main import run_training
     from tanuki_pipelines.publish import write_durable
     from tanuki_pipelines.synth.shards import jsonl
 
@@ -96,12 +94,9 @@ def main(args: argparse.Namespace) -> int:
         import torch
 
         nproc = max(torch.cuda.device_count(), 1)
-    recipe = out / "recipe.yaml"
-    dump_recipe(config, recipe)
-    completed = subprocess.run(torchrun_command(recipe, out, nproc, free_port(), MODULE),
-                               env=training_environment(dict(os.environ)))
-    if completed.returncode != 0:
-        return completed.returncode
+    code = run_training(config, out, nproc, MODULE)
+    if code != 0:
+        return code
     outputs = json.loads((out / OUTPUTS_FILE).read_text())
     outputs.update(pairs=str(out / "pairs.jsonl"), pairs_stats=str(out / "pairs_stats.json"))
     publish_outputs(outputs, out)

@@ -8,10 +8,8 @@ per-step chosen/rejected rewards and their margin go to ``metrics.jsonl`` and ``
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -124,20 +122,9 @@ def run(config: DPOConfig, output_dir: Path) -> dict[str, Any] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tanuki_pipelines.config import load_recipe
-    from tanuki_pipelines.errors import EXIT_BAD_INPUT, BadInputError
+    from tanuki_pipelines.cli_common import torchrun_worker_main
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, required=True)
-    parser.add_argument("--output-dir", type=Path, required=True)
-    args = parser.parse_args(argv)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
-        run(load_recipe(DPOConfig, args.config), args.output_dir.resolve())
-    except BadInputError as exc:
-        print(f"tanuki dpo: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    return 0
+    return torchrun_worker_main("dpo", __doc__.splitlines()[0], DPOConfig, run, argv)
 
 
 if __name__ == "__main__":

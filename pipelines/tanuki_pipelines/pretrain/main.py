@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from tanuki_pipelines.cli_common import add_recipe_arguments
 
@@ -57,7 +58,7 @@ def free_port() -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    from tanuki_pipelines.config import dump_recipe, load_recipe
+    from tanuki_pipelines.config import load_recipe
     from tanuki_pipelines.pretrain.config import PretrainConfig
     from tanuki_pipelines.pretrain.prepare import prepare
     from tanuki_pipelines.outputs import OUTPUTS_FILE, retract_outputs
@@ -71,17 +72,25 @@ def main(args: argparse.Namespace) -> int:
     output_dir.mkdir(parents=True, exist_ok=True)
     retract_outputs(output_dir)
     prepare(config, output_dir)
+    code = run_training(config, output_dir, args.nproc_per_node, "tanuki_pipelines.pretrain.train")
+    if code != 0:
+        return code
+    print(json.dumps(json.loads((output_dir / OUTPUTS_FILE).read_text()), ensure_ascii=False))
+    return 0
+
+
+def run_training(config: Any, output_dir: Path, nproc_per_node: int, module: str) -> int:
+    """Write the resolved recipe to ``output_dir/recipe.yaml`` and run ``module`` under torchrun on
+    this machine; the ranks' exit code."""
+    from tanuki_pipelines.config import dump_recipe
+
     recipe = output_dir / RESOLVED_RECIPE_FILE
     dump_recipe(config, recipe)
     port = free_port()
-    command = torchrun_command(recipe, output_dir, args.nproc_per_node, port)
-    completed = subprocess.run(command, env=training_environment(dict(os.environ)))
+    completed = subprocess.run(torchrun_command(recipe, output_dir, nproc_per_node, port, module),
+                               env=training_environment(dict(os.environ)))
     _remove_shm_buffers(port)
-    if completed.returncode != 0:
-        return completed.returncode
-    outputs = json.loads((output_dir / OUTPUTS_FILE).read_text())
-    print(json.dumps(outputs, ensure_ascii=False))
-    return 0
+    return completed.returncode
 
 
 def _remove_shm_buffers(port: int) -> None:

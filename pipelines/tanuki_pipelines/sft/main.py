@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 from pathlib import Path
 
 from tanuki_pipelines.cli_common import add_recipe_arguments
 
-RESOLVED_RECIPE_FILE = "recipe.yaml"
 MODULE = "tanuki_pipelines.sft.train"
 
 
@@ -27,10 +24,10 @@ def make_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> int:
-    from tanuki_pipelines.config import dump_recipe, load_recipe
+    from tanuki_pipelines.config import load_recipe
     from tanuki_pipelines.errors import BadInputError
     from tanuki_pipelines.outputs import OUTPUTS_FILE, retract_outputs
-    from tanuki_pipelines.pretrain.main import free_port, torchrun_command, training_environment
+    from tanuki_pipelines.pretrain.main import run_training
     from tanuki_pipelines.sft.config import SFTConfig
     from tanuki_pipelines.sft.data import read_conversations
 
@@ -46,11 +43,8 @@ def main(args: argparse.Namespace) -> int:
     output_dir = Path(args.output_dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
     retract_outputs(output_dir)
-    recipe = output_dir / RESOLVED_RECIPE_FILE
-    dump_recipe(config, recipe)
-    command = torchrun_command(recipe, output_dir, args.nproc_per_node, free_port(), MODULE)
-    completed = subprocess.run(command, env=training_environment(dict(os.environ)))
-    if completed.returncode != 0:
-        return completed.returncode
+    code = run_training(config, output_dir, args.nproc_per_node, MODULE)
+    if code != 0:
+        return code
     print(json.dumps(json.loads((output_dir / OUTPUTS_FILE).read_text()), ensure_ascii=False))
     return 0

@@ -9,10 +9,8 @@ Trainer when the recipe asks for it, resumable from the newest checkpoint under
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -175,21 +173,9 @@ def publish(saved: Path, tokenizer: Any, config: Any, output_dir: Path, steps: i
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tanuki_pipelines.config import load_recipe
+    from tanuki_pipelines.cli_common import torchrun_worker_main
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, required=True)
-    parser.add_argument("--output-dir", type=Path, required=True)
-    args = parser.parse_args(argv)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from tanuki_pipelines.errors import EXIT_BAD_INPUT, BadInputError
-
-    try:
-        run(load_recipe(SFTConfig, args.config), args.output_dir.resolve())
-    except BadInputError as exc:  # in a pod nothing checked the input before torchrun
-        print(f"tanuki sft: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    return 0
+    return torchrun_worker_main("sft", __doc__.splitlines()[0], SFTConfig, run, argv)
 
 
 if __name__ == "__main__":

@@ -103,10 +103,11 @@ def generate(config: Any, out: Path, ray_address: str | None) -> dict[str, Any]:
     print(f"[tanuki synth] {used} of {len(documents)} documents", flush=True)
     job = EngineJob(config.engine, config.generator, config.ray, config.endpoint, config.seed,
                     "tanuki_pipelines.synth.generation:run_shard_json", config.model_dump_json())
-    records, stats = generate_shards(shards(items, config.shard_size), out / "shards", "synth", job, ray_address)
+    planned = shards(items, config.shard_size)
+    records, stats = generate_shards(planned, out / "shards", "synth", job, ray_address)
     errors = Counter(record["error"].split(":")[0] for record in records if record.get("error"))
     return {"records": records, "documents": used, "input_problems": problems.as_dict(), "items": len(items),
-            "shards": len(shards(items, config.shard_size)), "errors": dict(errors), **stats}
+            "shards": len(planned), "errors": dict(errors), **stats}
 
 
 def main(args: argparse.Namespace) -> int:
