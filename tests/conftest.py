@@ -51,3 +51,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "e2e" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def judge_model(debug_tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A debug model with a 2,048-token context (judge prompts hold whole conversations)."""
+    import torch
+
+    from tanuki_pipelines.pretrain.config import ModelConfig
+    from tanuki_pipelines.pretrain.model import build_model
+    from tanuki_pipelines.tokenizer.train import copy_tokenizer_files
+
+    root = tmp_path_factory.mktemp("judge")
+    torch.manual_seed(3)
+    build_model(ModelConfig(preset="debug", max_position_embeddings=2048), dtype=torch.float32).save_pretrained(
+        root / "model")
+    copy_tokenizer_files(debug_tokenizer_dir, root / "model")
+    return root / "model"

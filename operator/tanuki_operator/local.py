@@ -6,9 +6,11 @@ resolved the same way, each stage's recipe rendered by the same code — then ea
 (``spec.storage.claimName``) is a directory under ``--workdir``; statuses persist in
 ``WORKDIR/.tanuki/status.json``, so a later apply can refer to what an earlier one produced.
 
-ModelServers are served after the batch stages (vLLM processes behind ``vllm-router``, see
-``local_serving``); the command then keeps serving, and watching the file for changes, until
-interrupted or ``--serve-for`` seconds have passed.
+ModelServers are served from the start (vLLM processes behind ``vllm-router``, see
+``local_serving``), each as soon as its upstream succeeded, so a batch stage of the same file can
+use one (a DPOJob's judge, an EvalJob's targets): it waits until the server is Running. The
+command then keeps serving, and watching the file for changes, until interrupted or
+``--serve-for`` seconds have passed.
 
 Applying a file again behaves as in a cluster: a stage that succeeded with the same spec is not
 run again, a failed one is retried (resuming from its newest checkpoint), and a changed spec of a
@@ -26,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,14 +80,17 @@ def localised(spec: dict[str, Any], workdir: Path) -> dict[str, Any]:
     return {**spec, "storage": storage}
 
 
-def run_chain(resources: list[dict[str, Any]], workdir: Path, nproc: int,
-              store: StatusStore | None = None) -> dict[str, dict[str, Any]]:
+def run_chain(resources: list[dict[str, Any]], workdir: Path, nproc: int, store: StatusStore | None = None,
+              servers: Sequence[LocalModelServer] = (), ready_timeout: float = 900) -> dict[str, dict[str, Any]]:
     """Run every batch resource whose upstreams succeeded; returns name → status (phase, message, outputs).
 
-    Upstreams this file does not declare are looked up in the workdir's stored statuses."""
+    Upstreams this file does not declare are looked up in the workdir's stored statuses. A stage
+    reading a ModelServer among ``servers`` waits (up to ``ready_timeout`` seconds without
+    progress) until it serves, or until it can no longer."""
     store = store or StatusStore(workdir)
     statuses: dict[tuple[str, str], dict[str, Any]] = {}
-    for key, stored in store.load().items():
+    stored_statuses = store.load()
+    for key, stored in stored_statuses.items():
         stored_kind, _, stored_name = key.partition("/")
         statuses[stored_kind, stored_name] = stored
     declared = {(resource["kind"], resource["metadata"]["name"]) for resource in resources} | set(statuses)
@@ -94,11 +100,27 @@ def run_chain(resources: list[dict[str, Any]], workdir: Path, nproc: int,
         if key in statuses:
             previous[key] = statuses.pop(key)
     pending = [resource for resource in resources if resource["kind"] != "ModelServer"]
+    for resource in pending:  # servers waiting on a stage that has not run yet wait, not fail
+        key = f"{resource['kind']}/{resource['metadata']['name']}"
+        if key not in stored_statuses:
+            store.update(key, {"phase": Phase.PENDING, "reason": "Queued", "message": "queued by tanuki local apply"})
+    live = {server.name: server for server in servers}
+
+    def starting(kind: str, name: str) -> bool:
+        """A ModelServer this apply serves that is not Running yet but still may be."""
+        server = live.get(name) if kind == "ModelServer" else None
+        return server is not None and not server.blocked and server.status.get("phase") not in (
+            Phase.RUNNING, Phase.FAILED)
+
+    deadline = time.monotonic() + ready_timeout
     while pending:
         progressed = False
+        for key, served in store.load().items():  # the servers' threads keep these current
+            if key.startswith("ModelServer/") and key.partition("/")[2] in live:
+                statuses["ModelServer", key.partition("/")[2]] = served
         for resource in list(pending):
             kind, name = resource["kind"], resource["metadata"]["name"]
-            status = step(resource, workdir, nproc, statuses, declared, previous.get((kind, name)))
+            status = step(resource, workdir, nproc, statuses, declared, previous.get((kind, name)), starting)
             if status is None:
                 continue  # waiting for an upstream that may still run
             statuses[kind, name] = status
@@ -108,10 +130,16 @@ def run_chain(resources: list[dict[str, Any]], workdir: Path, nproc: int,
             progressed = True
             reason = f" ({status['reason']})" if status.get("reason") else ""
             print(f"[tanuki local] {kind}/{name}: {status['phase']}{reason}: {status.get('message', '')}", flush=True)
-        if not progressed:
+        if progressed:
+            deadline = time.monotonic() + ready_timeout
+        elif any(starting("ModelServer", name) for name in live) and time.monotonic() < deadline:
+            time.sleep(TICK_SECONDS)
+        else:
             for resource in pending:
-                statuses[resource["kind"], resource["metadata"]["name"]] = {
-                    "phase": Phase.WAITING, "reason": "UpstreamPending", "message": "upstream never succeeded"}
+                status = {"phase": Phase.WAITING, "reason": "UpstreamPending", "message": "upstream never succeeded"}
+                statuses[resource["kind"], resource["metadata"]["name"]] = status
+                if f"{resource['kind']}/{resource['metadata']['name']}" not in stored_statuses:
+                    store.update(f"{resource['kind']}/{resource['metadata']['name']}", status)
             break
     ran = {(resource["kind"], resource["metadata"]["name"]) for resource in resources}
     return {f"{kind}/{name}": status for (kind, name), status in statuses.items() if (kind, name) in ran}
@@ -129,8 +157,10 @@ def _refusal(stored: dict[str, Any] | None, record: dict[str, Any], kind: str) -
 
 
 def step(resource: dict[str, Any], workdir: Path, nproc: int, statuses: dict[tuple[str, str], dict[str, Any]],
-         declared: set[tuple[str, str]], stored: dict[str, Any] | None = None) -> dict[str, Any] | None:
-    """Run one resource; None when it must wait for an upstream that has not run yet."""
+         declared: set[tuple[str, str]], stored: dict[str, Any] | None = None,
+         starting: Callable[[str, str], bool] = lambda kind, name: False) -> dict[str, Any] | None:
+    """Run one resource; None when it must wait for an upstream that has not run yet (or a
+    ModelServer that is still ``starting``)."""
     kind, name = resource["kind"], resource["metadata"]["name"]
     stage = STAGES.get(kind)
     if stage is None:
@@ -150,7 +180,7 @@ def step(resource: dict[str, Any], workdir: Path, nproc: int, statuses: dict[tup
     def lookup(upstream_kind: str, upstream_name: str) -> dict[str, Any] | None:
         if (upstream_kind, upstream_name) not in declared:
             return None  # not in the file: "does not exist"
-        if (upstream_kind, upstream_name) not in statuses:
+        if (upstream_kind, upstream_name) not in statuses or starting(upstream_kind, upstream_name):
             unfinished.append((upstream_kind, upstream_name))
             return {"phase": Phase.PENDING}
         return statuses[upstream_kind, upstream_name]
@@ -170,8 +200,8 @@ def step(resource: dict[str, Any], workdir: Path, nproc: int, statuses: dict[tup
     recipe_path.write_text(yaml.safe_dump(model.stage_recipe(resolution.inputs), sort_keys=False, allow_unicode=True))
     command = [sys.executable, "-m", "tanuki_pipelines.cli", stage.program.command, "--config", str(recipe_path),
                "--output-dir", str(out)]
-    if stage.workload_of(model) is Workload.TORCHRUN:
-        command += ["--nproc-per-node", str(nproc)]
+    if stage.workload_of(model) is Workload.TORCHRUN or stage.program.module is not None:
+        command += ["--nproc-per-node", str(nproc)]  # programs that start torchrun themselves take it too
     env = dict(os.environ)
     for variable, ref in model.secrets().items():  # Secrets reach the program as files, as in a pod
         path = workdir / "secrets" / ref.name / ref.key
@@ -186,6 +216,10 @@ def step(resource: dict[str, Any], workdir: Path, nproc: int, statuses: dict[tup
     outputs = json.loads((out / "outputs.json").read_text())
     return {"phase": Phase.SUCCEEDED, "reason": "Completed", "message": str(next((outputs[key] for key in ("checkpoint", "dataset", "report") if key in outputs), "")),
             "outputs": outputs, "spec": record}
+
+
+def _interrupt(*_: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM: stop like Ctrl-C (a running stage is killed, its servers stopped)
 
 
 def start_servers(path: Path, resources: list[dict[str, Any]], workdir: Path,
@@ -236,23 +270,24 @@ def main(args: argparse.Namespace) -> int:
             print(f"[tanuki local] {name}: deleted")
         return 0
     store = StatusStore(args.workdir)
-    statuses = run_chain(resources, args.workdir, args.nproc_per_node, store)
     servers = start_servers(args.filename, resources, args.workdir, store)
-    stop = threading.Event()
-    if servers:
-        time.sleep(2 * TICK_SECONDS)  # one reconcile each before judging them
-        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        try:
+    statuses: dict[str, dict[str, Any]] = {}
+    previous = signal.signal(signal.SIGTERM, _interrupt) if servers else None
+    try:
+        statuses = run_chain(resources, args.workdir, args.nproc_per_node, store, servers, args.ready_timeout)
+        if servers:
+            time.sleep(2 * TICK_SECONDS)  # one reconcile each before judging them
             wait_until_serving(servers, args.ready_timeout)
             if args.serve_for != 0 and any(server.status.get("phase") == Phase.RUNNING for server in servers):
                 print("[tanuki local] serving; edit the file to roll out a new revision; Ctrl-C stops", flush=True)
-                stop.wait(args.serve_for)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            for server in servers:
-                server.stop()
-                statuses[f"ModelServer/{server.name}"] = {k: v for k, v in server.status.items() if k != "rollout"}
+                threading.Event().wait(args.serve_for)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for server in servers:  # no vLLM process outlives the runner
+            server.stop()
+            statuses[f"ModelServer/{server.name}"] = {k: v for k, v in server.status.items() if k != "rollout"}
+        if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     print(json.dumps({name: {k: v for k, v in status.items() if k not in ("outputs", "spec")}
                       for name, status in statuses.items()}, indent=2, ensure_ascii=False))

@@ -125,8 +125,11 @@ STAGES: dict[str, Stage] = {stage.kind: stage for stage in [
           Program(command="synth", extras=("synth", "serve")), choose_workload=_synth_workload),
     Stage("SFTJob", "sftjobs", ("sftj",), SFTJobSpec, "Supervised chat fine-tuning with TRL.",
           Workload.TORCHRUN, Program(command="sft", module="tanuki_pipelines.sft.train")),
+    # one pod: generating and judging pairs needs the whole node, then `tanuki dpo` starts torchrun
+    # itself over the pod's GPUs (nodes: 1)
     Stage("DPOJob", "dpojobs", ("dpoj",), DPOJobSpec,
-          "Preference pair generation, LLM judging and TRL DPO.", Workload.TORCHRUN, None),
+          "Preference pair generation, LLM judging and TRL DPO.", Workload.POD,
+          Program(command="dpo", module="tanuki_pipelines.dpo.train", extras=("train", "synth", "serve", "eval"))),
     Stage("ModelServer", "modelservers", ("msv",), ModelServerSpec,
           "vLLM serving with autoscaling and canary rollout.", Workload.SERVER,
           Program(module="vllm.entrypoints.openai.api_server", extras=("serve",)),

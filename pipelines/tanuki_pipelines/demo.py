@@ -3,11 +3,12 @@
 Runs examples/debug-chain.yaml through the local runner (``tanuki local apply``) with the
 project's own bilingual corpus: tokenizer + dense pretraining (DeepSpeed, CPU), synthetic data
 from the pretrained model (vLLM in Ray Data, filtered and deduplicated), upcycling to a Mixture
-of Experts and SFT on the synthetic dialogues (TRL); the stages whose programs are not built yet are reported as Failed with
-reason StageNotAvailable (and what waits on them as Waiting), exactly as the operator reports them. Prints where the
-checkpoints are and a greedy sample from each. Then serves the MoE (examples/debug-serve.yaml:
-vLLM behind vllm-router, OpenAI API with an API key), asks it one chat question through the
-router, and prints how to call it. Interactive runs keep serving until Ctrl-C; others stop there.
+of Experts, SFT on the synthetic dialogues (TRL), DPO on pairs the SFT model answers and then
+judges (served as a ModelServer by the same apply), the DPO model served and graded. Prints where
+the checkpoints are, a greedy sample from each, the DPO pairs and margins and the grade. Then
+serves the MoE (examples/debug-serve.yaml: vLLM behind vllm-router, OpenAI API with an API key),
+asks it one chat question through the router, and prints how to call it. Interactive runs keep
+serving until Ctrl-C; others stop there.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -41,8 +43,9 @@ def main(args: argparse.Namespace) -> int:
     corpus = workdir / "tanuki-data" / "corpus"  # the chain's PVC `tanuki-data`, as a directory
     cli = [sys.executable, "-m", "tanuki_pipelines.cli"]
     subprocess.run([*cli, "corpus", "--out", str(corpus)], check=True, stdout=subprocess.DEVNULL)
+    _api_key(workdir)  # the chain's servers require it
     command = [*cli, "local", "apply", "-f", str(chain), "--workdir", str(workdir),
-               "--nproc-per-node", str(args.nproc_per_node)]
+               "--nproc-per-node", str(args.nproc_per_node), "--serve-for", "0"]
     print(f"[tanuki demo] {' '.join(command[2:])}", flush=True)
     code = subprocess.run(command).returncode
     data = workdir / "tanuki-data"
@@ -60,21 +63,41 @@ def main(args: argparse.Namespace) -> int:
     print(f"MoE checkpoint:    {upcycled['checkpoint']}  ({upcycled['architecture']}, "
           f"{upcycled['num_experts']} experts, top-{upcycled['top_k']})")
     print(f"  sample: {sample(upcycled['checkpoint'], '今日は')!r}")
-    synthesized = data / "synthjob" / "debug-synth" / "outputs.json"
-    if synthesized.is_file():
-        stats = json.loads(Path(json.loads(synthesized.read_text())["stats"]).read_text())
-        print(f"synthetic data:    {stats['filter']['input']} generated, kept {stats['kept']['rewrites']} rewrites and "
-              f"{stats['kept']['dialogues']} dialogues (dropped: {stats['filter']['dropped'] or 'none'}); "
-              f"{data / 'synthjob' / 'debug-synth'}")
-    tuned = data / "sftjob" / "debug-sft" / "outputs.json"
-    if tuned.is_file():
-        sft = json.loads(tuned.read_text())
-        print(f"SFT checkpoint:    {sft['checkpoint']}  ({sft['steps']} steps on the synthetic dialogues, "
-              f"loss {sft.get('loss', float('nan')):.3f}; curve {sft.get('loss_curve')})")
+    for line in later_stage_lines(data):
+        print(line)
     if args.no_serve:
         return 0
     hold = sys.stdin.isatty() if args.hold is None else args.hold
     return serve(workdir, cli, hold)
+
+
+def later_stage_lines(data: Path) -> list[str]:
+    """One summary line per post-pretraining stage of the chain that finished."""
+    def outputs(kind: str, name: str) -> dict | None:
+        path = data / kind / name / "outputs.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def records(path: str) -> list[dict]:
+        return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+    lines = []
+    if synth := outputs("synthjob", "debug-synth"):
+        stats = json.loads(Path(synth["stats"]).read_text())
+        lines.append(f"synthetic data:    {stats['filter']['input']} generated, kept {stats['kept']['rewrites']} "
+                     f"rewrites and {stats['kept']['dialogues']} dialogues (dropped: "
+                     f"{stats['filter']['dropped'] or 'none'}); {data / 'synthjob' / 'debug-synth'}")
+    if sft := outputs("sftjob", "debug-sft"):
+        lines.append(f"SFT checkpoint:    {sft['checkpoint']}  ({sft['steps']} steps on the synthetic dialogues, "
+                     f"loss {sft.get('loss', float('nan')):.3f}; curve {sft.get('loss_curve')})")
+    if dpo := outputs("dpojob", "debug-dpo"):
+        pairs, steps = json.loads(Path(dpo["pairs_stats"]).read_text()), records(dpo["metrics"])
+        lines.append(f"DPO checkpoint:    {dpo['checkpoint']}  ({pairs['kept']} of {pairs['prompts']} prompts made a "
+                     f"pair, ties {pairs['tie']}; reward margin {steps[0]['rewards/margins']:.3f} → "
+                     f"{steps[-1]['rewards/margins']:.3f} over {dpo['steps']} steps; curve {dpo['margins']})")
+    if grade := outputs("evaljob", "debug-eval"):
+        lines.append(f"evaluation:        {grade.get('top_model')} scored {grade.get('top_score')} by the SFT model "
+                     f"as judge; report {grade.get('report')}")
+    return lines
 
 
 SERVE_FILE = "debug-serve.yaml"
@@ -83,18 +106,12 @@ STATUS_KEY = "ModelServer/debug-moe-chat"
 
 def serve(workdir: Path, cli: list[str], hold: bool) -> int:
     """Serve the MoE through the local runner, prove the endpoint with one chat request, print how to use it."""
-    import secrets
     import signal
     import subprocess
-    import time
 
     from tanuki_pipelines.recipes import examples_dir
 
-    key_file = workdir / "secrets" / "tanuki-api-key" / "api-key"  # the Secret, as the local runner reads it
-    if not key_file.is_file():
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        key_file.write_text(secrets.token_urlsafe(24))
-    api_key = key_file.read_text().strip()
+    api_key = _api_key(workdir)
     serve_file = _with_free_router_port(examples_dir() / SERVE_FILE, workdir)
     command = [*cli, "local", "apply", "-f", str(serve_file), "--workdir", str(workdir)]
     print(f"\n[tanuki demo] {' '.join(command[2:])}", flush=True)
@@ -129,26 +146,32 @@ def serve(workdir: Path, cli: list[str], hold: bool) -> int:
             runner.wait()
 
 
+def _api_key(workdir: Path) -> str:
+    """The Secret ``tanuki-api-key`` as the local runner reads it (a file), made on first use."""
+    import secrets
+
+    key_file = workdir / "secrets" / "tanuki-api-key" / "api-key"
+    if not key_file.is_file():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(secrets.token_urlsafe(24))
+    return key_file.read_text().strip()
+
+
 def _with_free_router_port(path: Path, workdir: Path) -> Path:
     """The shipped file, or a copy in the workdir on a free port when its router port is taken."""
-    import socket
-
     import yaml
 
+    from tanuki_serving.fleet import free_port, port_in_use
+
     resource = yaml.safe_load(path.read_text())
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", resource["spec"]["router"]["port"]))
-            return path
-        except OSError:
-            pass
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        resource["spec"]["router"]["port"] = probe.getsockname()[1]
+    shipped_port = resource["spec"]["router"]["port"]
+    if not port_in_use(shipped_port):  # as the router binds it: connections in TIME_WAIT do not count
+        return path
+    resource["spec"]["router"]["port"] = free_port()
     copy = workdir / path.name
     copy.write_text(yaml.safe_dump(resource, sort_keys=False, allow_unicode=True))
-    print(f"[tanuki demo] port {yaml.safe_load(path.read_text())['spec']['router']['port']} is taken: "
-          f"serving on {resource['spec']['router']['port']} ({copy})", flush=True)
+    print(f"[tanuki demo] port {shipped_port} is taken: serving on {resource['spec']['router']['port']} ({copy})",
+          flush=True)
     return copy
 
 

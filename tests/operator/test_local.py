@@ -37,14 +37,15 @@ def test_pretrain_then_upcycle_in_lineage_order(tmp_path: Path) -> None:
     base["spec"]["recipe"]["train"].update(steps=4, seq_len=64)
     base["spec"]["recipe"]["checkpoint"]["every_steps"] = 4
     moe = copy.deepcopy(EXAMPLES["debug-moe"])
-    dpo = copy.deepcopy(EXAMPLES["debug-dpo"])
+    dpo = copy.deepcopy(EXAMPLES["debug-dpo"])  # its judge, a ModelServer, is not in this file
     dpo["spec"]["model"] = {"from": {"kind": "UpcycleJob", "name": "debug-moe"}}
     result = apply(tmp_path, [dpo, moe, base])  # listed out of order on purpose
     found = statuses(result)
     phases = {name: (status["phase"], status.get("reason")) for name, status in found.items()}
     assert phases == {"PretrainJob/debug-base": ("Succeeded", "Completed"), "UpcycleJob/debug-moe": ("Succeeded", "Completed"),
-                      "DPOJob/debug-dpo": ("Failed", "StageNotAvailable")}, result.stderr[-3000:]
-    assert result.returncode == 1  # the operator's answer for a stage this version lacks: Failed
+                      "DPOJob/debug-dpo": ("Waiting", "UpstreamUnavailable")}, result.stderr[-3000:]
+    assert "ModelServer/debug-judge does not exist" in found["DPOJob/debug-dpo"]["message"]
+    assert result.returncode == 1  # a stage left waiting: the chain is incomplete
     data = tmp_path / "work" / "tanuki-data"
     pretrained = json.loads((data / "pretrainjob/debug-base/outputs.json").read_text())["checkpoint"]
     recipe = yaml.safe_load((data / "upcyclejob/debug-moe/cr-recipe.yaml").read_text())
@@ -93,8 +94,9 @@ def test_reapply_skips_what_succeeded_refuses_a_changed_spec_and_delete_forgets(
 
 
 def test_a_server_whose_upstream_failed_is_reported_waiting_without_holding_the_runner(tmp_path: Path) -> None:
-    dpo = copy.deepcopy(EXAMPLES["debug-dpo"])  # no program yet: Failed (StageNotAvailable)
+    dpo = copy.deepcopy(EXAMPLES["debug-dpo"])  # no such checkpoint: the stage fails (exit 2)
     dpo["spec"]["model"] = {"path": "models/none"}
+    dpo["spec"]["judge"] = {"url": "http://127.0.0.1:9/v1", "model": "judge"}
     server = copy.deepcopy(EXAMPLES["debug-chat"])
     chain = tmp_path / "chain.yaml"
     chain.write_text(yaml.safe_dump_all([dpo, server]))

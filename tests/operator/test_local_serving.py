@@ -163,3 +163,45 @@ def test_rollout_under_load_loses_nothing_and_a_broken_checkpoint_is_rolled_back
     final = status_of(workdir)
     assert (final["phase"], final["reason"]) == ("Suspended", "LocalRunnerStopped")
     assert http_get(f"http://127.0.0.1:{port}/health", timeout=2)[0] == 0  # router gone with the runner
+
+
+def test_a_dpo_job_uses_a_judge_that_the_same_apply_serves(tmp_path: Path, judge_model: Path) -> None:
+    """The DPOJob is listed first; it waits until the ModelServer it names as judge serves, gets its
+    URL and model from the server's status and its key as a file, and trains on the judged pairs."""
+    workdir = tmp_path / "work"
+    write_secret(workdir)
+    port = free_port()
+    server_file = tmp_path / "server.yaml"
+    server_yaml(server_file, judge_model, port, engine={"max_model_len": 1024, "dtype": "float32",
+                                                        "extra_args": ["--enforce-eager"]})
+    prompts = workdir / "tanuki-data" / "prompts.jsonl"
+    prompts.parent.mkdir(parents=True)
+    prompts.write_text("".join(json.dumps({"prompt": q}, ensure_ascii=False) + "\n"
+                               for q in ["日本の首都は?", "一週間は何日?", "水が凍る温度は?", "猫の鳴き声は?"]))
+    key = {"name": "tanuki-api-key", "key": "api-key"}
+    dpo = {"apiVersion": "llm.tanuki.dev/v1alpha1", "kind": "DPOJob", "metadata": {"name": "dpo"}, "spec": {
+        "storage": {"claimName": "tanuki-data"}, "model": {"path": str(judge_model)}, "prompts": {"path": "prompts.jsonl"},
+        "judge": {"from": {"kind": "ModelServer", "name": SERVED_NAME}, "apiKey": key},
+        "recipe": {"pairs": {"engine": "endpoint", "max_tokens": 16, "judge_decision": "calibrated", "min_preference": 0.0,
+                             # the policy is the judge's model here: answers come from the same server
+                             "endpoint": {"base_url": f"http://127.0.0.1:{port}/v1", "model": SERVED_NAME,
+                                          "api_key_env": "JUDGE_API_KEY"}},
+                   "max_prompt_tokens": 64,
+                   "train": {"max_steps": 2, "micro_batch_size": 2, "grad_accum_steps": 1, "max_length": 128,
+                             "zero_stage": 0, "lr": 1.0e-4}}}}
+    chain = tmp_path / "chain.yaml"
+    chain.write_text(yaml.safe_dump_all([dpo, yaml.safe_load(server_file.read_text())], allow_unicode=True))
+    result = subprocess.run([sys.executable, "-m", "tanuki_pipelines.cli", "local", "apply", "-f", str(chain),
+                             "--workdir", str(workdir), "--serve-for", "0", "--nproc-per-node", "1"],
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    found = StatusStore(workdir).load()
+    assert found["DPOJob/dpo"]["phase"] == "Succeeded"
+    assert found[f"ModelServer/{SERVED_NAME}"]["reason"] == "LocalRunnerStopped"  # stopped with the runner
+    out = workdir / "tanuki-data" / "dpojob" / "dpo"
+    recipe = yaml.safe_load((out / "cr-recipe.yaml").read_text())
+    assert recipe["pairs"]["judge"] == {**recipe["pairs"]["judge"], "base_url": f"http://127.0.0.1:{port}/v1",
+                                        "model": SERVED_NAME, "api_key_env": "JUDGE_API_KEY"}
+    assert API_KEY not in (out / "cr-recipe.yaml").read_text() and API_KEY not in result.stdout + result.stderr
+    assert json.loads((out / "pairs_stats.json").read_text())["kept"] == 4
+    assert json.loads((out / "outputs.json").read_text())["steps"] == 2

@@ -201,7 +201,14 @@ def test_editing_a_running_stage_is_refused_naming_the_field_and_children_stay()
     assert next(c for c in status["conditions"] if c["type"] == "Valid")["status"] == "True"
 
 
-def test_a_stage_without_a_program_fails_as_stage_not_available_without_children() -> None:
+def test_a_stage_without_a_program_fails_as_stage_not_available_without_children(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from tanuki_operator.stages import STAGES
+
+    # every kind has its program today; a kind added before its program behaves like this
+    monkeypatch.setitem(STAGES, "DPOJob", dataclasses.replace(STAGES["DPOJob"], program=None))
     kube = FakeKube()
     resource = apply(kube, "debug-dpo")
     status = step(kube, resource)

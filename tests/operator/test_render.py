@@ -125,12 +125,14 @@ def test_single_pod_stage_runs_the_tanuki_cli() -> None:
     assert recipe["source"] == UPSTREAM_OUTPUTS["checkpoint"]
 
 
-def test_stages_without_a_program_render_nothing() -> None:
-    unavailable = sorted(name for name in EXAMPLES if name not in RENDERED)
-    assert unavailable  # the examples use every kind
-    for name in unavailable:
-        with pytest.raises(StageNotAvailable):
-            render_example(name)
+def test_stages_without_a_program_render_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    # every kind has its program today; a kind added before its program behaves like this
+    monkeypatch.setitem(STAGES, "DPOJob", dataclasses.replace(STAGES["DPOJob"], program=None))
+    with pytest.raises(StageNotAvailable):
+        render_example("debug-dpo")
+    assert sorted(name for name in EXAMPLES if name not in RENDERED) == []  # the examples' kinds all render
 
 
 def test_every_pod_is_restricted_and_reads_secrets_from_files() -> None:

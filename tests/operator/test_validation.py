@@ -44,6 +44,9 @@ def test_relative_recipe_paths_resolve_against_the_mount() -> None:
         ("EvalJob", {"target": {"from": {"kind": "SFTJob", "name": "x"}}}, "spec.target"),
         ("SynthJob", {"endpoint": {"url": "http://gen/v1", "model": "g"}}, "spec"),  # and a model
         ("SynthJob", {"recipe": {"styles": ["haiku"]}}, "spec.recipe.styles"),
+        ("DPOJob", {"judge": None}, "spec"),  # generating pairs needs a judge
+        ("DPOJob", {"nodes": 2}, "spec"),  # one pod
+        ("DPOJob", {"judge": {"from": {"kind": "SFTJob", "name": "x"}}}, "spec.judge"),
     ],
 )
 def test_invalid_field_is_named(kind: str, patch: dict, field: str) -> None:
@@ -67,6 +70,25 @@ def test_a_synth_job_on_an_endpoint_gets_its_url_model_and_key_file() -> None:
     from tanuki_pipelines.synth.config import SynthConfig
 
     SynthConfig.model_validate(recipe)  # what the pod's program reads
+
+
+def test_a_dpo_job_gets_its_judge_from_a_model_server_and_its_key_as_a_file() -> None:
+    resource = next(r for r in EXAMPLES if r["metadata"]["name"] == "debug-dpo")
+    model, errors = validate_spec("DPOJob", resource["spec"])
+    assert errors == []
+    assert set(model.inputs()) == {"model", "prompts", "judge:url", "judge:model"}
+    recipe = model.stage_recipe({"model": "/data/sft/checkpoint", "prompts": "/data/corpus/prompts.jsonl",
+                                 "judge:url": "http://debug-judge.ml.svc/v1", "judge:model": "debug-judge"})
+    assert recipe["pairs"]["judge"]["base_url"] == "http://debug-judge.ml.svc/v1"
+    assert (recipe["pairs"]["judge"]["model"], recipe["pairs"]["judge"]["api_key_env"]) == ("debug-judge", "JUDGE_API_KEY")
+    assert recipe["pairs"]["judge_decision"] == "calibrated"
+    assert set(model.secrets()) == {"JUDGE_API_KEY"}
+    from tanuki_pipelines.dpo.config import DPOConfig
+
+    DPOConfig.model_validate(recipe)  # what the pod's program reads
+    ready = {**resource["spec"], "judge": None, "recipe": {"generate": False}}
+    model, errors = validate_spec("DPOJob", ready)  # ready pairs: no judge, no secret
+    assert errors == [] and set(model.inputs()) == {"model", "prompts"} and model.secrets() == {}
 
 
 def test_non_object_spec() -> None:

@@ -133,8 +133,8 @@ def test_calibrated_judging_reads_verdict_probabilities_and_is_symmetric_in_the_
     from tanuki_pipelines.dpo.generate import judge_answers
 
     monkeypatch.setenv("DPO_KEY", API_KEY)
-    config = DPOConfig(pairs={"judge": {"base_url": judge_url, "model": SERVED_NAME, "api_key_env": "DPO_KEY",
-                                        "decision": "calibrated", "min_preference": 0.0}})
+    config = DPOConfig(pairs={"judge": {"base_url": judge_url, "model": SERVED_NAME, "api_key_env": "DPO_KEY"},
+                              "judge_decision": "calibrated", "min_preference": 0.0})
     answers = [{"id": f"q{i}", "messages": [{"role": "user", "content": q}], "answers": [GOOD[i], "わかりません。"]}
                for i, q in enumerate(QUESTIONS)]
     swapped = [{**r, "id": r["id"] + "-swapped", "answers": r["answers"][::-1]} for r in answers]

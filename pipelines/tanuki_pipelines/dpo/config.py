@@ -21,14 +21,6 @@ class JudgeEndpoint(ConfigModel):
     api_key_env: str = "JUDGE_API_KEY"
     """Environment variable holding the API key, or naming a file with it as ``<VAR>_FILE`` (how the
     operator passes a Secret)."""
-    decision: Literal["consistent", "calibrated"] = "consistent"
-    """``consistent`` (Tanuki's rule): the judge reasons and writes a verdict in each order; a pair
-    is kept only when both verdicts name the same answer. ``calibrated``: no generation; the judge's
-    probability of each verdict is read in each order (a vLLM judge: ``prompt_logprobs``) and the
-    preference is averaged over both orders, which cancels a position bias (for small judges that
-    always answer the same letter); kept when it reaches ``min_preference``."""
-    min_preference: float = Field(default=0.2, ge=0, le=1)
-    """``calibrated``: the least averaged lead (P(better) − P(worse), both orders) that makes a pair."""
     constrain_verdict: bool = False
     """Ask a vLLM judge to end every answer in a readable verdict (vLLM structured outputs, a
     regular expression): for small judges that drift; other servers ignore or refuse it."""
@@ -60,6 +52,14 @@ class PairGeneration(ConfigModel):
     """Prompts per shard (a rerun skips finished shards)."""
     judge: JudgeEndpoint = Field(default_factory=JudgeEndpoint)
     """Compares the answers in both orders ([[A]] / [[B]] / [[C]]); only consistent verdicts count."""
+    judge_decision: Literal["consistent", "calibrated"] = "consistent"
+    """``consistent`` (Tanuki's rule): the judge reasons and writes a verdict in each order; a pair
+    is kept only when both verdicts name the same answer. ``calibrated``: no generation; the judge's
+    probability of each verdict is read in each order (a vLLM judge: ``prompt_logprobs``) and the
+    preference is averaged over both orders, which cancels a position bias (for small judges that
+    always answer the same letter); kept when it reaches ``min_preference``."""
+    min_preference: float = Field(default=0.2, ge=0, le=1)
+    """``calibrated``: the least averaged lead (P(better) − P(worse), both orders) that makes a pair."""
     judge_language: Literal["ja", "en"] = "ja"
     """Language of the judge's instructions."""
     judge_max_tokens: int = Field(default=512, ge=8)

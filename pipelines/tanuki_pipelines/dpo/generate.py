@@ -9,7 +9,7 @@
   ``pairs.max_temperature``).
 - **Judging**: the judge sees the two answers in both orders at temperature 0; only consistent
   verdicts become ``{"prompt", "chosen", "rejected"}`` (``tanuki_pipelines.dpo.pairs``), or, with
-  ``decision: calibrated``, the verdict probabilities averaged over both orders decide. Each
+  ``judge_decision: calibrated``, the verdict probabilities averaged over both orders decide. Each
   judged prompt is appended to ``judged.jsonl`` as it completes, so a rerun judges only the rest.
 """
 
@@ -158,7 +158,7 @@ def judge_answers(answers: list[dict[str, Any]], config: DPOConfig, out: Path) -
         def verdicts(record: dict[str, Any]) -> dict[str, Any]:
             question = question_of(record["messages"])
             first, second = record["answers"]
-            if judge.decision == "calibrated":
+            if pairs.judge_decision == "calibrated":
                 return {"id": record["id"], **calibrated(question, record)}
             texts = []
             for shown_a, shown_b in ((first, second), (second, first)):
@@ -179,7 +179,7 @@ def judge_answers(answers: list[dict[str, Any]], config: DPOConfig, out: Path) -
             except RequestFailed as exc:
                 return {"outcome": "unparseable", "prompt": record["messages"], "answers": record["answers"],
                         "judgments": [f"(request failed: {exc})"]}
-            return calibrated_record(record["messages"], record["answers"], shown[0], shown[1], judge.min_preference)
+            return calibrated_record(record["messages"], record["answers"], shown[0], shown[1], pairs.min_preference)
 
         with judged_file.open("a", encoding="utf-8") as sink, ThreadPoolExecutor(pairs.judge_parallel) as pool:
             for judged in pool.map(verdicts, todo):
