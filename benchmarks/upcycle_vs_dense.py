@@ -38,17 +38,17 @@ def pretrain(out: Path, steps: int, *extra: str) -> Path:
 
 
 def held_out_loss(checkpoint: Path, seq_len: int = 128) -> float:
-    import sentencepiece as spm
     import torch
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from tanuki_pipelines.config import DataSource
     from tanuki_pipelines.corpus_io import read_nonempty
     from tanuki_pipelines.pretrain.data import pack
 
-    processor = spm.SentencePieceProcessor(model_file=str(checkpoint / "tokenizer.model"))
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     documents = read_nonempty(DataSource(name="heldout", path=HELD_OUT))
-    blocks = torch.from_numpy(pack(processor.encode(documents), seq_len).astype("int64"))
+    token_lists = tokenizer(documents, add_special_tokens=False)["input_ids"]
+    blocks = torch.from_numpy(pack(token_lists, seq_len, tokenizer.eos_token_id).astype("int64"))
     model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).eval()
     total, count = 0.0, 0
     with torch.no_grad():

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sft": ("tanuki_pipelines.sft.main", "supervised chat fine-tuning with TRL (assistant-only loss, LoRA optional)"),
     "dpo": ("tanuki_pipelines.dpo.main", "preference pairs (answer twice, judge both orders) then TRL DPO"),
     "model-info": ("tanuki_pipelines.pretrain.info", "print parameter counts of a recipe's model"),
+    "tokenizer-info": ("tanuki_pipelines.tokenizer.info", "vocabulary, special ids and characters/bytes per token of any HF tokenizer on given text"),
     "corpus": ("tanuki_pipelines.corpus.cli", "write the built-in bilingual debug corpus"),
     "eval": ("tanuki_pipelines.eval.main", "grade served models with an LLM judge, run arena battles, compute ratings, run lm-evaluation-harness"),
     "demo": ("tanuki_pipelines.demo", "run the embedded default chain at toy scale on this machine"),

@@ -69,6 +69,7 @@ def main(args: argparse.Namespace) -> int:
     from tanuki_pipelines.outputs import OUTPUTS_FILE, publish_outputs, retract_outputs
     from tanuki_pipelines.pretrain.main import run_training
     from tanuki_pipelines.publish import write_durable
+    from tanuki_pipelines.sft.train import chat_tokenizer
     from tanuki_pipelines.synth.shards import jsonl
 
     config = load_recipe(DPOConfig, args.config, args.set)
@@ -76,6 +77,7 @@ def main(args: argparse.Namespace) -> int:
         raise BadInputError(f"model: no checkpoint directory at {config.model}")
     if config.prompts is None:
         raise BadInputError("prompts: not set")
+    chat_tokenizer(config.model)  # before generating: training would fail without a chat template
     out = Path(args.output_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     retract_outputs(out)

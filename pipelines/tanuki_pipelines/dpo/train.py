@@ -89,15 +89,21 @@ def plot_margins(records: list[dict[str, Any]], path: Path) -> None:
 def run(config: DPOConfig, output_dir: Path) -> dict[str, Any] | None:
     import torch
     from datasets import Dataset
-    from transformers import AutoTokenizer
     from trl import DPOConfig as TrlDPOConfig
     from trl import DPOTrainer
 
     from tanuki_pipelines.errors import BadInputError
-    from tanuki_pipelines.sft.train import SAVED_DIR, MetricsLog, newest_checkpoint, peft_config, publish
+    from tanuki_pipelines.sft.train import (
+        SAVED_DIR,
+        MetricsLog,
+        chat_tokenizer,
+        newest_checkpoint,
+        peft_config,
+        publish,
+    )
 
     on_gpu = torch.cuda.is_available()
-    tokenizer = AutoTokenizer.from_pretrained(config.model)
+    tokenizer = chat_tokenizer(config.model)
     pairs = [json.loads(line) for line in (output_dir / PAIRS_FILE).read_text(encoding="utf-8").splitlines()]
     rows, too_long = training_rows(pairs, tokenizer, config.max_prompt_tokens)
     if os.environ.get("RANK", "0") == "0" and too_long:

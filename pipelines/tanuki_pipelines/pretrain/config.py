@@ -209,7 +209,8 @@ class TokenizerSource(ConfigModel):
     into ``<output-dir>/tokenizer`` before pretraining (once; a resumed run reuses it)."""
 
     path: InputPath | None = None
-    """HF tokenizer directory written earlier by ``tanuki tokenizer``."""
+    """An HF tokenizer directory: one ``tanuki tokenizer`` wrote, or any other (an existing LLM's);
+    its special tokens (eos between documents, bos/pad in the exported config) are read from it."""
     train: TokenizerConfig | None = None
     """Tokenizer recipe trained as the first step of this job."""
 

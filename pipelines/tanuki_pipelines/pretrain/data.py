@@ -1,7 +1,7 @@
 """Tokenize and pack each data source into fixed-length sequences, cached on disk.
 
-Each source becomes an ``int32`` array of shape ``(n, seq_len + 1)``: documents joined with EOS and
-cut into consecutive blocks (inputs are ``[:-1]``, labels ``[1:]``). The cache key covers the file,
+Each source becomes an ``int32`` array of shape ``(n, seq_len + 1)``: documents joined with the
+tokenizer's EOS and cut into consecutive blocks (inputs are ``[:-1]``, labels ``[1:]``). The cache key covers the file,
 the tokenizer and the sequence length, so a resumed run reuses it and a changed input rebuilds it.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,22 +16,23 @@ import numpy as np
 from tanuki_pipelines.config import DataSource
 from tanuki_pipelines.corpus_io import read_nonempty
 from tanuki_pipelines.errors import BadInputError
-from tanuki_pipelines.tokenizer.train import SP_MODEL_FILE
-
-EOS_ID = 2
+from tanuki_pipelines.tokenizer.special import load_tokenizer, require_eos, special_ids
+from tanuki_pipelines.tokenizer.train import HF_TOKENIZER_FILES
 
 
 def cache_key(source: DataSource, tokenizer_dir: Path, seq_len: int) -> str:
     stat = source.path.stat()
     digest = hashlib.sha256()
-    digest.update((tokenizer_dir / SP_MODEL_FILE).read_bytes())
+    for name in HF_TOKENIZER_FILES:  # the tokenizer's own files: ids and special tokens
+        if (tokenizer_dir / name).is_file():
+            digest.update(name.encode() + (tokenizer_dir / name).read_bytes())
     for part in (str(source.path), stat.st_size, stat.st_mtime_ns, source.text_field,
                  source.resolved_format(), seq_len):
         digest.update(str(part).encode())
     return digest.hexdigest()[:16]
 
 
-def pack(token_lists: list[list[int]], seq_len: int, eos_id: int = EOS_ID) -> np.ndarray:
+def pack(token_lists: list[list[int]], seq_len: int, eos_id: int) -> np.ndarray:
     """Join documents with EOS and cut into ``(n, seq_len + 1)`` blocks; the remainder is dropped."""
     total = sum(len(tokens) + 1 for tokens in token_lists)
     stream = np.empty(total, dtype=np.int32)
@@ -47,12 +47,11 @@ def pack(token_lists: list[list[int]], seq_len: int, eos_id: int = EOS_ID) -> np
 
 
 def tokenize_source(source: DataSource, tokenizer_dir: Path, seq_len: int) -> np.ndarray:
-    import sentencepiece as spm
-
-    processor = spm.SentencePieceProcessor(model_file=str(tokenizer_dir / SP_MODEL_FILE))
+    tokenizer = load_tokenizer(tokenizer_dir, "tokenizer.path")
+    eos = require_eos(special_ids(tokenizer), "tokenizer.path", tokenizer_dir, "pretraining joins documents with it")
     documents = read_nonempty(source)
-    token_lists = processor.encode(documents, num_threads=max(1, len(os.sched_getaffinity(0))))
-    packed = pack(token_lists, seq_len)
+    token_lists = tokenizer(documents, add_special_tokens=False)["input_ids"] if documents else []
+    packed = pack(token_lists, seq_len, eos)
     if len(packed) == 0:
         tokens = sum(len(tokens) + 1 for tokens in token_lists)
         raise BadInputError(

@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from tanuki_pipelines.pretrain.config import ModelConfig
+from tanuki_pipelines.tokenizer.special import SpecialIds
 
 
-def llama_config_kwargs(model: ModelConfig) -> dict[str, Any]:
-    """Keyword arguments for ``transformers.LlamaConfig`` (pure; no transformers import)."""
+def llama_config_kwargs(model: ModelConfig, special: SpecialIds | None = None) -> dict[str, Any]:
+    """Keyword arguments for ``transformers.LlamaConfig`` (pure; no transformers import); the
+    bos/eos/pad ids are the tokenizer's (``special``), transformers' defaults without one."""
     return {
         "vocab_size": model.vocab_size,
         "hidden_size": model.hidden_size,
@@ -26,9 +28,7 @@ def llama_config_kwargs(model: ModelConfig) -> dict[str, Any]:
         "hidden_act": "silu",
         "attention_bias": False,
         "mlp_bias": False,
-        "bos_token_id": 1,
-        "eos_token_id": 2,
-        "pad_token_id": 3,
+        **(special.config_kwargs() if special is not None else {}),
     }
 
 
@@ -71,9 +71,9 @@ def flops_per_token(model: ModelConfig, seq_len: int) -> float:
     return 6.0 * matmul_params + attention
 
 
-def mixtral_config_kwargs(model: ModelConfig) -> dict[str, Any]:
+def mixtral_config_kwargs(model: ModelConfig, special: SpecialIds | None = None) -> dict[str, Any]:
     """Keyword arguments for ``transformers.MixtralConfig`` of an MoE shape (pure)."""
-    kwargs = llama_config_kwargs(model)
+    kwargs = llama_config_kwargs(model, special)
     for key in ("attention_bias", "mlp_bias"):
         kwargs.pop(key)
     kwargs.update({"num_local_experts": model.num_experts, "num_experts_per_tok": model.experts_per_token,
@@ -81,7 +81,7 @@ def mixtral_config_kwargs(model: ModelConfig) -> dict[str, Any]:
     return kwargs
 
 
-def build_model(model: ModelConfig, dtype: Any = None) -> Any:
+def build_model(model: ModelConfig, dtype: Any = None, special: SpecialIds | None = None) -> Any:
     """Instantiate ``LlamaForCausalLM`` with fresh weights (seed torch before calling).
 
     Goes through ``AutoModelForCausalLM.from_config`` so that, under an active ZeRO-3
@@ -90,9 +90,9 @@ def build_model(model: ModelConfig, dtype: Any = None) -> Any:
     from transformers import AutoModelForCausalLM, LlamaConfig, MixtralConfig
 
     if model.num_experts > 1:
-        config = MixtralConfig(**mixtral_config_kwargs(model))
+        config = MixtralConfig(**mixtral_config_kwargs(model, special))
     else:
-        config = LlamaConfig(**llama_config_kwargs(model))
+        config = LlamaConfig(**llama_config_kwargs(model, special))
     return AutoModelForCausalLM.from_config(config, dtype=dtype)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from tanuki_pipelines.errors import BadInputError
 from tanuki_pipelines.pretrain import data
 from tanuki_pipelines.pretrain.config import PretrainConfig
-from tanuki_pipelines.tokenizer.train import SP_MODEL_FILE
+from tanuki_pipelines.tokenizer.special import load_tokenizer, require_eos, special_ids
 
 TOKENIZER_DIR = "tokenizer"
 DATA_CACHE_DIR = "data"
@@ -31,23 +31,17 @@ def ensure_tokenizer(config: PretrainConfig, output_dir: Path) -> Path:
         from tanuki_pipelines.tokenizer.train import build_tokenizer
 
         build_tokenizer(config.tokenizer.train, directory)
-    if not (directory / SP_MODEL_FILE).is_file():
-        raise BadInputError(f"tokenizer.path: no {SP_MODEL_FILE} in {directory}")
+    tokenizer = load_tokenizer(directory, "tokenizer.path")
+    require_eos(special_ids(tokenizer), "tokenizer.path", directory, "pretraining joins documents with it")
     return directory
 
 
 def check_vocab(config: PretrainConfig, directory: Path) -> None:
-    outputs = directory / "outputs.json"
-    if outputs.is_file():
-        pieces = json.loads(outputs.read_text())["vocab_size"]
-    else:
-        import sentencepiece as spm
-
-        pieces = spm.SentencePieceProcessor(model_file=str(directory / SP_MODEL_FILE)).get_piece_size()
-    if config.model.vocab_size < pieces:
+    tokens = len(load_tokenizer(directory, "tokenizer.path"))  # added tokens included
+    if config.model.vocab_size < tokens:
         raise BadInputError(
             f"model.vocab_size ({config.model.vocab_size}) is smaller than the tokenizer's "
-            f"{pieces} pieces ({directory})"
+            f"{tokens} tokens ({directory})"
         )
 
 

@@ -29,6 +29,7 @@ from tanuki_pipelines.pretrain.metrics import MetricsLog, mfu, peak_tflops_per_d
 from tanuki_pipelines.pretrain.mixture import MixtureSampler
 from tanuki_pipelines.pretrain.model import build_model, flops_per_token, llama_config_kwargs
 from tanuki_pipelines.pretrain.schedule import learning_rate
+from tanuki_pipelines.tokenizer.special import SpecialIds, load_tokenizer, special_ids
 from tanuki_pipelines.tokenizer.train import copy_tokenizer_files
 
 CHECKPOINTS_DIR = "checkpoints"
@@ -135,6 +136,7 @@ class Trainer:
             prepare.prepare(self.config, self.output_dir)
         dist.barrier()
         self.tokenizer_dir = prepare.tokenizer_dir(self.config, self.output_dir)
+        self.special = special_ids(load_tokenizer(self.tokenizer_dir, "tokenizer.path"))
         self.arrays = data.load_packed(self._cached_paths())
 
         train = self.config.train
@@ -177,8 +179,10 @@ class Trainer:
             from transformers import AutoModelForCausalLM
 
             model = AutoModelForCausalLM.from_pretrained(self.config.init_from, dtype=dtype)
+            for key, value in self.special.config_kwargs().items():  # the tokenizer trained with decides
+                setattr(model.config, key, value)
         else:
-            model = build_model(self.config.model, dtype=dtype)
+            model = build_model(self.config.model, dtype=dtype, special=self.special)
         model.config.use_cache = False
         if train.activation_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -322,7 +326,8 @@ class Trainer:
                                     client_state=client_state, save_latest=False)
         state_dict = self.full_state_dict()
         if self.dist.is_main:
-            export_hf(state_dict, staged, self.config, self.precision, self.tokenizer_dir, self.engine.module)
+            export_hf(state_dict, staged, self.config, self.precision, self.tokenizer_dir, self.special,
+                      self.engine.module)
             trainer_state = {**client_state, "loss": record["loss"], "tokens": record["tokens"]}
             (staged / ckpt.TRAINER_STATE_FILE).write_text(json.dumps(trainer_state, indent=2) + "\n")
             final = ckpt.publish(staged, self.root, step, self.config.checkpoint.keep_last)
@@ -358,7 +363,7 @@ class Trainer:
 
 
 def export_hf(state_dict: dict[str, Any], directory: Path, config: PretrainConfig, precision: str,
-              tokenizer_dir: Path, module: Any = None) -> None:
+              tokenizer_dir: Path, special: SpecialIds, module: Any = None) -> None:
     """Write an HF checkpoint that stock transformers and vLLM load: config, safetensors, tokenizer."""
     import torch
     from huggingface_hub import save_torch_state_dict
@@ -366,14 +371,14 @@ def export_hf(state_dict: dict[str, Any], directory: Path, config: PretrainConfi
 
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     weights = {name: tensor.to(dtype).contiguous() for name, tensor in state_dict.items()}
-    GenerationConfig(bos_token_id=1, eos_token_id=2, pad_token_id=3).save_pretrained(directory)
+    GenerationConfig(**special.config_kwargs()).save_pretrained(directory)
     if config.model.num_experts > 1:
         # transformers keeps experts fused in memory; save_pretrained writes Mixtral's per-expert
         # w1/w2/w3 keys, the layout vLLM loads.
         module.config.dtype = dtype
         module.save_pretrained(directory, state_dict=weights, safe_serialization=True, max_shard_size="5GB")
     else:
-        hf_config = LlamaConfig(**llama_config_kwargs(config.model))
+        hf_config = LlamaConfig(**llama_config_kwargs(config.model, special))
         hf_config.architectures = ["LlamaForCausalLM"]
         hf_config.dtype = dtype
         hf_config.save_pretrained(directory)

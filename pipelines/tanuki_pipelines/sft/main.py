@@ -30,6 +30,7 @@ def main(args: argparse.Namespace) -> int:
     from tanuki_pipelines.pretrain.main import run_training
     from tanuki_pipelines.sft.config import SFTConfig
     from tanuki_pipelines.sft.data import read_conversations
+    from tanuki_pipelines.sft.train import chat_tokenizer
 
     if args.nproc_per_node < 1:
         raise BadInputError(f"--nproc-per-node must be at least 1, got {args.nproc_per_node}")
@@ -38,6 +39,7 @@ def main(args: argparse.Namespace) -> int:
         raise BadInputError(f"model: no checkpoint directory at {config.model}")
     if config.dataset is None:
         raise BadInputError("dataset: not set")
+    chat_tokenizer(config.model)  # fails here, at once, when it lacks a chat template or eos
     conversations, _ = read_conversations(config.dataset)  # rank 0 reports what it leaves out
     print(f"[tanuki sft] {len(conversations)} conversations from {config.dataset}", flush=True)
     output_dir = Path(args.output_dir).resolve()

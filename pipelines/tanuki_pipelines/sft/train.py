@@ -45,6 +45,8 @@ def trainer_arguments(train: FinetuneTrain, output_dir: Path, on_gpu: bool, worl
             "bf16": bf16, "use_cpu": not on_gpu, "ddp_backend": "gloo" if world_size > 1 and not on_gpu else None,
             "gradient_checkpointing": on_gpu, "logging_steps": 1, "save_steps": train.save_every_steps,
             "save_total_limit": train.keep_last, "report_to": "none", "seed": train.seed,
+            # progress goes to metrics.jsonl and [tanuki progress] lines (the runner and the operator read them)
+            "disable_tqdm": True,
             "deepspeed": deepspeed_config(train.zero_stage), "dataset_num_proc": None,
             # TRL keeps a Mixture-of-Experts router's load-balancing loss in the loss (None: the checkpoint's coefficient)
             "router_aux_loss_coef": router_aux_loss_coef}
@@ -85,6 +87,8 @@ class MetricsLog:
     def __init__(self, path: Path) -> None:
         from transformers import TrainerCallback
 
+        from tanuki_pipelines.outputs import format_progress
+
         outer = self
 
         class Callback(TrainerCallback):
@@ -92,6 +96,8 @@ class MetricsLog:
                 if state.is_world_process_zero and logs and "loss" in logs:
                     outer.write({"step": state.global_step, **{k: v for k, v in logs.items()
                                                                 if isinstance(v, (int, float))}})
+                    # the line the operator (pod log) and the local runner read progress from
+                    print(format_progress(state.global_step, state.max_steps, loss=float(logs["loss"])), flush=True)
 
         self.path = path
         self.callback = Callback()
@@ -101,10 +107,20 @@ class MetricsLog:
             handle.write(json.dumps(record) + "\n")
 
 
+def chat_tokenizer(model: Path) -> Any:
+    """The checkpoint's tokenizer, which must have what chat fine-tuning needs: a chat template to
+    format conversations and an eos token to end answers."""
+    from tanuki_pipelines.tokenizer.special import load_tokenizer, require_chat_template, require_eos, special_ids
+
+    tokenizer = load_tokenizer(model, "model")
+    require_chat_template(tokenizer, "model", model)
+    require_eos(special_ids(tokenizer), "model", model, "every answer ends with it")
+    return tokenizer
+
+
 def run(config: SFTConfig, output_dir: Path) -> dict[str, Any] | None:
     import torch
     from datasets import Dataset
-    from transformers import AutoTokenizer
     from trl import SFTConfig as TrlSFTConfig
     from trl import SFTTrainer
 
@@ -116,7 +132,7 @@ def run(config: SFTConfig, output_dir: Path) -> dict[str, Any] | None:
         for reason, found in problems.as_dict().items():
             print(f"[tanuki sft] left out {found['count']} conversation(s): {reason} "
                   f"(e.g. {', '.join(found['first'])})", flush=True)
-    tokenizer = AutoTokenizer.from_pretrained(config.model)
+    tokenizer = chat_tokenizer(config.model)
     arguments = TrlSFTConfig(**trl_arguments(config, output_dir, on_gpu, int(os.environ.get("WORLD_SIZE", "1"))))
     metrics = MetricsLog(output_dir / "metrics.jsonl")
     trainer = SFTTrainer(model=load_model(config, on_gpu), args=arguments, train_dataset=Dataset.from_list(conversations),

@@ -25,11 +25,25 @@ class SpecialTokens(ConfigModel):
     """Padding piece."""
 
 
+class PreTokenize(ConfigModel):
+    """Word boundaries the learned pieces must respect (Tanuki: MeCab 分かち書き)."""
+
+    type: Literal["none", "mecab"] = "none"
+    """``mecab``: training text is split into MeCab words first, and no piece is learned across a
+    word boundary; encoding still takes raw text (nothing at inference knows about MeCab)."""
+    dictionary: Literal["unidic-lite"] = "unidic-lite"
+    """MeCab dictionary (the pip package ``unidic-lite``)."""
+    workers: int = Field(default=0, ge=0)
+    """Processes splitting the corpus (0: one per core)."""
+
+
 class TokenizerConfig(ConfigModel):
     """How to train the SentencePiece model and export it as an HF tokenizer directory."""
 
     sources: list[DataSource] = Field(min_length=1)
     """Corpora to learn the vocabulary from (Japanese and English text)."""
+    pretokenize: PreTokenize = Field(default_factory=PreTokenize)
+    """Split the training text into words before learning pieces (``type: mecab``)."""
     vocab_size: int = Field(default=65000, ge=300)
     """Number of pieces (Tanuki: 65,000). The model's embedding is padded above this."""
     model_type: Literal["unigram", "bpe"] = "unigram"

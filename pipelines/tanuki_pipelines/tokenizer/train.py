@@ -11,16 +11,18 @@ import json
 import shutil
 import tempfile
 from importlib import resources
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from tanuki_pipelines.corpus_io import read_nonempty
 from tanuki_pipelines.errors import BadInputError
 from tanuki_pipelines.tokenizer.config import CHAT_END, CHAT_START, TokenizerConfig
+from tanuki_pipelines.tokenizer.pretokenize import DELIMITER, split_corpus
 
 SP_MODEL_FILE = "tokenizer.model"
 HF_TOKENIZER_FILES = (SP_MODEL_FILE, "tokenizer.json", "tokenizer_config.json", "chat_template.jinja",
-                      "special_tokens_map.json")
+                      "special_tokens_map.json", "vocab.json", "merges.txt", "added_tokens.json")
 """What makes a tokenizer directory (copied into checkpoints; nothing else of the source is)."""
 
 
@@ -66,6 +68,7 @@ def sentencepiece_args(config: TokenizerConfig, input_file: Path, model_prefix: 
         "max_sentence_length": config.max_sentence_length,
         "num_threads": config.num_threads or _cpu_count(),
         "minloglevel": 2,
+        **({"pretokenization_delimiter": DELIMITER} if config.pretokenize.type == "mecab" else {}),
     }
 
 
@@ -75,16 +78,43 @@ def _cpu_count() -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
+def training_lines(config: TokenizerConfig) -> Iterator[str]:
+    """The non-empty lines of every source, as written."""
+    for source in config.sources:
+        for document in read_nonempty(source):
+            yield from (line for line in document.splitlines() if line.strip())
+
+
+def sample_lines(lines: Iterable[str], size: int, seed: int = 0) -> list[str]:
+    """A uniform sample of ``size`` lines (all of them when fewer), in corpus order (reservoir sampling)."""
+    import random
+
+    rng = random.Random(seed)
+    reservoir: list[tuple[int, str]] = []
+    for index, line in enumerate(lines):
+        if index < size:
+            reservoir.append((index, line))
+        elif (slot := rng.randrange(index + 1)) < size:
+            reservoir[slot] = (index, line)
+    return [line for _, line in sorted(reservoir)]
+
+
 def write_training_text(config: TokenizerConfig, path: Path) -> int:
-    """One line per sentence for SentencePiece; returns the number of documents written."""
+    """One line per sentence for SentencePiece (split into MeCab words with ``pretokenize: mecab``);
+    returns the number of lines written."""
+    lines: Iterable[str] = training_lines(config)
+    if config.pretokenize.type == "mecab":
+        if config.input_sentence_size:  # sample first: MeCab splits only what SentencePiece would use
+            lines = sample_lines(lines, config.input_sentence_size)
+            total = len(lines)
+        else:
+            total = sum(1 for _ in training_lines(config))
+        lines = split_corpus(lines, config.pretokenize.dictionary, config.pretokenize.workers, total)
     count = 0
     with path.open("w", encoding="utf-8") as handle:
-        for source in config.sources:
-            for document in read_nonempty(source):
-                for line in document.splitlines():
-                    if line.strip():
-                        handle.write(line + "\n")
-                count += 1
+        for line in lines:
+            handle.write(line + "\n")
+            count += 1
     return count
 
 
