@@ -43,6 +43,28 @@ def upstream_refs(spec: StageSpec) -> list[ObjectRef]:
     return refs
 
 
+def referenced(spec: Any) -> list[str]:
+    """``Kind/name`` of every ``from: {kind, name}`` in a raw spec (pure; for lineage pictures,
+    where the spec need not be valid)."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            ref = node.get("from")
+            if isinstance(ref, dict) and isinstance(ref.get("kind"), str) and isinstance(ref.get("name"), str):
+                label = f"{ref['kind']}/{ref['name']}"
+                if label not in found:
+                    found.append(label)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(spec)
+    return found
+
+
 def resolve(spec: StageSpec, storage: Storage | None, lookup: StatusLookup) -> Resolution:
     resolution = Resolution()
     for role, item in spec.inputs().items():

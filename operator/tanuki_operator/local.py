@@ -36,8 +36,8 @@ import yaml
 
 from tanuki_operator.api.common import Phase
 from tanuki_operator.handlers.reconcile import STAGE_NOT_AVAILABLE, changed_fields, spec_record
-from tanuki_operator.lineage import resolve
-from tanuki_operator.local_serving import TICK_SECONDS, LocalModelServer, StatusStore
+from tanuki_operator.lineage import referenced, resolve
+from tanuki_operator.local_serving import RUNNER_STOPPED, TICK_SECONDS, LocalModelServer, StatusStore
 from tanuki_operator.render.common import Owner, output_dir
 from tanuki_operator.stages import STAGES, Workload, not_available_message
 from tanuki_operator.validation import summarize, validate_spec
@@ -57,7 +57,45 @@ def make_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     delete = sub.add_parser("delete", help="forget the resources of a YAML file: their statuses and outputs")
     delete.add_argument("-f", "--filename", type=Path, required=True)
     delete.add_argument("--workdir", type=Path, default=Path("tanuki-local"))
+    get = sub.add_parser("get", help="the statuses of what was applied in a workdir, as `kubectl get tanuki` shows them")
+    get.add_argument("--workdir", type=Path, default=Path("tanuki-local"))
+    get.add_argument("-f", "--filename", type=Path, default=None, help="only the resources of this file")
+    get.add_argument("-o", "--output", choices=["wide"], default=None, help="wide: outputs and messages too")
     return parser
+
+
+def _age(seconds: float) -> str:
+    seconds = max(int(seconds), 0)
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h"
+
+
+OUTPUT_KEYS = ("url", "checkpoint", "dataset", "report", "tokenizer")
+"""What ``-o wide`` shows of a status's outputs: the first of these it has."""
+
+
+def status_table(statuses: dict[str, dict[str, Any]], wide: bool, now: float) -> str:
+    """``kubectl get``-style rows (pure): kind/name, phase, reason, wall time, age; wide adds the main
+    output and the message."""
+    header = ["NAME", "PHASE", "PROGRESS", "REASON", "WALL", "AGE"] + (["OUTPUT", "MESSAGE"] if wide else [])
+    rows = [header]
+    for key, status in statuses.items():
+        kind, _, name = key.partition("/")
+        wall = status.get("wallSeconds")
+        progress = status.get("progress") if status.get("phase") == Phase.RUNNING else None
+        row = [f"{kind.lower()}/{name}", str(status.get("phase", "")),
+               f"{progress['step']}/{progress['totalSteps']}" if progress else "", str(status.get("reason", "")),
+               "" if wall is None else _age(wall), _age(now - status["since"]) if "since" in status else ""]
+        if wide:
+            outputs = status.get("outputs") or {}
+            row += [str(next((outputs[k] for k in OUTPUT_KEYS if k in outputs), "")),
+                    str(status.get("message", "")).replace("\n", " ")[:100]]
+        rows.append(row)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join("   ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
 
 
 def load_resources(path: Path) -> list[dict[str, Any]]:
@@ -120,9 +158,10 @@ def run_chain(resources: list[dict[str, Any]], workdir: Path, nproc: int, store:
                 statuses["ModelServer", key.partition("/")[2]] = served
         for resource in list(pending):
             kind, name = resource["kind"], resource["metadata"]["name"]
-            status = step(resource, workdir, nproc, statuses, declared, previous.get((kind, name)), starting)
+            status = step(resource, workdir, nproc, statuses, declared, previous.get((kind, name)), starting, store)
             if status is None:
                 continue  # waiting for an upstream that may still run
+            status["upstream"] = referenced(resource.get("spec"))
             statuses[kind, name] = status
             if not status.pop("refused", False) and not status.pop("unchanged", False):
                 store.update(f"{kind}/{name}", status)
@@ -158,7 +197,8 @@ def _refusal(stored: dict[str, Any] | None, record: dict[str, Any], kind: str) -
 
 def step(resource: dict[str, Any], workdir: Path, nproc: int, statuses: dict[tuple[str, str], dict[str, Any]],
          declared: set[tuple[str, str]], stored: dict[str, Any] | None = None,
-         starting: Callable[[str, str], bool] = lambda kind, name: False) -> dict[str, Any] | None:
+         starting: Callable[[str, str], bool] = lambda kind, name: False,
+         store: StatusStore | None = None) -> dict[str, Any] | None:
     """Run one resource; None when it must wait for an upstream that has not run yet (or a
     ModelServer that is still ``starting``)."""
     kind, name = resource["kind"], resource["metadata"]["name"]
@@ -210,12 +250,63 @@ def step(resource: dict[str, Any], workdir: Path, nproc: int, statuses: dict[tup
                     "message": f"Secret {ref.name} has no key {ref.key} (locally: the file {path})", "spec": record}
         env[f"{variable}_FILE"] = str(path.resolve())
     print(f"[tanuki local] {kind}/{name}: running {' '.join(command[2:])}", flush=True)
-    code = subprocess.run(command, env=env).returncode
+    started = time.monotonic()
+    code = run_stage(command, env, f"{kind}/{name}", store, referenced(resource.get("spec")))
+    wall = round(time.monotonic() - started, 1)
     if code != 0:
-        return {"phase": Phase.FAILED, "reason": "StageFailed", "message": f"stage exited with {code}", "spec": record}
+        return {"phase": Phase.FAILED, "reason": "StageFailed", "message": f"stage exited with {code}", "spec": record,
+                "wallSeconds": wall}
     outputs = json.loads((out / "outputs.json").read_text())
     return {"phase": Phase.SUCCEEDED, "reason": "Completed", "message": str(next((outputs[key] for key in ("checkpoint", "dataset", "report") if key in outputs), "")),
-            "outputs": outputs, "spec": record}
+            "outputs": outputs, "spec": record, "wallSeconds": wall}
+
+
+PROGRESS_EVERY_SECONDS = 15.0
+
+
+def run_stage(command: list[str], env: dict[str, str], key: str, store: StatusStore | None,
+              upstream: list[str]) -> int:
+    """Run a stage program, passing its output through; its progress lines become the stored
+    status (phase Running, step/total, ETA) and one ``[tanuki local]`` line every few seconds."""
+    from tanuki_pipelines.outputs import parse_progress
+
+    first: tuple[float, int] | None = None  # (time, step) of the first progress line: the rate is measured from it
+    printed = 0.0
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True, errors="replace")
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            record = parse_progress(line)
+            if record is None or "summary" not in record:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+                continue
+            now = time.monotonic()
+            first = first or (now, record["step"])
+            done = record["step"] - first[1]
+            eta = round((now - first[0]) / done * (record["totalSteps"] - record["step"])) if done > 0 else None
+            left = f", ETA {eta} s" if eta is not None else ""
+            progress = {"step": record["step"], "totalSteps": record["totalSteps"], "etaSeconds": eta}
+            if store is not None:
+                store.update(key, {"phase": Phase.RUNNING, "reason": "StageRunning", "upstream": upstream,
+                                   "message": record["summary"] + left, "progress": progress})
+            if now - printed >= PROGRESS_EVERY_SECONDS or record["step"] == record["totalSteps"]:
+                printed = now
+                loss = f", loss {record['loss']:.3f}" if isinstance(record.get("loss"), (int, float)) else ""
+                print(f"[tanuki local] {key}: Running {record['summary']}{loss}{left}", flush=True)
+        return process.wait()
+    except BaseException:  # interrupted: the stage goes too (a rerun resumes it from its checkpoint)
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if store is not None:
+            last = store.load().get(key, {})
+            store.update(key, {**last, "phase": Phase.SUSPENDED, "reason": RUNNER_STOPPED, "upstream": upstream,
+                               "message": "local runner stopped mid-stage; tanuki local apply resumes it"})
+        raise
 
 
 def _interrupt(*_: Any) -> None:
@@ -264,6 +355,13 @@ def delete(resources: list[dict[str, Any]], workdir: Path) -> list[str]:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.local_command == "get":
+        statuses = StatusStore(args.workdir).load()
+        if args.filename is not None:
+            wanted = {f"{r['kind']}/{r['metadata']['name']}" for r in load_resources(args.filename)}
+            statuses = {key: status for key, status in statuses.items() if key in wanted}
+        print(status_table(statuses, args.output == "wide", time.time()))
+        return 0
     resources = load_resources(args.filename)
     if args.local_command == "delete":
         for name in delete(resources, args.workdir):
@@ -272,7 +370,8 @@ def main(args: argparse.Namespace) -> int:
     store = StatusStore(args.workdir)
     servers = start_servers(args.filename, resources, args.workdir, store)
     statuses: dict[str, dict[str, Any]] = {}
-    previous = signal.signal(signal.SIGTERM, _interrupt) if servers else None
+    interrupted = False
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         statuses = run_chain(resources, args.workdir, args.nproc_per_node, store, servers, args.ready_timeout)
         if servers:
@@ -282,17 +381,19 @@ def main(args: argparse.Namespace) -> int:
                 print("[tanuki local] serving; edit the file to roll out a new revision; Ctrl-C stops", flush=True)
                 threading.Event().wait(args.serve_for)
     except KeyboardInterrupt:
-        pass
+        interrupted = not statuses  # stopping while serving is how serving ends
     finally:
         for server in servers:  # no vLLM process outlives the runner
             server.stop()
             statuses[f"ModelServer/{server.name}"] = {k: v for k, v in server.status.items() if k != "rollout"}
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous)
     print(json.dumps({name: {k: v for k, v in status.items() if k not in ("outputs", "spec")}
                       for name, status in statuses.items()}, indent=2, ensure_ascii=False))
     # a batch stage that did not succeed (failed, refused, or left waiting) or a server that failed
     incomplete = [name for name, status in statuses.items()
                   if Phase(status["phase"]).broken or status.get("reason") == "ImmutableFieldChanged"
                   or (not name.startswith("ModelServer/") and status["phase"] != Phase.SUCCEEDED)]
+    if interrupted:
+        print("[tanuki local] interrupted; apply again to resume", flush=True)
+        return 130
     return 1 if incomplete else 0

@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 import yaml
 
 from tanuki_operator.api.common import Phase
-from tanuki_operator.lineage import resolve
+from tanuki_operator.lineage import referenced, resolve
 from tanuki_operator.validation import summarize, validate_spec
 
 TICK_SECONDS = 0.5
@@ -58,9 +59,12 @@ class StatusStore:
             return self._read()
 
     def update(self, key: str, status: dict[str, Any]) -> None:
+        """Store ``status``; ``since`` (epoch seconds) keeps the time of its last phase change."""
         with self._locked():
             statuses = self._read()
-            statuses[key] = status
+            before = statuses.get(key) or {}
+            since = before.get("since") if before.get("phase") == status.get("phase") else None
+            statuses[key] = {**status, "since": since or time.time()}
             self._write(statuses)
 
     def remove(self, key: str) -> bool:
@@ -112,6 +116,8 @@ class LocalModelServer:
         self.fleet = LocalFleet(name, workdir / ".tanuki" / "logs" / name)
         self.status: dict[str, Any] = {"phase": Phase.PENDING, "message": "starting"}
         self.spec = None
+        self.upstream: list[str] = []
+        """What its spec reads from (``Kind/name``), for lineage pictures."""
         self.blocked = False
         """Waiting for upstreams no running stage will finish (the caller stops waiting for it)."""
         self._stop = threading.Event()
@@ -127,6 +133,7 @@ class LocalModelServer:
             return Unservable(Phase.FAILED, f"{self.filename}: {exc}", "UnreadableFile")
         if resource is None:
             return Unservable(Phase.FAILED, f"{self.filename} no longer declares ModelServer/{self.name}", "NotDeclared")
+        self.upstream = referenced(resource.get("spec"))
         model, errors = validate_spec("ModelServer", self.localise(resource.get("spec") or {}, self.workdir))
         if errors:
             return Unservable(Phase.FAILED, "invalid spec: " + summarize(errors))
@@ -166,6 +173,7 @@ class LocalModelServer:
             status["message"] = f"{desired.message}; keeps serving revision {stable}"
         else:
             status = {"phase": desired.phase, "reason": desired.reason, "message": desired.message}
+        status["upstream"] = self.upstream
         self.status = status
         self.store.update(self.key, status)
         return status

@@ -1,14 +1,14 @@
-"""``tanuki demo``: the embedded default — the chain, as far as it is built, at toy scale.
+"""``tanuki demo``: the embedded default — the whole chain at toy scale.
 
 Runs examples/debug-chain.yaml through the local runner (``tanuki local apply``) with the
-project's own bilingual corpus: tokenizer + dense pretraining (DeepSpeed, CPU), synthetic data
-from the pretrained model (vLLM in Ray Data, filtered and deduplicated), upcycling to a Mixture
-of Experts, SFT on the synthetic dialogues (TRL), DPO on pairs the SFT model answers and then
-judges (served as a ModelServer by the same apply), the DPO model served and graded. Prints where
-the checkpoints are, a greedy sample from each, the DPO pairs and margins and the grade. Then
-serves the MoE (examples/debug-serve.yaml: vLLM behind vllm-router, OpenAI API with an API key),
-asks it one chat question through the router, and prints how to call it. Interactive runs keep
-serving until Ctrl-C; others stop there.
+project's own bilingual corpus: tokenizer + dense pretraining (DeepSpeed, CPU) on human text,
+synthetic data from that model (vLLM in Ray Data, filtered and deduplicated), continued
+pretraining with the synthetic share ramping up, upcycling to a Mixture of Experts and its
+continued pretraining, SFT on the synthetic dialogues (TRL), DPO on pairs the SFT model answers
+and then judges (served as a ModelServer by the same apply), the DPO model served, and an arena
+of SFT vs DPO. Prints what each stage made. Then applies the chain again (nothing is rerun) to
+serve it, asks the DPO model one chat question through vllm-router and prints how to call it.
+Interactive runs keep serving until Ctrl-C; others stop there.
 """
 
 from __future__ import annotations
@@ -33,42 +33,104 @@ def make_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
+SERVING_LINE = "[tanuki local] serving;"
+"""What the local runner prints once every stage ran and its servers are up."""
+
+
 def main(args: argparse.Namespace) -> int:
+    import signal
     import subprocess
+    import threading
 
     from tanuki_pipelines.recipes import examples_dir
 
     workdir = Path(args.output_dir).resolve()
-    chain = Path(args.chain) if args.chain else examples_dir() / "debug-chain.yaml"
+    workdir.mkdir(parents=True, exist_ok=True)
+    shipped = Path(args.chain) if args.chain else examples_dir() / "debug-chain.yaml"
+    chain = _with_free_router_ports(shipped, workdir)
     corpus = workdir / "tanuki-data" / "corpus"  # the chain's PVC `tanuki-data`, as a directory
     cli = [sys.executable, "-m", "tanuki_pipelines.cli"]
     subprocess.run([*cli, "corpus", "--out", str(corpus)], check=True, stdout=subprocess.DEVNULL)
-    _api_key(workdir)  # the chain's servers require it
+    api_key = _api_key(workdir)  # the chain's servers require it
     command = [*cli, "local", "apply", "-f", str(chain), "--workdir", str(workdir),
-               "--nproc-per-node", str(args.nproc_per_node), "--serve-for", "0"]
+               "--nproc-per-node", str(args.nproc_per_node)] + (["--serve-for", "0"] if args.no_serve else [])
     print(f"[tanuki demo] {' '.join(command[2:])}", flush=True)
-    code = subprocess.run(command).returncode
-    data = workdir / "tanuki-data"
-    built = [data / "pretrainjob" / "debug-base" / "outputs.json", data / "upcyclejob" / "debug-moe" / "outputs.json"]
-    if not all(path.is_file() for path in built):  # the stages this version has must have succeeded
-        return code or 1
-    pretrain = json.loads((data / "pretrainjob" / "debug-base" / "outputs.json").read_text())
-    upcycled = json.loads((data / "upcyclejob" / "debug-moe" / "outputs.json").read_text())
-    metrics = [json.loads(line) for line in Path(pretrain["metrics"]).read_text().splitlines()]
-    print()
-    print(f"dense checkpoint:  {pretrain['checkpoint']}  (HF Llama)")
-    print(f"  loss {metrics[0]['loss']:.3f} → {metrics[-1]['loss']:.3f} over {pretrain['step']} steps;"
-          f" curve {pretrain['loss_curve']}")
-    print(f"  sample: {sample(pretrain['checkpoint'], '今日は')!r}")
-    print(f"MoE checkpoint:    {upcycled['checkpoint']}  ({upcycled['architecture']}, "
-          f"{upcycled['num_experts']} experts, top-{upcycled['top_k']})")
-    print(f"  sample: {sample(upcycled['checkpoint'], '今日は')!r}")
-    for line in later_stage_lines(data):
-        print(line)
-    if args.no_serve:
+    # one apply runs every stage, then keeps its ModelServers up (until we stop it)
+    runner = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
+    try:
+        serving = _echo_until(runner, SERVING_LINE)
+        data = workdir / "tanuki-data"
+        if (data / "pretrainjob" / "debug-base" / "outputs.json").is_file():
+            print()
+            for line in summary_lines(data):
+                print(line)
+            report = subprocess.run([*cli, "report", "--workdir", str(workdir)], capture_output=True, text=True)
+            if report.returncode == 0:
+                print(f"report:            {report.stdout.strip()}  (lineage, statuses, curves, pairs, ratings)")
+        incomplete = _incomplete_stages(chain, workdir)
+        if incomplete:
+            print(f"[tanuki demo] did not succeed: {', '.join(incomplete)}", file=sys.stderr)
+        if not serving:
+            return runner.wait() or (1 if incomplete else 0)
+        threading.Thread(target=_echo_until, args=(runner, None), daemon=True).start()  # keep its pipe drained
+        hold = sys.stdin.isatty() if args.hold is None else args.hold
+        return _try_endpoint(workdir, api_key, hold, runner) or (1 if incomplete else 0)
+    except KeyboardInterrupt:
         return 0
-    hold = sys.stdin.isatty() if args.hold is None else args.hold
-    return serve(workdir, cli, hold)
+    finally:
+        if runner.poll() is None:
+            os.killpg(runner.pid, signal.SIGTERM)
+            runner.wait()
+
+
+def _echo_until(runner: "subprocess.Popen", marker: str | None) -> bool:
+    """Pass the runner's output through until a line starts with ``marker`` (True) or it ends (False)."""
+    for line in runner.stdout:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+        if marker is not None and line.startswith(marker):
+            return True
+    return False
+
+
+def _incomplete_stages(chain: Path, workdir: Path) -> list[str]:
+    """The chain's batch stages whose stored phase is not Succeeded."""
+    import yaml
+
+    try:
+        statuses = json.loads((workdir / ".tanuki" / "status.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        statuses = {}
+    keys = [f"{d['kind']}/{d['metadata']['name']}" for d in yaml.safe_load_all(chain.read_text())
+            if d and d.get("kind") != "ModelServer"]
+    return [key for key in keys if (statuses.get(key) or {}).get("phase") != Phase.SUCCEEDED]
+
+
+def summary_lines(data: Path) -> list[str]:
+    """One paragraph per stage of the chain that finished: where its output is and what it did."""
+    def outputs(kind: str, name: str) -> dict | None:
+        path = data / kind / name / "outputs.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    lines = []
+    if dense := outputs("pretrainjob", "debug-base"):
+        steps = records(dense["metrics"])
+        lines += [f"dense checkpoint:  {dense['checkpoint']}  (HF Llama, human text only)",
+                  f"  loss {loss_change(steps)} over {dense['step']} steps; curve {dense['loss_curve']}",
+                  f"  sample: {sample(dense['checkpoint'], '今日は')!r}"]
+    lines += later_stage_lines(data)
+    return lines
+
+
+def records(path: str) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+def loss_change(steps: list[dict], window: int = 5) -> str:
+    """Mean loss of the first and of the last ``window`` steps (single steps are noisy at this size)."""
+    first, last = steps[:window], steps[-window:]
+    return (f"{sum(s['loss'] for s in first) / len(first):.3f} → {sum(s['loss'] for s in last) / len(last):.3f} "
+            f"(mean of the first and last {min(window, len(steps))} steps)")
 
 
 def later_stage_lines(data: Path) -> list[str]:
@@ -77,15 +139,25 @@ def later_stage_lines(data: Path) -> list[str]:
         path = data / kind / name / "outputs.json"
         return json.loads(path.read_text()) if path.is_file() else None
 
-    def records(path: str) -> list[dict]:
-        return [json.loads(line) for line in Path(path).read_text().splitlines()]
-
     lines = []
     if synth := outputs("synthjob", "debug-synth"):
         stats = json.loads(Path(synth["stats"]).read_text())
         lines.append(f"synthetic data:    {stats['filter']['input']} generated, kept {stats['kept']['rewrites']} "
                      f"rewrites and {stats['kept']['dialogues']} dialogues (dropped: "
                      f"{stats['filter']['dropped'] or 'none'}); {data / 'synthjob' / 'debug-synth'}")
+    if late := outputs("pretrainjob", "debug-late"):
+        steps = records(late["metrics"])
+        mixed = [step["mix"].get("synth", 0) / max(sum(step["mix"].values()), 1) for step in steps]
+        lines.append(f"late phase:        {late['checkpoint']}  (continued {late['step']} steps, synthetic share of "
+                     f"the batch {mixed[0]:.0%} → {mixed[-1]:.0%}; loss {loss_change(steps)})")
+    if moe := outputs("upcyclejob", "debug-moe"):
+        lines.append(f"MoE checkpoint:    {moe['checkpoint']}  ({moe['architecture']}, {moe['num_experts']} experts, "
+                     f"top-{moe['top_k']})")
+    if continued := outputs("pretrainjob", "debug-moe-cpt"):
+        steps = records(continued["metrics"])
+        lines += [f"MoE continued:     {continued['checkpoint']}  ({continued['step']} steps, loss "
+                  f"{loss_change(steps)}, router aux loss {steps[-1].get('aux_loss', float('nan')):.3f})",
+                  f"  sample: {sample(continued['checkpoint'], '今日は')!r}"]
     if sft := outputs("sftjob", "debug-sft"):
         lines.append(f"SFT checkpoint:    {sft['checkpoint']}  ({sft['steps']} steps on the synthetic dialogues, "
                      f"loss {sft.get('loss', float('nan')):.3f}; curve {sft.get('loss_curve')})")
@@ -94,56 +166,40 @@ def later_stage_lines(data: Path) -> list[str]:
         lines.append(f"DPO checkpoint:    {dpo['checkpoint']}  ({pairs['kept']} of {pairs['prompts']} prompts made a "
                      f"pair, ties {pairs['tie']}; reward margin {steps[0]['rewards/margins']:.3f} → "
                      f"{steps[-1]['rewards/margins']:.3f} over {dpo['steps']} steps; curve {dpo['margins']})")
-    if grade := outputs("evaljob", "debug-eval"):
-        lines.append(f"evaluation:        {grade.get('top_model')} scored {grade.get('top_score')} by the SFT model "
-                     f"as judge; report {grade.get('report')}")
+    if evaluated := outputs("evaljob", "debug-eval"):
+        lines.append(f"evaluation:        {evaluated.get('mode')}: top {evaluated.get('top_model')} "
+                     f"({evaluated.get('top_score')}); report {evaluated.get('report')}")
     return lines
 
 
-SERVE_FILE = "debug-serve.yaml"
-STATUS_KEY = "ModelServer/debug-moe-chat"
+ENDPOINT = "ModelServer/debug-chat"
+"""The chain's chat server (the DPO model): the demo's endpoint."""
 
 
-def serve(workdir: Path, cli: list[str], hold: bool) -> int:
-    """Serve the MoE through the local runner, prove the endpoint with one chat request, print how to use it."""
-    import signal
-    import subprocess
-
-    from tanuki_pipelines.recipes import examples_dir
-
-    api_key = _api_key(workdir)
-    serve_file = _with_free_router_port(examples_dir() / SERVE_FILE, workdir)
-    command = [*cli, "local", "apply", "-f", str(serve_file), "--workdir", str(workdir)]
-    print(f"\n[tanuki demo] {' '.join(command[2:])}", flush=True)
-    runner = subprocess.Popen(command, start_new_session=True)
-    try:
-        status = _wait_for_endpoint(workdir / ".tanuki" / "status.json", runner)
-        if status.get("phase") != Phase.RUNNING:
-            print(f"[tanuki demo] serving failed: {status.get('message')}", file=sys.stderr)
-            return 1
-        url, model = status["outputs"]["url"], status["outputs"]["model"]
-        answer = _chat(url, model, api_key, "日本の首都はどこですか？")
-        print(f"\nOpenAI-compatible endpoint: {url}  (model {model!r}, vLLM behind vllm-router)")
-        print(f"  first answer through the router: {answer!r}")
-        print("  try it:")
-        print(f"    curl {url}/chat/completions -H 'Authorization: Bearer {api_key}' \\")
-        print(f"      -H 'Content-Type: application/json' -d '{{\"model\": \"{model}\", "
-              f"\"messages\": [{{\"role\": \"user\", \"content\": \"こんにちは\"}}], \"max_tokens\": 32}}'")
-        print(f"    python -c \"from openai import OpenAI; c = OpenAI(base_url='{url}', api_key='{api_key}'); "
-              f"print(c.chat.completions.create(model='{model}', messages=[{{'role': 'user', 'content': 'こんにちは'}}], "
-              f"max_tokens=32).choices[0].message.content)\"")
-        print(f"  load test: tanuki loadgen --base-url {url} --model {model} --api-key {api_key} --duration 20")
-        if hold:
-            print(f"  serving until Ctrl-C (point {serve_file}'s spec.model at another checkpoint to watch a "
-                  "canary rollout)", flush=True)
-            runner.wait()
-        return 0
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        if runner.poll() is None:
-            os.killpg(runner.pid, signal.SIGTERM)
-            runner.wait()
+def _try_endpoint(workdir: Path, api_key: str, hold: bool, runner: "subprocess.Popen") -> int:
+    """Prove the chat endpoint with one request through the router and print how to use it."""
+    status = json.loads((workdir / ".tanuki" / "status.json").read_text()).get(ENDPOINT, {})
+    if status.get("phase") != Phase.RUNNING:
+        print(f"[tanuki demo] {ENDPOINT} is not serving: {status.get('message')}", file=sys.stderr)
+        return 1
+    url, model = status["outputs"]["url"], status["outputs"]["model"]
+    answer = _chat(url, model, api_key, "日本の首都はどこですか？")
+    print(f"\nOpenAI-compatible endpoint: {url}  (model {model!r}: the DPO model, vLLM behind vllm-router)")
+    print(f"  first answer through the router: {answer!r}")
+    print("  try it:")
+    print(f"    curl {url}/chat/completions -H 'Authorization: Bearer {api_key}' \\")
+    print(f"      -H 'Content-Type: application/json' -d '{{\"model\": \"{model}\", "
+          f"\"messages\": [{{\"role\": \"user\", \"content\": \"こんにちは\"}}], \"max_tokens\": 32}}'")
+    print(f"    python -c \"from openai import OpenAI; c = OpenAI(base_url='{url}', api_key='{api_key}'); "
+          f"print(c.chat.completions.create(model='{model}', messages=[{{'role': 'user', 'content': 'こんにちは'}}], "
+          f"max_tokens=32).choices[0].message.content)\"")
+    print(f"  load test: tanuki loadgen --base-url {url} --model {model} --api-key {api_key} --duration 20")
+    print(f"  statuses: tanuki local get --workdir {workdir}")
+    if hold:
+        print("  serving until Ctrl-C (edit the chain's ModelServer debug-chat spec.model to watch a canary rollout)",
+              flush=True)
+        runner.wait()
+    return 0
 
 
 def _api_key(workdir: Path) -> str:
@@ -157,37 +213,29 @@ def _api_key(workdir: Path) -> str:
     return key_file.read_text().strip()
 
 
-def _with_free_router_port(path: Path, workdir: Path) -> Path:
-    """The shipped file, or a copy in the workdir on a free port when its router port is taken."""
+def _with_free_router_ports(path: Path, workdir: Path) -> Path:
+    """The chain file, or a copy in the workdir with free ports for the routers whose port is taken."""
     import yaml
 
+    from tanuki_serving.config import RouterConfig
     from tanuki_serving.fleet import free_port, port_in_use
 
-    resource = yaml.safe_load(path.read_text())
-    shipped_port = resource["spec"]["router"]["port"]
-    if not port_in_use(shipped_port):  # as the router binds it: connections in TIME_WAIT do not count
+    documents = [document for document in yaml.safe_load_all(path.read_text()) if document]
+    moved = []
+    for document in documents:
+        if document.get("kind") != "ModelServer":
+            continue
+        router = document["spec"].setdefault("router", {})
+        port = router.get("port", RouterConfig().port)
+        if port_in_use(port):  # as the router binds it: connections in TIME_WAIT do not count
+            router["port"] = free_port()
+            moved.append(f"{document['metadata']['name']} {port} → {router['port']}")
+    if not moved:
         return path
-    resource["spec"]["router"]["port"] = free_port()
     copy = workdir / path.name
-    copy.write_text(yaml.safe_dump(resource, sort_keys=False, allow_unicode=True))
-    print(f"[tanuki demo] port {shipped_port} is taken: serving on {resource['spec']['router']['port']} ({copy})",
-          flush=True)
+    copy.write_text(yaml.safe_dump_all(documents, sort_keys=False, allow_unicode=True))
+    print(f"[tanuki demo] ports taken, serving elsewhere: {', '.join(moved)} ({copy})", flush=True)
     return copy
-
-
-def _wait_for_endpoint(status_file: Path, runner: "subprocess.Popen", timeout: float = 900) -> dict:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and runner.poll() is None:
-        try:
-            status = json.loads(status_file.read_text()).get(STATUS_KEY, {})
-        except (OSError, json.JSONDecodeError):
-            status = {}
-        if status.get("phase") in (Phase.RUNNING, Phase.FAILED):
-            return status
-        time.sleep(1)
-    return {"phase": Phase.FAILED, "message": f"no endpoint (runner exit code {runner.poll()})"}
 
 
 def _chat(url: str, model: str, api_key: str, question: str) -> str:

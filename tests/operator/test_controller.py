@@ -84,7 +84,7 @@ def test_child_status_changes_and_deletions_wake_the_owner_creations_and_listing
 
 def test_an_upstream_phase_change_wakes_its_dependents() -> None:
     kube = FakeKube()
-    for name in ("debug-base", "debug-moe"):
+    for name in ("debug-late", "debug-moe"):
         resource = copy.deepcopy(EXAMPLES[name])
         resource["metadata"]["namespace"] = "ml"
         kube.put(resource)
@@ -94,10 +94,10 @@ def test_an_upstream_phase_change_wakes_its_dependents() -> None:
     assert outcome.status["phase"] == "Waiting"
     stored = kube.objects[(API_VERSION, "UpcycleJob", "ml", "debug-moe")]["status"]
     assert stored["phase"] == "Waiting"  # the controller wrote the status
-    upstream = body("debug-base", phase="Running")
+    upstream = body("debug-late", phase="Running")
     controller.resource_event("PretrainJob", None, upstream)
     drain(controller.queue)
-    controller.resource_event("PretrainJob", "MODIFIED", body("debug-base", phase="Succeeded"))
+    controller.resource_event("PretrainJob", "MODIFIED", body("debug-late", phase="Succeeded"))
     assert moe in drain(controller.queue)
 
 

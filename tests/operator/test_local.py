@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import subprocess
@@ -37,6 +38,7 @@ def test_pretrain_then_upcycle_in_lineage_order(tmp_path: Path) -> None:
     base["spec"]["recipe"]["train"].update(steps=4, seq_len=64)
     base["spec"]["recipe"]["checkpoint"]["every_steps"] = 4
     moe = copy.deepcopy(EXAMPLES["debug-moe"])
+    moe["spec"]["model"] = {"from": {"kind": "PretrainJob", "name": "debug-base"}}
     dpo = copy.deepcopy(EXAMPLES["debug-dpo"])  # its judge, a ModelServer, is not in this file
     dpo["spec"]["model"] = {"from": {"kind": "UpcycleJob", "name": "debug-moe"}}
     result = apply(tmp_path, [dpo, moe, base])  # listed out of order on purpose
@@ -109,3 +111,56 @@ def test_a_server_whose_upstream_failed_is_reported_waiting_without_holding_the_
     server_status = found["ModelServer/debug-chat"]
     assert (server_status["phase"], server_status["reason"]) == ("Waiting", "UpstreamUnavailable")
     assert "DPOJob/debug-dpo is Failed" in server_status["message"]
+
+
+def test_an_interrupted_chain_resumes_the_stage_it_stopped_in_and_redoes_nothing(tmp_path: Path) -> None:
+    """SIGTERM to the runner mid-stage (it stops the stage), then SIGKILL of anything left: the
+    rerun skips the finished stage and resumes the interrupted one from its checkpoint."""
+    import os
+    import signal
+
+    from tanuki_operator.local_serving import StatusStore
+
+    subprocess.run([sys.executable, "-m", "tanuki_pipelines.cli", "corpus", "--out",
+                    str(tmp_path / "work" / "tanuki-data" / "corpus")], check=True, capture_output=True)
+    base = copy.deepcopy(EXAMPLES["debug-base"])
+    base["spec"]["recipe"]["train"].update(steps=2, seq_len=64, warmup_steps=1)
+    base["spec"]["recipe"]["checkpoint"]["every_steps"] = 2
+    late = copy.deepcopy(EXAMPLES["debug-base"])
+    late["metadata"]["name"] = "late"
+    late["spec"]["initFrom"] = {"from": {"kind": "PretrainJob", "name": "debug-base"}}
+    late["spec"]["recipe"]["tokenizer"] = {"path": "pretrainjob/debug-base/tokenizer"}
+    late["spec"]["recipe"]["train"].update(steps=40, seq_len=64, warmup_steps=1)
+    late["spec"]["recipe"]["checkpoint"] = {"every_steps": 2, "keep_last": 2}
+    chain = tmp_path / "chain.yaml"
+    chain.write_text(yaml.safe_dump_all([base, late]))
+    command = [sys.executable, "-m", "tanuki_pipelines.cli", "local", "apply", "-f", str(chain),
+               "--workdir", str(tmp_path / "work"), "--nproc-per-node", "1"]
+    store = StatusStore(tmp_path / "work")
+    runner = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              start_new_session=True)
+    deadline = time.monotonic() + 400
+    while time.monotonic() < deadline:  # the second stage is running and has a checkpoint
+        status = store.load().get("PretrainJob/late", {})
+        if status.get("phase") == "Running" and (status.get("progress") or {}).get("step", 0) >= 6:
+            break
+        assert runner.poll() is None, runner.stdout.read()[-3000:]
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"the second stage never got going: {store.load()}")
+    os.kill(runner.pid, signal.SIGTERM)
+    try:
+        runner.wait(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(runner.pid, signal.SIGKILL)  # whatever the runner left behind
+    stopped_at = store.load()["PretrainJob/late"]["progress"]["step"]
+    assert stopped_at < 40
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    found = statuses(rerun)
+    assert "unchanged, already succeeded" in found["PretrainJob/debug-base"]["message"]
+    assert found["PretrainJob/late"]["phase"] == "Succeeded"
+    assert "resumed from" in rerun.stdout + rerun.stderr
+    metrics = (tmp_path / "work" / "tanuki-data" / "pretrainjob" / "late" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in metrics] == list(range(1, 41))  # no step twice, none missing

@@ -35,6 +35,8 @@ NS = "ml"
 GROUP_PATH = f"/apis/llm.tanuki.dev/v1alpha1/namespaces/{NS}"
 JOBS = f"/apis/batch/v1/namespaces/{NS}/jobs"
 EXAMPLES = {r["metadata"]["name"]: r for r in example_resources()}
+FROM_BASE = {"from": {"kind": "PretrainJob", "name": "debug-base"}}
+"""debug-moe upcycles debug-late in the chain; these tests give it the first stage as upstream."""
 PLURAL = {"PretrainJob": "pretrainjobs", "UpcycleJob": "upcyclejobs"}
 
 
@@ -154,7 +156,7 @@ async def test_create_children_then_succeed_with_outputs(operator, api, emulator
 
 
 async def test_lineage_waits_for_the_upstream_then_releases(operator, api, emulator):
-    upcycle = await apply(api, "debug-moe")
+    upcycle = await apply(api, "debug-moe", model=FROM_BASE)
     status = await eventually(lambda: phase_is(api, upcycle, "Waiting"))
     assert "does not exist" in status["message"]
     base = await apply(api, "debug-base")

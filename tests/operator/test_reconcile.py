@@ -19,6 +19,8 @@ from tanuki_operator.render import Settings
 
 SETTINGS = Settings()
 EXAMPLES = {r["metadata"]["name"]: r for r in example_resources()}
+FROM_BASE = {"from": {"kind": "PretrainJob", "name": "debug-base"}}
+"""debug-moe upcycles debug-late in the chain; these tests give it the first stage as upstream."""
 
 
 def apply(kube: FakeKube, name: str, **spec_changes: Any) -> dict[str, Any]:
@@ -97,7 +99,7 @@ def test_create_then_complete_gives_succeeded_with_outputs() -> None:
 def test_lineage_waits_then_releases_with_the_upstream_checkpoint() -> None:
     kube = FakeKube()
     base = apply(kube, "debug-base")
-    moe = apply(kube, "debug-moe")
+    moe = apply(kube, "debug-moe", model=FROM_BASE)
     status = step(kube, moe)
     assert status["phase"] == "Waiting" and "PretrainJob/debug-base" in status["message"]
     assert kube.of_kind("Job") == []
@@ -111,7 +113,7 @@ def test_lineage_waits_then_releases_with_the_upstream_checkpoint() -> None:
 
 def test_missing_or_failed_upstream_is_a_clear_condition() -> None:
     kube = FakeKube()
-    moe = apply(kube, "debug-moe")
+    moe = apply(kube, "debug-moe", model=FROM_BASE)
     status = step(kube, moe)
     assert status["phase"] == "Waiting" and "does not exist" in status["message"]
     base = apply(kube, "debug-base")

@@ -1,0 +1,72 @@
+"""What the README's first command left in ``tanuki-demo/`` (CI runs it before the tests): every
+stage of the debug chain succeeded, each consumed its upstream's output (the late-phase mix holds
+synthetic sequences, the SFT data is the SynthJob's dialogues, DPO trained the SFT model), and the
+report links only files that exist. Skipped where the demo has not run in this checkout."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+DEMO = Path(__file__).resolve().parents[1] / "tanuki-demo"
+CHAIN = Path(__file__).resolve().parents[1] / "examples" / "debug-chain.yaml"
+
+pytestmark = pytest.mark.skipif(not (DEMO / ".tanuki" / "status.json").is_file(),
+                                reason="the README's first command (tanuki demo) has not run in this checkout")
+
+
+def statuses() -> dict:
+    return json.loads((DEMO / ".tanuki" / "status.json").read_text())
+
+
+def recipe(kind: str, name: str) -> dict:
+    return yaml.safe_load((DEMO / "tanuki-data" / kind.lower() / name / "cr-recipe.yaml").read_text())
+
+
+def outputs(kind: str, name: str) -> dict:
+    return statuses()[f"{kind}/{name}"]["outputs"]
+
+
+def test_every_stage_of_the_chain_succeeded() -> None:
+    found = statuses()
+    declared = [(d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(CHAIN.read_text()) if d]
+    for kind, name in declared:
+        if kind != "ModelServer":
+            assert found[f"{kind}/{name}"]["phase"] == "Succeeded", (kind, name, found.get(f"{kind}/{name}"))
+        assert Path(next(iter(v for k, v in (found[f"{kind}/{name}"].get("outputs") or {}).items()
+                              if k in ("checkpoint", "dataset", "report")), DEMO)).exists()
+
+
+def test_each_stage_consumed_its_upstream() -> None:
+    synth = outputs("SynthJob", "debug-synth")
+    late = recipe("PretrainJob", "debug-late")
+    assert {s["name"]: s["path"] for s in late["data"]["sources"]}["synth"] == synth["dataset"]
+    assert late["init_from"] == outputs("PretrainJob", "debug-base")["checkpoint"]
+    mixed = [json.loads(line)["mix"]["synth"] for line in Path(outputs("PretrainJob", "debug-late")["metrics"])
+             .read_text().splitlines()]
+    assert sum(mixed) > 0 and mixed[-1] >= mixed[0]  # synthetic sequences, more of them late
+    assert recipe("UpcycleJob", "debug-moe")["source"] == outputs("PretrainJob", "debug-late")["checkpoint"]
+    assert recipe("PretrainJob", "debug-moe-cpt")["init_from"] == outputs("UpcycleJob", "debug-moe")["checkpoint"]
+    assert "expert_load" in json.loads(Path(outputs("PretrainJob", "debug-moe-cpt")["metrics"]).read_text()
+                                       .splitlines()[-1])
+    sft = recipe("SFTJob", "debug-sft")
+    assert sft["dataset"] == synth["dialogues"] and sft["model"] == outputs("PretrainJob", "debug-moe-cpt")["checkpoint"]
+    dpo = recipe("DPOJob", "debug-dpo")
+    assert dpo["model"] == outputs("SFTJob", "debug-sft")["checkpoint"]
+    assert json.loads(Path(outputs("DPOJob", "debug-dpo")["pairs_stats"]).read_text())["kept"] > 0
+    margins = [json.loads(line)["rewards/margins"] for line in
+               Path(outputs("DPOJob", "debug-dpo")["metrics"]).read_text().splitlines()]
+    assert margins[-1] > margins[0]
+    assert {t["name"] for t in recipe("EvalJob", "debug-eval")["targets"]} == {"sft", "dpo"}
+
+
+def test_the_report_links_only_files_that_exist() -> None:
+    page = (DEMO / "report" / "index.html").read_text()
+    links = re.findall(r'href="file://([^"]+)"', page)
+    assert links and all(Path(link).exists() for link in links)
+    for name in ("debug-base", "debug-late", "debug-moe-cpt", "debug-dpo", "debug-eval"):
+        assert name in page
