@@ -78,6 +78,16 @@ def test_grade_rerun_arena_and_ratings_against_vllm(judge_url: str, tmp_path: Pa
     page = (arena / "index.html").read_text()
     assert page.count("data:image/png;base64,") == 2 and (arena / "leaderboard.png").stat().st_size > 1000
 
+    calibrated_recipe = yaml.safe_load((tmp_path / "arena.yaml").read_text())
+    calibrated_recipe["arena"].update(judge_decision="calibrated", min_preference=0.0)
+    (tmp_path / "calibrated.yaml").write_text(yaml.safe_dump(calibrated_recipe, allow_unicode=True))
+    weighed = tanuki_eval("arena", "--config", str(tmp_path / "calibrated.yaml"), "--output-dir", str(tmp_path / "cal"))
+    assert weighed.returncode == 0, weighed.stderr[-3000:]
+    for battle in map(json.loads, (tmp_path / "cal" / "battles.jsonl").read_text().splitlines()):
+        assert sum(battle["verdicts_ab"].values()) == pytest.approx(1.0, abs=1e-4)
+        assert battle["winner"] == ("model_a" if battle["preference_a"] > 0 else "model_b" if battle["preference_a"] < 0
+                                    else "tie")
+
     rated = tanuki_eval("ratings", "--battles", str(arena / "battles.jsonl"), "--output-dir", str(tmp_path / "ratings"))
     assert rated.returncode == 0, rated.stderr[-3000:]
     assert json.loads((tmp_path / "ratings" / "leaderboard.json").read_text())["models"]

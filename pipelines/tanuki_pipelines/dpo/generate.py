@@ -22,14 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tanuki_pipelines.dpo.config import DPOConfig
-from tanuki_pipelines.dpo.pairs import (
-    VERDICTS,
-    calibrated_record,
-    identical,
-    pair_record,
-    retry_temperatures,
-    verdict_probabilities,
-)
+from tanuki_pipelines.dpo.pairs import calibrated_record, identical, pair_record, retry_temperatures
 from tanuki_pipelines.errors import BadInputError
 from tanuki_pipelines.sft.data import conversation_problem
 from tanuki_pipelines.synth.generation import Generate, Request
@@ -125,7 +118,7 @@ def question_of(messages: list[dict[str, str]]) -> str:
 def judge_answers(answers: list[dict[str, Any]], config: DPOConfig, out: Path) -> list[dict[str, Any]]:
     """Every answered prompt's pair record (``tanuki_pipelines.dpo.pairs``), judging only what
     ``judged.jsonl`` does not hold yet."""
-    from tanuki_pipelines.eval.client import RequestFailed, chat, continuation_logprob, reachable_client
+    from tanuki_pipelines.eval.client import RequestFailed, calibrated_verdicts, chat, reachable_client
     from tanuki_pipelines.eval.judging import choice_verdict, pair_messages
 
     judge, pairs = config.pairs.judge, config.pairs
@@ -173,9 +166,7 @@ def judge_answers(answers: list[dict[str, Any]], config: DPOConfig, out: Path) -
         def calibrated(question: str, record: dict[str, Any]) -> dict[str, Any]:
             first, second = record["answers"]
             try:
-                shown = [verdict_probabilities({v: continuation_logprob(
-                    judge_client, judge.model, pair_messages(question, shown_a, shown_b, pairs.judge_language),
-                    f"[[{v}]]") for v in VERDICTS}) for shown_a, shown_b in ((first, second), (second, first))]
+                shown = calibrated_verdicts(judge_client, judge.model, question, first, second, pairs.judge_language)
             except RequestFailed as exc:
                 return {"outcome": "unparseable", "prompt": record["messages"], "answers": record["answers"],
                         "judgments": [f"(request failed: {exc})"]}

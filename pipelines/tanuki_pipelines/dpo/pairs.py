@@ -11,12 +11,11 @@ orders and cancels, so a small judge that always writes ``[[A]]`` still ranks th
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from typing import Any
 
-from tanuki_pipelines.eval.judging import parse_choice
+from tanuki_pipelines.eval.judging import calibrated_preference, parse_choice
 
 OUTCOMES = ("kept", "tie", "inconsistent", "unparseable", "identical", "no_answers")
 """Every pair ends as one of these (``identical``: still the same answer at the temperature cap;
@@ -60,23 +59,6 @@ def pair_record(prompt: Any, answers: list[str], verdicts: list[str]) -> dict[st
     if outcome == "kept":
         return {"outcome": outcome, "prompt": prompt, "chosen": answers[chosen], "rejected": answers[1 - chosen]}
     return {"outcome": outcome, "prompt": prompt, "answers": answers, "judgments": verdicts}
-
-
-VERDICTS = ("A", "B", "C")
-
-
-def verdict_probabilities(logprobs: dict[str, float]) -> dict[str, float]:
-    """The judge's log-probabilities of ``[[A]]``, ``[[B]]``, ``[[C]]`` → probabilities over the three."""
-    top = max(logprobs[v] for v in VERDICTS)
-    weights = {v: math.exp(logprobs[v] - top) for v in VERDICTS}
-    total = sum(weights.values())
-    return {v: weights[v] / total for v in VERDICTS}
-
-
-def calibrated_preference(shown_first: dict[str, float], shown_second: dict[str, float]) -> float:
-    """How much the judge prefers answer 0, in [-1, 1]: P(A) − P(B) with answer 0 as A, and
-    P(B) − P(A) with the order swapped, averaged."""
-    return ((shown_first["A"] - shown_first["B"]) + (shown_second["B"] - shown_second["A"])) / 2
 
 
 def calibrated_record(prompt: Any, answers: list[str], shown_first: dict[str, float], shown_second: dict[str, float],

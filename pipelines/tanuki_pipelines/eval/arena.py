@@ -19,9 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from tanuki_pipelines.errors import BadInputError
-from tanuki_pipelines.eval.client import RequestFailed, chat, client
+from tanuki_pipelines.eval.client import RequestFailed, calibrated_verdicts, chat, client
 from tanuki_pipelines.eval.config import ArenaConfig, Contestant, EvalConfig
-from tanuki_pipelines.eval.judging import battle_winner, choice_verdict, pair_messages, parse_choice
+from tanuki_pipelines.eval.judging import (
+    battle_winner,
+    calibrated_preference,
+    calibrated_winner,
+    choice_verdict,
+    pair_messages,
+    parse_choice,
+)
 from tanuki_pipelines.eval.records import Journal, load_questions, read_jsonl, safe_name
 
 
@@ -91,6 +98,19 @@ def battles(config: EvalConfig, out: Path) -> Journal:
         (prompt_id, prompt), (first, second) = item
         answer_a = answers[first.label].get(prompt_id)["answer"]
         answer_b = answers[second.label].get(prompt_id)["answer"]
+        if config.arena.judge_decision == "calibrated":
+            try:
+                shown_ab, shown_ba = calibrated_verdicts(judge_client, config.judge.model, prompt, answer_a, answer_b)
+            except RequestFailed as exc:
+                log.add({"question_id": prompt_id, "model_a": first.label, "model_b": second.label,
+                         "winner": "judge request failed", "judge": config.judge.model, "error": str(exc)})
+                return
+            preference = calibrated_preference(shown_ab, shown_ba)
+            log.add({"question_id": prompt_id, "model_a": first.label, "model_b": second.label,
+                     "winner": calibrated_winner(preference, config.arena.min_preference), "judge": config.judge.model,
+                     "turn": 1, "tstamp": time.time(), "preference_a": round(preference, 6),
+                     "verdicts_ab": shown_ab, "verdicts_ba": shown_ba})
+            return
         regex = choice_verdict(config.judge.verdict_reason_chars) if config.judge.constrain_verdict else None
         try:
             judgment_ab = chat(judge_client, config.judge.model, pair_messages(prompt, answer_a, answer_b), 0.0, 512,

@@ -88,3 +88,14 @@ def continuation_logprob(openai_client: Any, model: str, messages: list[dict[str
     if not ids or not logprobs:
         raise RequestFailed("the server returned no prompt_logprobs (calibrated judging needs a vLLM judge)")
     return sum(entry[str(token)]["logprob"] for token, entry in zip(ids, logprobs) if entry)
+
+
+def calibrated_verdicts(openai_client: Any, model: str, question: str, first: str, second: str,
+                        language: str = "ja") -> tuple[dict[str, float], dict[str, float]]:
+    """The judge's probabilities of [[A]], [[B]], [[C]] with ``first`` shown as A, then with the
+    order swapped (a vLLM judge; nothing is generated)."""
+    from tanuki_pipelines.eval.judging import VERDICTS, pair_messages, verdict_probabilities
+
+    return tuple(verdict_probabilities({verdict: continuation_logprob(
+        openai_client, model, pair_messages(question, shown_a, shown_b, language), f"[[{verdict}]]")
+        for verdict in VERDICTS}) for shown_a, shown_b in ((first, second), (second, first)))

@@ -68,6 +68,12 @@ class ArenaConfig(ConfigModel):
     ``evaluation``, ``created_time``) to import."""
     vote_codes: dict[str, Literal["model_a", "model_b", "tie", "tie (bothbad)"]] = Field(default_factory=dict)
     """``evaluation`` value → winner (``model_a`` is ``model_1``); needed when ``votes`` is set."""
+    judge_decision: Literal["consistent", "calibrated"] = "consistent"
+    """``consistent``: the judge writes a verdict in each order; disagreeing orders are a tie.
+    ``calibrated``: the judge's verdict probabilities in both orders are averaged (a vLLM judge;
+    cancels a position bias, for small judges); a lead under ``min_preference`` is a tie."""
+    min_preference: float = Field(default=0.2, ge=0, le=1)
+    """``calibrated``: the least averaged lead that decides a battle."""
     seed: int = 0
     """Seed of the prompt choice."""
     parallel: int = Field(default=4, ge=1)

@@ -7,6 +7,7 @@ reference answer is shown to the judge. Pairwise judging asks for ``[[A]]``, ``[
 
 from __future__ import annotations
 
+import math
 import re
 
 REFERENCE_CATEGORIES = {"math", "reasoning", "coding"}
@@ -100,3 +101,30 @@ def battle_winner(first: str | None, second: str | None) -> str | None:
     if first != swapped:
         return "tie"
     return {"A": "model_a", "B": "model_b", "C": "tie"}[first]
+
+
+VERDICTS = ("A", "B", "C")
+
+
+def verdict_probabilities(logprobs: dict[str, float]) -> dict[str, float]:
+    """The judge's log-probabilities of ``[[A]]``, ``[[B]]``, ``[[C]]`` → probabilities over the three."""
+    top = max(logprobs[v] for v in VERDICTS)
+    weights = {v: math.exp(logprobs[v] - top) for v in VERDICTS}
+    total = sum(weights.values())
+    return {v: weights[v] / total for v in VERDICTS}
+
+
+def calibrated_preference(shown_first: dict[str, float], shown_second: dict[str, float]) -> float:
+    """How much the judge prefers answer 0, in [-1, 1]: P(A) − P(B) with answer 0 as A, and
+    P(B) − P(A) with the order swapped, averaged."""
+    return ((shown_first["A"] - shown_first["B"]) + (shown_second["B"] - shown_second["A"])) / 2
+
+
+def calibrated_winner(preference: float, min_preference: float) -> str:
+    """The FastChat winner from model_a's averaged lead (``calibrated_preference`` with model_a's
+    answer first): a lead under ``min_preference`` either way is a tie."""
+    if preference >= min_preference and preference > 0:
+        return "model_a"
+    if preference <= -min_preference and preference < 0:
+        return "model_b"
+    return "tie"

@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tanuki_pipelines.dpo.pairs import (
-    calibrated_preference,
-    calibrated_record,
-    decide,
-    identical,
-    pair_record,
-    pair_stats,
-    retry_temperatures,
-    verdict_probabilities,
-)
+from tanuki_pipelines.dpo.pairs import calibrated_record, decide, identical, pair_record, pair_stats, retry_temperatures
+from tanuki_pipelines.eval.judging import calibrated_preference, calibrated_winner, verdict_probabilities
 
 
 @pytest.mark.parametrize(("first", "second", "outcome"), [
@@ -64,3 +56,11 @@ def test_calibrated_records_keep_only_a_clear_lead() -> None:
     assert (lead["outcome"], lead["chosen"], lead["rejected"], lead["preference"]) == ("kept", "良い", "悪い", 0.3)
     close = calibrated_record("質問", ["x", "y"], {"A": 0.5, "B": 0.4, "C": 0.1}, {"A": 0.5, "B": 0.4, "C": 0.1}, 0.2)
     assert close["outcome"] == "tie" and close["judgments"][0] == {"A": 0.5, "B": 0.4, "C": 0.1}
+
+
+@pytest.mark.parametrize(("preference", "minimum", "winner"), [
+    (0.3, 0.2, "model_a"), (-0.3, 0.2, "model_b"), (0.1, 0.2, "tie"), (-0.1, 0.2, "tie"),
+    (0.001, 0.0, "model_a"), (0.0, 0.0, "tie"),
+])
+def test_a_calibrated_battle_needs_a_clear_lead(preference: float, minimum: float, winner: str) -> None:
+    assert calibrated_winner(preference, minimum) == winner
