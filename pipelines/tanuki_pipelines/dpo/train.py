@@ -93,14 +93,7 @@ def run(config: DPOConfig, output_dir: Path) -> dict[str, Any] | None:
     from trl import DPOTrainer
 
     from tanuki_pipelines.errors import BadInputError
-    from tanuki_pipelines.sft.train import (
-        SAVED_DIR,
-        MetricsLog,
-        chat_tokenizer,
-        newest_checkpoint,
-        peft_config,
-        publish,
-    )
+    from tanuki_pipelines.sft.train import MetricsLog, chat_tokenizer, peft_config, train_and_publish
 
     on_gpu = torch.cuda.is_available()
     tokenizer = chat_tokenizer(config.model)
@@ -115,16 +108,7 @@ def run(config: DPOConfig, output_dir: Path) -> dict[str, Any] | None:
     # the model by path: TRL then builds the frozen reference from the same checkpoint
     trainer = DPOTrainer(model=str(config.model), args=arguments, train_dataset=Dataset.from_list(rows),
                          processing_class=tokenizer, peft_config=peft_config(config), callbacks=[metrics.callback])
-    resume = newest_checkpoint(output_dir)
-    if resume is None and (output_dir / "metrics.jsonl").exists():
-        (output_dir / "metrics.jsonl").unlink()
-    trainer.train(resume_from_checkpoint=resume)
-    saved = output_dir / SAVED_DIR
-    trainer.save_model(str(saved))
-    if not trainer.is_world_process_zero():
-        return None
-    return publish(saved, tokenizer, config, output_dir, trainer.state.global_step, stage="dpo",
-                   plots={"margins.png": plot_margins})
+    return train_and_publish(trainer, tokenizer, config, output_dir, stage="dpo", plots={"margins.png": plot_margins})
 
 
 def main(argv: list[str] | None = None) -> int:

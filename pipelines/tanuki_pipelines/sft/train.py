@@ -137,15 +137,21 @@ def run(config: SFTConfig, output_dir: Path) -> dict[str, Any] | None:
     metrics = MetricsLog(output_dir / "metrics.jsonl")
     trainer = SFTTrainer(model=load_model(config, on_gpu), args=arguments, train_dataset=Dataset.from_list(conversations),
                          processing_class=tokenizer, peft_config=peft_config(config), callbacks=[metrics.callback])
+    return train_and_publish(trainer, tokenizer, config, output_dir)
+
+
+def train_and_publish(trainer: Any, tokenizer: Any, config: Any, output_dir: Path, **publishing: Any) -> dict[str, Any] | None:
+    """Train (resuming from the newest checkpoint; a fresh start drops old metrics), save on every
+    rank (ZeRO-3 gathers the shards, the main process writes) and publish on the main process."""
     resume = newest_checkpoint(output_dir)
     if resume is None and (output_dir / "metrics.jsonl").exists():
         (output_dir / "metrics.jsonl").unlink()
     trainer.train(resume_from_checkpoint=resume)
     saved = output_dir / SAVED_DIR
-    trainer.save_model(str(saved))  # every rank: ZeRO-3 gathers the shards, the main process writes
+    trainer.save_model(str(saved))
     if not trainer.is_world_process_zero():
         return None
-    return publish(saved, tokenizer, config, output_dir, trainer.state.global_step)
+    return publish(saved, tokenizer, config, output_dir, trainer.state.global_step, **publishing)
 
 
 def publish(saved: Path, tokenizer: Any, config: Any, output_dir: Path, steps: int, stage: str = "sft",
