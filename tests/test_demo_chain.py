@@ -70,3 +70,25 @@ def test_the_report_links_only_files_that_exist() -> None:
     assert links and all(Path(link).exists() for link in links)
     for name in ("debug-base", "debug-late", "debug-moe-cpt", "debug-dpo", "debug-eval"):
         assert name in page
+
+
+def test_dpo_was_judged_by_the_server_the_same_apply_ran_and_its_key_stayed_out_of_files() -> None:
+    judge = recipe("DPOJob", "debug-dpo")["pairs"]["judge"]
+    served = statuses()["ModelServer/debug-judge"]["outputs"]
+    assert (judge["base_url"], judge["model"], judge["api_key_env"]) == (served["url"], served["model"], "JUDGE_API_KEY")
+    assert served["checkpoint"] == outputs("SFTJob", "debug-sft")["checkpoint"]
+    key = (DEMO / "secrets" / "tanuki-api-key" / "api-key").read_text().strip()
+    assert key not in (DEMO / "tanuki-data" / "dpojob" / "debug-dpo" / "cr-recipe.yaml").read_text()
+
+
+def test_the_chat_server_rolled_the_dpo_model_out_over_the_sft_one_before_the_arena_began() -> None:
+    from datetime import datetime
+
+    found = statuses()
+    rollout = found["ModelServer/debug-chat"]["rollout"]
+    dpo = outputs("DPOJob", "debug-dpo")["checkpoint"]
+    promoted = [record for record in rollout["history"] if record["result"] == "Promoted"]
+    # a promotion needs a stable revision to replace: the SFT model (spec.initialModel) served first
+    assert [record["model"] for record in promoted] == [dpo] and rollout["stable"]["model"] == dpo
+    arena = found["EvalJob/debug-eval"]
+    assert datetime.fromisoformat(promoted[0]["time"]).timestamp() <= arena["since"] - arena["wallSeconds"]

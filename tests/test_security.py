@@ -43,8 +43,26 @@ def test_rendered_children_of_every_example_pass_checkov(tmp_path: Path) -> None
         rendered, errors = render_file(resources, "ml", {})
         assert errors == []
         documents += rendered
+    for setup in sorted((REPO / "examples" / "cluster").glob("*.yaml")):  # what a namespace needs first,
+        for doc in yaml.safe_load_all(setup.read_text()):                 # applied with kubectl -n ml
+            if doc:
+                doc["metadata"]["namespace"] = "ml"
+                documents.append(doc)
     assert sum(1 for d in documents if isinstance(d, dict) and d["kind"] in ("Job", "Deployment")) >= 6
     path = tmp_path / "rendered.yaml"
     path.write_text(to_yaml(documents))
     failures = failed_checks(path)
     assert failures == [], describe(failures)
+
+
+def test_the_cluster_setup_examples_are_valid_kubernetes_objects() -> None:
+    from k8s_schemas import validate_builtin
+
+    documents = [doc for setup in sorted((REPO / "examples" / "cluster").glob("*.yaml"))
+                 for doc in yaml.safe_load_all(setup.read_text()) if doc]
+    assert {doc["kind"] for doc in documents} >= {"PersistentVolumeClaim", "Job"}
+    for document in documents:
+        validate_builtin(document)
+    claims = {doc["metadata"]["name"] for doc in documents if doc["kind"] == "PersistentVolumeClaim"}
+    assert claims == {r["spec"]["storage"]["claimName"] for r in yaml.safe_load_all(
+        (REPO / "examples" / "debug-chain.yaml").read_text()) if r}

@@ -65,6 +65,23 @@ def referenced(spec: Any) -> list[str]:
     return found
 
 
+def settling(kind: str, status: dict[str, Any]) -> str | None:
+    """Why a resource in its kind's ready phase is not ready for consumers yet (None: it is)."""
+    settle = STAGES[kind].settling if kind in STAGES else None
+    return settle(status) if settle is not None else None
+
+
+def initial_stand_in(resolution: Resolution, serving: str | None) -> str | None:
+    """The checkpoint of a ModelServer's ``initialModel`` when it should serve in ``model``'s stead:
+    the model's upstream has not produced yet (waiting, not failed) and nothing but the initial
+    model has served so far (once the model's checkpoint served, a rerun of its job does not bring
+    the initial one back)."""
+    initial = resolution.inputs.get("initialModel")
+    if initial is None or resolution.errors or not resolution.waiting_for or serving not in (None, initial):
+        return None
+    return initial
+
+
 def resolve(spec: StageSpec, storage: Storage | None, lookup: StatusLookup) -> Resolution:
     resolution = Resolution()
     for role, item in spec.inputs().items():
@@ -95,6 +112,10 @@ def _resolve_reference(role: str, item: Input, ref: ObjectRef, lookup: StatusLoo
     if phase != STAGES[ref.kind].ready_phase:
         if item.required and f"{label} ({phase or Phase.PENDING})" not in resolution.waiting_for:
             resolution.waiting_for.append(f"{label} ({phase or Phase.PENDING})")
+        return
+    if (why := settling(ref.kind, status)) is not None:
+        if item.required and f"{label} ({phase}: {why})" not in resolution.waiting_for:
+            resolution.waiting_for.append(f"{label} ({phase}: {why})")
         return
     value = (status.get("outputs") or {}).get(item.output)
     if not value:

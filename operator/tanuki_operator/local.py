@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ import yaml
 
 from tanuki_operator.api.common import Phase
 from tanuki_operator.handlers.reconcile import STAGE_NOT_AVAILABLE, changed_fields, spec_record
-from tanuki_operator.lineage import referenced, resolve
+from tanuki_operator.lineage import referenced, resolve, settling
 from tanuki_operator.local_serving import RUNNER_STOPPED, TICK_SECONDS, LocalModelServer, StatusStore
 from tanuki_operator.render.common import Owner, output_dir
 from tanuki_operator.stages import STAGES, Workload, not_available_message
@@ -50,6 +51,9 @@ def make_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     apply.add_argument("--workdir", type=Path, default=Path("tanuki-local"),
                        help="each PVC becomes WORKDIR/<claimName> (default tanuki-local)")
     apply.add_argument("--nproc-per-node", type=int, default=2, help="training processes for torchrun stages")
+    apply.add_argument("--cpus", type=float, default=None,
+                       help="cores the batch stages share: stages whose upstreams are ready run at the same time "
+                            "while their spec.resources.cpu fits (default: this machine's cores)")
     apply.add_argument("--serve-for", type=float, default=None,
                        help="seconds to keep ModelServers up once ready (default: until interrupted; 0: stop at once)")
     apply.add_argument("--ready-timeout", type=float, default=900,
@@ -118,14 +122,90 @@ def localised(spec: dict[str, Any], workdir: Path) -> dict[str, Any]:
     return {**spec, "storage": storage}
 
 
+@dataclass
+class Launch:
+    """A batch stage whose upstreams are ready: what to run and what its status will record."""
+
+    key: str
+    """``Kind/name``."""
+    command: list[str]
+    env: dict[str, str]
+    out: Path
+    """Its output directory (``outputs.json`` lands there)."""
+    record: dict[str, Any]
+    """The spec it runs (a later apply refuses changes to it)."""
+    upstream: list[str]
+    cpus: float
+    """Its ``spec.resources.cpu``: what it takes of the runner's ``--cpus``."""
+
+
+class RunningStage:
+    """One stage program running in a thread of the runner."""
+
+    def __init__(self, launch: Launch, store: StatusStore | None, prefix: str) -> None:
+        self.launch, self.store, self.prefix = launch, store, prefix
+        self.status: dict[str, Any] | None = None
+        self.process: subprocess.Popen[str] | None = None
+        self.stopping = threading.Event()
+        self.started = time.monotonic()
+        self.thread = threading.Thread(target=self._run, name=f"stage-{launch.key}", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        launch = self.launch
+        try:
+            code = run_stage(launch.command, launch.env, launch.key, self.store, launch.upstream, self.prefix, self)
+        except Exception as exc:  # the runner reports it as the stage's failure and goes on
+            code, message = None, f"could not run: {type(exc).__name__}: {exc}"
+        else:
+            message = f"stage exited with {code}"
+        wall = round(time.monotonic() - self.started, 1)
+        if self.stopping.is_set():  # keeps the progress it had reached
+            last = self.store.load().get(launch.key, {}) if self.store is not None else {}
+            self.status = {**last, "phase": Phase.SUSPENDED, "reason": RUNNER_STOPPED, "spec": launch.record,
+                           "wallSeconds": wall, "message": "local runner stopped mid-stage; tanuki local apply resumes it"}
+        elif code != 0:
+            self.status = {"phase": Phase.FAILED, "reason": "StageFailed", "message": message, "spec": launch.record,
+                           "wallSeconds": wall}
+        else:
+            outputs = json.loads((launch.out / "outputs.json").read_text())
+            self.status = {"phase": Phase.SUCCEEDED, "reason": "Completed", "outputs": outputs, "spec": launch.record,
+                           "wallSeconds": wall, "message": str(next((outputs[key] for key in ("checkpoint", "dataset", "report")
+                                                                     if key in outputs), ""))}
+
+    def stop(self) -> None:
+        """Terminate the program (SIGTERM, then SIGKILL after 20 s); a rerun resumes it from its checkpoint."""
+        self.stopping.set()
+        process = self.process
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.thread.join(timeout=30)
+
+
+def cpu_count(quantity: str) -> float:
+    """A Kubernetes CPU quantity ("2", "500m") in cores."""
+    from kubernetes.utils.quantity import parse_quantity
+
+    return float(parse_quantity(quantity))
+
+
 def run_chain(resources: list[dict[str, Any]], workdir: Path, nproc: int, store: StatusStore | None = None,
-              servers: Sequence[LocalModelServer] = (), ready_timeout: float = 900) -> dict[str, dict[str, Any]]:
+              servers: Sequence[LocalModelServer] = (), ready_timeout: float = 900,
+              cpus: float | None = None) -> dict[str, dict[str, Any]]:
     """Run every batch resource whose upstreams succeeded; returns name → status (phase, message, outputs).
 
-    Upstreams this file does not declare are looked up in the workdir's stored statuses. A stage
-    reading a ModelServer among ``servers`` waits (up to ``ready_timeout`` seconds without
-    progress) until it serves, or until it can no longer."""
+    Stages whose upstreams are ready run concurrently while the ``spec.resources.cpu`` of those
+    running fits in ``cpus`` (default: this machine's cores), as a scheduler places pods; one that
+    asks for more than there is runs alone. Upstreams this file does not declare are looked up in
+    the workdir's stored statuses. A stage reading a ModelServer among ``servers`` waits (up to
+    ``ready_timeout`` seconds without progress) until it serves, or until it can no longer."""
     store = store or StatusStore(workdir)
+    capacity = cpus if cpus is not None else float(os.cpu_count() or 1)
     statuses: dict[tuple[str, str], dict[str, Any]] = {}
     stored_statuses = store.load()
     for key, stored in stored_statuses.items():
@@ -143,43 +223,68 @@ def run_chain(resources: list[dict[str, Any]], workdir: Path, nproc: int, store:
         if key not in stored_statuses:
             store.update(key, {"phase": Phase.PENDING, "reason": "Queued", "message": "queued by tanuki local apply"})
     live = {server.name: server for server in servers}
+    running: dict[tuple[str, str], RunningStage] = {}
+    width = max((len(resource["metadata"]["name"]) for resource in pending), default=0)
 
     def starting(kind: str, name: str) -> bool:
-        """A ModelServer this apply serves that is not Running yet but still may be."""
+        """A ModelServer this apply serves that is not ready for its consumers yet but still may be."""
         server = live.get(name) if kind == "ModelServer" else None
-        return server is not None and not server.blocked and server.status.get("phase") not in (
-            Phase.RUNNING, Phase.FAILED)
+        return server is not None and not server.blocked and server.status.get("phase") != Phase.FAILED \
+            and (server.status.get("phase") != Phase.RUNNING or settling("ModelServer", server.status) is not None)
+
+    def finish(kind: str, name: str, status: dict[str, Any]) -> None:
+        statuses[kind, name] = status
+        if not status.pop("refused", False) and not status.pop("unchanged", False):
+            store.update(f"{kind}/{name}", status)
+        reason = f" ({status['reason']})" if status.get("reason") else ""
+        print(f"[tanuki local] {kind}/{name}: {status['phase']}{reason}: {status.get('message', '')}", flush=True)
 
     deadline = time.monotonic() + ready_timeout
-    while pending:
-        progressed = False
-        for key, served in store.load().items():  # the servers' threads keep these current
-            if key.startswith("ModelServer/") and key.partition("/")[2] in live:
-                statuses["ModelServer", key.partition("/")[2]] = served
-        for resource in list(pending):
-            kind, name = resource["kind"], resource["metadata"]["name"]
-            status = step(resource, workdir, nproc, statuses, declared, previous.get((kind, name)), starting, store)
-            if status is None:
-                continue  # waiting for an upstream that may still run
-            status["upstream"] = referenced(resource.get("spec"))
-            statuses[kind, name] = status
-            if not status.pop("refused", False) and not status.pop("unchanged", False):
-                store.update(f"{kind}/{name}", status)
-            pending.remove(resource)
-            progressed = True
-            reason = f" ({status['reason']})" if status.get("reason") else ""
-            print(f"[tanuki local] {kind}/{name}: {status['phase']}{reason}: {status.get('message', '')}", flush=True)
-        if progressed:
-            deadline = time.monotonic() + ready_timeout
-        elif any(starting("ModelServer", name) for name in live) and time.monotonic() < deadline:
-            time.sleep(TICK_SECONDS)
-        else:
-            for resource in pending:
-                status = {"phase": Phase.WAITING, "reason": "UpstreamPending", "message": "upstream never succeeded"}
-                statuses[resource["kind"], resource["metadata"]["name"]] = status
-                if f"{resource['kind']}/{resource['metadata']['name']}" not in stored_statuses:
-                    store.update(f"{resource['kind']}/{resource['metadata']['name']}", status)
-            break
+    try:
+        while pending or running:
+            progressed = False
+            for (kind, name), stage in list(running.items()):
+                if stage.status is not None:
+                    del running[kind, name]
+                    finish(kind, name, {**stage.status, "upstream": stage.launch.upstream})
+                    progressed = True
+            for key, served in store.load().items():  # the servers' threads keep these current
+                if key.startswith("ModelServer/") and key.partition("/")[2] in live:
+                    statuses["ModelServer", key.partition("/")[2]] = served
+            used = sum(stage.launch.cpus for stage in running.values())
+            for resource in list(pending):
+                kind, name = resource["kind"], resource["metadata"]["name"]
+                planned = step(resource, workdir, nproc, statuses, declared, previous.get((kind, name)), starting)
+                if planned is None:
+                    continue  # waiting for an upstream that may still run
+                if isinstance(planned, Launch):
+                    if running and used + planned.cpus > capacity:
+                        continue  # no room yet: it starts when a running stage ends
+                    print(f"[tanuki local] {kind}/{name}: running {' '.join(planned.command[2:])}", flush=True)
+                    running[kind, name] = RunningStage(planned, store, f"{name.ljust(width)} | ")
+                    used += planned.cpus
+                else:
+                    finish(kind, name, {**planned, "upstream": referenced(resource.get("spec"))})
+                pending.remove(resource)
+                progressed = True
+            if progressed:
+                deadline = time.monotonic() + ready_timeout
+            elif running or (any(starting("ModelServer", name) for name in live) and time.monotonic() < deadline):
+                time.sleep(TICK_SECONDS)
+            else:
+                for resource in pending:
+                    status = {"phase": Phase.WAITING, "reason": "UpstreamPending", "message": "upstream never succeeded"}
+                    statuses[resource["kind"], resource["metadata"]["name"]] = status
+                    if f"{resource['kind']}/{resource['metadata']['name']}" not in stored_statuses:
+                        store.update(f"{resource['kind']}/{resource['metadata']['name']}", status)
+                break
+    except BaseException:  # interrupted: running stages go too (a rerun resumes them from their checkpoints)
+        for (kind, name), stage in running.items():
+            stage.stop()
+            if stage.status is not None:
+                statuses[kind, name] = {**stage.status, "upstream": stage.launch.upstream}
+                store.update(f"{kind}/{name}", statuses[kind, name])
+        raise
     ran = {(resource["kind"], resource["metadata"]["name"]) for resource in resources}
     return {f"{kind}/{name}": status for (kind, name), status in statuses.items() if (kind, name) in ran}
 
@@ -197,10 +302,10 @@ def _refusal(stored: dict[str, Any] | None, record: dict[str, Any], kind: str) -
 
 def step(resource: dict[str, Any], workdir: Path, nproc: int, statuses: dict[tuple[str, str], dict[str, Any]],
          declared: set[tuple[str, str]], stored: dict[str, Any] | None = None,
-         starting: Callable[[str, str], bool] = lambda kind, name: False,
-         store: StatusStore | None = None) -> dict[str, Any] | None:
-    """Run one resource; None when it must wait for an upstream that has not run yet (or a
-    ModelServer that is still ``starting``)."""
+         starting: Callable[[str, str], bool] = lambda kind, name: False) -> dict[str, Any] | Launch | None:
+    """Decide one resource: its final status (invalid, refused, unchanged, waiting on what will not
+    come), a ``Launch`` when its upstreams are ready, or None when it must wait for an upstream that
+    has not run yet (or a ModelServer that is still ``starting``)."""
     kind, name = resource["kind"], resource["metadata"]["name"]
     stage = STAGES.get(kind)
     if stage is None:
@@ -249,64 +354,47 @@ def step(resource: dict[str, Any], workdir: Path, nproc: int, statuses: dict[tup
             return {"phase": Phase.FAILED, "reason": "SecretMissing",
                     "message": f"Secret {ref.name} has no key {ref.key} (locally: the file {path})", "spec": record}
         env[f"{variable}_FILE"] = str(path.resolve())
-    print(f"[tanuki local] {kind}/{name}: running {' '.join(command[2:])}", flush=True)
-    started = time.monotonic()
-    code = run_stage(command, env, f"{kind}/{name}", store, referenced(resource.get("spec")))
-    wall = round(time.monotonic() - started, 1)
-    if code != 0:
-        return {"phase": Phase.FAILED, "reason": "StageFailed", "message": f"stage exited with {code}", "spec": record,
-                "wallSeconds": wall}
-    outputs = json.loads((out / "outputs.json").read_text())
-    return {"phase": Phase.SUCCEEDED, "reason": "Completed", "message": str(next((outputs[key] for key in ("checkpoint", "dataset", "report") if key in outputs), "")),
-            "outputs": outputs, "spec": record, "wallSeconds": wall}
+    return Launch(key=f"{kind}/{name}", command=command, env=env, out=out, record=record,
+                  upstream=referenced(resource.get("spec")), cpus=cpu_count(model.resources.cpu))
 
 
 PROGRESS_EVERY_SECONDS = 15.0
 
 
 def run_stage(command: list[str], env: dict[str, str], key: str, store: StatusStore | None,
-              upstream: list[str]) -> int:
-    """Run a stage program, passing its output through; its progress lines become the stored
-    status (phase Running, step/total, ETA) and one ``[tanuki local]`` line every few seconds."""
+              upstream: list[str], prefix: str = "", handle: RunningStage | None = None) -> int:
+    """Run a stage program, passing its output through (each line after ``prefix``); its progress
+    lines become the stored status (phase Running, step/total, ETA) and one ``[tanuki local]`` line
+    every few seconds. ``handle.process`` is the program while it runs (for stopping it)."""
     from tanuki_pipelines.outputs import parse_progress
 
     first: tuple[float, int] | None = None  # (time, step) of the first progress line: the rate is measured from it
     printed = 0.0
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True, errors="replace")
-    try:
-        assert process.stdout is not None
-        for line in process.stdout:
-            record = parse_progress(line)
-            if record is None or "summary" not in record:
-                sys.stdout.write(line)
-                sys.stdout.flush()
-                continue
-            now = time.monotonic()
-            first = first or (now, record["step"])
-            done = record["step"] - first[1]
-            eta = round((now - first[0]) / done * (record["totalSteps"] - record["step"])) if done > 0 else None
-            left = f", ETA {eta} s" if eta is not None else ""
-            progress = {"step": record["step"], "totalSteps": record["totalSteps"], "etaSeconds": eta}
-            if store is not None:
-                store.update(key, {"phase": Phase.RUNNING, "reason": "StageRunning", "upstream": upstream,
-                                   "message": record["summary"] + left, "progress": progress})
-            if now - printed >= PROGRESS_EVERY_SECONDS or record["step"] == record["totalSteps"]:
-                printed = now
-                loss = f", loss {record['loss']:.3f}" if isinstance(record.get("loss"), (int, float)) else ""
-                print(f"[tanuki local] {key}: Running {record['summary']}{loss}{left}", flush=True)
-        return process.wait()
-    except BaseException:  # interrupted: the stage goes too (a rerun resumes it from its checkpoint)
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if store is not None:
-            last = store.load().get(key, {})
-            store.update(key, {**last, "phase": Phase.SUSPENDED, "reason": RUNNER_STOPPED, "upstream": upstream,
-                               "message": "local runner stopped mid-stage; tanuki local apply resumes it"})
-        raise
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               errors="replace")
+    if handle is not None:
+        handle.process = process
+    assert process.stdout is not None
+    for line in process.stdout:
+        record = parse_progress(line)
+        if record is None or "summary" not in record:
+            sys.stdout.write(prefix + line)
+            sys.stdout.flush()
+            continue
+        now = time.monotonic()
+        first = first or (now, record["step"])
+        done = record["step"] - first[1]
+        eta = round((now - first[0]) / done * (record["totalSteps"] - record["step"])) if done > 0 else None
+        left = f", ETA {eta} s" if eta is not None else ""
+        progress = {"step": record["step"], "totalSteps": record["totalSteps"], "etaSeconds": eta}
+        if store is not None and not (handle is not None and handle.stopping.is_set()):
+            store.update(key, {"phase": Phase.RUNNING, "reason": "StageRunning", "upstream": upstream,
+                               "message": record["summary"] + left, "progress": progress})
+        if now - printed >= PROGRESS_EVERY_SECONDS or record["step"] == record["totalSteps"]:
+            printed = now
+            loss = f", loss {record['loss']:.3f}" if isinstance(record.get("loss"), (int, float)) else ""
+            print(f"[tanuki local] {key}: Running {record['summary']}{loss}{left}", flush=True)
+    return process.wait()
 
 
 def _interrupt(*_: Any) -> None:
@@ -323,11 +411,13 @@ def start_servers(path: Path, resources: list[dict[str, Any]], workdir: Path,
 
 
 def wait_until_serving(servers: list[LocalModelServer], timeout: float) -> None:
-    """Until each server is Running (or Failed / out of time); prints each endpoint."""
+    """Until each server is Running what its spec asks for, no rollout in flight (or Failed / out of
+    time); prints each endpoint."""
     deadline = time.monotonic() + timeout
     for server in servers:
-        while server.status.get("phase") not in (Phase.RUNNING, Phase.FAILED) and not server.blocked \
-                and time.monotonic() < deadline:
+        while (server.status.get("phase") not in (Phase.RUNNING, Phase.FAILED)
+               or (server.status.get("phase") == Phase.RUNNING and settling("ModelServer", server.status))) \
+                and not server.blocked and time.monotonic() < deadline:
             time.sleep(0.5)
         status = server.status
         print(f"[tanuki local] ModelServer/{server.name}: {status.get('phase')}: {status.get('message', '')}", flush=True)
@@ -373,7 +463,8 @@ def main(args: argparse.Namespace) -> int:
     interrupted = False
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        statuses = run_chain(resources, args.workdir, args.nproc_per_node, store, servers, args.ready_timeout)
+        statuses = run_chain(resources, args.workdir, args.nproc_per_node, store, servers, args.ready_timeout,
+                             args.cpus)
         if servers:
             time.sleep(2 * TICK_SECONDS)  # one reconcile each before judging them
             wait_until_serving(servers, args.ready_timeout)

@@ -22,7 +22,8 @@ from typing import Any
 import yaml
 
 from tanuki_operator.api.common import Phase
-from tanuki_operator.lineage import referenced, resolve
+from tanuki_operator.api.modelserver import INITIAL_MODEL_REASON
+from tanuki_operator.lineage import initial_stand_in, referenced, resolve
 from tanuki_operator.validation import summarize, validate_spec
 
 TICK_SECONDS = 0.5
@@ -118,6 +119,8 @@ class LocalModelServer:
         self.spec = None
         self.upstream: list[str] = []
         """What its spec reads from (``Kind/name``), for lineage pictures."""
+        self.standing_in: str | None = None
+        """What spec.model waits for while spec.initialModel serves in its stead."""
         self.blocked = False
         """Waiting for upstreams no running stage will finish (the caller stops waiting for it)."""
         self._stop = threading.Event()
@@ -143,10 +146,13 @@ class LocalModelServer:
             return statuses.get(f"{kind}/{name}")
 
         resolution = resolve(model, model.storage, lookup)
+        stable = self.fleet.state.stable
+        stand_in = initial_stand_in(resolution, stable.model if stable is not None else None)
+        self.standing_in = None if stand_in is None else ", ".join(resolution.waiting_for)
         # an upstream that failed or is missing, or one waiting on nothing this process runs
-        self.blocked = bool(resolution.errors) or (bool(resolution.waiting_for) and all(
-            any(f"({phase})" in waiting for phase in STUCK_PHASES) for waiting in resolution.waiting_for))
-        if resolution.errors or resolution.waiting_for:
+        self.blocked = stand_in is None and (bool(resolution.errors) or (bool(resolution.waiting_for) and all(
+            any(f"({phase})" in waiting for phase in STUCK_PHASES) for waiting in resolution.waiting_for)))
+        if stand_in is None and (resolution.errors or resolution.waiting_for):
             if resolution.errors:
                 return Unservable(Phase.WAITING, "; ".join(resolution.errors), "UpstreamUnavailable")
             return Unservable(Phase.WAITING, "waiting for " + ", ".join(resolution.waiting_for), "UpstreamPending")
@@ -159,7 +165,7 @@ class LocalModelServer:
                                                 f"the file {self.workdir / 'secrets' / ref.name / ref.key})", "SecretMissing")
         elif model.auth.required:
             return Unservable(Phase.FAILED, "spec.auth.apiKey: required")
-        return FleetSpec(name=self.name, model=resolution.inputs["model"], engine=model.engine, router=model.router,
+        return FleetSpec(name=self.name, model=stand_in or resolution.inputs["model"], engine=model.engine, router=model.router,
                          rollout=model.rollout, replicas=model.total_replicas(), api_key=api_key)
 
     def tick(self) -> dict[str, Any]:
@@ -167,6 +173,9 @@ class LocalModelServer:
         if not isinstance(desired, Unservable):
             self.spec = desired
             status = as_status(self.fleet.tick(desired))
+            if self.standing_in is not None and status["phase"] == Phase.RUNNING:
+                status["reason"] = INITIAL_MODEL_REASON
+                status["message"] = f"serving spec.initialModel until {self.standing_in}"
         elif self.spec is not None:  # keep serving what was good; say why the new spec is not used
             status = as_status(self.fleet.tick(self.spec))
             stable = (status["rollout"].get("stable") or {}).get("revision")

@@ -16,7 +16,7 @@ from typing import Any
 from tanuki_operator.api.common import GROUP, Phase, StageSpec
 from tanuki_operator.api.dpo import DPOJobSpec
 from tanuki_operator.api.eval import EvalJobSpec
-from tanuki_operator.api.modelserver import ModelServerSpec
+from tanuki_operator.api.modelserver import ModelServerSpec, modelserver_settling
 from tanuki_operator.api.pretrain import PretrainJobSpec
 from tanuki_operator.api.sft import SFTJobSpec
 from tanuki_operator.api.synth import SynthJobSpec
@@ -87,6 +87,8 @@ class Stage:
     reason StageNotAvailable instead of starting a pod that cannot run."""
     ready_phase: Phase = Phase.SUCCEEDED
     """The phase in which downstream resources may read its outputs."""
+    settling: Callable[[dict[str, Any]], str | None] | None = None
+    """Why one in its ready phase is not ready for consumers yet (ModelServer: mid-rollout)."""
     scale: bool = False
     """Has a /scale subresource (spec.replicas) for autoscalers."""
     choose_workload: Callable[[Any], Workload] | None = None
@@ -133,7 +135,7 @@ STAGES: dict[str, Stage] = {stage.kind: stage for stage in [
     Stage("ModelServer", "modelservers", ("msv",), ModelServerSpec,
           "vLLM serving with autoscaling and canary rollout.", Workload.SERVER,
           Program(module="vllm.entrypoints.openai.api_server", extras=("serve",)),
-          ready_phase=Phase.RUNNING, scale=True),
+          ready_phase=Phase.RUNNING, settling=modelserver_settling, scale=True),
     Stage("EvalJob", "evaljobs", ("evj",), EvalJobSpec,
           "MT-Bench-style grading, arena ratings and lm-evaluation-harness scores.", Workload.POD,
           Program(command="eval", extras=("eval", "harness")),

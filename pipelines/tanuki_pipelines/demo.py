@@ -5,10 +5,11 @@ project's own bilingual corpus: tokenizer + dense pretraining (DeepSpeed, CPU) o
 synthetic data from that model (vLLM in Ray Data, filtered and deduplicated), continued
 pretraining with the synthetic share ramping up, upcycling to a Mixture of Experts and its
 continued pretraining, SFT on the synthetic dialogues (TRL), DPO on pairs the SFT model answers
-and then judges (served as a ModelServer by the same apply), the DPO model served, and an arena
-of SFT vs DPO. Prints what each stage made. Then applies the chain again (nothing is rerun) to
-serve it, asks the DPO model one chat question through vllm-router and prints how to call it.
-Interactive runs keep serving until Ctrl-C; others stop there.
+and then judges (served as a ModelServer by the same apply), the chat server (the SFT model while
+DPO trains, then the DPO model rolled out over it as a canary), and an arena of SFT vs DPO. The one
+apply keeps its servers up: the demo prints what each stage made, writes the report, asks the DPO
+model one chat question through vllm-router and prints how to call it. Interactive runs keep
+serving until Ctrl-C; others stop there.
 """
 
 from __future__ import annotations

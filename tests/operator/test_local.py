@@ -27,6 +27,38 @@ def apply(tmp_path: Path, resources: list[dict]) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)
 
 
+def test_independent_stages_run_at_the_same_time_while_their_cpu_requests_fit(tmp_path: Path,
+                                                                              checkpoints: dict[str, Path]) -> None:
+    import shutil
+
+    shutil.copytree(checkpoints["a"], tmp_path / "work" / "tanuki-data" / "dense")
+    stages = []
+    for name in ("moe-a", "moe-b"):
+        stage = copy.deepcopy(EXAMPLES["debug-moe"])
+        stage["metadata"]["name"] = name
+        stage["spec"]["model"] = {"path": "dense"}
+        stage["spec"]["resources"]["cpu"] = "1"
+        stages.append(stage)
+    chain = tmp_path / "chain.yaml"
+    chain.write_text(yaml.safe_dump_all(stages))
+
+    def lines_of(cpus: str, workdir: str) -> list[str]:
+        result = subprocess.run([sys.executable, "-m", "tanuki_pipelines.cli", "local", "apply", "-f", str(chain),
+                                 "--workdir", str(tmp_path / workdir), "--cpus", cpus],
+                                capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        assert {s["phase"] for s in statuses(result).values()} == {"Succeeded"}
+        return [line for line in result.stdout.splitlines() if line.startswith("[tanuki local] UpcycleJob/")
+                and (": running " in line or ": Succeeded" in line)]
+
+    both = lines_of("2", "work")  # 1 + 1 cores fit in 2: both start before either ends
+    assert [": running " in line for line in both] == [True, True, False, False], both
+    (tmp_path / "alone" / "tanuki-data").mkdir(parents=True)
+    (tmp_path / "alone" / "tanuki-data" / "dense").symlink_to(tmp_path / "work" / "tanuki-data" / "dense")
+    alone = lines_of("1", "alone")  # only one fits: the second starts when the first ended
+    assert [": running " in line for line in alone] == [True, False, True, False], alone
+
+
 def statuses(result: subprocess.CompletedProcess) -> dict:
     return json.loads(result.stdout[result.stdout.rindex("\n{") + 1:])
 

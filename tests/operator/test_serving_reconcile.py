@@ -296,3 +296,48 @@ def serving_with(kube: FakeKube, model: str, **spec_changes: Any) -> str:
     status, _ = step(kube)
     assert status["phase"] == "Running"
     return revision
+
+
+def test_the_initial_model_serves_until_the_job_publishes_then_its_checkpoint_rolls_out_as_a_canary() -> None:
+    from tanuki_operator.lineage import resolve
+    from tanuki_operator.stages import STAGES
+
+    kube = FakeKube()
+    for kind, name, phase, outputs in (("SFTJob", "debug-sft", "Succeeded", {"checkpoint": "/data/sft"}),
+                                       ("DPOJob", "debug-dpo", "Running", {})):
+        kube.put({"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name, "namespace": "ml"},
+                  "spec": {}, "status": {"phase": phase, "outputs": outputs}})
+    apply(kube, {"from": {"kind": "DPOJob", "name": "debug-dpo"}},
+          initialModel={"from": {"kind": "SFTJob", "name": "debug-sft"}})
+    status, _ = step(kube)
+    assert status["rollout"]["stable"]["model"] == "/data/sft"
+    become_ready(kube, status["rollout"]["stable"]["revision"])
+    status, _ = step(kube)
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (status["phase"], ready["reason"]) == ("Running", "ServingInitialModel")
+    assert "DPOJob/debug-dpo (Running)" in status["message"]
+
+    def consumer_waits_for() -> list[str]:  # an EvalJob reading this ModelServer
+        evaluation = next(r for r in example_resources() if r["metadata"]["name"] == "debug-eval")
+        model = STAGES["EvalJob"].spec.model_validate(evaluation["spec"])
+
+        def lookup(kind: str, name: str) -> dict[str, Any]:
+            found = kube.objects.get((API_VERSION, kind, "ml", name))
+            return None if found is None else found.get("status") or {}
+        return resolve(model, model.storage, lookup).waiting_for
+
+    assert "ModelServer/debug-chat (Running: serving spec.initialModel)" in consumer_waits_for()
+    dpo = kube.objects[(API_VERSION, "DPOJob", "ml", "debug-dpo")]
+    dpo["status"] = {"phase": "Succeeded", "outputs": {"checkpoint": "/data/dpo"}}
+    status, event = step(kube)
+    assert event[1] == "CanaryStarted" and status["rollout"]["canary"]["model"] == "/data/dpo"
+    assert next(c for c in status["conditions"] if c["type"] == "Ready")["reason"] == "Serving"
+    assert "ModelServer/debug-chat (Running: a canary is rolling out)" in consumer_waits_for()
+    become_ready(kube, status["rollout"]["canary"]["revision"], metrics=vllm_metrics(ok=10, errors=0))
+    status, event = step(kube)
+    assert event[1] == "Promoted" and status["rollout"]["stable"]["model"] == "/data/dpo"
+    assert not [w for w in consumer_waits_for() if w.startswith("ModelServer/debug-chat")]
+    # the DPOJob runs again (a new generation): what serves stays; the initial model does not come back
+    dpo["status"] = {"phase": "Running"}
+    status, _ = step(kube)
+    assert status["phase"] == "Waiting" and status["rollout"]["stable"]["model"] == "/data/dpo"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -60,6 +60,21 @@ class Auth(K8sModel):
         return self
 
 
+INITIAL_MODEL_REASON = "ServingInitialModel"
+"""A ModelServer's status reason while spec.initialModel stands in for spec.model."""
+
+
+def modelserver_settling(status: dict[str, Any]) -> str | None:
+    """Why a Running ModelServer does not serve what its spec asks for yet (None: it does): its
+    initial model stands in, or a canary is rolling out. Consumers wait for it to settle."""
+    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+    if INITIAL_MODEL_REASON in (status.get("reason"), ready.get("reason")):  # local runner / operator
+        return "serving spec.initialModel"
+    if (status.get("rollout") or {}).get("canary"):
+        return "a canary is rolling out"
+    return None
+
+
 class ModelServerSpec(StageSpec):
     """Serve a checkpoint through vLLM's OpenAI-compatible API."""
 
@@ -67,6 +82,9 @@ class ModelServerSpec(StageSpec):
     """vLLM serving image; default: the operator's configured serving image."""
     model: ArtifactSource
     """Checkpoint: a path or a finished training job (new checkpoints roll out)."""
+    initialModel: ArtifactSource | None = None
+    """Checkpoint served while spec.model's upstream has produced nothing yet (e.g. the SFT model
+    while DPO trains); spec.model's first checkpoint then rolls out over it as a canary."""
     storage: Storage
     """PVC holding the checkpoint."""
     engine: EngineConfig = Field(default_factory=EngineConfig)
@@ -91,7 +109,10 @@ class ModelServerSpec(StageSpec):
     """How a new checkpoint (a new upstream output or a changed spec.model) replaces the serving one."""
 
     def inputs(self) -> dict[str, Input]:
-        return {"model": Input(self.model)}
+        inputs = {"model": Input(self.model)}
+        if self.initialModel is not None:  # optional: its absence only means there is nothing to stand in
+            inputs["initialModel"] = Input(self.initialModel, required=False)
+        return inputs
 
     def total_replicas(self) -> int:
         """Replicas to run: spec.replicas, kept within the autoscaling bounds when an autoscaler owns it."""

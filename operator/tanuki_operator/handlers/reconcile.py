@@ -14,10 +14,11 @@ from typing import Any
 
 from tanuki_operator.api import API_VERSION
 from tanuki_operator.api.common import JobSpec, ObjectRef, Phase, StageSpec
+from tanuki_operator.api.modelserver import INITIAL_MODEL_REASON
 from tanuki_operator.handlers.converge import converge, ensure_created, owned_by, prune
 from tanuki_operator.handlers.serving import reconcile_modelserver
 from tanuki_operator.k8s import Kube, register_kinds
-from tanuki_operator.lineage import resolve, upstream_refs
+from tanuki_operator.lineage import initial_stand_in, resolve, upstream_refs
 from tanuki_operator.phases import POLL_SECONDS, Observed, observe_job, observe_rayjob
 from tanuki_operator.render import Owner, Settings, render
 from tanuki_operator.render.common import owner_selector
@@ -116,12 +117,17 @@ def _waiting(status: dict[str, Any], generation: int | None, resolution: Any) ->
 def _reconcile_server(kube: Kube, settings: Settings, stage: Stage, owner: Owner, model: Any,
                       status: dict[str, Any], generation: int | None, clock: float | None) -> Outcome:
     resolution = resolve(model, model.storage, _lookup(kube, owner.namespace))
-    if (waiting := _waiting(status, generation, resolution)) is not None:
+    serving = ((status.get("rollout") or {}).get("stable") or {}).get("model")
+    stand_in = initial_stand_in(resolution, serving)
+    if stand_in is None and (waiting := _waiting(status, generation, resolution)) is not None:
         return waiting
-    observed, changed = reconcile_modelserver(kube, settings, owner, model, resolution.inputs["model"], status,
-                                              prune_kinds=CHILD_KINDS[Workload.SERVER]
+    observed, changed = reconcile_modelserver(kube, settings, owner, model, stand_in or resolution.inputs["model"],
+                                              status, prune_kinds=CHILD_KINDS[Workload.SERVER]
                                               if _spec_changed(status, generation) else (),
                                               now=clock)
+    if stand_in is not None and observed.phase == Phase.RUNNING:
+        observed.reason = INITIAL_MODEL_REASON
+        observed.message = "serving spec.initialModel until " + ", ".join(resolution.waiting_for)
     outcome = transition(status, generation, observed)
     outcome.changed = changed
     return outcome
