@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pretrain": ("tanuki_pipelines.pretrain.main", "pretrain a dense Llama-shaped model with DeepSpeed"),
     "upcycle": ("tanuki_pipelines.upcycle.main", "turn a dense checkpoint into a Mixture-of-Experts one"),
     "synth": ("tanuki_pipelines.synth.main", "rewrite documents in many styles and write persona dialogues (vLLM via Ray Data), filtered and deduplicated"),
+    "quantize": ("tanuki_pipelines.quantize.main", "quantize a checkpoint (W8A8, W4A16, FP8 for vLLM; GGUF for llama.cpp), gated on agreement with the source"),
     "sft": ("tanuki_pipelines.sft.main", "supervised chat fine-tuning with TRL (assistant-only loss, LoRA optional)"),
     "dpo": ("tanuki_pipelines.dpo.main", "preference pairs (answer twice, judge both orders) then TRL DPO"),
     "model-info": ("tanuki_pipelines.pretrain.info", "print parameter counts of a recipe's model"),

@@ -55,3 +55,21 @@ def torchrun_worker_main(command: str, description: str, recipe_model: type, run
         print(f"tanuki {command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     return 0
+
+
+def single_stage_main(args: argparse.Namespace, recipe_model: type, run: Callable[[Any, Path], dict[str, Any]]) -> int:
+    """``main`` of a one-process stage: load the recipe, withdraw the previous ``outputs.json`` (a
+    failed rerun must not look finished), ``run(config, output_dir)``, publish what it returns."""
+    import json
+
+    from tanuki_pipelines.config import load_recipe
+    from tanuki_pipelines.outputs import publish_outputs, retract_outputs
+
+    config = load_recipe(recipe_model, args.config, args.set)
+    output_dir = Path(args.output_dir).resolve()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    retract_outputs(output_dir)
+    outputs = run(config, output_dir)
+    publish_outputs(outputs, output_dir)
+    print(json.dumps(outputs))
+    return 0

