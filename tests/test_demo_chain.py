@@ -92,3 +92,14 @@ def test_the_chat_server_rolled_the_dpo_model_out_over_the_sft_one_before_the_ar
     assert [record["model"] for record in promoted] == [dpo] and rollout["stable"]["model"] == dpo
     arena = found["EvalJob/debug-eval"]
     assert datetime.fromisoformat(promoted[0]["time"]).timestamp() <= arena["since"] - arena["wallSeconds"]
+
+
+def test_the_dpo_model_was_quantized_passed_its_gate_and_served() -> None:
+    quantized = outputs("QuantizeJob", "debug-dpo-w8a8")
+    assert recipe("QuantizeJob", "debug-dpo-w8a8")["source"] == outputs("DPOJob", "debug-dpo")["checkpoint"]
+    quality = json.loads(Path(quantized["quality"]).read_text())
+    assert quality["passed"] and quality["agreement"] >= quality["threshold"] == 0.95
+    assert quantized["size_bytes"] < quantized["source_size_bytes"]
+    config = json.loads((Path(quantized["checkpoint"]) / "config.json").read_text())
+    assert config["quantization_config"]["quant_method"] == "compressed-tensors"
+    assert statuses()["ModelServer/debug-chat-w8a8"]["outputs"]["checkpoint"] == quantized["checkpoint"]

@@ -200,6 +200,23 @@ def stage_sections(key: str, status: dict[str, Any]) -> list[str]:
                                                               for style, counts in sorted(by_style.items())]))
             dropped = stats.get("filter", {}).get("dropped", {})
             parts.append(table(["dropped because", "records"], sorted(dropped.items())))
+    if kind == "QuantizeJob":
+        quality = read_json(outputs.get("quality"))
+        if quality and outputs.get("source_size_bytes"):
+            parts.append(table(["scheme", "size", "of the source", "next-token agreement", "threshold",
+                                "mean |Δlogprob|", "max |Δlogprob|", "perplexity (source → quantized)"],
+                               [[outputs.get("gguf_type") or outputs.get("scheme"), f"{outputs['size_bytes'] / 1e6:.1f} MB",
+                                 f"{outputs['size_bytes'] / outputs['source_size_bytes']:.0%}", quality["agreement"],
+                                 quality["threshold"], quality["mean_abs_dlogprob"], quality["max_abs_dlogprob"],
+                                 f"{quality['source_perplexity']:.2f} → {quality['quantized_perplexity']:.2f}"]]))
+    if kind == "ModelServer":
+        history = (status.get("rollout") or {}).get("history") or []
+        if history:
+            parts.append(table(["rollout", "checkpoint", "result", "reason", "time"],
+                               [[record.get("revision"), link(record["model"], "/".join(Path(record["model"]).parts[-3:]))
+                                 if record.get("model") else "",
+                                 record.get("result"), record.get("reason", ""), record.get("time", "")]
+                                for record in history]))
     if kind == "EvalJob":
         board = read_json(Path(outputs["report"]).parent / "leaderboard.json") if outputs.get("report") else None
         if board and isinstance(board.get("models"), list):

@@ -18,6 +18,7 @@ from tanuki_operator.api.dpo import DPOJobSpec
 from tanuki_operator.api.eval import EvalJobSpec
 from tanuki_operator.api.modelserver import ModelServerSpec, modelserver_settling
 from tanuki_operator.api.pretrain import PretrainJobSpec
+from tanuki_operator.api.quantize import QuantizeJobSpec
 from tanuki_operator.api.sft import SFTJobSpec
 from tanuki_operator.api.synth import SynthJobSpec
 from tanuki_operator.api.upcycle import UpcycleJobSpec
@@ -70,6 +71,8 @@ class Program:
     """The Python module a distributed stage runs under torchrun (``-m <module>``), or the server's."""
     extras: tuple[str, ...] = ("train",)
     """The package extras its image must install for the program to import."""
+    image: str = "trainer"
+    """The operator's default image it runs in (``trainer``, ``quantize``; ModelServers: ``serving``)."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,10 @@ STAGES: dict[str, Stage] = {stage.kind: stage for stage in [
     Stage("DPOJob", "dpojobs", ("dpoj",), DPOJobSpec,
           "Preference pair generation, LLM judging and TRL DPO.", Workload.POD,
           Program(command="dpo", module="tanuki_pipelines.dpo.train", extras=("train", "synth", "serve", "eval"))),
+    # llmcompressor and llama.cpp pin what vLLM pins differently: the program has its own image
+    Stage("QuantizeJob", "quantizejobs", ("qzj",), QuantizeJobSpec,
+          "Quantization for vLLM (W8A8, W4A16, FP8) or llama.cpp (GGUF), gated on agreement with the source.",
+          Workload.POD, Program(command="quantize", extras=("train", "serve", "quantize"), image="quantize")),
     Stage("ModelServer", "modelservers", ("msv",), ModelServerSpec,
           "vLLM serving with autoscaling and canary rollout.", Workload.SERVER,
           Program(module="vllm.entrypoints.openai.api_server", extras=("serve",)),

@@ -167,6 +167,12 @@ def later_stage_lines(data: Path) -> list[str]:
         lines.append(f"DPO checkpoint:    {dpo['checkpoint']}  ({pairs['kept']} of {pairs['prompts']} prompts made a "
                      f"pair, ties {pairs['tie']}; reward margin {steps[0]['rewards/margins']:.3f} → "
                      f"{steps[-1]['rewards/margins']:.3f} over {dpo['steps']} steps; curve {dpo['margins']})")
+    if quantized := outputs("quantizejob", "debug-dpo-w8a8"):
+        quality = json.loads(Path(quantized["quality"]).read_text())
+        lines.append(f"quantized:         {quantized['checkpoint']}  ({quantized['scheme']}, "
+                     f"{quantized['size_bytes'] / quantized['source_size_bytes']:.0%} of the DPO model's size; "
+                     f"next-token agreement {quality['agreement']:.3f}, perplexity {quality['source_perplexity']:.2f} → "
+                     f"{quality['quantized_perplexity']:.2f})")
     if evaluated := outputs("evaljob", "debug-eval"):
         lines.append(f"evaluation:        {evaluated.get('mode')}: top {evaluated.get('top_model')} "
                      f"({evaluated.get('top_score')}); report {evaluated.get('report')}")

@@ -27,7 +27,8 @@ from tanuki_operator.stages import STAGES, Workload
 from tanuki_pipelines.cli import all_commands
 
 REPO = Path(__file__).resolve().parents[2]
-IMAGE_OF = {"trainer": REPO / "images/trainer/Dockerfile", "serving": REPO / "images/serving/Dockerfile"}
+IMAGE_OF = {"trainer": REPO / "images/trainer/Dockerfile", "serving": REPO / "images/serving/Dockerfile",
+            "quantize": REPO / "images/quantize/Dockerfile"}
 EXAMPLE_FILES = sorted((REPO / "examples").glob("*.yaml"))
 
 
@@ -36,8 +37,9 @@ def dockerfile_labels(text: str) -> dict[str, str]:
     return dict(re.findall(r'([\w.-]+)="([^"]*)"', " ".join(l for l in joined.splitlines() if l.startswith("LABEL "))))
 
 
-def image_for(workload: Workload) -> str:
-    return "serving" if workload is Workload.SERVER else "trainer"
+def image_for(stage: Any) -> str:
+    """The default image a stage's pods run (see Settings.image)."""
+    return "serving" if stage.workload is Workload.SERVER else stage.program.image
 
 
 def unresolved(command: list[str]) -> str | None:
@@ -108,7 +110,7 @@ def test_each_stage_program_exists_and_its_image_installs_its_extras(kind: str) 
         assert importlib.util.find_spec(program.module) is not None, f"{kind}: -m {program.module} does not import"
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert set(program.extras) <= set(extras)
-    dockerfile = IMAGE_OF[image_for(stage.workload)].read_text()
+    dockerfile = IMAGE_OF[image_for(stage)].read_text()
     labelled = set(dockerfile_labels(dockerfile).get("dev.tanuki.extras", "").split())
     assert set(program.extras) <= labelled, f"{kind}: its image does not carry the extras {program.extras}"
     installs = re.sub(r"\\\n\s*", " ", dockerfile)
@@ -122,7 +124,7 @@ def test_each_stage_program_exists_and_its_image_installs_its_extras(kind: str) 
             name, _, version = requirement.partition("==")
             on_pip_line = re.search(rf'pip install[^\n]*\b{re.escape(name)}==', installs)
             from_base = name == "vllm" and base == f"vllm/vllm-openai:v{version}"
-            assert on_pip_line or from_base, f"{kind}: the {image_for(stage.workload)} image lacks {requirement}"
+            assert on_pip_line or from_base, f"{kind}: the {image_for(stage)} image lacks {requirement}"
 
 
 def test_unavailable_stages_are_exactly_those_without_a_program() -> None:

@@ -103,28 +103,29 @@ def test_invalid_and_orphaned_resources_are_reported(tmp_path: Path) -> None:
     assert "PretrainJob/nobody does not exist" in found["UpcycleJob/debug-moe"]["message"]
 
 
-def test_reapply_skips_what_succeeded_refuses_a_changed_spec_and_delete_forgets(tmp_path: Path) -> None:
-    subprocess.run([sys.executable, "-m", "tanuki_pipelines.cli", "corpus", "--out",
-                    str(tmp_path / "work" / "tanuki-data" / "corpus")], check=True, capture_output=True)
-    base = copy.deepcopy(EXAMPLES["debug-base"])
-    base["spec"]["recipe"]["train"].update(steps=2, seq_len=64, warmup_steps=1)
-    base["spec"]["recipe"]["checkpoint"]["every_steps"] = 2
-    assert apply(tmp_path, [base]).returncode == 0
-    again = apply(tmp_path, [base])
+def test_reapply_skips_what_succeeded_refuses_a_changed_spec_and_delete_forgets(
+        tmp_path: Path, checkpoints: dict[str, Path]) -> None:
+    import shutil
+
+    shutil.copytree(checkpoints["a"], tmp_path / "work" / "tanuki-data" / "dense")
+    moe = copy.deepcopy(EXAMPLES["debug-moe"])
+    moe["spec"]["model"] = {"path": "dense"}
+    assert apply(tmp_path, [moe]).returncode == 0
+    again = apply(tmp_path, [moe])
     assert again.returncode == 0 and "running" not in again.stdout  # unchanged and succeeded: not run again
-    assert "unchanged, already succeeded" in statuses(again)["PretrainJob/debug-base"]["message"]
-    base["spec"]["recipe"]["train"]["steps"] = 3
-    refused = apply(tmp_path, [base])
+    assert "unchanged, already succeeded" in statuses(again)["UpcycleJob/debug-moe"]["message"]
+    moe["spec"]["recipe"]["noise_std"] = 0.01
+    refused = apply(tmp_path, [moe])
     assert refused.returncode == 1 and "running" not in refused.stdout
-    status = statuses(refused)["PretrainJob/debug-base"]
-    assert status["reason"] == "ImmutableFieldChanged" and "spec.recipe.train.steps" in status["message"]
+    status = statuses(refused)["UpcycleJob/debug-moe"]
+    assert status["reason"] == "ImmutableFieldChanged" and "spec.recipe.noise_std" in status["message"]
     chain = tmp_path / "chain.yaml"
     forgotten = subprocess.run([sys.executable, "-m", "tanuki_pipelines.cli", "local", "delete", "-f", str(chain),
                                 "--workdir", str(tmp_path / "work")], capture_output=True, text=True, timeout=60)
-    assert forgotten.returncode == 0 and "PretrainJob/debug-base: deleted" in forgotten.stdout
-    assert not (tmp_path / "work" / "tanuki-data" / "pretrainjob" / "debug-base").exists()
-    rerun = apply(tmp_path, [base])
-    assert rerun.returncode == 0 and statuses(rerun)["PretrainJob/debug-base"]["phase"] == "Succeeded"
+    assert forgotten.returncode == 0 and "UpcycleJob/debug-moe: deleted" in forgotten.stdout
+    assert not (tmp_path / "work" / "tanuki-data" / "upcyclejob" / "debug-moe").exists()
+    rerun = apply(tmp_path, [moe])
+    assert rerun.returncode == 0 and statuses(rerun)["UpcycleJob/debug-moe"]["phase"] == "Succeeded"
 
 
 def test_a_server_whose_upstream_failed_is_reported_waiting_without_holding_the_runner(tmp_path: Path) -> None:

@@ -47,6 +47,8 @@ def test_relative_recipe_paths_resolve_against_the_mount() -> None:
         ("DPOJob", {"judge": None}, "spec"),  # generating pairs needs a judge
         ("DPOJob", {"nodes": 2}, "spec"),  # one pod
         ("DPOJob", {"judge": {"from": {"kind": "SFTJob", "name": "x"}}}, "spec.judge"),
+        ("QuantizeJob", {"recipe": {"scheme": "W2A16"}}, "spec.recipe.scheme"),
+        ("QuantizeJob", {"recipe": {"gate": {"threshold": 1.5}}}, "spec.recipe.gate.threshold"),
     ],
 )
 def test_invalid_field_is_named(kind: str, patch: dict, field: str) -> None:
@@ -89,6 +91,29 @@ def test_a_dpo_job_gets_its_judge_from_a_model_server_and_its_key_as_a_file() ->
     ready = {**resource["spec"], "judge": None, "recipe": {"generate": False}}
     model, errors = validate_spec("DPOJob", ready)  # ready pairs: no judge, no secret
     assert errors == [] and set(model.inputs()) == {"model", "prompts"} and model.secrets() == {}
+
+
+def test_a_quantize_job_reads_its_checkpoint_and_a_synth_jobs_dataset_in_its_own_image() -> None:
+    from tanuki_operator.render import Owner, render
+    from tanuki_operator.stages import STAGES
+    from tanuki_pipelines.quantize.config import QuantizeConfig
+
+    resource = next(r for r in EXAMPLES if r["metadata"]["name"] == "debug-dpo-w8a8")
+    model, errors = validate_spec("QuantizeJob", resource["spec"])
+    assert errors == []
+    assert {role: item.output for role, item in model.inputs().items()} == {"model": "checkpoint", "calibration": "dataset"}
+    recipe = model.stage_recipe({"model": "/data/dpojob/debug-dpo/checkpoint",
+                                 "calibration": "/data/synthjob/debug-synth/dataset.jsonl"})
+    config = QuantizeConfig.model_validate(recipe)  # what the pod's program reads
+    assert (str(config.source), str(config.calibration.path)) == ("/data/dpojob/debug-dpo/checkpoint",
+                                                                  "/data/synthjob/debug-synth/dataset.jsonl")
+    assert (config.scheme, config.calibration.num_samples) == ("W8A8", 16)
+    settings = Settings(quantize_image="registry.example/tanuki-quantize:1")
+    owner = Owner(kind="QuantizeJob", name="debug-dpo-w8a8", namespace="ml", uid="u")
+    inputs = {"model": "/data/dpojob/debug-dpo/checkpoint", "calibration": "/data/synthjob/debug-synth/dataset.jsonl"}
+    job = next(m for m in render(STAGES["QuantizeJob"], owner, model, inputs, settings) if m["kind"] == "Job")
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "registry.example/tanuki-quantize:1" and container["command"][:2] == ["tanuki", "quantize"]
 
 
 def test_non_object_spec() -> None:

@@ -87,7 +87,8 @@ namespace. No wildcards: each verb is one the operator (or kopf) issues.
 # The custom resources: kopf lists and watches them (event handlers only: kopf writes nothing to
 # them and adds no finalizer); the operator reads each before reconciling it.
 - apiGroups: ["llm.tanuki.dev"]
-  resources: ["pretrainjobs", "upcyclejobs", "synthjobs", "sftjobs", "dpojobs", "modelservers", "evaljobs"]
+  resources: ["pretrainjobs", "upcyclejobs", "synthjobs", "sftjobs", "dpojobs", "quantizejobs", "modelservers",
+              "evaljobs"]
   verbs: ["get", "list", "watch"]
 # The operator writes status through the status subresource (merge patch).
 - apiGroups: ["llm.tanuki.dev"]
@@ -97,6 +98,7 @@ namespace. No wildcards: each verb is one the operator (or kopf) issues.
     - "synthjobs/status"
     - "sftjobs/status"
     - "dpojobs/status"
+    - "quantizejobs/status"
     - "modelservers/status"
     - "evaljobs/status"
   verbs: ["get", "patch"]
@@ -109,10 +111,11 @@ namespace. No wildcards: each verb is one the operator (or kopf) issues.
     - "synthjobs/finalizers"
     - "sftjobs/finalizers"
     - "dpojobs/finalizers"
+    - "quantizejobs/finalizers"
     - "modelservers/finalizers"
     - "evaljobs/finalizers"
   verbs: ["update"]
-# Children: Jobs (PretrainJob, UpcycleJob, SFTJob, DPOJob, EvalJob, local-mode SynthJob).
+# Children: Jobs (PretrainJob, UpcycleJob, SFTJob, DPOJob, QuantizeJob, EvalJob, local-mode SynthJob).
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]

@@ -20,7 +20,7 @@ GROUP = "llm.tanuki.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
-KindName = Literal["PretrainJob", "UpcycleJob", "SynthJob", "SFTJob", "DPOJob", "ModelServer", "EvalJob"]
+KindName = Literal["PretrainJob", "UpcycleJob", "SynthJob", "SFTJob", "DPOJob", "QuantizeJob", "ModelServer", "EvalJob"]
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 QUANTITY = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
 

@@ -34,7 +34,7 @@ def render(stage: Stage, owner: Owner, spec: StageSpec, inputs: dict[str, str], 
             return training_manifests(owner, spec, recipe, settings, program.module)
         case Workload.POD:
             assert program.command is not None, f"{stage.kind}: a pod stage names its tanuki command"
-            return single_pod_manifests(owner, spec, recipe, settings, program.command)
+            return single_pod_manifests(owner, spec, recipe, settings, program.command, program.image)
         case Workload.RAY:
             assert program.command is not None, f"{stage.kind}: a Ray stage names its tanuki command"
             return rayjob_manifests(owner, spec, recipe, settings, program.command)

@@ -31,6 +31,8 @@ class Settings:
 
     trainer_image: str = "ghcr.io/tanuki-llm/tanuki-trainer:0.1.0"
     serving_image: str = "ghcr.io/tanuki-llm/tanuki-serving:0.1.0"
+    quantize_image: str = "ghcr.io/tanuki-llm/tanuki-quantize:0.1.0"
+    """QuantizeJob pods: llmcompressor and llama.cpp, whose pins disagree with vLLM's, live there."""
     master_port: int = 29500
     network_policies: bool = True
     """Render a NetworkPolicy per resource (pods of one job reach each other; vLLM replicas take
@@ -38,11 +40,16 @@ class Settings:
     monitoring_namespace: str = "monitoring"
     """Namespace whose pods (Prometheus) may scrape the vLLM replicas and routers."""
 
+    def image(self, name: str) -> str:
+        """The default image called ``name`` (a stage program's ``image``)."""
+        return {"trainer": self.trainer_image, "serving": self.serving_image, "quantize": self.quantize_image}[name]
+
     @classmethod
     def from_env(cls) -> "Settings":
         return cls(
             trainer_image=os.environ.get("TANUKI_DEFAULT_IMAGE_TRAINER", cls.trainer_image),
             serving_image=os.environ.get("TANUKI_DEFAULT_IMAGE_SERVING", cls.serving_image),
+            quantize_image=os.environ.get("TANUKI_DEFAULT_IMAGE_QUANTIZE", cls.quantize_image),
             network_policies=os.environ.get("TANUKI_NETWORK_POLICIES", "true").lower() != "false",
             monitoring_namespace=os.environ.get("TANUKI_MONITORING_NAMESPACE", cls.monitoring_namespace),
         )

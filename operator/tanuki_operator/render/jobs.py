@@ -90,8 +90,8 @@ def stage_command(owner: Owner, spec: JobSpec, command: str) -> list[str]:
 
 
 def single_pod_manifests(owner: Owner, spec: JobSpec, recipe: dict[str, Any], settings: Settings,
-                         command: str) -> list[dict[str, Any]]:
-    container = stage_container(spec, settings.trainer_image, stage_command(owner, spec, command), [])
+                         command: str, image: str = "trainer") -> list[dict[str, Any]]:
+    container = stage_container(spec, settings.image(image), stage_command(owner, spec, command), [])
     pod_spec = {"containers": [container], "volumes": volumes(owner, spec.storage, spec.resources,
                                                               secrets=spec.secrets()),
                 **scheduling_fields(spec.scheduling)}

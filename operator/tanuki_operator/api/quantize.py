@@ -1,0 +1,35 @@
+"""QuantizeJob: a finished checkpoint → a smaller one vLLM (compressed-tensors) or llama.cpp (GGUF) serves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from tanuki_operator.api.common import ArtifactSource, Input, JobSpec, dump_recipe
+from tanuki_pipelines.quantize.config import QuantizeConfig
+
+
+class QuantizeJobSpec(JobSpec):
+    """Quantize a checkpoint with llmcompressor (W8A8, W4A16, FP8) or llama.cpp (GGUF), then gate it
+    on its agreement with the source model."""
+
+    model: ArtifactSource
+    """The checkpoint to quantize: a path or a finished job (PretrainJob, UpcycleJob, SFTJob, DPOJob)."""
+    calibration: ArtifactSource | None = None
+    """Calibration and held-out texts: a JSONL path (``text`` or ``messages`` records) or a SynthJob
+    (its dataset); default: ``recipe.calibration.path``."""
+    recipe: QuantizeConfig = Field(default_factory=QuantizeConfig)
+    """Scheme, calibration and quality gate settings."""
+
+    def inputs(self) -> dict[str, Input]:
+        found = {"model": Input(self.model)}
+        if self.calibration is not None:
+            found["calibration"] = Input(self.calibration, output="dataset")
+        return found
+
+    def stage_recipe(self, resolved: dict[str, str]) -> dict[str, Any]:
+        recipe = {**dump_recipe(self.recipe), "source": resolved["model"]}
+        if "calibration" in resolved:
+            recipe["calibration"] = {**recipe.get("calibration", {}), "path": resolved["calibration"]}
+        return recipe
