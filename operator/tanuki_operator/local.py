@@ -187,6 +187,16 @@ class RunningStage:
         self.thread.join(timeout=30)
 
 
+def queue(resources: list[dict[str, Any]], store: StatusStore) -> None:
+    """Record the batch stages about to run as Pending (Queued) unless they have a status: a server
+    reading one of them then waits for it instead of failing on an upstream that does not exist."""
+    stored = store.load()
+    for resource in resources:
+        key = f"{resource['kind']}/{resource['metadata']['name']}"
+        if resource["kind"] != "ModelServer" and key not in stored:
+            store.update(key, {"phase": Phase.PENDING, "reason": "Queued", "message": "queued by tanuki local apply"})
+
+
 def cpu_count(quantity: str) -> float:
     """A Kubernetes CPU quantity ("2", "500m") in cores."""
     from kubernetes.utils.quantity import parse_quantity
@@ -218,10 +228,7 @@ def run_chain(resources: list[dict[str, Any]], workdir: Path, nproc: int, store:
         if key in statuses:
             previous[key] = statuses.pop(key)
     pending = [resource for resource in resources if resource["kind"] != "ModelServer"]
-    for resource in pending:  # servers waiting on a stage that has not run yet wait, not fail
-        key = f"{resource['kind']}/{resource['metadata']['name']}"
-        if key not in stored_statuses:
-            store.update(key, {"phase": Phase.PENDING, "reason": "Queued", "message": "queued by tanuki local apply"})
+    queue(pending, store)
     live = {server.name: server for server in servers}
     running: dict[tuple[str, str], RunningStage] = {}
     width = max((len(resource["metadata"]["name"]) for resource in pending), default=0)
@@ -274,9 +281,10 @@ def run_chain(resources: list[dict[str, Any]], workdir: Path, nproc: int, store:
             else:
                 for resource in pending:
                     status = {"phase": Phase.WAITING, "reason": "UpstreamPending", "message": "upstream never succeeded"}
+                    key = f"{resource['kind']}/{resource['metadata']['name']}"
                     statuses[resource["kind"], resource["metadata"]["name"]] = status
-                    if f"{resource['kind']}/{resource['metadata']['name']}" not in stored_statuses:
-                        store.update(f"{resource['kind']}/{resource['metadata']['name']}", status)
+                    if (stored_statuses.get(key) or {}).get("reason") in (None, "Queued"):  # not an earlier run's
+                        store.update(key, status)
                 break
     except BaseException:  # interrupted: running stages go too (a rerun resumes them from their checkpoints)
         for (kind, name), stage in running.items():
@@ -458,6 +466,7 @@ def main(args: argparse.Namespace) -> int:
             print(f"[tanuki local] {name}: deleted")
         return 0
     store = StatusStore(args.workdir)
+    queue(resources, store)  # before the servers' first look at their upstreams
     servers = start_servers(args.filename, resources, args.workdir, store)
     statuses: dict[str, dict[str, Any]] = {}
     interrupted = False
