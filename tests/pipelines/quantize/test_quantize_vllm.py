@@ -53,7 +53,6 @@ def test_a_quantize_job_in_the_local_runner_passes_the_gate_and_a_model_server_s
 
     import yaml
 
-    from conftest import DEBUG_CORPUS
     from serving_fixtures import API_KEY
     from tanuki_operator.local_serving import StatusStore
     from tanuki_serving.fleet import free_port, http_post
@@ -61,7 +60,8 @@ def test_a_quantize_job_in_the_local_runner_passes_the_gate_and_a_model_server_s
     workdir = tmp_path / "work"
     data = workdir / "tanuki-data"
     shutil.copytree(trained_debug, data / "trained")
-    shutil.copy(DEBUG_CORPUS / "ja.jsonl", data / "texts.jsonl")
+    shutil.copy(Path(__file__).resolve().parents[3] / "pipelines" / "recipes" / "debug" / "corpus" / "ja.jsonl",
+                data / "texts.jsonl")
     (workdir / "secrets" / "tanuki-api-key").mkdir(parents=True)
     (workdir / "secrets" / "tanuki-api-key" / "api-key").write_text(API_KEY)
     port = free_port()
