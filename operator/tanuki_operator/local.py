@@ -213,7 +213,8 @@ def run_chain(resources: list[dict[str, Any]], workdir: Path, nproc: int, store:
     running fits in ``cpus`` (default: this machine's cores), as a scheduler places pods; one that
     asks for more than there is runs alone. Upstreams this file does not declare are looked up in
     the workdir's stored statuses. A stage reading a ModelServer among ``servers`` waits (up to
-    ``ready_timeout`` seconds without progress) until it serves, or until it can no longer."""
+    ``ready_timeout`` seconds without progress) until it serves, or until it can no longer. The
+    caller has ``queue``d the resources before starting the servers."""
     store = store or StatusStore(workdir)
     capacity = cpus if cpus is not None else float(os.cpu_count() or 1)
     statuses: dict[tuple[str, str], dict[str, Any]] = {}
@@ -228,7 +229,6 @@ def run_chain(resources: list[dict[str, Any]], workdir: Path, nproc: int, store:
         if key in statuses:
             previous[key] = statuses.pop(key)
     pending = [resource for resource in resources if resource["kind"] != "ModelServer"]
-    queue(pending, store)
     live = {server.name: server for server in servers}
     running: dict[tuple[str, str], RunningStage] = {}
     width = max((len(resource["metadata"]["name"]) for resource in pending), default=0)

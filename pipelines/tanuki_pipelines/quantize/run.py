@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -67,24 +66,23 @@ def quantize(config: QuantizeConfig, output_dir: Path) -> dict[str, Any]:
 
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "quality.json").unlink(missing_ok=True)  # an earlier run's figures
+    from tanuki_pipelines.publish import publish_file, staging, staging_path
+
     if config.scheme == "GGUF":
         from tanuki_pipelines.quantize.gguf import export_gguf
 
         artifact = output_dir / f"model-{config.gguf_type}.gguf"
-        partial = artifact.with_name(artifact.name + ".partial")
-        export_gguf(source, partial, config.gguf_type, config.llama_cpp_dir, output_dir / "convert.log")
+        staged = staging_path(artifact)
+        export_gguf(source, staged, config.gguf_type, config.llama_cpp_dir, output_dir / "convert.log")
+        publish_file(staged, artifact)
     else:
         from tanuki_pipelines.quantize.compress import compress
 
         artifact = output_dir / "checkpoint"
-        partial = output_dir / "checkpoint.partial"
-        shutil.rmtree(partial, ignore_errors=True)
-        compress(source, partial, build_recipe(config, is_moe(model_config)),
-                 calibration if needs_calibration(config) else [], config.dtype,
-                 config.calibration.max_seq_length)
-    if artifact.is_dir():
-        shutil.rmtree(artifact)
-    partial.replace(artifact)
+        with staging(artifact) as staged:
+            compress(source, staged, build_recipe(config, is_moe(model_config)),
+                     calibration if needs_calibration(config) else [], config.dtype,
+                     config.calibration.max_seq_length)
     print(format_progress(1, STEPS), flush=True)
 
     from tanuki_pipelines.quantize.score import score_llama_cpp, score_transformers, score_vllm
