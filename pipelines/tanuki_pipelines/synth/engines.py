@@ -20,8 +20,7 @@ def vllm_engine_args(generator: GeneratorModel, seed: int, on_gpu: bool) -> dict
         raise BadInputError("generator.path: no checkpoint for engine vllm")
     return {"model": str(generator.path), "max_model_len": generator.max_model_len,
             "tensor_parallel_size": generator.tensor_parallel_size, "dtype": generator.dtype, "seed": seed,
-            # CUDA graphs pay off on GPUs; the CPU backend compiles nothing worth the start-up time
-            "enforce_eager": not on_gpu}
+            "enforce_eager": not on_gpu if generator.enforce_eager is None else generator.enforce_eager}
 
 
 def chat_prompt_tokens(tokenizer: Any, messages: list[dict[str, str]]) -> int:
