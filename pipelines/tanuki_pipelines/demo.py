@@ -186,7 +186,8 @@ QUANTIZED_ENDPOINT = "ModelServer/debug-chat-w8a8"
 
 
 def _try_endpoint(workdir: Path, api_key: str, hold: bool, runner: "subprocess.Popen") -> int:
-    """Prove the chat endpoint with one request through the router and print how to use it."""
+    """Prove the chat endpoint (and the quantized model's, when the chain serves one) with one request
+    through the router each, and print how to use it."""
     statuses = json.loads((workdir / ".tanuki" / "status.json").read_text())
     servers = [ENDPOINT, *([QUANTIZED_ENDPOINT] if QUANTIZED_ENDPOINT in statuses else [])]
     for name in servers:
