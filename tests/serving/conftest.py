@@ -14,16 +14,16 @@ from vllm_server import vllm_server
 
 @pytest.fixture(scope="session")
 def vllm_url(checkpoints: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """vLLM on checkpoint ``a`` serving SERVED_NAME, requiring API_KEY; engine threads on core 0."""
+    """vLLM on checkpoint ``a`` serving SERVED_NAME, requiring API_KEY."""
     log = tmp_path_factory.mktemp("vllm") / "vllm.log"
-    with vllm_server(checkpoints["a"], name=SERVED_NAME, log=log, api_key=API_KEY, cpu_core=0) as url:
+    with vllm_server(checkpoints["a"], name=SERVED_NAME, log=log, api_key=API_KEY) as url:
         yield url
 
 
 @pytest.fixture(scope="session")
 def judge_url(judge_model: Path):
     """The judge model served with the session's API key (the evaluation tests' contestants and
-    judge, the DPO tests' judge). Engine threads on core 1."""
+    judge, the DPO tests' judge)."""
     with vllm_server(judge_model, name=SERVED_NAME, max_model_len=2048, log=judge_model.parent / "vllm.log",
-                     api_key=API_KEY, cpu_core=1) as url:
+                     api_key=API_KEY) as url:
         yield url

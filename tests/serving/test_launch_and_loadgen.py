@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tanuki_serving.config import RouterConfig
-from tanuki_serving.launch import router_command
+from tanuki_serving.launch import router_command, set_cpu_vllm_defaults
 from tanuki_serving.loadgen import Result, percentiles, summarize
 from tanuki_serving.metrics import parse_vllm_metrics
 
@@ -23,6 +23,12 @@ def test_router_command_static_workers_and_service_discovery() -> None:
     assert discovery[discovery.index("--service-discovery-namespace") + 1] == "ml"
     with pytest.raises(ValueError):
         router_command(config)
+
+
+def test_cpu_vllm_defaults_fill_only_what_the_environment_leaves_unset() -> None:
+    env = {"VLLM_CPU_KVCACHE_SPACE": "8", "PATH": "/bin"}
+    set_cpu_vllm_defaults(env)
+    assert env == {"VLLM_CPU_KVCACHE_SPACE": "8", "PATH": "/bin", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
 
 
 def test_parse_vllm_metrics_counts_api_responses_and_queue() -> None:

@@ -32,7 +32,7 @@ def served_requests(base_url: str) -> int:
 def test_router_spreads_load_and_retries_around_a_killed_replica(vllm_url: str, checkpoints: dict[str, Path],
                                                                   tmp_path: Path) -> None:
     processes: list[subprocess.Popen] = []
-    with vllm_server(checkpoints["a"], name=SERVED_NAME, api_key=API_KEY, cpu_core=1, log=tmp_path / "second.log",
+    with vllm_server(checkpoints["a"], name=SERVED_NAME, api_key=API_KEY, log=tmp_path / "second.log",
                      started=processes) as second_url:
         router = Router(RouterConfig(port=free_port(), policy="round_robin"), "127.0.0.1", tmp_path / "router.log")
         router.start(vllm_url.removesuffix("/v1"))

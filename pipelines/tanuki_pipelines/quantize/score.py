@@ -28,8 +28,10 @@ def score_transformers(model_dir: Path, texts_ids: list[list[int]], device: str)
 
 def score_vllm(model_dir: Path, texts_ids: list[list[int]], dtype: str, max_model_len: int, on_gpu: bool) -> list[Scores]:
     """vLLM's prompt log-probabilities (top-1 and the actual token) of each text, one engine."""
-    if not on_gpu:  # the CPU backend reserves its KV cache up front: 1 GiB holds the gate's texts
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    if not on_gpu:
+        from tanuki_serving.launch import set_cpu_vllm_defaults
+
+        set_cpu_vllm_defaults(os.environ)
     os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
     from vllm import LLM, SamplingParams
     from vllm.inputs import TokensPrompt

@@ -34,8 +34,10 @@ class ShardWorker:
     """A Ray Data actor: loads the generator once, then generates whole shards with the job's runner."""
 
     def __init__(self, generator_json: str, seed: int, runner: str, settings_json: str, on_gpu: bool) -> None:
-        if not on_gpu:  # the CPU backend reserves its KV cache up front: 1 GiB holds a shard of a small model
-            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+        if not on_gpu:
+            from tanuki_serving.launch import set_cpu_vllm_defaults
+
+            set_cpu_vllm_defaults(os.environ)
         os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # per-engine start-up chatter, once per actor
         from vllm import LLM
