@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -25,6 +25,9 @@ from tanuki_operator.api.common import Phase
 from tanuki_operator.api.modelserver import INITIAL_MODEL_REASON
 from tanuki_operator.lineage import initial_stand_in, referenced, resolve
 from tanuki_operator.validation import summarize, validate_spec
+
+if TYPE_CHECKING:
+    from tanuki_serving.rollout import RolloutRecord
 
 TICK_SECONDS = 0.5
 STUCK_PHASES = (Phase.WAITING, Phase.SUSPENDED)
@@ -81,6 +84,21 @@ class StatusStore:
         os.replace(temporary, self.path)
 
 
+def earlier_rollouts(status: dict[str, Any] | None) -> list[RolloutRecord]:
+    """The rollout history an earlier runner left in the status: like a CR's status, it outlives
+    the process that reconciled it (a rerun of a finished chain serves its last model directly).
+    Records that no longer parse are dropped: they are history, not instructions."""
+    from pydantic import ValidationError
+
+    from tanuki_serving.rollout import RolloutRecord
+
+    records = []
+    for record in ((status or {}).get("rollout") or {}).get("history") or []:
+        with contextlib.suppress(ValidationError):
+            records.append(RolloutRecord.model_validate(record))
+    return records
+
+
 def secret_value(workdir: Path, name: str, key: str) -> str | None:
     path = workdir / "secrets" / name / key
     return path.read_text().strip() if path.is_file() else None
@@ -115,6 +133,7 @@ class LocalModelServer:
         self.localise = localise
         self.key = f"ModelServer/{name}"
         self.fleet = LocalFleet(name, workdir / ".tanuki" / "logs" / name)
+        self.fleet.state.history = earlier_rollouts(store.load().get(self.key))
         self.status: dict[str, Any] = {"phase": Phase.PENDING, "message": "starting"}
         self.spec = None
         self.upstream: list[str] = []

@@ -308,7 +308,7 @@ class LocalFleet:
         if self.failed and self.state.stable is not None and self.state.stable.revision == desired.id:
             return  # the first revision crash-looped: wait for a spec change
         if self.failed:
-            self.failed, self.state, self.stable_restarts = None, RolloutState(), 0
+            self.failed, self.state, self.stable_restarts = None, RolloutState(history=self.state.history), 0
         stable = self.state.stable.revision if self.state.stable else None
         wanted = targets(self.state, spec.rollout, spec.replicas).get(stable, 0) if stable else 0
         complete = len([r for r in self._routed() if r.revision == stable]) >= wanted

@@ -3,7 +3,9 @@ serves, the outputs downstream stages read (URL, model and the stable checkpoint
 
 from __future__ import annotations
 
-from tanuki_operator.local_serving import as_status
+from pathlib import Path
+
+from tanuki_operator.local_serving import LocalModelServer, StatusStore, as_status
 from tanuki_serving.fleet import FleetStatus
 from tanuki_serving.rollout import RevisionRef, RolloutState
 
@@ -26,3 +28,16 @@ def test_starting_and_failed_fleets_have_no_outputs() -> None:
     assert starting["phase"] == "Pending" and "outputs" not in starting
     failed = as_status(fleet(serving=False, failed="revision abc failed 3 times"))
     assert (failed["phase"], failed["reason"]) == ("Failed", "ReplicaFailing") and "outputs" not in failed
+
+
+def test_a_new_runner_keeps_the_rollout_history_an_earlier_one_recorded(tmp_path: Path) -> None:
+    store = StatusStore(tmp_path)
+    promoted = {"revision": "def", "model": "/data/dpo", "result": "Promoted", "reason": "healthy",
+                "time": "2026-11-30T10:00:00Z"}
+    store.update("ModelServer/chat", {"phase": "Suspended", "rollout": {
+        "stable": {"revision": "def", "model": "/data/dpo"}, "history": [promoted, {"result": "Exploded"}]}})
+    server = LocalModelServer(tmp_path / "chain.yaml", "chat", tmp_path, store, lambda spec, _: spec)
+    assert [record.model_dump() for record in server.fleet.state.history] == [promoted]
+    assert server.fleet.state.stable is None  # what serves is decided anew: nothing runs yet
+    fresh = LocalModelServer(tmp_path / "chain.yaml", "other", tmp_path, store, lambda spec, _: spec)
+    assert fresh.fleet.state.history == []
