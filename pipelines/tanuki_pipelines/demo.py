@@ -19,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 from tanuki_pipelines.phase import Phase
@@ -61,7 +62,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         serving = _echo_until(runner, SERVING_LINE)
         data = workdir / "tanuki-data"
-        if (data / "pretrainjob" / "debug-base" / "outputs.json").is_file():
+        if stage_outputs(data, "pretrainjob", "debug-base") is not None:
             print()
             for line in summary_lines(data):
                 print(line)
@@ -107,20 +108,10 @@ def _incomplete_stages(chain: Path, workdir: Path) -> list[str]:
     return [key for key in keys if (statuses.get(key) or {}).get("phase") != Phase.SUCCEEDED]
 
 
-def summary_lines(data: Path) -> list[str]:
-    """One paragraph per stage of the chain that finished: where its output is and what it did."""
-    def outputs(kind: str, name: str) -> dict | None:
-        path = data / kind / name / "outputs.json"
-        return json.loads(path.read_text()) if path.is_file() else None
-
-    lines = []
-    if dense := outputs("pretrainjob", "debug-base"):
-        steps = records(dense["metrics"])
-        lines += [f"dense checkpoint:  {dense['checkpoint']}  (HF Llama, human text only)",
-                  f"  loss {loss_change(steps)} over {dense['step']} steps; curve {dense['loss_curve']}",
-                  f"  sample: {sample(dense['checkpoint'], '今日は')!r}"]
-    lines += later_stage_lines(data)
-    return lines
+def stage_outputs(data: Path, kind: str, name: str) -> dict | None:
+    """``outputs.json`` of a finished stage under the demo's data directory, or None."""
+    path = data / kind / name / "outputs.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def records(path: str) -> list[dict]:
@@ -134,13 +125,15 @@ def loss_change(steps: list[dict], window: int = 5) -> str:
             f"(mean of the first and last {min(window, len(steps))} steps)")
 
 
-def later_stage_lines(data: Path) -> list[str]:
-    """One summary line per post-pretraining stage of the chain that finished."""
-    def outputs(kind: str, name: str) -> dict | None:
-        path = data / kind / name / "outputs.json"
-        return json.loads(path.read_text()) if path.is_file() else None
-
+def summary_lines(data: Path) -> list[str]:
+    """One paragraph per stage of the chain that finished: where its output is and what it did."""
+    outputs = partial(stage_outputs, data)
     lines = []
+    if dense := outputs("pretrainjob", "debug-base"):
+        steps = records(dense["metrics"])
+        lines += [f"dense checkpoint:  {dense['checkpoint']}  (HF Llama, human text only)",
+                  f"  loss {loss_change(steps)} over {dense['step']} steps; curve {dense['loss_curve']}",
+                  f"  sample: {sample(dense['checkpoint'], '今日は')!r}"]
     if synth := outputs("synthjob", "debug-synth"):
         stats = json.loads(Path(synth["stats"]).read_text())
         lines.append(f"synthetic data:    {stats['filter']['input']} generated, kept {stats['kept']['rewrites']} "
