@@ -219,14 +219,16 @@ def stage_sections(key: str, status: dict[str, Any]) -> list[str]:
                                 for record in history]))
     if kind == "EvalJob":
         board = read_json(Path(outputs["report"]).parent / "leaderboard.json") if outputs.get("report") else None
-        if board and isinstance(board.get("models"), list):
+        if board and isinstance(board.get("models"), list) and "bt_method" in board:
+            from tanuki_pipelines.eval.ratings import bt_cells, method_notes
+
             parts.append(table(["model", "Bradley-Terry", "95% interval", "Glicko-2", "RD", "battles", "wins", "losses",
                                 "ties"],
-                               [[row.get("model"), (row.get("bt") or {}).get("rating"),
-                                 f"{(row.get('bt') or {}).get('ci_low')}–{(row.get('bt') or {}).get('ci_high')}",
-                                 (row.get("glicko2") or {}).get("rating"), (row.get("glicko2") or {}).get("rd"),
-                                 row.get("battles"), row.get("wins"), row.get("losses"), row.get("ties")]
+                               [[row["model"] + (" †" if row["few_battles"] else ""), *bt_cells(row),
+                                 row["glicko2"]["rating"], row["glicko2"]["rd"],
+                                 row["battles"], row["wins"], row["losses"], row["ties"]]
                                 for row in board["models"]]))
+            parts += [f"<p>{html.escape(note)}</p>" for note in method_notes(board)]
         grades = read_json(outputs.get("grades"))
         if grades and grades.get("models"):
             parts.append(table(["model", "overall", "graded", "unparseable"],

@@ -76,3 +76,16 @@ def test_the_page_shows_every_stage_and_links_only_existing_files(tmp_path: Path
     links = re.findall(r'href="file://([^"]+)"', page)
     assert links and all(Path(link).exists() for link in links)
     assert "missing.html" not in "".join(links)
+
+
+def test_an_arena_that_one_model_always_won_shows_records_not_ratings(tmp_path: Path) -> None:
+    from tanuki_pipelines.eval.ratings import Battle, leaderboard
+
+    out = tmp_path / "evaljob" / "arena"
+    out.mkdir(parents=True)
+    board = leaderboard([Battle("dpo", "sft", "model_a")] * 12, rounds=20)
+    (out / "leaderboard.json").write_text(json.dumps(board))
+    page = render_page(tmp_path, {"EvalJob/arena": {"phase": "Succeeded", "upstream": [], "outputs": {
+        "report": str(out / "index.html")}}}, 0.0)
+    assert "<td>not estimable</td><td>never lost (12–0)</td>" in page
+    assert "<td>not estimable</td><td>never won (0–12)</td>" in page and "its record shows instead" in page

@@ -101,6 +101,13 @@ class RatingsConfig(ConfigModel):
     """Glicko-2's τ (how fast volatility may change)."""
     glicko_period: int = Field(default=1, ge=1)
     """Battles per Glicko-2 rating period, in log order."""
+    prior_sd: float | None = Field(default=None, gt=0)
+    """Regularise Bradley-Terry with a Gaussian prior N(1000, prior_sd²) on each rating (400 is
+    scikit-learn's default L2 penalty, C = 1, which FastChat's first arena notebook used), named on
+    the pages. Empty: maximum likelihood, and a model that never lost (or never won) against the
+    rest is shown as not estimable, with its record, instead of an arbitrary number."""
+    min_battles: int = Field(default=10, ge=1)
+    """Below this many battles a model's row says it has too few for any claim."""
 
 
 class HarnessConfig(ConfigModel):

@@ -66,7 +66,7 @@ def rate(records: list[dict[str, Any]], config: Any, out: Path, dropped: dict[st
                             f"model(s) (left out: {reasons})")
     anchor = (config.anchor_model, config.anchor_rating) if config.anchor_model else None
     board = leaderboard(log.battles, config.bootstrap_rounds, config.seed, anchor, config.glicko_period,
-                        config.glicko_tau)
+                        config.glicko_tau, config.prior_sd, config.min_battles)
     board["dropped"] = dict(log.dropped)
     write_leaderboard(out, board)
     for name, plot in (("leaderboard.png", plot_leaderboard), ("winrate.png", plot_win_rates)):
@@ -138,9 +138,12 @@ def main(args: argparse.Namespace) -> int:
                       grades or _read_json(out / "grades.json"), harness or _read_json(out / "harness.json"))
     outputs: dict[str, Any] = {"report": str(page), "mode": mode}
     if board:
+        from tanuki_pipelines.eval.ratings import record
+
         top = board["models"][0]
-        outputs.update(leaderboard=str(out / "leaderboard.json"), top_model=top["model"],
-                       top_score=f"BT {top['bt']['rating']:.0f}")
+        score = f"BT {top['bt']['rating']:.0f}" if top["bt"]["rating"] is not None else \
+            f"BT not estimable ({record(top)})"
+        outputs.update(leaderboard=str(out / "leaderboard.json"), top_model=top["model"], top_score=score)
     if grades:
         graded = {m: s["overall"] for m, s in grades["models"].items() if s["overall"] is not None}
         best = max(graded, key=graded.get)

@@ -20,15 +20,42 @@ def _pyplot() -> Any:
 
 
 def plot_leaderboard(board: dict[str, Any], path: Path) -> Path:
+    """Ratings with their intervals (an unbounded side drawn as an arrow to the edge); a model
+    without a rating is written at the edge it stands toward, with its record, and no point."""
+    from tanuki_pipelines.eval.ratings import record
+
     plt = _pyplot()
     rows = list(reversed(board["models"]))  # best at the top
-    figure, axis = plt.subplots(figsize=(7, 0.5 * len(rows) + 1.5))
-    ratings = [row["bt"]["rating"] for row in rows]
-    errors = [[row["bt"]["rating"] - row["bt"]["ci_low"] for row in rows],
-              [row["bt"]["ci_high"] - row["bt"]["rating"] for row in rows]]
-    axis.errorbar(ratings, range(len(rows)), xerr=errors, fmt="o", capsize=4)
-    axis.set_yticks(range(len(rows)), [row["model"] for row in rows])
-    axis.set_xlabel("Bradley-Terry rating (95% bootstrap interval)")
+    figure, axis = plt.subplots(figsize=(8, 0.5 * len(rows) + 1.8))
+    rated = [(y, row) for y, row in enumerate(rows) if row["bt"]["rating"] is not None]
+    finite = [v for _, row in rated for v in (row["bt"]["rating"], row["bt"].get("ci_low"), row["bt"].get("ci_high"))
+              if v is not None]
+    low, high = (min(finite), max(finite)) if finite else (900.0, 1100.0)
+    margin = max(50.0, 0.25 * (high - low))
+    left, right = low - margin, high + margin
+    for y, row in rated:
+        bt = row["bt"]
+        ci_low = bt.get("ci_low", bt["rating"])
+        ci_high = bt.get("ci_high", bt["rating"])
+        axis.errorbar([bt["rating"]], [y], xerr=[[bt["rating"] - (left if ci_low is None else ci_low)],
+                                                  [(right if ci_high is None else ci_high) - bt["rating"]]],
+                      fmt="o", capsize=4, color="C1" if bt["separation"] else "C0")
+        for edge, bound in ((left, ci_low), (right, ci_high)):
+            if bound is None:
+                axis.annotate("", xy=(edge, y), xytext=(bt["rating"], y), arrowprops={"arrowstyle": "->"})
+    for y, row in enumerate(rows):
+        if row["bt"]["rating"] is None:
+            where = row["bt"]["separation"]
+            x, align = {"above": (right, "right"), "below": (left, "left")}.get(where, ((left + right) / 2, "center"))
+            axis.text(x, y, f"not estimable: {row['bt']['why']} ({record(row)})", ha=align, va="center",
+                      fontsize=8, color="C3")
+    axis.set_xlim(left, right)
+    axis.set_ylim(-0.7, len(rows) - 0.3)
+    axis.set_yticks(range(len(rows)), [row["model"] + (" (few battles)" if row["few_battles"] else "")
+                                       for row in rows])
+    prior = board["bt_method"]["prior_sd"]
+    axis.set_xlabel("Bradley-Terry rating (95% bootstrap interval)"
+                    + (f"; Gaussian prior, SD {prior:g}" if prior is not None else "; maximum likelihood"))
     axis.set_title("tanuki eval: arena leaderboard")
     axis.grid(axis="x", alpha=0.3)
     figure.tight_layout()
@@ -79,11 +106,14 @@ def index_page(output_dir: Path, board: dict[str, Any] | None, grades: dict[str,
     parts = ["<h1>tanuki eval</h1>"]
     if board:
         parts.append("<h2>Arena</h2>")
-        rows = [[r["model"], f"{r['bt']['rating']:.1f}", f"{r['bt']['ci_low']:.1f} – {r['bt']['ci_high']:.1f}",
+        from tanuki_pipelines.eval.ratings import bt_cells, method_notes
+
+        rows = [[r["model"] + (" †" if r["few_battles"] else ""), *bt_cells(r),
                  f"{r['glicko2']['rating']:.1f} ± {r['glicko2']['rd']:.1f}", r["battles"], r["wins"], r["losses"],
                  r["ties"], f"{r['win_rate']:.1%}"] for r in board["models"]]
         parts.append(_table(["model", "BT rating", "95% CI", "Glicko-2", "battles", "wins", "losses", "ties",
                              "win rate"], rows))
+        parts += [f"<p class=\"note\">{html.escape(note)}</p>" for note in method_notes(board)]
         for name in ("leaderboard.png", "winrate.png"):
             if (output_dir / name).is_file():
                 parts.append(_image(output_dir / name))
