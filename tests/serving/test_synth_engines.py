@@ -116,6 +116,8 @@ def test_ray_engine_resumes_after_sigkill_without_duplicates(checkpoints: dict[s
     assert "4 shards; 3 to generate" in done.stdout and "records/s" in done.stdout
     assert finished.read_text() == first and finished.stat().st_ino == first_inode  # not generated again
     check_outputs(out)
+    # the engine ran on every core of this machine, not the one CPU its Ray actor reserved
+    assert json.loads((out / "stats.json").read_text())["engine_threads"] == len(os.sched_getaffinity(0))
 
 
 def test_endpoint_engine_against_a_vllm_server_gives_the_same_records(vllm_url: str, tmp_path: Path) -> None:

@@ -128,7 +128,12 @@ class RayConfig(ConfigModel):
     workers: int = Field(default=1, ge=1)
     """vLLM engine replicas (cluster mode: GPU worker pods)."""
     cpus_per_worker: float = Field(default=1, gt=0)
-    """Ray CPUs each engine actor reserves (a CPU-only engine also takes a CPU placement bundle)."""
+    """Ray CPUs each engine actor reserves (a CPU-only engine also takes a CPU placement bundle). On
+    CPU this is a reservation only: the engine's threads come from ``threads_per_worker``."""
+    threads_per_worker: int | None = Field(default=None, ge=1)
+    """CPU engines: torch threads of each engine actor. Empty: the cores of the Ray node it runs on,
+    shared evenly among the engines that node can hold (Ray itself would limit an actor to the CPUs it
+    reserved, one by default, leaving the rest of the machine idle)."""
     start_timeout_seconds: int = Field(default=600, ge=10)
     """Fail when Ray cannot place the engines within this time (e.g. no GPU node), instead of hanging."""
 

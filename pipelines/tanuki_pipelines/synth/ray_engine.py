@@ -30,14 +30,36 @@ SHM_LEFTOVERS = "/dev/shm/psm_*"
 """vLLM's CPU backend leaves one of these per engine actor that Ray tears down."""
 
 
+def cpu_engine_threads(node_cpus: float, engines: int, cpus_per_engine: float = 1.0,
+                       threads_per_engine: int | None = None) -> int:
+    """Torch threads of one CPU engine (pure): the recipe's number, else the node's cores shared evenly
+    among the engines it can hold (at most ``engines``, at most one per ``cpus_per_engine``)."""
+    if threads_per_engine is not None:
+        return threads_per_engine
+    sharing = max(1, min(engines, int(node_cpus // cpus_per_engine)))
+    return max(1, int(node_cpus) // sharing)
+
+
+def node_cpus() -> float:
+    """The CPUs of the Ray node this process runs on (a KubeRay pod's limit, or this machine)."""
+    import ray
+
+    node = ray.get_runtime_context().get_node_id()
+    return next((n["Resources"].get("CPU", 1.0) for n in ray.nodes() if n["NodeID"] == node),
+                float(len(os.sched_getaffinity(0))))
+
+
 class ShardWorker:
     """A Ray Data actor: loads the generator once, then generates whole shards with the job's runner."""
 
-    def __init__(self, generator_json: str, seed: int, runner: str, settings_json: str, on_gpu: bool) -> None:
+    def __init__(self, generator_json: str, seed: int, runner: str, settings_json: str, on_gpu: bool,
+                 ray_json: str, engines: int) -> None:
+        self.threads: int | None = None
         if not on_gpu:
             from tanuki_serving.launch import set_cpu_vllm_defaults
 
             set_cpu_vllm_defaults(os.environ)
+            self.threads = self._use_cpu_threads(RayConfig.model_validate_json(ray_json), engines)
         os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # per-engine start-up chatter, once per actor
         from vllm import LLM
@@ -54,6 +76,28 @@ class ShardWorker:
         self.generate = vllm_generate(llm, generator.max_model_len)
         self.runner, self.settings_json = load_runner(runner), settings_json
 
+    @staticmethod
+    def _use_cpu_threads(ray_config: RayConfig, engines: int) -> int:
+        """Give this engine its share of the node's cores. Ray starts an actor with OMP_NUM_THREADS set
+        to the CPUs it reserved (1 by default). OpenMP reads that once, when torch loads, as the thread
+        count of every thread: vLLM's CPU attention plans its work on one thread and runs it on
+        another, and fails when their counts differ, so ``torch.set_num_threads`` alone is not enough
+        (and vLLM's worker forbids it once the engine exists). So: the variable first, then torch."""
+        import sys
+
+        threads = cpu_engine_threads(node_cpus(), engines, ray_config.cpus_per_worker, ray_config.threads_per_worker)
+        if "torch" in sys.modules:  # too late to change OpenMP's default: keep what Ray set, consistently
+            import torch
+
+            print(f"[tanuki] torch was loaded before the engine: it keeps {torch.get_num_threads()} thread(s)",
+                  flush=True)
+            return torch.get_num_threads()
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        import torch
+
+        torch.set_num_threads(threads)
+        return threads
+
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
         shard_ids, outputs, seconds = [], [], []
         for shard_id, items in zip(batch["shard"], batch["items"], strict=True):
@@ -62,7 +106,8 @@ class ShardWorker:
             seconds.append(time.monotonic() - started)
             shard_ids.append(int(shard_id))
             outputs.append(json.dumps(records, ensure_ascii=False))
-        return {"shard": shard_ids, "records": outputs, "seconds": seconds}
+        return {"shard": shard_ids, "records": outputs, "seconds": seconds,
+                "threads": [self.threads or 0] * len(shard_ids)}
 
 
 def root_cause(exc: Exception, arguments: dict[str, Any]) -> str:
@@ -134,8 +179,9 @@ def ray_session(address: str | None) -> Iterator[Any]:
 
 
 def generate_on_ray(pending: dict[int, list[dict[str, Any]]], job: EngineJob, address: str | None,
-                    on_shard: Callable[[int, list[dict[str, Any]], float], None]) -> None:
-    """Generate every pending shard; ``on_shard(shard, records, engine seconds)`` as each one arrives."""
+                    on_shard: Callable[[int, list[dict[str, Any]], float, int | None], None]) -> None:
+    """Generate every pending shard; ``on_shard(shard, records, engine seconds, engine threads or None
+    on GPU)`` as each one arrives."""
     with ray_session(address) as ray:
         # a RayJob's GPU workers may join after the head: cluster mode waits for them
         on_gpu = ray.cluster_resources().get("GPU", 0) > 0 or (address is not None and job.ray.mode == "cluster")
@@ -144,15 +190,18 @@ def generate_on_ray(pending: dict[int, list[dict[str, Any]]], job: EngineJob, ad
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         rows = [{"shard": shard, "items": json.dumps(items, ensure_ascii=False)} for shard, items in pending.items()]
+        engines = min(job.ray.workers, len(rows))
         dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
             ShardWorker, fn_constructor_kwargs={"generator_json": job.generator.model_dump_json(), "seed": job.seed,
                                                 "runner": job.runner, "settings_json": job.settings_json,
-                                                "on_gpu": on_gpu},
-            batch_size=1, compute=ray.data.ActorPoolStrategy(size=min(job.ray.workers, len(rows))),
+                                                "on_gpu": on_gpu, "ray_json": job.ray.model_dump_json(),
+                                                "engines": engines},
+            batch_size=1, compute=ray.data.ActorPoolStrategy(size=engines),
             num_cpus=need["CPU"], num_gpus=need.get("GPU", 0))
         try:
             for row in dataset.iter_rows():
-                on_shard(int(row["shard"]), json.loads(row["records"]), float(row["seconds"]))
+                on_shard(int(row["shard"]), json.loads(row["records"]), float(row["seconds"]),
+                         int(row["threads"]) or None)
         except Exception as exc:
             text = str(exc)
             if ENGINE_FAILED not in text:

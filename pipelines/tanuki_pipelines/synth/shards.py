@@ -49,18 +49,21 @@ class EngineJob:
 
 class ShardWriter:
     """Writes each finished shard durably and prints progress (records/s, generated tokens/s).
-    ``engine_seconds`` adds up the engines' own time on the shards (no start-up, no waiting)."""
+    ``engine_seconds`` adds up the engines' own time on the shards (no start-up, no waiting);
+    ``engine_threads`` the torch threads CPU engines ran with."""
 
     def __init__(self, directory: Path, total: int, done: int, label: str) -> None:
         self.directory, self.total, self.done, self.label = directory, total, done, label
         self.records = self.tokens = 0
         self.engine_seconds = 0.0
+        self.engine_threads: set[int] = set()
         self.started = time.monotonic()
 
     def path(self, shard: int) -> Path:
         return self.directory / f"shard-{shard:05d}.jsonl"
 
-    def __call__(self, shard: int, records: list[dict[str, Any]], engine_seconds: float) -> None:
+    def __call__(self, shard: int, records: list[dict[str, Any]], engine_seconds: float,
+                 engine_threads: int | None = None) -> None:
         from tanuki_pipelines.outputs import format_progress
         from tanuki_pipelines.publish import fault_point, write_durable
 
@@ -68,6 +71,8 @@ class ShardWriter:
         self.done += 1
         self.records += len(records)
         self.engine_seconds += engine_seconds
+        if engine_threads:
+            self.engine_threads.add(engine_threads)
         self.tokens += sum(record.get("generated_tokens", 0) for record in records)
         seconds = max(time.monotonic() - self.started, 1e-9)
         print(f"[tanuki {self.label}] shard {shard} written ({self.done}/{self.total}): {self.records / seconds:.2f} "
@@ -81,7 +86,8 @@ class ShardWriter:
                 "tokens_per_second": round(self.tokens / seconds, 1) if self.records else None,
                 "engine_seconds": round(self.engine_seconds, 2),
                 "engine_tokens_per_second": round(self.tokens / self.engine_seconds, 1) if self.engine_seconds
-                else None}
+                else None,
+                "engine_threads": max(self.engine_threads) if self.engine_threads else None}
 
 
 def generate_shards(planned: list[list[dict[str, Any]]], directory: Path, label: str, job: EngineJob,

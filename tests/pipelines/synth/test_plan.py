@@ -153,6 +153,23 @@ def test_ray_waits_for_room_for_one_engine_then_gives_up_naming_what_is_missing(
         wait_for_room({"CPU": 1, "GPU": 2.0}, 0, lambda: {"CPU": 4.0}, sleep=lambda _: None)
 
 
+@pytest.mark.parametrize(("node_cpus", "engines", "cpus_per_engine", "asked", "threads"), [
+    (2, 1, 1.0, None, 2),     # one engine on a 2-core machine gets both cores, whatever Ray reserved
+    (2, 1, 0.5, None, 2),
+    (16, 4, 1.0, None, 4),    # four engines share a node evenly
+    (16, 4, 8.0, None, 8),    # a node holds only two engines of 8 CPUs: each gets half
+    (3, 2, 1.0, None, 1),
+    (1, 3, 0.25, None, 1),    # never below one thread
+    (16, 4, 1.0, 3, 3),       # the recipe decides when it says
+])
+def test_a_cpu_engine_takes_its_share_of_the_node_not_what_ray_reserved(node_cpus: float, engines: int,
+                                                                        cpus_per_engine: float, asked: int | None,
+                                                                        threads: int) -> None:
+    from tanuki_pipelines.synth.ray_engine import cpu_engine_threads
+
+    assert cpu_engine_threads(node_cpus, engines, cpus_per_engine, asked) == threads
+
+
 def test_chat_prompts_are_counted_in_tokens_of_the_template(debug_tokenizer_dir: Path) -> None:
     from transformers import AutoTokenizer
 
