@@ -12,7 +12,10 @@ from its create to its child Job's ADDED event on a watch (p50, p99, max; goals 
 operator makes for the burst (plus the driver's creates and watch), so "operator ÷ API" says how
 much the operator's own work weighs against the API round trips it causes.
 
-    .venv/bin/python benchmarks/operator_throughput.py [--count 500]
+The same operator and emulator take ``--rounds`` bursts in a row (fresh names each time); each
+figure is the median over bursts, with its spread.
+
+    .venv/bin/python benchmarks/operator_throughput.py [--count 500] [--rounds 3] [--smoke]
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ import time
 from pathlib import Path
 
 import yaml
+
+from benchkit import Report, add_common_arguments, machine_facts
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests" / "operator"), str(REPO / "tests")]
@@ -59,7 +64,7 @@ def start_emulator() -> tuple[subprocess.Popen, str]:
     return process, line.split()[1]
 
 
-async def run(count: int) -> dict[str, float]:
+async def run(count: int, rounds: int) -> list[dict[str, float]]:
     import aiohttp
 
     from k8s_schemas import example_resources
@@ -67,6 +72,7 @@ async def run(count: int) -> dict[str, float]:
 
     emulator, url = start_emulator()
     operator = None
+    results = []
     try:
         kubeconfig = Path(tempfile.mkdtemp()) / "kubeconfig"
         kubeconfig.write_text(yaml.safe_dump({
@@ -93,42 +99,9 @@ async def run(count: int) -> dict[str, float]:
                                         cwd=str(REPO), start_new_session=True)
             template = next(r for r in example_resources() if r["metadata"]["name"] == "debug-base")
             await _warm_up(http, post, template)
-
-            seen: dict[str, float] = {}
-            done = asyncio.Event()
-
-            async def watch_jobs() -> None:
-                params = {"watch": "true", "labelSelector": "llm.tanuki.dev/kind=pretrainjob"}
-                async with http.get(f"/apis/batch/v1/namespaces/{NS}/jobs", params=params,
-                                    timeout=aiohttp.ClientTimeout(total=None)) as response:
-                    async for line in response.content:
-                        if not line.strip():
-                            continue
-                        event = json.loads(line)
-                        name = event["object"]["metadata"]["name"]
-                        if event["type"] == "ADDED" and name.startswith("job-"):
-                            seen.setdefault(name, time.monotonic())
-                            if len(seen) >= count:
-                                done.set()
-                                return
-
-            watcher = asyncio.create_task(watch_jobs())
-            await asyncio.sleep(0.5)
-            cpu_before = cpu_seconds(operator.pid), cpu_seconds(emulator.pid)
-            created: dict[str, float] = {}
-            started = time.monotonic()
-            for index in range(count):
-                resource = copy.deepcopy(template)
-                resource["metadata"]["name"] = name = f"job-{index:04d}"
-                await post(f"/apis/llm.tanuki.dev/v1alpha1/namespaces/{NS}/pretrainjobs", resource)
-                created[name] = time.monotonic()
-            posted = time.monotonic()
-            try:
-                await asyncio.wait_for(done.wait(), timeout=600)
-            finally:
-                watcher.cancel()
-            finished = time.monotonic()
-            cpu_after = cpu_seconds(operator.pid), cpu_seconds(emulator.pid)
+            for round_index in range(rounds):
+                results.append(await burst(http, post, template, count, f"r{round_index}-", operator.pid,
+                                           emulator.pid))
     finally:
         for process in (operator, emulator):
             if process is not None:
@@ -137,6 +110,49 @@ async def run(count: int) -> dict[str, float]:
         if operator is not None:  # under py-spy, kopf is its child: the whole group goes
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(operator.pid, signal.SIGTERM)
+    return results
+
+
+async def burst(http, post, template: dict, count: int, prefix: str, operator_pid: int,
+                emulator_pid: int) -> dict[str, float]:
+    """Create ``count`` PretrainJobs as fast as the API takes them; time until each has its child Job."""
+    seen: dict[str, float] = {}
+    done = asyncio.Event()
+
+    async def watch_jobs() -> None:
+        import aiohttp
+
+        params = {"watch": "true", "labelSelector": "llm.tanuki.dev/kind=pretrainjob"}
+        async with http.get(f"/apis/batch/v1/namespaces/{NS}/jobs", params=params,
+                            timeout=aiohttp.ClientTimeout(total=None)) as response:
+            async for line in response.content:
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                name = event["object"]["metadata"]["name"]
+                if event["type"] == "ADDED" and name.startswith(prefix):
+                    seen.setdefault(name, time.monotonic())
+                    if len(seen) >= count:
+                        done.set()
+                        return
+
+    watcher = asyncio.create_task(watch_jobs())
+    await asyncio.sleep(0.5)
+    cpu_before = cpu_seconds(operator_pid), cpu_seconds(emulator_pid)
+    created: dict[str, float] = {}
+    started = time.monotonic()
+    for index in range(count):
+        resource = copy.deepcopy(template)
+        resource["metadata"]["name"] = name = f"{prefix}{index:04d}"
+        await post(f"/apis/llm.tanuki.dev/v1alpha1/namespaces/{NS}/pretrainjobs", resource)
+        created[name] = time.monotonic()
+    posted = time.monotonic()
+    try:
+        await asyncio.wait_for(done.wait(), timeout=600)
+    finally:
+        watcher.cancel()
+    finished = time.monotonic()
+    cpu_after = cpu_seconds(operator_pid), cpu_seconds(emulator_pid)
     latencies = [seen[name] - created[name] for name in created if name in seen]
     return {"count": count, "children": len(seen), "seconds": finished - started, "posting": posted - started,
             "per_second": len(seen) / (finished - started), "p50": statistics.median(latencies),
@@ -161,17 +177,27 @@ async def _warm_up(http, post, template: dict) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(parser, rounds=3)
     parser.add_argument("--count", type=int, default=500)
     args = parser.parse_args()
-    result = asyncio.run(run(args.count))
-    print(f"{result['count']} PretrainJobs → {result['children']} child Jobs in {result['seconds']:.1f} s "
-          f"({result['per_second']:.1f} CRs/s; creating the CRs alone took {result['posting']:.1f} s)")
-    print(f"per-CR latency (CR created → child Job exists): p50 {result['p50']:.2f} s, "
-          f"p99 {result['p99']:.2f} s, max {result['max']:.2f} s")
-    print(f"CPU per CR: operator {result['operator_cpu_per_cr'] * 1000:.1f} ms, API emulator "
-          f"{result['emulator_cpu_per_cr'] * 1000:.1f} ms (operator ÷ API = "
-          f"{result['operator_cpu_per_cr'] / max(result['emulator_cpu_per_cr'], 1e-9):.2f}×)")
-    return 0
+    if args.smoke:
+        args.count, args.rounds = 20, 1
+    facts = machine_facts({"operator (kopf)": "its own process", "API emulator": "its own process"})
+    report = Report("operator_throughput", ["CRs/s", "p99 latency", "operator CPU per CR", "API CPU per CR",
+                                            "operator ÷ API CPU"], facts)
+    results = asyncio.run(run(args.count, args.rounds))
+    print(f"{args.count} PretrainJobs per burst, {args.rounds} bursts; creating the CRs alone took "
+          f"{statistics.median(r['posting'] for r in results):.1f} s (median)", flush=True)
+    report.side("CRs/s", [r["per_second"] for r in results], "CRs/s (goal ≥ 50)")
+    report.side("p50 latency", [r["p50"] for r in results], "s")
+    report.side("p99 latency", [r["p99"] for r in results], "s (goal ≤ 5 s)")
+    report.side("max latency", [r["max"] for r in results], "s")
+    operator_cpu = [r["operator_cpu_per_cr"] * 1000 for r in results]
+    api_cpu = [max(r["emulator_cpu_per_cr"] * 1000, 1e-6) for r in results]
+    report.side("operator CPU per CR", operator_cpu, "ms")
+    report.side("API CPU per CR", api_cpu, "ms")
+    report.ratio("operator ÷ API CPU", operator_cpu, api_cpu, higher_is_better=False)
+    return report.finish()
 
 
 if __name__ == "__main__":

@@ -6,10 +6,12 @@ the same batch shape, learning-rate schedule, gradient clipping and z-loss, fp32
 only without DeepSpeed and our fused loss. Both sides run with the same number of CPU threads
 (``--threads``, pinned through OMP_NUM_THREADS for the tanuki process and
 ``torch.set_num_threads`` for the baseline), and neither side's checkpoint writes are timed:
-the rates are per optimizer step, median over the steps after a warm-up. Prints tokens/s of each
-and tanuki ÷ baseline; the goal is ≥ 1.0×.
+the rates are per optimizer step, median over the steps after a warm-up. The tokenizer and the
+packed data are built once before either side runs; the sides alternate which goes first over
+``--rounds`` rounds (a fresh tanuki run each round). Prints tokens/s of each and tanuki ÷ baseline;
+the goal is ≥ 1.0×.
 
-    .venv/bin/python benchmarks/pretrain_throughput.py [--steps 60] [--seq-len 128] [--threads N]
+    .venv/bin/python benchmarks/pretrain_throughput.py [--steps 60] [--seq-len 128] [--threads N] [--rounds 3] [--smoke]
 """
 
 from __future__ import annotations
@@ -24,49 +26,63 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchkit import Report, add_common_arguments, interleave, machine_facts
+
 WARMUP_STEPS = 5
 
 
-def run_tanuki(out: Path, steps: int, seq_len: int, micro: int, zero_stage: int, threads: int) -> list[float]:
+def recipe_sets(inputs: Path, steps: int, seq_len: int, micro: int, zero_stage: int) -> list[str]:
+    return [f"train.steps={steps}", f"train.seq_len={seq_len}", f"train.micro_batch_size={micro}",
+            "train.grad_accum_steps=1", f"checkpoint.every_steps={steps}", f"train.zero_stage={zero_stage}",
+            f"tokenizer.path={inputs / 'tokenizer'}", "tokenizer.train=null"]
+
+
+def build_inputs(inputs: Path, sets: list[str]) -> tuple[object, list[object]]:
+    """The tokenizer and packed data both sides train on (the recipe's own preparation), built once."""
+    from tanuki_pipelines.config import load_recipe
+    from tanuki_pipelines.pretrain.config import PretrainConfig
+    from tanuki_pipelines.pretrain.data import load_packed
+    from tanuki_pipelines.pretrain.prepare import prepare
     from tanuki_pipelines.recipes import shipped_recipe
 
-    sets = [f"train.steps={steps}", f"train.seq_len={seq_len}", f"train.micro_batch_size={micro}",
-            "train.grad_accum_steps=1", f"checkpoint.every_steps={steps}", f"train.zero_stage={zero_stage}"]
+    config = load_recipe(PretrainConfig, shipped_recipe("debug", "pretrain"),
+                         [s for s in sets if not s.startswith("tokenizer.")])
+    _, paths = prepare(config, inputs)  # trains the tokenizer into inputs/tokenizer, packs the data
+    return config, load_packed(paths)
+
+
+def run_tanuki(out: Path, sets: list[str], threads: int) -> float:
+    from tanuki_pipelines.recipes import shipped_recipe
+
     command = [sys.executable, "-m", "tanuki_pipelines.cli", "pretrain",
                "--config", str(shipped_recipe("debug", "pretrain")), "--output-dir", str(out),
                "--nproc-per-node", "1", *[a for s in sets for a in ("--set", s)]]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL,
                    env={**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)})
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    return [r["tokens_per_s"] for r in records[WARMUP_STEPS:]]
+    return statistics.median(r["tokens_per_s"] for r in records[WARMUP_STEPS:])
 
 
-def run_baseline(out: Path, steps: int, threads: int) -> list[float]:
+def run_baseline(config: object, arrays: list[object], threads: int) -> float:
     """Plain PyTorch as one would write it: same model init, samples and LR schedule; torch's
     default AdamW; cross-entropy plus a separately computed z-loss; no DeepSpeed."""
     import numpy as np
     import torch
 
-    from tanuki_pipelines.config import load_recipe
-    from tanuki_pipelines.pretrain.config import PretrainConfig
-    from tanuki_pipelines.pretrain.data import load_packed
     from tanuki_pipelines.pretrain.mixture import MixtureSampler
     from tanuki_pipelines.pretrain.model import build_model
     from tanuki_pipelines.pretrain.schedule import learning_rate
     from tanuki_pipelines.pretrain.train import parameter_groups
 
     torch.set_num_threads(threads)
-    config = load_recipe(PretrainConfig, out / "recipe.yaml")
     train = config.train
-    manifest = json.loads((out / "data" / "manifest.json").read_text())
-    arrays = load_packed([Path(manifest[s.name]) for s in config.data.sources])
     sampler = MixtureSampler(config.data, [len(a) for a in arrays], train.steps, train.micro_batch_size, train.seed)
     torch.manual_seed(train.seed)
     model = build_model(config.model, dtype=torch.float32)
     optimizer = torch.optim.AdamW(parameter_groups(model, train.weight_decay), lr=train.lr,
                                   betas=train.betas, eps=train.eps)
     rates = []
-    for step in range(steps):
+    for step in range(train.steps):
         started = time.perf_counter()
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, train)
@@ -82,11 +98,12 @@ def run_baseline(out: Path, steps: int, threads: int) -> list[float]:
         optimizer.step()
         float(loss.detach())
         rates.append(len(rows) * train.seq_len / (time.perf_counter() - started))
-    return rates[WARMUP_STEPS:]
+    return statistics.median(rates[WARMUP_STEPS:])
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(parser, rounds=3)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--micro-batch", type=int, default=8)
@@ -94,17 +111,23 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
                         help="CPU threads of both sides (default: the cores available)")
     args = parser.parse_args()
+    if args.smoke:
+        args.steps, args.rounds = WARMUP_STEPS + 3, 1
+    facts = machine_facts({"tanuki pretrain (1 rank)": args.threads, "plain PyTorch loop": args.threads})
+    report = Report("pretrain_throughput", ["tanuki pretrain", "plain PyTorch AdamW loop", "tanuki ÷ baseline"], facts)
+    print(f"debug model, 1 process, seq_len {args.seq_len}, micro-batch {args.micro_batch}, {args.steps} steps "
+          f"(median after {WARMUP_STEPS}), ZeRO-{args.zero_stage}", flush=True)
     with tempfile.TemporaryDirectory(prefix="tanuki-bench-") as tmp:
-        out = Path(tmp) / "run"
-        tanuki = statistics.median(run_tanuki(out, args.steps, args.seq_len, args.micro_batch, args.zero_stage,
-                                              args.threads))
-        baseline = statistics.median(run_baseline(out, args.steps, args.threads))
-    print(f"debug model, 1 process, {args.threads} threads, seq_len {args.seq_len}, micro-batch {args.micro_batch}, "
-          f"{args.steps} steps")
-    print(f"tanuki pretrain (recipe ZeRO-{args.zero_stage}): {tanuki:10.0f} tokens/s")
-    print(f"plain PyTorch AdamW loop:          {baseline:10.0f} tokens/s")
-    print(f"ratio tanuki / baseline:           {tanuki / baseline:10.2f}x")
-    return 0
+        root = Path(tmp)
+        sets = recipe_sets(root / "inputs", args.steps, args.seq_len, args.micro_batch, args.zero_stage)
+        config, arrays = build_inputs(root / "inputs", sets)
+        runs = iter(range(10**6))
+        rates = interleave({"tanuki": lambda: run_tanuki(root / f"run-{next(runs)}", sets, args.threads),
+                            "baseline": lambda: run_baseline(config, arrays, args.threads)}, args.rounds)
+    report.side("tanuki pretrain", rates["tanuki"], "tokens/s")
+    report.side("plain PyTorch AdamW loop", rates["baseline"], "tokens/s")
+    report.ratio("tanuki ÷ baseline", rates["tanuki"], rates["baseline"], "≥ 1.0×")
+    return report.finish()
 
 
 if __name__ == "__main__":

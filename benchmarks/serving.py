@@ -9,18 +9,19 @@
    the same prompts and token budget at the same concurrency without the router in the path, so
    the ratio is the router's own cost; alternating rounds spread the machine's drift over both.
 
-    .venv/bin/python benchmarks/serving.py [--rounds 10] [--requests 100] [--concurrency 2] [--max-tokens 8 32]
+    .venv/bin/python benchmarks/serving.py [--rounds 10] [--requests 100] [--concurrency 2] [--max-tokens 8 32] [--smoke]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchkit import Report, add_common_arguments, interleave, machine_facts
 
 
 def build_checkpoint(root: Path) -> Path:
@@ -42,17 +43,23 @@ def build_checkpoint(root: Path) -> Path:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=10)
+    add_common_arguments(parser, rounds=10)
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, nargs="+", default=[8, 32],
                         help="completion lengths to measure the overhead at (each its own comparison)")
     args = parser.parse_args()
+    if args.smoke:
+        args.rounds, args.requests, args.max_tokens = 2, 6, [8]
 
     from tanuki_serving.config import EngineConfig, RolloutPolicy, RouterConfig
     from tanuki_serving.fleet import FleetSpec, LocalFleet, free_port, http_post
     from tanuki_serving.loadgen import LoadConfig, run_load
 
+    facts = machine_facts({"vLLM replica": "its own (one engine process)", "router": "vllm-router's own",
+                           "load generator": 1})
+    report = Report("serving", ["checkpoint ready → first answer"]
+                    + [f"router ÷ direct p50, {n} tokens" for n in args.max_tokens], facts)
     with tempfile.TemporaryDirectory(prefix="tanuki-serving-bench-") as tmp:
         root = Path(tmp)
         checkpoint = build_checkpoint(root)
@@ -66,37 +73,36 @@ def main() -> int:
         try:
             while True:
                 status = fleet.tick(spec)
-                if status["phase"] == "Failed":
-                    print(f"serving failed: {status['message']}", file=sys.stderr)
+                if status.failed:
+                    print(f"serving failed: {status.failed}", file=sys.stderr)
                     return 1
-                if status["phase"] == "Running" and http_post(f"{status['outputs']['url']}/chat/completions", body,
-                                                              headers=headers)[0] == 200:
+                if status.serving and status.url and \
+                        http_post(f"{status.url}/chat/completions", body, headers=headers)[0] == 200:
                     break
                 time.sleep(0.25)
-            first_answer = time.perf_counter() - ready_at
-            print(f"checkpoint ready → first answer through the router: {first_answer:.1f} s (goal ≤ 90 s)")
+            report.value("checkpoint ready → first answer", time.perf_counter() - ready_at, "s", "≤ 90 s")
 
             replica = next(r for r in fleet.replicas if r.state == "routed")
-            targets = {"direct": f"{replica.url}/v1", "router": status["outputs"]["url"]}
+            targets = {"direct": f"{replica.url}/v1", "router": status.url}
             for max_tokens in args.max_tokens:
-                p50: dict[str, list[float]] = {"direct": [], "router": []}
-                for round_index in range(args.rounds):
-                    order = ("direct", "router") if round_index % 2 == 0 else ("router", "direct")
-                    for name in order:
-                        report = asyncio.run(run_load(LoadConfig(
-                            base_url=targets[name], model="bench", api_key="bench-key", concurrency=args.concurrency,
-                            requests=args.requests, max_tokens=max_tokens, stream=False)))
-                        if report.failed:
-                            print(f"{name}: {report.failed} failed requests: {report.errors}", file=sys.stderr)
-                            return 1
-                        p50[name].append(report.latency_s["p50"])
-                direct, routed = statistics.median(p50["direct"]), statistics.median(p50["router"])
-                print(f"{max_tokens} tokens/request, {args.rounds} rounds × {args.requests} requests at concurrency "
-                      f"{args.concurrency}: p50 direct {direct * 1000:.1f} ms, through vllm-router {routed * 1000:.1f} ms"
-                      f" → router ÷ direct {routed / direct:.3f} (goal ≤ 1.05)")
+                def p50(name: str, max_tokens: int = max_tokens) -> float:
+                    load = asyncio.run(run_load(LoadConfig(
+                        base_url=targets[name], model="bench", api_key="bench-key", concurrency=args.concurrency,
+                        requests=args.requests, max_tokens=max_tokens, stream=False)))
+                    if load.failed:
+                        raise RuntimeError(f"{name}: {load.failed} failed requests: {load.errors}")
+                    return load.latency_s["p50"]
+
+                print(f"{max_tokens} tokens/request, {args.requests} requests per round at concurrency "
+                      f"{args.concurrency}:", flush=True)
+                values = interleave({name: (lambda name=name: p50(name)) for name in targets}, args.rounds)
+                report.side(f"p50 latency direct, {max_tokens} tokens", values["direct"], "s")
+                report.side(f"p50 latency through vllm-router, {max_tokens} tokens", values["router"], "s")
+                report.ratio(f"router ÷ direct p50, {max_tokens} tokens", values["router"], values["direct"],
+                             "≤ 1.05", higher_is_better=False)
         finally:
             fleet.shutdown()
-    return 0
+    return report.finish()
 
 
 if __name__ == "__main__":

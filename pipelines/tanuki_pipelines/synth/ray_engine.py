@@ -163,8 +163,9 @@ def ray_session(address: str | None) -> Iterator[Any]:
     temp_dir = None
     if address:
         ray.init(address=address, log_to_driver=True)
-    else:  # Ray's socket paths must stay short, so not under the output directory
-        temp_dir = tempfile.mkdtemp(prefix="tanuki-ray-")
+    else:  # Ray's socket paths (~70 characters below its temp dir) must fit AF_UNIX's 107 bytes
+        base = tempfile.gettempdir()
+        temp_dir = tempfile.mkdtemp(prefix="tanuki-ray-", dir=base if len(base) <= 30 else "/tmp")
         ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False,
                  object_store_memory=512 * 2**20, _temp_dir=temp_dir)
     try:

@@ -272,6 +272,12 @@ class ShardWriter:
         return index
 
 
+def output_shard_bytes(config: UpcycleConfig, shards: list[Path]) -> int:
+    """The most bytes of one output shard: the recipe's limit, and at most half the largest input
+    shard, so the writer's shard in flight plus the one being filled stay near one input's size."""
+    return min(parse_size(config.max_shard_size), max(path.stat().st_size for path in shards) // 2)
+
+
 def upcycle(config: UpcycleConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]:
     """Convert ``config.source`` into ``out_dir`` (written under a temp name, then renamed)."""
     from tqdm import tqdm
@@ -282,7 +288,7 @@ def upcycle(config: UpcycleConfig, out_dir: Path, progress: bool = True) -> dict
     dense = json.loads((source / "config.json").read_text())
     moe_config = mixtral_config(dense, config)
     shards = input_shards(source)
-    max_bytes = min(parse_size(config.max_shard_size), max(path.stat().st_size for path in shards) // 2)
+    max_bytes = output_shard_bytes(config, shards)
     out_dir = out_dir.resolve()
     map_large_allocations()
     timings = Timings()
