@@ -41,14 +41,14 @@ def build_inputs(inputs: Path, sets: list[str]) -> tuple[object, list[object]]:
     """The tokenizer and packed data both sides train on (the recipe's own preparation), built once."""
     from tanuki_pipelines.config import load_recipe
     from tanuki_pipelines.pretrain.config import PretrainConfig
-    from tanuki_pipelines.pretrain.data import load_packed
+    from tanuki_pipelines.pretrain.data import open_packed
     from tanuki_pipelines.pretrain.prepare import prepare
     from tanuki_pipelines.recipes import shipped_recipe
 
     config = load_recipe(PretrainConfig, shipped_recipe("debug", "pretrain"),
                          [s for s in sets if not s.startswith("tokenizer.")])
-    _, paths = prepare(config, inputs)  # trains the tokenizer into inputs/tokenizer, packs the data
-    return config, load_packed(paths)
+    _, store = prepare(config, inputs)  # trains the tokenizer into inputs/tokenizer, builds the token store
+    return config, open_packed(store, config.data.sources, config.train.seq_len)
 
 
 def run_tanuki(out: Path, sets: list[str], threads: int) -> float:

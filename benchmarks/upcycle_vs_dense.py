@@ -44,11 +44,11 @@ def held_out_loss(checkpoint: Path, seq_len: int = 128) -> float:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from tanuki_pipelines.config import DataSource
-    from tanuki_pipelines.corpus_io import read_nonempty
-    from tanuki_pipelines.pretrain.data import pack
+    from tanuki_pipelines.corpus_io import iter_texts
+    from legacy_packing import pack
 
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-    documents = read_nonempty(DataSource(name="heldout", path=HELD_OUT))
+    documents = list(iter_texts(DataSource(name="heldout", path=HELD_OUT)))
     token_lists = tokenizer(documents, add_special_tokens=False)["input_ids"]
     blocks = torch.from_numpy(pack(token_lists, seq_len, tokenizer.eos_token_id).astype("int64"))
     model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).eval()

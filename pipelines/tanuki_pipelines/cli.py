@@ -13,6 +13,7 @@ from tanuki_pipelines.errors import EXIT_BAD_INPUT, BadInputError
 # subcommand → (module, help). Each module has make_parser(parser) and main(args) -> int.
 COMMANDS: dict[str, tuple[str, str]] = {
     "tokenizer": ("tanuki_pipelines.tokenizer.main", "train the SentencePiece tokenizer"),
+    "tokenize": ("tanuki_pipelines.tokenize.main", "tokenize corpora into a token store (Megatron indexed dataset), in parallel and resumable"),
     "pretrain": ("tanuki_pipelines.pretrain.main", "pretrain a dense Llama-shaped model with DeepSpeed"),
     "upcycle": ("tanuki_pipelines.upcycle.main", "turn a dense checkpoint into a Mixture-of-Experts one"),
     "synth": ("tanuki_pipelines.synth.main", "rewrite documents in many styles and write persona dialogues (vLLM via Ray Data), filtered and deduplicated"),

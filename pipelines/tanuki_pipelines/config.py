@@ -37,24 +37,24 @@ InputPath = Annotated[Path, AfterValidator(_resolve_against_base)]
 
 
 class DataSource(ConfigModel):
-    """One corpus: a JSONL file of ``{"text": ...}`` objects or a plain-text file."""
+    """One corpus: files of JSONL objects (plain, ``.gz`` or ``.zst``), parquet or plain text."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     """Short name used by mixing weights and metrics (e.g. ``ja``, ``en``, ``synth``)."""
     path: InputPath | None = None
-    """File to read: ``.jsonl`` (one JSON object per line) or any other suffix as plain text.
+    """A file, a directory (every ``.jsonl``/``.json``/``.parquet``/``.txt`` file below it, also
+    ``.gz``/``.zst`` compressed) or a glob (``shards/*.jsonl.zst``); read in sorted path order.
     Left unset in a custom resource whose operator binds it to an upstream job's dataset."""
-    format: Literal["auto", "jsonl", "text"] = "auto"
-    """``auto`` picks ``jsonl`` for ``.jsonl``/``.json`` suffixes and ``text`` otherwise."""
+    format: Literal["auto", "jsonl", "parquet", "text"] = "auto"
+    """``auto`` reads each file by its suffix: ``.jsonl``/``.json`` (optionally ``.gz``/``.zst``) as
+    JSONL, ``.parquet`` as parquet, anything else as plain text (documents separated by blank lines)."""
     text_field: str = "text"
-    """Key holding the document text in JSONL records."""
+    """Key (JSONL) or column (parquet) holding the document text."""
+    on_bad_record: Literal["error", "skip"] | None = None
+    """A record that is not JSON or lacks a string ``text_field``: ``error`` stops naming file:line,
+    ``skip`` counts and reports it. Empty: the stage's default (``error``; synth skips)."""
     weight: float = Field(default=1.0, ge=0)
     """Mixing weight when no phases are given (normalised over all sources)."""
-
-    def resolved_format(self) -> Literal["jsonl", "text"]:
-        if self.format != "auto" or self.path is None:
-            return "jsonl" if self.format == "auto" else self.format
-        return "jsonl" if self.path.suffix in {".jsonl", ".json"} else "text"
 
 
 M = TypeVar("M", bound=BaseModel)

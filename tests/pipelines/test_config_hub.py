@@ -12,11 +12,13 @@ from tanuki_pipelines.quantize.config import QuantizeConfig
 from tanuki_pipelines.recipes import all_shipped_recipes
 from tanuki_pipelines.sft.config import SFTConfig
 from tanuki_pipelines.synth.config import SynthConfig
+from tanuki_pipelines.tokenize.config import TokenizeConfig
 from tanuki_pipelines.tokenizer.config import TokenizerConfig
 from tanuki_pipelines.upcycle.config import UpcycleConfig
 
 STAGE_MODELS = {"pretrain": PretrainConfig, "tokenizer": TokenizerConfig, "upcycle": UpcycleConfig,
-                "synth": SynthConfig, "sft": SFTConfig, "dpo": DPOConfig, "quantize": QuantizeConfig}
+                "synth": SynthConfig, "sft": SFTConfig, "dpo": DPOConfig, "quantize": QuantizeConfig,
+                "tokenize": TokenizeConfig}
 """Recipe model of each stage; a stage's variants are named ``<stage>-<variant>`` (``quantize-gguf``)."""
 RECIPES = all_shipped_recipes()
 

@@ -95,7 +95,7 @@ def check_outputs(out: Path) -> list[dict]:
     assert chats and all(set(chat) == {"id", "messages", "persona", "personality", "task"} for chat in chats)
     assert any("<|im_start|>assistant\n" in row["text"] for row in dataset)  # dialogues in the chat template
     stats = json.loads(Path(outputs["stats"]).read_text())
-    assert stats["input_problems"]["not JSON"]["first"] == ["docs.jsonl:4"]
+    assert [where.rsplit("/", 1)[-1] for where in stats["input_problems"]["not JSON"]["first"]] == ["docs.jsonl:4"]
     assert stats["filter"]["kept"] == len(kept)
     return generated
 

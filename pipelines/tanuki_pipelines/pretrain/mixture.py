@@ -2,17 +2,19 @@
 
 The choice of sources for step ``s`` depends only on (seed, s) and the phase weights at that point
 of the run; the position inside each source is a per-source counter walked through a per-epoch
-permutation. The counters are the whole state, saved in every checkpoint, so a resumed run sees
+permutation (``shuffle``: in memory for small sources, a keyed bijection for large ones). The counters are the whole state, saved in every checkpoint, so a resumed run sees
 exactly the samples an uninterrupted one would have.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from tanuki_pipelines.pretrain.config import DataConfig
+from tanuki_pipelines.pretrain.shuffle import IN_MEMORY_LIMIT, epoch_permutation
 
 
 def weights_at(data: DataConfig, fraction: float) -> dict[str, float]:
@@ -57,7 +59,9 @@ class MixtureSampler:
     seed: int
     consumed: list[int] = field(default_factory=list)
     """Sequences drawn so far from each source (the sampler's whole state)."""
-    _permutations: dict[int, tuple[int, np.ndarray]] = field(default_factory=dict, repr=False)
+    in_memory_limit: int = IN_MEMORY_LIMIT
+    """Sources above this many sequences are shuffled without a permutation array (``shuffle``)."""
+    _permutations: dict[int, tuple[int, Any]] = field(default_factory=dict, repr=False)
     """source → (epoch, permutation of that epoch); only the current epoch is kept."""
 
     def __post_init__(self) -> None:
@@ -86,8 +90,7 @@ class MixtureSampler:
         epoch, offset = divmod(drawn, size)
         cached = self._permutations.get(source_index)
         if cached is None or cached[0] != epoch:
-            rng = np.random.default_rng([self.seed, 1_000_003, source_index, epoch])
-            cached = (epoch, rng.permutation(size))
+            cached = (epoch, epoch_permutation(size, self.seed, source_index, epoch, self.in_memory_limit))
             self._permutations[source_index] = cached
         return int(cached[1][offset])
 

@@ -1,4 +1,4 @@
-"""Inputs a run needs before its first step: the tokenizer and the packed data cache.
+"""Inputs a run needs before its first step: the tokenizer and the token store.
 
 Called by the local launcher before it starts torchrun (so bad input fails at once, in one
 process) and by global rank 0 of every run (a no-op when the launcher already did it; on a
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tanuki_pipelines.corpus_io import source_files
 from tanuki_pipelines.errors import BadInputError
 from tanuki_pipelines.pretrain import data
 from tanuki_pipelines.pretrain.config import PretrainConfig
@@ -67,17 +68,18 @@ def check_init_from(config: PretrainConfig) -> None:
         raise BadInputError(f"init_from: {config.init_from} does not match model: " + "; ".join(wrong))
 
 
-def prepare(config: PretrainConfig, output_dir: Path) -> tuple[Path, list[Path]]:
-    """Tokenizer directory and packed-data paths (one per source), building what is missing."""
+def prepare(config: PretrainConfig, output_dir: Path, cpus: int | None = None) -> tuple[Path, Path]:
+    """Tokenizer directory and token store, building what is missing (the store with ``cpus`` cores,
+    default: all this process may use)."""
+    import os
+
     if config.init_from is not None:
         check_init_from(config)
     for source in config.data.sources:
-        if source.path is None:
-            raise BadInputError(f"data.sources[{source.name}].path: not set")
-        if not source.path.is_file():
-            raise BadInputError(f"data.sources[{source.name}].path: file not found: {source.path}")
+        source_files(source)  # every source names readable files, before the tokenizer is trained
     directory = ensure_tokenizer(config, output_dir)
     check_vocab(config, directory)
-    paths = data.prepare_all(config.data.sources, directory, config.train.seq_len,
-                             output_dir / DATA_CACHE_DIR)
-    return directory, paths
+    cache = output_dir / DATA_CACHE_DIR
+    store = data.prepare_store(config.data.sources, directory, cache, cpus or len(os.sched_getaffinity(0)))
+    data.open_packed(store, config.data.sources, config.train.seq_len)  # each source fills a sequence
+    return directory, store

@@ -137,7 +137,8 @@ class Trainer:
         dist.barrier()
         self.tokenizer_dir = prepare.tokenizer_dir(self.config, self.output_dir)
         self.special = special_ids(load_tokenizer(self.tokenizer_dir, "tokenizer.path"))
-        self.arrays = data.load_packed(self._cached_paths())
+        self.arrays = data.open_packed(data.current_store(self.output_dir / prepare.DATA_CACHE_DIR),
+                                       self.config.data.sources, self.config.train.seq_len)
 
         train = self.config.train
         self.global_batch = train.micro_batch_size * train.grad_accum_steps * self.dist.world
@@ -154,12 +155,6 @@ class Trainer:
         device_name = torch.cuda.get_device_name(self.dist.local_rank) if self.on_gpu else None
         self.peak_tflops = peak_tflops_per_device(device_name, train.peak_tflops_per_device,
                                                   self.dist.local_world)
-
-    def _cached_paths(self) -> list[Path]:
-        from tanuki_pipelines.pretrain import prepare
-
-        manifest = json.loads((self.output_dir / prepare.DATA_CACHE_DIR / "manifest.json").read_text())
-        return [Path(manifest[source.name]) for source in self.config.data.sources]
 
     def _build_engine(self) -> None:
         import deepspeed

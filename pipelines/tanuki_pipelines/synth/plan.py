@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import random
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tanuki_pipelines.config import DataSource
+from tanuki_pipelines.corpus_io import Problems
 from tanuki_pipelines.errors import BadInputError
 from tanuki_pipelines.synth.config import SynthConfig
 from tanuki_pipelines.synth.prompts import shipped
@@ -26,23 +26,6 @@ class Document:
     id: str
     """The record's ``id`` when it has one, else ``<source>:<line>``."""
     text: str
-
-
-@dataclass
-class Problems:
-    """Input lines left out, counted by reason, with the first few line numbers of each."""
-
-    counts: Counter = field(default_factory=Counter)
-    examples: dict[str, list[str]] = field(default_factory=dict)
-
-    def add(self, reason: str, where: str) -> None:
-        self.counts[reason] += 1
-        self.examples.setdefault(reason, [])
-        if len(self.examples[reason]) < 5:
-            self.examples[reason].append(where)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {reason: {"count": count, "first": self.examples[reason]} for reason, count in self.counts.items()}
 
 
 def read_jsonl_records(path: Path, problems: Problems) -> list[tuple[int, dict[str, Any]]]:
@@ -68,23 +51,22 @@ def read_jsonl_records(path: Path, problems: Problems) -> list[tuple[int, dict[s
 
 
 def read_documents(sources: list[DataSource], problems: Problems) -> list[Document]:
+    """Every document of the sources (any format ``corpus_io`` reads); bad records are counted in
+    ``problems`` unless a source says ``on_bad_record: error``."""
+    from tanuki_pipelines.corpus_io import iter_documents
+
     documents = []
     for source in sources:
         if source.path is None:
             raise BadInputError(f"documents[{source.name}]: path is not set")
-        if source.resolved_format() == "text":
-            if not source.path.is_file():
-                raise BadInputError(f"{source.path}: file not found")
-            paragraphs = source.path.read_text(encoding="utf-8", errors="replace").split("\n\n")
-            documents += [Document(f"{source.name}:{index}", text.strip())
-                          for index, text in enumerate(paragraphs, start=1) if text.strip()]
-            continue
-        for number, record in read_jsonl_records(source.path, problems):
-            text = record.get(source.text_field)
-            if not isinstance(text, str) or not text.strip():
-                problems.add(f"no text in {source.text_field!r}", f"{source.path.name}:{number}")
-                continue
-            documents.append(Document(str(record.get("id", f"{source.name}:{number}")), text.strip()))
+        paragraphs = 0
+        for found in iter_documents(source, problems, default="skip"):
+            if found.record is None:  # plain text: numbered by paragraph within the source
+                paragraphs += 1
+                identity = f"{source.name}:{paragraphs}"
+            else:
+                identity = str(found.record.get("id", f"{source.name}:{found.where.rsplit(':', 1)[1]}"))
+            documents.append(Document(identity, found.text.strip()))
     if sources and not documents:
         names = ", ".join(str(source.path) for source in sources)
         raise BadInputError(f"documents: {names} yielded no documents ({dict(problems.counts) or 'all empty'})")

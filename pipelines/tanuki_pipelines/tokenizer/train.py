@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from tanuki_pipelines.corpus_io import read_nonempty
+from tanuki_pipelines.corpus_io import iter_texts
 from tanuki_pipelines.errors import BadInputError
 from tanuki_pipelines.tokenizer.config import CHAT_END, CHAT_START, TokenizerConfig
 from tanuki_pipelines.tokenizer.pretokenize import DELIMITER, split_corpus
@@ -79,9 +79,9 @@ def _cpu_count() -> int:
 
 
 def training_lines(config: TokenizerConfig) -> Iterator[str]:
-    """The non-empty lines of every source, as written."""
+    """The non-empty lines of every source, as written (streamed: sampled later when the recipe asks)."""
     for source in config.sources:
-        for document in read_nonempty(source):
+        for document in iter_texts(source):
             yield from (line for line in document.splitlines() if line.strip())
 
 
@@ -103,12 +103,10 @@ def write_training_text(config: TokenizerConfig, path: Path) -> int:
     """One line per sentence for SentencePiece (split into MeCab words with ``pretokenize: mecab``);
     returns the number of lines written."""
     lines: Iterable[str] = training_lines(config)
+    if config.input_sentence_size:  # sample while streaming: only what SentencePiece would use is written
+        lines = sample_lines(lines, config.input_sentence_size)
     if config.pretokenize.type == "mecab":
-        if config.input_sentence_size:  # sample first: MeCab splits only what SentencePiece would use
-            lines = sample_lines(lines, config.input_sentence_size)
-            total = len(lines)
-        else:
-            total = sum(1 for _ in training_lines(config))
+        total = len(lines) if isinstance(lines, list) else sum(1 for _ in training_lines(config))
         lines = split_corpus(lines, config.pretokenize.dictionary, config.pretokenize.workers, total)
     count = 0
     with path.open("w", encoding="utf-8") as handle:

@@ -73,3 +73,48 @@ def test_each_epoch_visits_every_sequence_once() -> None:
         full_epochs = len(drawn) // size
         for epoch in range(full_epochs):
             assert sorted(drawn[epoch * size:(epoch + 1) * size]) == list(range(size))
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 17, 1000, 4097])
+def test_the_large_source_shuffle_is_a_seeded_bijection(size: int) -> None:
+    from tanuki_pipelines.pretrain.shuffle import epoch_permutation
+
+    order = epoch_permutation(size, seed=5, source=1, epoch=0, in_memory_limit=0)
+    drawn = [order[i] for i in range(size)]
+    assert sorted(drawn) == list(range(size))
+    assert drawn == [epoch_permutation(size, 5, 1, 0, in_memory_limit=0)[i] for i in range(size)]
+    if size > 16:
+        assert drawn != list(range(size))
+        assert drawn != [epoch_permutation(size, 5, 1, 1, in_memory_limit=0)[i] for i in range(size)]
+    with pytest.raises(IndexError):
+        order[size]
+
+
+def test_small_sources_keep_their_order_from_before_the_token_store() -> None:
+    import numpy as np
+
+    from tanuki_pipelines.pretrain.shuffle import epoch_permutation
+
+    expected = np.random.default_rng([3, 1_000_003, 2, 4]).permutation(50)
+    assert epoch_permutation(50, seed=3, source=2, epoch=4).tolist() == expected.tolist()
+
+
+def test_a_sampler_over_large_sources_visits_each_sequence_once_per_epoch_and_resumes() -> None:
+    config = data_config()
+
+    def large(seed: int = 3) -> MixtureSampler:
+        return MixtureSampler(data=config, sizes=[7, 5, 1], total_steps=10, global_batch=35, seed=seed,
+                              in_memory_limit=0)
+
+    batch = large().step_batch(0)
+    for source, size in ((0, 7), (1, 5)):
+        drawn = [i for s, i in batch if s == source]
+        for epoch in range(len(drawn) // size):
+            assert sorted(drawn[epoch * size:(epoch + 1) * size]) == list(range(size))
+    straight = large()
+    expected = [straight.step_batch(step) for step in range(10)]
+    first = large()
+    [first.step_batch(step) for step in range(4)]
+    resumed = large()
+    resumed.load_state_dict(first.state_dict())
+    assert [resumed.step_batch(step) for step in range(4, 10)] == expected[4:]

@@ -61,8 +61,11 @@ def test_a_foreign_tokenizer_goes_through_pretraining_upcycling_and_serving(fore
                   "--output-dir", str(out), "--nproc-per-node", "1")
     assert done.returncode == 0, done.stderr[-3000:]
     # the packed stream: documents joined with this tokenizer's eos (0), nothing else in between
-    manifest = json.loads((out / "data" / "manifest.json").read_text())
-    packed = np.load(manifest["ja"]).reshape(-1)
+    from tanuki_pipelines.config import DataSource
+    from tanuki_pipelines.pretrain.data import current_store, open_packed
+
+    ja, = open_packed(current_store(out / "data"), [DataSource(name="ja")], 64)
+    packed = np.concatenate([ja[index] for index in range(len(ja))])
     expected = [token for ids in tokenizer(documents("ja"), add_special_tokens=False)["input_ids"] for token in [*ids, 0]]
     assert packed.tolist() == expected[:len(packed)]
     checkpoint = Path(json.loads((out / "outputs.json").read_text())["checkpoint"])
