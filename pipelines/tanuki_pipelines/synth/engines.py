@@ -23,17 +23,24 @@ def vllm_engine_args(generator: GeneratorModel, seed: int, on_gpu: bool) -> dict
             "enforce_eager": not on_gpu if generator.enforce_eager is None else generator.enforce_eager}
 
 
-def chat_prompt_tokens(tokenizer: Any, messages: list[dict[str, str]]) -> int:
-    """Tokens of ``messages`` in the chat template with the generation prompt (what the engine
-    prefills). Templated as text, then encoded: transformers 5 returns a BatchEncoding, not ids,
-    from ``apply_chat_template(tokenize=True)``."""
+def chat_prompt_ids(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
+    """The token ids of ``messages`` in the chat template with the generation prompt (what the
+    engine prefills). Templated as text, then encoded: transformers 5 returns a BatchEncoding, not
+    ids, from ``apply_chat_template(tokenize=True)``."""
     text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def chat_prompt_tokens(tokenizer: Any, messages: list[dict[str, str]]) -> int:
+    """How many tokens the engine prefills for ``messages``."""
+    return len(chat_prompt_ids(tokenizer, messages))
 
 
 def vllm_generate(llm: Any, max_model_len: int) -> Generate:
-    """``generate`` over a ``vllm.LLM``: one batched ``chat`` call per round. Prompts that do not
-    leave ``MIN_NEW_TOKENS`` of context are skipped; others get at most the room that is left."""
+    """``generate`` over a ``vllm.LLM``: one batched call per round on the prompts' token ids (each
+    prompt templated and tokenized once: they are needed to fit the context anyway, and ``chat``
+    would do both again). Prompts that do not leave ``MIN_NEW_TOKENS`` of context are skipped;
+    others get at most the room that is left."""
     from vllm import SamplingParams
 
     tokenizer = llm.get_tokenizer()
@@ -42,19 +49,19 @@ def vllm_generate(llm: Any, max_model_len: int) -> Generate:
         results: list[Generation | None] = [None] * len(requests)
         batch, params, where = [], [], []
         for index, request in enumerate(requests):
-            prompt_tokens = chat_prompt_tokens(tokenizer, request.messages)
-            room = max_model_len - prompt_tokens
+            prompt = chat_prompt_ids(tokenizer, request.messages)
+            room = max_model_len - len(prompt)
             if room < MIN_NEW_TOKENS:
-                results[index] = Generation("", 0, f"prompt of {prompt_tokens} tokens does not fit max_model_len "
+                results[index] = Generation("", 0, f"prompt of {len(prompt)} tokens does not fit max_model_len "
                                                    f"{max_model_len}")
                 continue
-            batch.append(request.messages)
+            batch.append({"prompt_token_ids": prompt})
             params.append(SamplingParams(temperature=request.temperature, top_p=request.top_p, top_k=request.top_k,
                                          repetition_penalty=request.repetition_penalty,
                                          max_tokens=min(request.max_tokens, room)))
             where.append(index)
         if batch:
-            for index, output in zip(where, llm.chat(batch, params, use_tqdm=False), strict=True):
+            for index, output in zip(where, llm.generate(batch, params, use_tqdm=False), strict=True):
                 completion = output.outputs[0]
                 results[index] = Generation(completion.text, len(completion.token_ids))
         return [result for result in results if result is not None]
