@@ -13,8 +13,9 @@ own process, whose peak RSS is that of its whole process tree (sampled every 0.1
    cores (the Rust tokenizer's batch call on 1,000 documents at a time, token arrays appended to a
    file: the least work that turns the corpus into tokens on disk). Goal ≥ 0.9×.
 3. **Scaling**: each worker held to one tokenizer thread (``RAYON_NUM_THREADS=1``), 2 workers
-   against 1 worker on the smaller corpus; what says the build will scale across a Ray cluster.
-   Goal ≥ 1.6×.
+   against 1 worker on the smaller corpus, over the build itself (``stats.json``: from the plan
+   to the last shard, spawning the pool included; the command's own start-up is a constant a
+   corpus-scale run does not notice): what says the build will scale across a Ray cluster. Goal ≥ 1.6×.
 4. **Loader**: the plain PyTorch training loop of ``pretrain_throughput.py`` (debug model, same
    samples) fed from the store against today's memory-mapped ``.npy`` of the same blocks
    (``legacy_packing.py``), sides taking turns. Goal: no measurable step-time increase (≥ 0.97×).
@@ -113,10 +114,12 @@ def build(corpus: Path, tokenizer: Path, out: Path, cpus: int, workers: int | No
     seconds, peak, _ = run_measured([sys.executable, "-m", "tanuki_pipelines.cli", "tokenize", "--config", str(recipe),
                                      "--output-dir", str(out), "--cpus", str(cpus)], env)
     tokens = json.loads((out / "outputs.json").read_text())["tokens"]
+    building = json.loads((out / "stats.json").read_text())["seconds_this_run"]
     import shutil
 
     shutil.rmtree(out)
-    return {"tokens_per_s": tokens / seconds, "peak_rss": peak, "tokens": tokens, "seconds": seconds}
+    return {"tokens_per_s": tokens / seconds, "peak_rss": peak, "tokens": tokens, "seconds": seconds,
+            "build_tokens_per_s": tokens / building}
 
 
 BARE_LOOP = """
@@ -194,7 +197,7 @@ def main() -> int:
     add_common_arguments(parser, rounds=1)
     parser.add_argument("--sizes", type=float, nargs=2, default=[0.25, 1.0], help="corpus sizes in GB (small, large)")
     parser.add_argument("--loader-steps", type=int, default=40)
-    parser.add_argument("--loader-rounds", type=int, default=3)
+    parser.add_argument("--loader-rounds", type=int, default=5)
     args = parser.parse_args()
     file_bytes = FILE_BYTES
     if args.smoke:
@@ -240,10 +243,12 @@ def main() -> int:
                               "2 workers": lambda: build(small, tokenizer, root / f"w{next(counter)}", cpus, 2,
                                                          single)},
                              args.rounds)
-        one = [b["tokens_per_s"] for b in scaling["1 worker"]]
-        two = [b["tokens_per_s"] for b in scaling["2 workers"]]
-        report.side("1 worker, 1 thread", one, "tokens/s")
-        report.side("2 workers, 1 thread each", two, "tokens/s")
+        one = [b["build_tokens_per_s"] for b in scaling["1 worker"]]
+        two = [b["build_tokens_per_s"] for b in scaling["2 workers"]]
+        report.side("1 worker, 1 thread", one, "tokens/s (building: no process start-up)")
+        report.side("2 workers, 1 thread each", two, "tokens/s (building: spawning the workers included)")
+        report.ratio("2 workers ÷ 1 worker, whole command", [b["tokens_per_s"] for b in scaling["2 workers"]],
+                     [b["tokens_per_s"] for b in scaling["1 worker"]])
         report.ratio("2 workers ÷ 1 worker (1 thread each)", two, one, "≥ 1.6×")
 
         loaders = interleave(loader_sides(root, tokenizer, args.loader_steps), args.loader_rounds)

@@ -129,7 +129,6 @@ def shard_paths(task: dict[str, Any]) -> dict[str, Path]:
 def tokenize_shard(task: dict[str, Any]) -> dict[str, Any]:
     """Tokenize one input file into its shard (a no-op returning the statistics when it is done)."""
     import numpy as np
-    import torch
 
     from tanuki_pipelines.tokenize.megatron import IndexedDatasetBuilder
 
@@ -148,8 +147,7 @@ def tokenize_shard(task: dict[str, Any]) -> dict[str, Any]:
     def flush(texts: list[str]) -> None:
         for ids in encode(texts):
             ids.append(eos)
-            builder.add_item(torch.from_numpy(np.asarray(ids, dtype=np.int64)))
-            builder.end_document()
+            builder.add_document(ids, [len(ids)])  # one document of one sequence, as preprocess_data writes
             counts["tokens"] += len(ids)
         counts["documents"] += len(texts)
         counts["characters"] += sum(map(len, texts))
