@@ -14,7 +14,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPO / "benchmarks"
-NOT_BENCHMARKS = {"benchkit.py", "gpu_check.py"}
+NOT_BENCHMARKS = {"benchkit.py", "gpu_check.py", "legacy_packing.py"}  # the kit, its own test, a baseline
 PREFIX = "BENCHMARK-FIGURES "
 
 
