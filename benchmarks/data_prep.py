@@ -170,11 +170,10 @@ def build_tokenizer(root: Path) -> Path:
 
 def loader_sides(root: Path, tokenizer: Path, steps: int) -> dict[str, object]:
     """Two plain training loops on the same samples: blocks from the store, blocks from a ``.npy``."""
-    from legacy_packing import prepare_npy
-    from pretrain_throughput import run_baseline
-
     import numpy as np
 
+    from legacy_packing import prepare_npy
+    from pretrain_throughput import run_baseline
     from tanuki_pipelines.config import load_recipe
     from tanuki_pipelines.pretrain.config import PretrainConfig
     from tanuki_pipelines.pretrain.data import open_packed, prepare_store
@@ -187,7 +186,7 @@ def loader_sides(root: Path, tokenizer: Path, steps: int) -> dict[str, object]:
     packed = open_packed(store, config.data.sources, config.train.seq_len)
     legacy = [np.load(prepare_npy(source.path, tokenizer, config.train.seq_len, root / f"{source.name}.npy"),
                       mmap_mode="r") for source in config.data.sources]
-    assert all(len(a) == len(b) and (a[len(a) - 1] == b[len(b) - 1]).all() for a, b in zip(packed, legacy))
+    assert all(len(a) == len(b) and (a[len(a) - 1] == b[len(b) - 1]).all() for a, b in zip(packed, legacy, strict=True))
     threads = len(os.sched_getaffinity(0))
     return {"store": lambda: run_baseline(config, packed, threads), "npy": lambda: run_baseline(config, legacy, threads)}
 

@@ -113,9 +113,8 @@ def transformers_greedy(model_dir: Path, device: str) -> list[list[int]]:
 
 
 def vllm_greedy(model_dir: Path) -> list[list[int]]:
-    from vllm import LLM, SamplingParams
-
     import torch
+    from vllm import LLM, SamplingParams
 
     # on the CPU backend the fraction is of the NUMA node's memory (FIELD-NOTES): keep it small there
     share = 0.3 if torch.cuda.is_available() else 0.2
@@ -147,7 +146,7 @@ def vllm_part(out: Path) -> dict[str, Any]:
         served = json.loads(answer.read_text())
         reference = transformers_greedy(model_dir, device)
         results[name] = {"status": "ok" if served == reference else "mismatch", "equal_prompts":
-                         sum(a == b for a, b in zip(served, reference)), "prompts": len(PROMPTS),
+                         sum(a == b for a, b in zip(served, reference, strict=False)), "prompts": len(PROMPTS),
                          "seconds": round(time.perf_counter() - started, 1)}
     return {"status": "ok" if all(r["status"] == "ok" for r in results.values()) else "failed",
             "device": device, "models": results}

@@ -73,7 +73,7 @@ def size_on_disk(path: Path) -> int:
 
 def measure(checkpoint: str, new_tokens: int, repeats: int, result: Path) -> None:
     """(child process) generated tokens/s of one checkpoint in vLLM, written to ``result``."""
-    from tanuki_serving.launch import set_cpu_vllm_defaults
+    from tanuki_common.cpu_vllm import set_cpu_vllm_defaults
 
     set_cpu_vllm_defaults(os.environ)
     from vllm import LLM, SamplingParams

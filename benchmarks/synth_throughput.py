@@ -111,7 +111,7 @@ def run_tanuki(recipe_path: Path, out: Path) -> dict:
 
 BARE_VLLM = """
 import json, sys, time, os
-from tanuki_serving.launch import set_cpu_vllm_defaults
+from tanuki_common.cpu_vllm import set_cpu_vllm_defaults
 set_cpu_vllm_defaults(os.environ)  # the same engine environment as tanuki's side
 import torch
 from vllm import LLM, SamplingParams

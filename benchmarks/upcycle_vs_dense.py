@@ -43,9 +43,9 @@ def held_out_loss(checkpoint: Path, seq_len: int = 128) -> float:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from legacy_packing import pack
     from tanuki_pipelines.config import DataSource
     from tanuki_pipelines.corpus_io import iter_texts
-    from legacy_packing import pack
 
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     documents = list(iter_texts(DataSource(name="heldout", path=HELD_OUT)))

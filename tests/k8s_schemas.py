@@ -51,8 +51,8 @@ def _json_schema(node: Any) -> Any:
 
 @cache
 def _crd_validator(kind: str) -> jsonschema.Draft202012Validator:
-    from tanuki_operator.stages import STAGES as KINDS
     from tanuki_operator.crds import crd
+    from tanuki_operator.stages import STAGES as KINDS
 
     schema = copy.deepcopy(crd(KINDS[kind])["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
     return jsonschema.Draft202012Validator(_json_schema(schema))

@@ -12,8 +12,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from tanuki_common.cpu_vllm import set_cpu_vllm_defaults
 from tanuki_serving.fleet import free_port
-from tanuki_serving.launch import set_cpu_vllm_defaults
 
 STARTUP_SECONDS = 300
 

@@ -99,11 +99,11 @@ def status_table(statuses: dict[str, dict[str, Any]], wide: bool, now: float) ->
                     str(status.get("message", "")).replace("\n", " ")[:100]]
         rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return "\n".join("   ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
+    return "\n".join("   ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
 def load_resources(path: Path) -> list[dict[str, Any]]:
-    from tanuki_pipelines.errors import BadInputError
+    from tanuki_common.errors import BadInputError
 
     if not path.is_file():
         raise BadInputError(f"-f: no such file: {path}")

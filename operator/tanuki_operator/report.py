@@ -277,7 +277,7 @@ def render_page(workdir: Path, statuses: dict[str, dict[str, Any]], now: float) 
 
 
 def write_report(workdir: Path) -> Path:
-    from tanuki_pipelines.errors import BadInputError
+    from tanuki_common.errors import BadInputError
 
     status_file = workdir / ".tanuki" / "status.json"
     statuses = read_json(status_file)

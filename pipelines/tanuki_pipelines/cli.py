@@ -8,23 +8,27 @@ from collections.abc import Callable
 from importlib import import_module
 from importlib.metadata import entry_points
 
-from tanuki_pipelines.errors import EXIT_BAD_INPUT, BadInputError
+from tanuki_common.errors import EXIT_BAD_INPUT, BadInputError
 
 # subcommand → (module, help). Each module has make_parser(parser) and main(args) -> int.
 COMMANDS: dict[str, tuple[str, str]] = {
     "tokenizer": ("tanuki_pipelines.tokenizer.main", "train the SentencePiece tokenizer"),
-    "tokenize": ("tanuki_pipelines.tokenize.main", "tokenize corpora into a token store (Megatron indexed dataset), in parallel and resumable"),
+    "tokenize": ("tanuki_pipelines.tokenize.main",
+                "tokenize corpora into a token store (Megatron indexed dataset), in parallel and resumable"),
     "pretrain": ("tanuki_pipelines.pretrain.main", "pretrain a dense Llama-shaped model with DeepSpeed"),
     "upcycle": ("tanuki_pipelines.upcycle.main", "turn a dense checkpoint into a Mixture-of-Experts one"),
-    "synth": ("tanuki_pipelines.synth.main", "rewrite documents in many styles and write persona dialogues (vLLM via Ray Data), filtered and deduplicated"),
-    "quantize": ("tanuki_pipelines.quantize.main", "quantize a checkpoint (W8A8, W4A16, FP8 for vLLM; GGUF for llama.cpp), gated on agreement with the source"),
+    "synth": ("tanuki_pipelines.synth.main",
+             "rewrite documents in many styles and write persona dialogues (vLLM via Ray Data), filtered and deduplicated"),
+    "quantize": ("tanuki_pipelines.quantize.main",
+                "quantize a checkpoint (W8A8, W4A16, FP8 for vLLM; GGUF for llama.cpp), gated on agreement with the source"),
     "sft": ("tanuki_pipelines.sft.main", "supervised chat fine-tuning with TRL (assistant-only loss, LoRA optional)"),
     "dpo": ("tanuki_pipelines.dpo.main", "preference pairs (answer twice, judge both orders) then TRL DPO"),
     "model-info": ("tanuki_pipelines.pretrain.info", "print parameter counts of a recipe's model"),
-    "tokenizer-info": ("tanuki_pipelines.tokenizer.info", "vocabulary, special ids and characters/bytes per token of any HF tokenizer on given text"),
+    "tokenizer-info": ("tanuki_pipelines.tokenizer.info",
+                      "vocabulary, special ids and characters/bytes per token of any HF tokenizer on given text"),
     "corpus": ("tanuki_pipelines.corpus.cli", "write the built-in bilingual debug corpus"),
-    "eval": ("tanuki_pipelines.eval.main", "grade served models with an LLM judge, run arena battles, compute ratings, run lm-evaluation-harness"),
-    "demo": ("tanuki_pipelines.demo", "run the embedded default chain at toy scale on this machine"),
+    "eval": ("tanuki_pipelines.eval.main",
+            "grade served models with an LLM judge, run arena battles, compute ratings, run lm-evaluation-harness"),
 }
 
 

@@ -41,8 +41,8 @@ def torchrun_worker_main(command: str, description: str, recipe_model: type, run
                          argv: list[str] | None = None) -> int:
     """``main`` of a module each torchrun rank runs (``-m <module> --config R --output-dir D``):
     bad input exits 2 with the message, since in a pod nothing checked it before torchrun."""
+    from tanuki_common.errors import EXIT_BAD_INPUT, BadInputError
     from tanuki_pipelines.config import load_recipe
-    from tanuki_pipelines.errors import EXIT_BAD_INPUT, BadInputError
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--config", type=Path, required=True)

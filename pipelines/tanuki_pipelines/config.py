@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo
 
-from tanuki_pipelines.errors import BadInputError
+from tanuki_common.errors import BadInputError
 
 
 class ConfigModel(BaseModel):

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from tanuki_common.errors import BadInputError
 from tanuki_pipelines.config import DataSource
-from tanuki_pipelines.errors import BadInputError
 
 FileFormat = Literal["jsonl", "parquet", "text"]
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd"}

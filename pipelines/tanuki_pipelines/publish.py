@@ -50,7 +50,7 @@ def fsync_dir(path: Path) -> None:
 def fsync_tree(root: Path) -> None:
     """Every file below ``root``, then every directory (deepest first), then ``root`` itself."""
     directories = []
-    for current, dirs, files in os.walk(root):
+    for current, _, files in os.walk(root):
         for name in files:
             path = Path(current) / name
             if not path.is_symlink():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tanuki_pipelines.errors import BadInputError
+from tanuki_common.errors import BadInputError
 
 RECIPES_ENV = "TANUKI_RECIPES_DIR"
 EXAMPLES_ENV = "TANUKI_EXAMPLES_DIR"

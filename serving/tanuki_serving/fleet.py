@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tanuki_common.cpu_vllm import set_cpu_vllm_defaults
 from tanuki_serving.config import EngineConfig, RolloutPolicy, RouterConfig
-from tanuki_serving.launch import API_KEY_ENV, router_command, set_cpu_vllm_defaults, vllm_command
+from tanuki_serving.launch import API_KEY_ENV, router_command, vllm_command
 from tanuki_serving.metrics import ReplicaLoad, parse_vllm_metrics
-from tanuki_serving.rollout import (CanaryHealth, Revision, RolloutState, decide, revision_of, targets,
-                                    traffic_share)
+from tanuki_serving.rollout import CanaryHealth, Revision, RolloutState, decide, revision_of, targets, traffic_share
 from tanuki_serving.smoke import check
 
 STARTUP_SECONDS = 600

@@ -211,7 +211,7 @@ def make_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> int:
-    from tanuki_pipelines.errors import BadInputError
+    from tanuki_common.errors import BadInputError
 
     if args.concurrency < 1:
         raise BadInputError("--concurrency must be at least 1")

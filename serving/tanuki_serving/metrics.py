@@ -18,7 +18,7 @@ class ReplicaLoad:
     waiting: float = 0.0
     """vllm:num_requests_waiting."""
 
-    def __add__(self, other: "ReplicaLoad") -> "ReplicaLoad":
+    def __add__(self, other: ReplicaLoad) -> ReplicaLoad:
         return ReplicaLoad(self.requests + other.requests, self.errors + other.errors,
                            self.running + other.running, self.waiting + other.waiting)
 

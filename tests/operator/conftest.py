@@ -17,7 +17,6 @@ import kmock
 import pytest
 import pytest_asyncio
 import yaml
-
 from emulator import JSON_PATCH, MERGE_PATCH, HardenedEmulator  # pytest puts tests/operator on sys.path
 
 

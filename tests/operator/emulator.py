@@ -28,13 +28,13 @@ import uuid
 from typing import Any
 
 import attrs
+import cel_rules
 import jsonpatch
 import jsonpointer
 import kmock
+import ssa
 from kmock._internal import parsing
 
-import cel_rules
-import ssa
 
 def _copy(obj: Any) -> Any:
     # objects are plain JSON data: a pickle round trip copies them several times faster than deepcopy
@@ -250,7 +250,7 @@ class HardenedEmulator(kmock.KubernetesEmulator):
 
     def _collect_garbage(self, uid: str) -> None:
         # objects whose ownerReferences point at a deleted object go too (and theirs, in turn)
-        for (resource, namespace, name), stored in list(self._objects.items()):
+        for (resource, _, _), stored in list(self._objects.items()):
             if stored.deleted:
                 continue
             obj = stored.raw
@@ -519,7 +519,7 @@ class HardenedEmulator(kmock.KubernetesEmulator):
             async with self._changed:
                 try:
                     async with asyncio.timeout_at(deadline):  # ?timeoutSeconds=N: the server ends it after N s
-                        await self._changed.wait_for(lambda: self._closing or len(self._events) > position)
+                        await self._changed.wait_for(lambda seen=position: self._closing or len(self._events) > seen)
                 except TimeoutError:
                     return
                 if self._closing:

@@ -13,6 +13,7 @@ import itertools
 from typing import Any
 
 import ssa
+
 from tanuki_operator.k8s import ApiError
 
 OPERATOR = "tanuki-operator"

@@ -15,7 +15,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import kmock  # noqa: E402
-
 from emulator import HardenedEmulator  # noqa: E402
 
 

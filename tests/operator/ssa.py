@@ -40,7 +40,7 @@ class Conflict(Exception):
 
     def __init__(self, conflicts: list[tuple[str, Path]]) -> None:
         self.conflicts = conflicts
-        super().__init__("Apply failed with %d conflict(s): %s" % (len(conflicts), "; ".join(
+        super().__init__("Apply failed with {} conflict(s): {}".format(len(conflicts), "; ".join(
             f'conflict with "{manager}": .{".".join(path)}' for manager, path in conflicts)))
 
 

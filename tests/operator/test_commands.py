@@ -34,7 +34,7 @@ EXAMPLE_FILES = sorted((REPO / "examples").glob("*.yaml"))
 
 def dockerfile_labels(text: str) -> dict[str, str]:
     joined = re.sub(r"\\\n\s*", " ", text)
-    return dict(re.findall(r'([\w.-]+)="([^"]*)"', " ".join(l for l in joined.splitlines() if l.startswith("LABEL "))))
+    return dict(re.findall(r'([\w.-]+)="([^"]*)"', " ".join(line for line in joined.splitlines() if line.startswith("LABEL "))))
 
 
 def image_for(stage: Any) -> str:

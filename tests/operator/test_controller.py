@@ -7,6 +7,7 @@ import threading
 import time
 
 from fake_kube import FakeKube
+
 from k8s_schemas import example_resources
 from tanuki_operator.api import API_VERSION
 from tanuki_operator.handlers.controller import Controller, WorkQueue

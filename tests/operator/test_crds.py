@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from k8s_schemas import example_resources, validate_builtin, validate_custom_resource
-from tanuki_operator.stages import STAGES as KINDS
 from tanuki_operator.crds import all_crds, render_yaml
+from tanuki_operator.stages import STAGES as KINDS
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_DIR = REPO / "charts" / "tanuki" / "crds"

@@ -24,6 +24,7 @@ from tanuki_operator.crds import all_crds
 # The safety-net resync is set to minutes: everything below must happen through watch events.
 os.environ["TANUKI_RESYNC_SECONDS"] = "600"
 import kopf  # noqa: E402
+
 import tanuki_operator.main  # noqa: E402,F401  (registers the handlers in kopf's default registry)
 
 # KopfRunner(registry=...) elsewhere replaces the default registry; keep a handle on ours.

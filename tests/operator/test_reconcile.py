@@ -10,8 +10,8 @@ import random
 from typing import Any
 
 import pytest
-
 from fake_kube import Crash, FakeKube
+
 from k8s_schemas import example_resources
 from tanuki_operator.api import API_VERSION
 from tanuki_operator.handlers.reconcile import reconcile

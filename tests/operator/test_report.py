@@ -7,8 +7,8 @@ import json
 import re
 from pathlib import Path
 
-from tanuki_operator.local import status_table
 from tanuki_operator.lineage import referenced
+from tanuki_operator.local import status_table
 from tanuki_operator.report import depths, line_chart, lineage_graph, render_page
 
 

@@ -7,8 +7,8 @@ import copy
 from typing import Any
 
 import pytest
-
 from fake_kube import FakeKube
+
 from k8s_schemas import example_resources
 from tanuki_operator.api import API_VERSION
 from tanuki_operator.handlers.reconcile import reconcile

@@ -6,14 +6,14 @@ import copy
 from typing import Any
 
 import pytest
+from fake_kube import FakeKube
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fake_kube import FakeKube
+from k8s_schemas import example_resources
 from tanuki_operator.handlers.reconcile import reconcile
 from tanuki_operator.render import Settings
 from tanuki_operator.validation import validate_spec
-from k8s_schemas import example_resources
 
 EXAMPLES = example_resources()
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tanuki_common.errors import BadInputError
 from tanuki_pipelines.config import load_recipe
-from tanuki_pipelines.errors import BadInputError
 from tanuki_pipelines.pretrain.config import PretrainConfig
 
 BASE = {

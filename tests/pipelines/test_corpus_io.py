@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
+from tanuki_common.errors import BadInputError
 from tanuki_pipelines.config import DataSource
 from tanuki_pipelines.corpus_io import Problems, iter_documents, iter_texts, source_files
-from tanuki_pipelines.errors import BadInputError
 
 TEXTS = ["吾輩は猫である。名前はまだ無い。", "The quick brown fox.\nSecond line.", "三つ目の文書"]
 

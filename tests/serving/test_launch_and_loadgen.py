@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from tanuki_common.cpu_vllm import set_cpu_vllm_defaults
 from tanuki_serving.config import RouterConfig
-from tanuki_serving.launch import router_command, set_cpu_vllm_defaults
+from tanuki_serving.launch import router_command
 from tanuki_serving.loadgen import Result, percentiles, summarize
 from tanuki_serving.metrics import parse_vllm_metrics
 

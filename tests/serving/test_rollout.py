@@ -8,7 +8,17 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from tanuki_serving.config import EngineConfig, RolloutPolicy
-from tanuki_serving.rollout import CanaryHealth, Revision, RolloutState, decide, next_check, revision_of, split_replicas, targets, traffic_share
+from tanuki_serving.rollout import (
+    CanaryHealth,
+    Revision,
+    RolloutState,
+    decide,
+    next_check,
+    revision_of,
+    split_replicas,
+    targets,
+    traffic_share,
+)
 
 A, B, C = Revision("aaaa", "/ckpt/a"), Revision("bbbb", "/ckpt/b"), Revision("cccc", "/ckpt/c")
 READY = CanaryHealth(ready=True)

@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tanuki_pipelines.phase import Phase
+from tanuki_operator.api.phase import Phase
 from tanuki_serving.rollout import RolloutState
 
 __all__ = ["Phase"]  # re-exported: the one phase enum of the API
@@ -103,7 +103,7 @@ class ArtifactSource(K8sModel):
     """Upstream whose status.outputs provides the path; this resource waits until it succeeds."""
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> "ArtifactSource":
+    def _exactly_one(self) -> ArtifactSource:
         if (self.path is None) == (self.from_ is None):
             raise ValueError("set exactly one of path and from")
         return self
@@ -254,7 +254,7 @@ class Endpoint(K8sModel):
     """Secret key holding the endpoint's API key (a ModelServer's, when it requires one)."""
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> "Endpoint":
+    def _exactly_one(self) -> Endpoint:
         if (self.url is None) == (self.from_ is None):
             raise ValueError("set exactly one of url and from")
         if self.from_ is not None and self.from_.kind != "ModelServer":

@@ -28,7 +28,7 @@ class DPOJobSpec(JobSpec):
     """Pair generation, judging and TRL DPO settings."""
 
     @model_validator(mode="after")
-    def _judge_when_generating(self) -> "DPOJobSpec":
+    def _judge_when_generating(self) -> DPOJobSpec:
         if self.recipe.generate and self.judge is None:
             raise ValueError("judge: required when recipe.generate is true (a ModelServer or a url)")
         if self.nodes != 1:

@@ -43,7 +43,7 @@ class EvalJobSpec(JobSpec):
     """Mode (grade, arena, harness), questions, prompts, rating and harness settings."""
 
     @model_validator(mode="after")
-    def _enough_targets(self) -> "EvalJobSpec":
+    def _enough_targets(self) -> EvalJobSpec:
         if self.recipe.mode == "arena" and len(self.targets) < 2:
             raise ValueError("targets: recipe.mode arena needs at least two targets")
         return self

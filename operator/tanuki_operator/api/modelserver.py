@@ -6,8 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from tanuki_operator.api.common import (ArtifactSource, Input, K8sModel, Resources, Scheduling, SecretKeyRef,
-                                        StageSpec, Storage)
+from tanuki_operator.api.common import ArtifactSource, Input, K8sModel, Resources, Scheduling, SecretKeyRef, StageSpec, Storage
 from tanuki_serving.config import EngineConfig, RolloutPolicy, RouterConfig
 
 
@@ -28,7 +27,7 @@ class Autoscaling(K8sModel):
     """Prometheus the KEDA trigger queries (engine keda)."""
 
     @model_validator(mode="after")
-    def _bounds(self) -> "Autoscaling":
+    def _bounds(self) -> Autoscaling:
         if self.maxReplicas < self.minReplicas:
             raise ValueError(f"maxReplicas ({self.maxReplicas}) < minReplicas ({self.minReplicas})")
         return self
@@ -54,7 +53,7 @@ class Auth(K8sModel):
     """Secret key holding the API key."""
 
     @model_validator(mode="after")
-    def _secret_when_required(self) -> "Auth":
+    def _secret_when_required(self) -> Auth:
         if self.required and self.apiKey is None:
             raise ValueError("apiKey: a Secret reference is required unless required is false")
         return self

@@ -31,7 +31,7 @@ class PretrainJobSpec(JobSpec):
     continued pretraining); sets recipe.init_from."""
 
     @model_validator(mode="after")
-    def _bindings_name_sources(self) -> "PretrainJobSpec":
+    def _bindings_name_sources(self) -> PretrainJobSpec:
         names = [source.name for source in self.recipe.data.sources]
         bound = {binding.source for binding in self.sourcesFrom}
         unknown = sorted(bound - set(names))

@@ -35,7 +35,7 @@ class SynthJobSpec(JobSpec):
     """KubeRay RayJob settings (cluster mode)."""
 
     @model_validator(mode="after")
-    def _one_generator(self) -> "SynthJobSpec":
+    def _one_generator(self) -> SynthJobSpec:
         if (self.model is None) == (self.endpoint is None):
             raise ValueError("set exactly one of model (vLLM in Ray) and endpoint (an OpenAI-compatible API)")
         return self

@@ -20,11 +20,17 @@ from tanuki_operator.handlers.converge import converge, owned_by, prune
 from tanuki_operator.k8s import Kube
 from tanuki_operator.phases import POLL_SECONDS, Observed
 from tanuki_operator.render.common import Owner, Settings
-from tanuki_operator.render.serving import (REVISION_LABEL, current_revision, deployment, pod_template,
-                                            selector_string, server_selector, shared_manifests)
+from tanuki_operator.render.serving import (
+    REVISION_LABEL,
+    current_revision,
+    deployment,
+    pod_template,
+    selector_string,
+    server_selector,
+    shared_manifests,
+)
 from tanuki_serving.metrics import ReplicaLoad, parse_vllm_metrics
-from tanuki_serving.rollout import (CanaryHealth, Revision, RolloutState, TrackReplicas, decide, next_check, targets,
-                                    traffic_share)
+from tanuki_serving.rollout import CanaryHealth, Revision, RolloutState, TrackReplicas, decide, next_check, targets, traffic_share
 
 FAILING_REASONS = {"CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError",
                    "CreateContainerError", "InvalidImageName", "RunContainerError"}

@@ -45,7 +45,7 @@ class Settings:
         return {"trainer": self.trainer_image, "serving": self.serving_image, "quantize": self.quantize_image}[name]
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         return cls(
             trainer_image=os.environ.get("TANUKI_DEFAULT_IMAGE_TRAINER", cls.trainer_image),
             serving_image=os.environ.get("TANUKI_DEFAULT_IMAGE_SERVING", cls.serving_image),
@@ -139,7 +139,7 @@ def volume_mounts(storage: Storage, with_recipe: bool = True,
               {"name": "tmp", "mountPath": WRITABLE}]
     if with_recipe:
         result.append({"name": "recipe", "mountPath": RECIPE_MOUNT, "readOnly": True})
-    for index, ref in enumerate((secrets or {}).values()):
+    for index in range(len(secrets or {})):
         result.append({"name": f"secret-{index}", "mountPath": f"{SECRETS_MOUNT}/{index}", "readOnly": True})
     return result
 

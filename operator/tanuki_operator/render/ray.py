@@ -13,13 +13,13 @@ from tanuki_operator.render.common import (
     job_network_policy,
     labels,
     metadata,
+    pod_security_context,
     recipe_configmap,
     scheduling_fields,
     secret_file_env,
     volume_mounts,
     volumes,
     writable_env,
-    pod_security_context,
 )
 from tanuki_operator.render.jobs import stage_command
 

@@ -14,9 +14,19 @@ import json
 from typing import Any
 
 from tanuki_operator.api.modelserver import ModelServerSpec
-from tanuki_operator.render.common import (WRITABLE, Owner, Settings, container_resources,
-                                           container_security_context, labels, metadata, network_policy,
-                                           pod_security_context, scheduling_fields, writable_env)
+from tanuki_operator.render.common import (
+    WRITABLE,
+    Owner,
+    Settings,
+    container_resources,
+    container_security_context,
+    labels,
+    metadata,
+    network_policy,
+    pod_security_context,
+    scheduling_fields,
+    writable_env,
+)
 from tanuki_serving.launch import router_command, vllm_command
 from tanuki_serving.rollout import Revision
 
@@ -274,7 +284,8 @@ def autoscaler(owner: Owner, spec: ModelServerSpec) -> list[dict[str, Any]]:
             },
         }]
     if scaling.engine == "keda":
-        query = f'avg({scaling.metric}{{namespace="{owner.namespace}",model_name="{spec.engine.served_model_name or owner.name}"}})'
+        model_name = spec.engine.served_model_name or owner.name
+        query = f'avg({scaling.metric}{{namespace="{owner.namespace}",model_name="{model_name}"}})'
         return [{
             "apiVersion": "keda.sh/v1alpha1",
             "kind": "ScaledObject",

@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime as _dt
 import random
 import re
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Sequence, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 

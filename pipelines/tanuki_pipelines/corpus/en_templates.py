@@ -12,7 +12,16 @@ import random
 from fractions import Fraction
 
 from .common import (
-    EN_MONTHS, en_date, fraction_text, halves, hhmm, pick, pick_n, random_date, round_to, season_of,
+    EN_MONTHS,
+    en_date,
+    fraction_text,
+    halves,
+    hhmm,
+    pick,
+    pick_n,
+    random_date,
+    round_to,
+    season_of,
 )
 from .ja_templates import timed_steps
 

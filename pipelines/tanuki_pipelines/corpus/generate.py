@@ -28,8 +28,8 @@ import pathlib
 import random
 import sys
 import time
+from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Callable, Sequence
 
 from . import en_templates, ja_templates
 from .common import SEEDS_DIR, load_seed_paragraphs, sub_rng
@@ -145,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     paths = write_debug_corpus(args.out, seed=args.seed)
     elapsed = time.perf_counter() - started
-    for split, path in paths.items():
+    for path in paths.values():
         n_docs = sum(1 for _ in path.open(encoding="utf-8"))
         print(f"{path}\t{path.stat().st_size / 1024:.1f} KiB\t{n_docs} docs")
     print(f"generated in {elapsed:.2f}s (seed={args.seed})")

@@ -10,11 +10,19 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Sequence
 
 from .common import (
-    fraction_text, halves, hhmm, ja_date, pick, pick_n, random_date, round_to, season_of,
+    fraction_text,
+    halves,
+    hhmm,
+    ja_date,
+    pick,
+    pick_n,
+    random_date,
+    round_to,
+    season_of,
 )
 
 SURNAMES = (

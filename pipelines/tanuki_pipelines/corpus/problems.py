@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import operator
 import random
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from .common import pick
 

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from . import en_templates as en
 from . import ja_templates as ja
 from .common import en_date, ja_date, pick, random_date, season_of, split_sentences
-
 
 _LABEL = re.compile(r"^【[^】]*】")  # a leading "【お知らせ】"-style tag
 MIN_CHARS = {"ja": 12, "en": 30}  # shorter sentences are skipped as key points
@@ -89,7 +88,7 @@ def ja_letter(rng: random.Random, para: str, sents: list[str]) -> str:
 def ja_interview(rng: random.Random, para: str, sents: list[str]) -> str:
     guest = pick(rng, ja.SURNAMES)
     qs = [pick(rng, JA_OPENERS), *rng.sample(list(JA_FOLLOW_UPS), 2)]
-    turns = [f"聞き手：{q}\n{guest}：{''.join(chunk)}" for q, chunk in zip(qs, _chunks(sents, 3))]
+    turns = [f"聞き手：{q}\n{guest}：{''.join(chunk)}" for q, chunk in zip(qs, _chunks(sents, 3), strict=False)]
     return f"【インタビュー】{guest}さんに聞く\n" + "\n".join(turns) + "\n聞き手：本日はありがとうございました。"
 
 
@@ -103,7 +102,7 @@ def ja_news(rng: random.Random, para: str, sents: list[str]) -> str:
 def ja_report(rng: random.Random, para: str, sents: list[str]) -> str:
     parts = _chunks(sents, 3)
     labels = ("1. 概要", "2. 詳細", "3. 所感")
-    body = "\n".join(f"{label}\n{''.join(part)}" for label, part in zip(labels, parts))
+    body = "\n".join(f"{label}\n{''.join(part)}" for label, part in zip(labels, parts, strict=False))
     return f"報告書\n{body}\n以上\n作成：{ja.person(rng)}　作成日：{ja_date(random_date(rng))}"
 
 
@@ -142,7 +141,7 @@ def en_letter(rng: random.Random, para: str, sents: list[str]) -> str:
 def en_interview(rng: random.Random, para: str, sents: list[str]) -> str:
     guest = en.person(rng)
     qs = [pick(rng, EN_OPENERS), *rng.sample(list(EN_FOLLOW_UPS), 2)]
-    turns = [f"Interviewer: {q}\n{guest}: {' '.join(chunk)}" for q, chunk in zip(qs, _chunks(sents, 3))]
+    turns = [f"Interviewer: {q}\n{guest}: {' '.join(chunk)}" for q, chunk in zip(qs, _chunks(sents, 3), strict=False)]
     return f"Interview with {guest}\n" + "\n".join(turns) + "\nInterviewer: Thank you for your time."
 
 
@@ -153,7 +152,7 @@ def en_news(rng: random.Random, para: str, sents: list[str]) -> str:
 
 def en_report(rng: random.Random, para: str, sents: list[str]) -> str:
     labels = ("1. Overview", "2. Details", "3. Observations")
-    body = "\n".join(f"{label}\n{' '.join(part)}" for label, part in zip(labels, _chunks(sents, 3)))
+    body = "\n".join(f"{label}\n{' '.join(part)}" for label, part in zip(labels, _chunks(sents, 3), strict=False))
     return f"Report\n{body}\nPrepared by {en.person(rng)}, {en_date(random_date(rng))}."
 
 

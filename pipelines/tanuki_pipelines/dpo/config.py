@@ -7,25 +7,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from tanuki_pipelines.config import ConfigModel, InputPath
+from tanuki_pipelines.eval.config import JudgeEndpoint
 from tanuki_pipelines.sft.config import FinetuneTrain, LoraSettings
 from tanuki_pipelines.synth.config import EndpointEngine, GeneratorModel, RayConfig
-
-
-class JudgeEndpoint(ConfigModel):
-    """An OpenAI-compatible endpoint used as the judge."""
-
-    base_url: str = "http://judge/v1"
-    """Base URL of the OpenAI-compatible API."""
-    model: str = "judge"
-    """Model name sent in requests."""
-    api_key_env: str = "JUDGE_API_KEY"
-    """Environment variable holding the API key, or naming a file with it as ``<VAR>_FILE`` (how the
-    operator passes a Secret)."""
-    constrain_verdict: bool = False
-    """Ask a vLLM judge to end every answer in a readable verdict (vLLM structured outputs, a
-    regular expression): for small judges that drift; other servers ignore or refuse it."""
-    verdict_reason_chars: int = Field(default=300, ge=0)
-    """With ``constrain_verdict``: the most characters of reasoning before the verdict."""
 
 
 class PairGeneration(ConfigModel):
@@ -94,7 +78,7 @@ class DPOConfig(ConfigModel):
     """Optimisation settings."""
 
     @model_validator(mode="after")
-    def _endpoint_for_endpoint_engine(self) -> "DPOConfig":
+    def _endpoint_for_endpoint_engine(self) -> DPOConfig:
         if self.generate and self.pairs.engine == "endpoint" and self.pairs.endpoint is None:
             raise ValueError("pairs.endpoint: required with pairs.engine endpoint")
         return self

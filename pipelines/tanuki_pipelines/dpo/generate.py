@@ -21,9 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from tanuki_common.errors import BadInputError
 from tanuki_pipelines.dpo.config import DPOConfig
 from tanuki_pipelines.dpo.pairs import calibrated_record, identical, pair_record, retry_temperatures
-from tanuki_pipelines.errors import BadInputError
 from tanuki_pipelines.sft.data import conversation_problem
 from tanuki_pipelines.synth.generation import Generate, Request
 from tanuki_pipelines.synth.plan import Problems, read_jsonl_records

@@ -37,8 +37,9 @@ def make_pairs(config: object, out: Path, ray_address: str | None) -> dict[str, 
     from tanuki_pipelines.dpo.generate import judge_answers, read_prompts
     from tanuki_pipelines.dpo.pairs import pair_stats
     from tanuki_pipelines.publish import write_durable
+    from tanuki_pipelines.synth.engine_job import EngineJob
     from tanuki_pipelines.synth.plan import shards
-    from tanuki_pipelines.synth.shards import EngineJob, generate_shards, jsonl
+    from tanuki_pipelines.synth.shards import generate_shards, jsonl
 
     items, problems = read_prompts(config.prompts)
     for reason, found in problems.as_dict().items():
@@ -62,10 +63,10 @@ def make_pairs(config: object, out: Path, ray_address: str | None) -> dict[str, 
 
 
 def main(args: argparse.Namespace) -> int:
+    from tanuki_common.errors import BadInputError
     from tanuki_pipelines.config import load_recipe
     from tanuki_pipelines.dpo.config import DPOConfig
     from tanuki_pipelines.dpo.generate import read_ready_pairs
-    from tanuki_pipelines.errors import BadInputError
     from tanuki_pipelines.outputs import OUTPUTS_FILE, publish_outputs, retract_outputs
     from tanuki_pipelines.pretrain.main import run_training
     from tanuki_pipelines.publish import write_durable
@@ -84,7 +85,8 @@ def main(args: argparse.Namespace) -> int:
     if config.generate:
         stats = make_pairs(config, out, args.ray_address)
         if not stats["kept"]:
-            raise BadInputError(f"no preference pair survived judging: {json.dumps({k: stats[k] for k in ('tie', 'inconsistent', 'unparseable', 'identical', 'no_answers')})} "
+            dropped = {k: stats[k] for k in ('tie', 'inconsistent', 'unparseable', 'identical', 'no_answers')}
+            raise BadInputError(f"no preference pair survived judging: {json.dumps(dropped)} "
                                 f"(see {out / 'pairs_aside.jsonl'})")
     else:
         pairs, problems = read_ready_pairs(config.prompts)

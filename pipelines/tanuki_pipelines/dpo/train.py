@@ -92,7 +92,7 @@ def run(config: DPOConfig, output_dir: Path) -> dict[str, Any] | None:
     from trl import DPOConfig as TrlDPOConfig
     from trl import DPOTrainer
 
-    from tanuki_pipelines.errors import BadInputError
+    from tanuki_common.errors import BadInputError
     from tanuki_pipelines.sft.train import MetricsLog, chat_tokenizer, peft_config, train_and_publish
 
     on_gpu = torch.cuda.is_available()

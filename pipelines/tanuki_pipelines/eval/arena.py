@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from tanuki_pipelines.errors import BadInputError
+from tanuki_common.errors import BadInputError
 from tanuki_pipelines.eval.client import RequestFailed, calibrated_verdicts, chat, client
 from tanuki_pipelines.eval.config import ArenaConfig, Contestant, EvalConfig
 from tanuki_pipelines.eval.judging import (

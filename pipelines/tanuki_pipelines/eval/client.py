@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tanuki_pipelines.errors import BadInputError
+from tanuki_common.errors import BadInputError
 
 RETRIES = 3
 TIMEOUT_SECONDS = 300.0
@@ -87,7 +87,7 @@ def continuation_logprob(openai_client: Any, model: str, messages: list[dict[str
     ids, logprobs = extra.get("prompt_token_ids"), extra.get("prompt_logprobs")
     if not ids or not logprobs:
         raise RequestFailed("the server returned no prompt_logprobs (calibrated judging needs a vLLM judge)")
-    return sum(entry[str(token)]["logprob"] for token, entry in zip(ids, logprobs) if entry)
+    return sum(entry[str(token)]["logprob"] for token, entry in zip(ids, logprobs, strict=False) if entry)
 
 
 def calibrated_verdicts(openai_client: Any, model: str, question: str, first: str, second: str,

@@ -7,9 +7,25 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from tanuki_pipelines.config import ConfigModel, InputPath
-from tanuki_pipelines.dpo.config import JudgeEndpoint
 
 WINNER_VALUES = ("model_a", "model_b", "tie", "tie (bothbad)")
+
+
+class JudgeEndpoint(ConfigModel):
+    """An OpenAI-compatible endpoint used as the judge."""
+
+    base_url: str = "http://judge/v1"
+    """Base URL of the OpenAI-compatible API."""
+    model: str = "judge"
+    """Model name sent in requests."""
+    api_key_env: str = "JUDGE_API_KEY"
+    """Environment variable holding the API key, or naming a file with it as ``<VAR>_FILE`` (how the
+    operator passes a Secret)."""
+    constrain_verdict: bool = False
+    """Ask a vLLM judge to end every answer in a readable verdict (vLLM structured outputs, a
+    regular expression): for small judges that drift; other servers ignore or refuse it."""
+    verdict_reason_chars: int = Field(default=300, ge=0)
+    """With ``constrain_verdict``: the most characters of reasoning before the verdict."""
 
 
 class Contestant(ConfigModel):
@@ -80,7 +96,7 @@ class ArenaConfig(ConfigModel):
     """Requests in flight at once."""
 
     @model_validator(mode="after")
-    def _codes_for_votes(self) -> "ArenaConfig":
+    def _codes_for_votes(self) -> ArenaConfig:
         if self.votes is not None and not self.vote_codes:
             raise ValueError("vote_codes: give the winner of each `evaluation` value of the votes file")
         return self

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tanuki_pipelines.errors import BadInputError
+from tanuki_common.errors import BadInputError
 from tanuki_pipelines.eval.client import api_key
 from tanuki_pipelines.eval.config import Contestant, HarnessConfig
 

@@ -31,7 +31,7 @@ PAIR_SYSTEM = (
 
 def _conversation(turns: list[str], answers: list[str]) -> str:
     parts = []
-    for number, (question, answer) in enumerate(zip(turns, answers), start=1):
+    for number, (question, answer) in enumerate(zip(turns, answers, strict=False), start=1):
         parts.append(f"### ユーザー（{number}回目）\n{question}\n\n### アシスタント（{number}回目）\n{answer}")
     return "\n\n".join(parts)
 

@@ -52,7 +52,7 @@ def make_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def rate(records: list[dict[str, Any]], config: Any, out: Path, dropped: dict[str, int] | None = None) -> dict[str, Any]:
     """Ratings, plots and the leaderboard from battle records (raises BadInputError when unratable)."""
-    from tanuki_pipelines.errors import BadInputError
+    from tanuki_common.errors import BadInputError
     from tanuki_pipelines.eval.ratings import clean, leaderboard, models_of
     from tanuki_pipelines.eval.report import plot_leaderboard, plot_win_rates
     from tanuki_pipelines.publish import publish_file
@@ -79,8 +79,8 @@ def _arena_of(board: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from tanuki_common.errors import BadInputError
     from tanuki_pipelines.config import load_recipe
-    from tanuki_pipelines.errors import BadInputError
     from tanuki_pipelines.eval.config import EvalConfig
     from tanuki_pipelines.eval.report import index_page
     from tanuki_pipelines.outputs import publish_outputs, retract_outputs

@@ -109,7 +109,7 @@ def bradley_terry(battles: list[Battle], anchor: tuple[str, float] | None = None
     strength = np.inf if prior_sd is None else (prior_sd / SCALE) ** 2
     solver = LogisticRegression(fit_intercept=False, C=strength, tol=1e-6, max_iter=1000)
     solver.fit(np.array(rows), np.array(labels), sample_weight=np.array(weights))
-    ratings = {model: SCALE * float(coef) + INITIAL for model, coef in zip(models, solver.coef_[0])}
+    ratings = {model: SCALE * float(coef) + INITIAL for model, coef in zip(models, solver.coef_[0], strict=True)}
     if anchor is not None and anchor[0] in ratings:
         shift = anchor[1] - ratings[anchor[0]]
         ratings = {model: value + shift for model, value in ratings.items()}

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tanuki_pipelines.errors import BadInputError
+from tanuki_common.errors import BadInputError
 
 SHIPPED_QUESTIONS = Path(__file__).resolve().parent / "questions" / "ja_mt_bench.jsonl"
 

@@ -68,7 +68,7 @@ def estimability(battles: list[Decided], models: list[str] | None = None) -> Est
     index = {name: i for i, name in enumerate(names)}
     edges = {(index[taker], index[giver]) for battle in battles
              if battle.model_a in index and battle.model_b in index for taker, giver in _took_points(battle)}
-    rows, columns = zip(*sorted(edges)) if edges else ((), ())
+    rows, columns = zip(*sorted(edges), strict=True) if edges else ((), ())
     graph = csr_matrix((np.ones(len(edges)), (rows, columns)), shape=(len(names), len(names)))
     _, labels = connected_components(graph, directed=True, connection="strong")
     inside: Counter = Counter()  # battles within each strongly connected group

@@ -84,7 +84,7 @@ class ModelConfig(ConfigModel):
         return data
 
     @model_validator(mode="after")
-    def _check_shape(self) -> "ModelConfig":
+    def _check_shape(self) -> ModelConfig:
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"num_attention_heads ({self.num_attention_heads}) must divide "
@@ -149,7 +149,7 @@ class TrainConfig(ConfigModel):
     """Peak dense TFLOP/s of one device for the MFU estimate; None: look it up or estimate."""
 
     @model_validator(mode="after")
-    def _check_schedule(self) -> "TrainConfig":
+    def _check_schedule(self) -> TrainConfig:
         if self.min_lr > self.lr:
             raise ValueError(f"min_lr ({self.min_lr}) must not exceed lr ({self.lr})")
         if self.warmup_steps > self.steps:
@@ -176,7 +176,7 @@ class DataConfig(ConfigModel):
     Empty: every source's own ``weight`` throughout."""
 
     @model_validator(mode="after")
-    def _check_mixture(self) -> "DataConfig":
+    def _check_mixture(self) -> DataConfig:
         names = [source.name for source in self.sources]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
@@ -215,7 +215,7 @@ class TokenizerSource(ConfigModel):
     """Tokenizer recipe trained as the first step of this job."""
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> "TokenizerSource":
+    def _exactly_one(self) -> TokenizerSource:
         if (self.path is None) == (self.train is None):
             raise ValueError("set exactly one of tokenizer.path and tokenizer.train")
         return self
@@ -239,7 +239,7 @@ class PretrainConfig(ConfigModel):
     its config.json must describe the same shape as ``model``."""
 
     @model_validator(mode="after")
-    def _check_context(self) -> "PretrainConfig":
+    def _check_context(self) -> PretrainConfig:
         if self.train.seq_len > self.model.max_position_embeddings:
             raise ValueError(
                 f"train.seq_len ({self.train.seq_len}) exceeds "

@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tanuki_common.errors import BadInputError
 from tanuki_pipelines.config import DataSource
-from tanuki_pipelines.errors import BadInputError
 from tanuki_pipelines.tokenize.config import TokenizeConfig
 from tanuki_pipelines.tokenize.store import STORE_FILE, PackedSource, open_sources
 

@@ -59,12 +59,12 @@ def free_port() -> int:
 
 def main(args: argparse.Namespace) -> int:
     from tanuki_pipelines.config import load_recipe
+    from tanuki_pipelines.outputs import OUTPUTS_FILE, retract_outputs
     from tanuki_pipelines.pretrain.config import PretrainConfig
     from tanuki_pipelines.pretrain.prepare import prepare
-    from tanuki_pipelines.outputs import OUTPUTS_FILE, retract_outputs
 
     if args.nproc_per_node < 1:
-        from tanuki_pipelines.errors import BadInputError
+        from tanuki_common.errors import BadInputError
 
         raise BadInputError(f"--nproc-per-node must be at least 1, got {args.nproc_per_node}")
     config = load_recipe(PretrainConfig, args.config, args.set)

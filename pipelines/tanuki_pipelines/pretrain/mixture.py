@@ -2,8 +2,9 @@
 
 The choice of sources for step ``s`` depends only on (seed, s) and the phase weights at that point
 of the run; the position inside each source is a per-source counter walked through a per-epoch
-permutation (``shuffle``: in memory for small sources, a keyed bijection for large ones). The counters are the whole state, saved in every checkpoint, so a resumed run sees
-exactly the samples an uninterrupted one would have.
+permutation (``shuffle``: in memory for small sources, a keyed bijection for large ones).
+The counters are the whole state, saved in every checkpoint, so a resumed run sees exactly the
+samples an uninterrupted one would have.
 """
 
 from __future__ import annotations

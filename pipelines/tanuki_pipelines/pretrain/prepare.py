@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tanuki_common.errors import BadInputError
 from tanuki_pipelines.corpus_io import source_files
-from tanuki_pipelines.errors import BadInputError
 from tanuki_pipelines.pretrain import data
 from tanuki_pipelines.pretrain.config import PretrainConfig
 from tanuki_pipelines.tokenizer.special import load_tokenizer, require_eos, special_ids

@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tanuki_common.errors import EXIT_BAD_INPUT, BadInputError
 from tanuki_pipelines.config import load_recipe
-from tanuki_pipelines.errors import EXIT_BAD_INPUT, BadInputError
 from tanuki_pipelines.outputs import format_progress, publish_outputs
-from tanuki_pipelines.publish import make_durable, publish_file
 from tanuki_pipelines.pretrain import checkpoint as ckpt
 from tanuki_pipelines.pretrain.config import PretrainConfig
 from tanuki_pipelines.pretrain.ds_config import deepspeed_config, resolve_precision
@@ -29,6 +28,7 @@ from tanuki_pipelines.pretrain.metrics import MetricsLog, mfu, peak_tflops_per_d
 from tanuki_pipelines.pretrain.mixture import MixtureSampler
 from tanuki_pipelines.pretrain.model import build_model, flops_per_token, llama_config_kwargs
 from tanuki_pipelines.pretrain.schedule import learning_rate
+from tanuki_pipelines.publish import make_durable, publish_file
 from tanuki_pipelines.tokenizer.special import SpecialIds, load_tokenizer, special_ids
 from tanuki_pipelines.tokenizer.train import copy_tokenizer_files
 

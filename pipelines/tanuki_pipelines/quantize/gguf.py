@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tanuki_pipelines.errors import BadInputError
+from tanuki_common.errors import BadInputError
 from tanuki_pipelines.quantize.config import GGUF_CONVERTER_TYPES
 
 LLAMA_CPP_ENV = "TANUKI_LLAMA_CPP_DIR"

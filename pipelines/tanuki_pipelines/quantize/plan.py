@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tanuki_pipelines.errors import BadInputError
+from tanuki_common.errors import BadInputError
 from tanuki_pipelines.quantize.config import GGUF_TYPES, QuantizeConfig
 
 GROUP_SIZE = 128

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tanuki_pipelines.errors import BadInputError
+from tanuki_common.errors import BadInputError
 from tanuki_pipelines.outputs import format_progress
 from tanuki_pipelines.quantize.config import QuantizeConfig
 from tanuki_pipelines.quantize.gate import Quality, compare, gate_failure

@@ -29,7 +29,7 @@ def score_transformers(model_dir: Path, texts_ids: list[list[int]], device: str)
 def score_vllm(model_dir: Path, texts_ids: list[list[int]], dtype: str, max_model_len: int, on_gpu: bool) -> list[Scores]:
     """vLLM's prompt log-probabilities (top-1 and the actual token) of each text, one engine."""
     if not on_gpu:
-        from tanuki_serving.launch import set_cpu_vllm_defaults
+        from tanuki_common.cpu_vllm import set_cpu_vllm_defaults
 
         set_cpu_vllm_defaults(os.environ)
     os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tanuki_pipelines.errors import BadInputError
+from tanuki_common.errors import BadInputError
 
 Render = Callable[[list[dict[str, str]]], str]
 """Chat messages → text (the tokenizer's chat template)."""

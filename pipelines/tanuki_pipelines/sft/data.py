@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tanuki_pipelines.errors import BadInputError
+from tanuki_common.errors import BadInputError
 from tanuki_pipelines.synth.plan import Problems, read_jsonl_records
 
 ROLES = ("system", "user", "assistant")

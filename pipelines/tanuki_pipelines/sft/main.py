@@ -24,8 +24,8 @@ def make_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> int:
+    from tanuki_common.errors import BadInputError
     from tanuki_pipelines.config import load_recipe
-    from tanuki_pipelines.errors import BadInputError
     from tanuki_pipelines.outputs import OUTPUTS_FILE, retract_outputs
     from tanuki_pipelines.pretrain.main import run_training
     from tanuki_pipelines.sft.config import SFTConfig

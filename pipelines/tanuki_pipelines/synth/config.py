@@ -62,7 +62,7 @@ class RewriteConfig(ConfigModel):
     """Append an English translation of each rewrite (one more generation)."""
 
     @model_validator(mode="after")
-    def _span_order(self) -> "RewriteConfig":
+    def _span_order(self) -> RewriteConfig:
         if self.span_min_chars > self.span_max_chars:
             raise ValueError("span_min_chars must not exceed span_max_chars")
         return self
@@ -178,7 +178,7 @@ class SynthConfig(ConfigModel):
         return styles
 
     @model_validator(mode="after")
-    def _engine_settings(self) -> "SynthConfig":
+    def _engine_settings(self) -> SynthConfig:
         if self.engine == "endpoint" and self.endpoint is None:
             raise ValueError("endpoint: required with engine endpoint")
         return self

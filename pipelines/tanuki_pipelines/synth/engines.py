@@ -6,7 +6,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from tanuki_pipelines.errors import BadInputError
+from tanuki_common.errors import BadInputError
 from tanuki_pipelines.synth.config import EndpointEngine, GeneratorModel
 from tanuki_pipelines.synth.generation import Generate, Generation, Request
 

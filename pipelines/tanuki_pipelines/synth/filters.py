@@ -129,7 +129,8 @@ def _shingles(text: str, width: int) -> set[bytes]:
     return {flat[i:i + width].encode() for i in range(max(len(flat) - width + 1, 1))}
 
 
-def filter_records(records: Iterable[dict[str, Any]], filters: Filters) -> Iterator[tuple[dict[str, Any], tuple[str, str] | None]]:
+def filter_records(records: Iterable[dict[str, Any]],
+                   filters: Filters) -> Iterator[tuple[dict[str, Any], tuple[str, str] | None]]:
     """Each record with the reason it is dropped (None: kept), in input order."""
     from datasketch import MinHash, MinHashLSH
 

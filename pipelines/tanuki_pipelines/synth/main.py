@@ -63,7 +63,7 @@ def write_filtered(records: Iterable[dict[str, Any]], filters: Any, out: Path) -
 
 
 def filter_files(paths: list[Path], config: Any, out: Path) -> dict[str, Any]:
-    from tanuki_pipelines.errors import BadInputError
+    from tanuki_common.errors import BadInputError
     from tanuki_pipelines.publish import write_durable
     from tanuki_pipelines.synth.plan import Problems, read_jsonl_records
 
@@ -90,9 +90,10 @@ def render_chat(tokenizer_dir: Path | None) -> Any:
 
 def generate(config: Any, out: Path, ray_address: str | None) -> dict[str, Any]:
     """Plan, generate the missing shards, and return the raw records with the generation stats."""
-    from tanuki_pipelines.errors import BadInputError
+    from tanuki_common.errors import BadInputError
+    from tanuki_pipelines.synth.engine_job import EngineJob
     from tanuki_pipelines.synth.plan import Problems, personas, read_documents, shards, work_items
-    from tanuki_pipelines.synth.shards import EngineJob, generate_shards
+    from tanuki_pipelines.synth.shards import generate_shards
 
     problems = Problems()
     documents = read_documents(config.documents, problems)
@@ -111,8 +112,8 @@ def generate(config: Any, out: Path, ray_address: str | None) -> dict[str, Any]:
 
 
 def main(args: argparse.Namespace) -> int:
+    from tanuki_common.errors import BadInputError
     from tanuki_pipelines.config import load_recipe
-    from tanuki_pipelines.errors import BadInputError
     from tanuki_pipelines.outputs import publish_outputs, retract_outputs
     from tanuki_pipelines.publish import write_durable
     from tanuki_pipelines.synth.config import SynthConfig

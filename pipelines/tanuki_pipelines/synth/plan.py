@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tanuki_common.errors import BadInputError
 from tanuki_pipelines.config import DataSource
 from tanuki_pipelines.corpus_io import Problems
-from tanuki_pipelines.errors import BadInputError
 from tanuki_pipelines.synth.config import SynthConfig
 from tanuki_pipelines.synth.prompts import shipped
 

@@ -10,24 +10,19 @@ so a request Ray can never place is an error instead of a silent hang.
 
 from __future__ import annotations
 
-import contextlib
-import glob
 import json
 import os
-import shutil
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-from tanuki_pipelines.errors import BadInputError
+from tanuki_common.errors import BadInputError
+from tanuki_pipelines.ray_session import ray_session
 from tanuki_pipelines.synth.config import GeneratorModel, RayConfig
-from tanuki_pipelines.synth.shards import EngineJob
+from tanuki_pipelines.synth.engine_job import EngineJob
 
 ENGINE_FAILED = "vLLM could not start on"
 """Marks an engine actor's start-up failure in the error Ray hands back to the driver."""
-SHM_LEFTOVERS = "/dev/shm/psm_*"
-"""vLLM's CPU backend leaves one of these per engine actor that Ray tears down."""
 
 
 def cpu_engine_threads(node_cpus: float, engines: int, cpus_per_engine: float = 1.0,
@@ -56,7 +51,7 @@ class ShardWorker:
                  ray_json: str, engines: int) -> None:
         self.threads: int | None = None
         if not on_gpu:
-            from tanuki_serving.launch import set_cpu_vllm_defaults
+            from tanuki_common.cpu_vllm import set_cpu_vllm_defaults
 
             set_cpu_vllm_defaults(os.environ)
             self.threads = self._use_cpu_threads(RayConfig.model_validate_json(ray_json), engines)
@@ -64,8 +59,8 @@ class ShardWorker:
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # per-engine start-up chatter, once per actor
         from vllm import LLM
 
+        from tanuki_pipelines.synth.engine_job import load_runner
         from tanuki_pipelines.synth.engines import vllm_engine_args, vllm_generate
-        from tanuki_pipelines.synth.shards import load_runner
 
         generator = GeneratorModel.model_validate_json(generator_json)
         arguments = vllm_engine_args(generator, seed, on_gpu)
@@ -151,32 +146,6 @@ def wait_for_room(need: dict[str, float], timeout: float, resources: Callable[[]
                                 f"cluster has {({k: v for k, v in have.items() if k in ('CPU', 'GPU')})} "
                                 "(ray.workers, generator.tensor_parallel_size, the RayJob's workerGpus)")
         sleep(5)
-
-
-@contextlib.contextmanager
-def ray_session(address: str | None) -> Iterator[Any]:
-    """A Ray connection: the given cluster, or an in-process one sized to this machine."""
-    import ray
-
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    before = set(glob.glob(SHM_LEFTOVERS))
-    temp_dir = None
-    if address:
-        ray.init(address=address, log_to_driver=True)
-    else:  # Ray's socket paths (~70 characters below its temp dir) must fit AF_UNIX's 107 bytes
-        base = tempfile.gettempdir()
-        temp_dir = tempfile.mkdtemp(prefix="tanuki-ray-", dir=base if len(base) <= 30 else "/tmp")
-        ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False,
-                 object_store_memory=512 * 2**20, _temp_dir=temp_dir)
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
-        for leftover in set(glob.glob(SHM_LEFTOVERS)) - before:
-            with contextlib.suppress(OSError):
-                os.unlink(leftover)
-        if temp_dir:
-            shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def generate_on_ray(pending: dict[int, list[dict[str, Any]]], job: EngineJob, address: str | None,

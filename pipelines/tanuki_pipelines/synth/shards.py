@@ -10,41 +10,17 @@ fingerprint refuses to mix shards of a changed plan.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tanuki_pipelines.errors import BadInputError
-from tanuki_pipelines.synth.config import EndpointEngine, GeneratorModel, RayConfig
+from tanuki_common.errors import BadInputError
+from tanuki_pipelines.synth.engine_job import EngineJob, load_runner
 
 
 def jsonl(records: list[dict[str, Any]]) -> str:
     return "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
-
-
-def load_runner(name: str) -> Callable[..., list[dict[str, Any]]]:
-    module, _, function = name.partition(":")
-    return getattr(importlib.import_module(module), function)
-
-
-@dataclass(frozen=True)
-class EngineJob:
-    """What generates the shards."""
-
-    engine: str
-    """``vllm`` (Ray Data actors holding ``vllm.LLM``) or ``endpoint``."""
-    generator: GeneratorModel
-    ray: RayConfig
-    endpoint: EndpointEngine | None
-    seed: int
-    runner: str
-    """``module:function`` generating one shard."""
-    settings_json: str
-    """The stage's recipe, as the runner reads it."""
 
 
 class ShardWriter:

@@ -21,9 +21,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tanuki_common.errors import BadInputError
 from tanuki_pipelines.config import DataSource
 from tanuki_pipelines.corpus_io import Problems, bad_record_policy, file_format, iter_file, source_files
-from tanuki_pipelines.errors import BadInputError
 from tanuki_pipelines.publish import TMP_PREFIX, fault_point, fsync_dir, fsync_file, write_durable
 from tanuki_pipelines.tokenize.config import TokenizeConfig
 from tanuki_pipelines.tokenize.store import FORMAT, SHARDS_DIR, STATS_FILE, STORE_FILE
@@ -215,7 +215,7 @@ def run_local(tasks: list[dict[str, Any]], workers: int, cpus: int,
 
 def run_ray(tasks: list[dict[str, Any]], address: str | None, on_done: Callable[[dict[str, Any]], None]) -> None:
     """Ray Data tasks, one per shard (a KubeRay cluster whose workers mount the store's volume)."""
-    from tanuki_pipelines.synth.ray_engine import ray_session
+    from tanuki_pipelines.ray_session import ray_session
 
     with ray_session(address) as ray:
         ray.data.DataContext.get_current().enable_progress_bars = False

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from tanuki_pipelines.errors import BadInputError
+from tanuki_common.errors import BadInputError
 
 STORE_FILE = "store.json"
 STATS_FILE = "stats.json"

@@ -76,7 +76,7 @@ class TokenizerConfig(ConfigModel):
     """Context length recorded in the HF tokenizer config."""
 
     @model_validator(mode="after")
-    def _check_symbols(self) -> "TokenizerConfig":
+    def _check_symbols(self) -> TokenizerConfig:
         controls = set(self.special_tokens.model_dump().values())
         clash = sorted(controls.intersection(self.user_defined_symbols))
         if clash:

@@ -57,7 +57,7 @@ def text_stats(name: str, texts: list[str], pieces: list[list[str]]) -> TextStat
 
 
 def read_texts(path: Path) -> list[str]:
-    from tanuki_pipelines.errors import BadInputError
+    from tanuki_common.errors import BadInputError
 
     if not path.is_file():
         raise BadInputError(f"--text: no such file: {path}")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tanuki_pipelines.errors import BadInputError
+from tanuki_common.errors import BadInputError
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")
 """A directory holding one of these is a tokenizer transformers can load without downloading."""

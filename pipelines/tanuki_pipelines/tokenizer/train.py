@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from importlib import resources
 from collections.abc import Iterable, Iterator
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from tanuki_common.errors import BadInputError
 from tanuki_pipelines.corpus_io import iter_texts
-from tanuki_pipelines.errors import BadInputError
 from tanuki_pipelines.tokenizer.config import CHAT_END, CHAT_START, TokenizerConfig
 from tanuki_pipelines.tokenizer.pretokenize import DELIMITER, split_corpus
 

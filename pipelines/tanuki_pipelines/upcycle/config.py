@@ -50,7 +50,7 @@ class UpcycleConfig(ConfigModel):
     """Seeds the noise and the router initialisation."""
 
     @model_validator(mode="after")
-    def _check_top_k(self) -> "UpcycleConfig":
+    def _check_top_k(self) -> UpcycleConfig:
         if self.top_k > self.num_experts:
             raise ValueError(f"top_k ({self.top_k}) exceeds num_experts ({self.num_experts})")
         return self

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tanuki_pipelines.errors import BadInputError
+from tanuki_common.errors import BadInputError
 from tanuki_pipelines.publish import fault_point, fsync_file, staging
 from tanuki_pipelines.tokenizer.train import copy_tokenizer_files
 from tanuki_pipelines.upcycle.config import UpcycleConfig

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from tanuki_common.errors import BadInputError
 from tanuki_pipelines.dpo.config import DPOConfig
 from tanuki_pipelines.dpo.generate import answer_shard, judge_answers, prompt_messages, read_prompts, read_ready_pairs
 from tanuki_pipelines.dpo.train import cut_prompt, trl_arguments
-from tanuki_pipelines.errors import BadInputError
 from tanuki_pipelines.synth.engines import chat_prompt_tokens
 from tanuki_pipelines.synth.generation import Generation, Request
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tanuki_pipelines.errors import BadInputError
+from tanuki_common.errors import BadInputError
 from tanuki_pipelines.eval import harness
 from tanuki_pipelines.eval.config import Contestant, HarnessConfig
 

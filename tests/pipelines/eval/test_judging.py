@@ -6,8 +6,14 @@ import re
 
 import pytest
 
-from tanuki_pipelines.eval.judging import (battle_winner, choice_verdict, grade_messages, parse_choice, parse_rating,
-                                           rating_verdict)
+from tanuki_pipelines.eval.judging import (
+    battle_winner,
+    choice_verdict,
+    grade_messages,
+    parse_choice,
+    parse_rating,
+    rating_verdict,
+)
 
 
 @pytest.mark.parametrize(("text", "score"), [

@@ -11,8 +11,18 @@ import pytest
 from scipy.optimize import minimize
 
 from tanuki_pipelines.eval.glicko2 import Rating, rate
-from tanuki_pipelines.eval.ratings import (Battle, bootstrap, bradley_terry, bt_cells, clean, glicko, leaderboard,
-                                           method_notes, percentile_bounds, record)
+from tanuki_pipelines.eval.ratings import (
+    Battle,
+    bootstrap,
+    bradley_terry,
+    bt_cells,
+    clean,
+    glicko,
+    leaderboard,
+    method_notes,
+    percentile_bounds,
+    record,
+)
 from tanuki_pipelines.eval.separation import estimability
 
 TRUE = {"tanuki-8b": 1000.0, "strong": 1150.0, "mid": 1080.0, "weak": 850.0}
@@ -180,7 +190,7 @@ def test_without_separation_the_ratings_are_the_maximum_likelihood_and_unchanged
         return float((points * np.logaddexp(0, -diff)).sum())
 
     best = minimize(negative_log_likelihood, np.zeros(len(models) - 1), method="BFGS", options={"gtol": 1e-9}).x
-    expected = dict(zip(models, 400 * np.append(best, -best.sum()) + 1000))
+    expected = dict(zip(models, 400 * np.append(best, -best.sum()) + 1000, strict=True))
     assert ours == pytest.approx(expected, abs=0.05)
     assert all(row["bt"]["ci_low"] < row["bt"]["rating"] < row["bt"]["ci_high"] for row in board["models"])
     assert method_notes(board) == []

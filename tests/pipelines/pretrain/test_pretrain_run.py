@@ -144,14 +144,14 @@ def test_sigkill_then_rerun_resumes_bit_identically(tmp_path: Path, debug_tokeni
 
     result = run(tmp_path, debug_tokenizer_dir)
     assert result.returncode == 0, result.stderr[-4000:]
-    assert f"resumed from" in result.stdout
+    assert "resumed from" in result.stdout
     reference, rerun = losses(zero2_run), losses(tmp_path)
     assert sorted(rerun) == list(range(1, STEPS + 1))
     after_resume = [step for step in rerun if step > resumed_from]
     assert after_resume and all(rerun[step] == reference[step] for step in after_resume)
     final = f"step_{STEPS:08d}"
     assert all(torch.equal(a, b) for a, b in zip(weights(tmp_path / "checkpoints" / final).values(),
-                                                 weights(zero2_run / "checkpoints" / final).values()))
+                                                 weights(zero2_run / "checkpoints" / final).values(), strict=True))
 
 
 @pytest.mark.parametrize("point", ["before-rename", "after-rename"])

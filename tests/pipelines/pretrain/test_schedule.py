@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import pytest
 
@@ -17,7 +18,7 @@ def test_warmup_then_cosine_to_min() -> None:
     assert learning_rate(midway, train) == pytest.approx(1e-4 + 0.9e-3 * 0.5 * (1 + math.cos(math.pi * 0.5)))
     assert learning_rate(100, train) == pytest.approx(1e-4)
     rates = [learning_rate(step, train) for step in range(10, 101)]
-    assert all(a >= b for a, b in zip(rates, rates[1:]))
+    assert all(a >= b for a, b in pairwise(rates))
 
 
 def test_no_warmup_starts_at_peak() -> None:

@@ -22,7 +22,7 @@ STRICT = 0.99
 
 @pytest.fixture(scope="module")
 def converter() -> None:
-    from tanuki_pipelines.errors import BadInputError
+    from tanuki_common.errors import BadInputError
     from tanuki_pipelines.quantize.gguf import converter_path
 
     try:

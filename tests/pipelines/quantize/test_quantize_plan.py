@@ -8,13 +8,19 @@ from pathlib import Path
 
 import pytest
 
+from tanuki_common.errors import BadInputError
 from tanuki_pipelines.cli import main as tanuki
 from tanuki_pipelines.config import load_recipe
-from tanuki_pipelines.errors import BadInputError
 from tanuki_pipelines.quantize.config import QuantizeConfig
 from tanuki_pipelines.quantize.gate import Quality, Scores, compare, gate_failure
-from tanuki_pipelines.quantize.plan import (ATTENTION_TARGET, EXPERTS_PATTERN, ROUTER_PATTERN, build_recipe,
-                                            check_scheme, ignore_list)
+from tanuki_pipelines.quantize.plan import (
+    ATTENTION_TARGET,
+    EXPERTS_PATTERN,
+    ROUTER_PATTERN,
+    build_recipe,
+    check_scheme,
+    ignore_list,
+)
 from tanuki_pipelines.quantize.texts import dataset_files, read_texts, split_texts
 from tanuki_pipelines.recipes import recipes_dir
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tanuki_pipelines.errors import BadInputError
+from tanuki_common.errors import BadInputError
 from tanuki_pipelines.sft.config import SFTConfig
 from tanuki_pipelines.sft.data import conversation_problem, read_conversations
 from tanuki_pipelines.sft.train import deepspeed_config, trl_arguments

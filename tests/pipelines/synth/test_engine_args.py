@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tanuki_pipelines.errors import BadInputError
+from tanuki_common.errors import BadInputError
 from tanuki_pipelines.synth.config import GeneratorModel
 from tanuki_pipelines.synth.engines import vllm_engine_args
 

@@ -11,8 +11,15 @@ from pathlib import Path
 import pytest
 
 from tanuki_pipelines.synth.config import Filters
-from tanuki_pipelines.synth.filters import (filter_records, repeated_phrase, run_on, text_problem, too_short,
-                                            words_per_punctuation, wrong_language)
+from tanuki_pipelines.synth.filters import (
+    filter_records,
+    repeated_phrase,
+    run_on,
+    text_problem,
+    too_short,
+    words_per_punctuation,
+    wrong_language,
+)
 
 JA = ("東京は日本の首都であり、多くの人が暮らしている。交通網が発達しており、電車や地下鉄で便利に移動できる。"
       "観光地も多く、毎年たくさんの旅行者が国内外から訪れる。")

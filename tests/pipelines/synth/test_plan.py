@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tanuki_common.errors import BadInputError
 from tanuki_pipelines.config import DataSource
-from tanuki_pipelines.errors import BadInputError
 from tanuki_pipelines.synth.config import REWRITE_STYLES, SynthConfig
 from tanuki_pipelines.synth.generation import Generation, Request, run_shard
 from tanuki_pipelines.synth.plan import Problems, personas, read_documents, shards, span, work_items

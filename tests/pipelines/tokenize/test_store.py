@@ -18,8 +18,8 @@ import pytest
 import yaml
 import zstandard
 
+from tanuki_common.errors import BadInputError
 from tanuki_pipelines.config import DataSource
-from tanuki_pipelines.errors import BadInputError
 from tanuki_pipelines.tokenize.build import build_store
 from tanuki_pipelines.tokenize.config import TokenizeConfig
 from tanuki_pipelines.tokenize.store import open_sources

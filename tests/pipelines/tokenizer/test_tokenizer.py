@@ -10,7 +10,7 @@ import pytest
 import sentencepiece as spm
 from transformers import AutoTokenizer
 
-from tanuki_pipelines.errors import BadInputError
+from tanuki_common.errors import BadInputError
 from tanuki_pipelines.tokenizer.config import TokenizerConfig
 from tanuki_pipelines.tokenizer.train import build_tokenizer
 
@@ -80,7 +80,7 @@ def test_chat_template_round_trips_and_masks_assistant_turns(tokenizer_dir: Path
     assert hf.decode(ids) == text
     sp = spm.SentencePieceProcessor(model_file=str(tokenizer_dir / "tokenizer.model"))
     assert ids == sp.encode(text)
-    assistant_text = hf.decode([i for i, m in zip(ids, mask) if m])
+    assistant_text = hf.decode([i for i, m in zip(ids, mask, strict=True) if m])
     assert assistant_text == (CHAT[2]["content"] + "<|im_end|>" + CHAT[4]["content"] + "<|im_end|>")
     prompt = hf.apply_chat_template(CHAT[:2], tokenize=False, add_generation_prompt=True)
     assert prompt.endswith("<|im_start|>assistant\n")

@@ -79,7 +79,7 @@ def test_gate_norm_model_in_vllm_matches_our_transformers_class(tmp_path: Path, 
                                   return_dict_in_generate=True)
         tokens = generated.sequences[0, ids.shape[1]:].tolist()
         logprobs = [torch.log_softmax(score[0].float(), -1)[token].item()
-                    for score, token in zip(generated.scores, tokens)]
+                    for score, token in zip(generated.scores, tokens, strict=True)]
         expected[prompt] = (tokenizer.decode(tokens, skip_special_tokens=True), logprobs)
         with torch.no_grad():
             differs |= not torch.allclose(ours(ids).logits, plain(ids).logits, atol=1e-4)
@@ -91,4 +91,4 @@ def test_gate_norm_model_in_vllm_matches_our_transformers_class(tmp_path: Path, 
             text, logprobs = expected[prompt]
             assert choice["text"] == text, prompt
             served = choice["logprobs"]["token_logprobs"]
-            assert max(abs(a - b) for a, b in zip(served, logprobs)) < 1e-2, (served, logprobs)
+            assert max(abs(a - b) for a, b in zip(served, logprobs, strict=True)) < 1e-2, (served, logprobs)

@@ -22,7 +22,7 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from tanuki_pipelines.phase import Phase
+from tanuki_operator.api.phase import Phase
 
 
 def make_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -85,7 +85,7 @@ def main(args: argparse.Namespace) -> int:
             runner.wait()
 
 
-def _echo_until(runner: "subprocess.Popen", marker: str | None) -> bool:
+def _echo_until(runner: subprocess.Popen, marker: str | None) -> bool:
     """Pass the runner's output through until a line starts with ``marker`` (True) or it ends (False)."""
     for line in runner.stdout:
         sys.stdout.write(line)
@@ -178,7 +178,7 @@ QUANTIZED_ENDPOINT = "ModelServer/debug-chat-w8a8"
 """The chain's server of the quantized DPO model (proved with one request as well)."""
 
 
-def _try_endpoint(workdir: Path, api_key: str, hold: bool, runner: "subprocess.Popen") -> int:
+def _try_endpoint(workdir: Path, api_key: str, hold: bool, runner: subprocess.Popen) -> int:
     """Prove the chat endpoint (and the quantized model's, when the chain serves one) with one request
     through the router each, and print how to use it."""
     statuses = json.loads((workdir / ".tanuki" / "status.json").read_text())

@@ -1,6 +1,6 @@
 """The phase of a tanuki resource: one enum for the operator, the local runner, ``status.phase`` and
-the tools that read statuses (``tanuki demo``). Anything finer is a condition reason (e.g. Failed
-with reason StageNotAvailable). Here, in the base package, because pipelines never import the operator.
+the tools that read statuses (``tanuki demo``, ``tanuki report``). Anything finer is a condition
+reason (e.g. Failed with reason StageNotAvailable). Stage programs never read phases.
 """
 
 from __future__ import annotations

@@ -1,0 +1,41 @@
+"""A Ray connection for the stages that run on Ray Data (synthesis, DPO's pair generation,
+tokenization): the given cluster (KubeRay's ``auto``) or an in-process one sized to this machine."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+SHM_LEFTOVERS = "/dev/shm/psm_*"
+"""vLLM's CPU backend leaves one of these per engine actor that Ray tears down."""
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None) -> Iterator[Any]:
+    """A Ray connection: the given cluster, or an in-process one sized to this machine."""
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    before = set(glob.glob(SHM_LEFTOVERS))
+    temp_dir = None
+    if address:
+        ray.init(address=address, log_to_driver=True)
+    else:  # Ray's socket paths (~70 characters below its temp dir) must fit AF_UNIX's 107 bytes
+        base = tempfile.gettempdir()
+        temp_dir = tempfile.mkdtemp(prefix="tanuki-ray-", dir=base if len(base) <= 30 else "/tmp")
+        ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False,
+                 object_store_memory=512 * 2**20, _temp_dir=temp_dir)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+        for leftover in set(glob.glob(SHM_LEFTOVERS)) - before:
+            with contextlib.suppress(OSError):
+                os.unlink(leftover)
+        if temp_dir:
+            shutil.rmtree(temp_dir, ignore_errors=True)
