@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
 from tanuki_operator.api import GROUP, VERSION, Status
 from tanuki_operator.stages import STAGES, Stage, Workload
@@ -22,7 +23,7 @@ DROPPED_KEYS = {"title", "default", "additionalProperties", "discriminator", "ex
 KEPT_FORMATS = {"int32", "int64", "float", "double", "byte", "date", "date-time", "password"}
 
 
-SERVING_COLUMNS = [
+SERVING_COLUMNS: list[dict[str, Any]] = [
     {"name": "Ready", "type": "integer", "jsonPath": ".status.replicas"},
     {"name": "Stable", "type": "string", "jsonPath": ".status.rollout.stable.revision"},
     {"name": "Canary", "type": "string", "jsonPath": ".status.rollout.canary.revision"},
@@ -33,7 +34,7 @@ SERVING_COLUMNS = [
 
 
 def printer_columns(info: Stage) -> list[dict[str, Any]]:
-    columns = [{"name": "Phase", "type": "string", "jsonPath": ".status.phase"}]
+    columns: list[dict[str, Any]] = [{"name": "Phase", "type": "string", "jsonPath": ".status.phase"}]
     if info.workload is Workload.SERVER:
         columns += SERVING_COLUMNS
     elif info.columns:
@@ -153,7 +154,7 @@ def _clean(schema: dict[str, Any], keep_additional: bool = False) -> dict[str, A
     return cleaned
 
 
-def model_schema(model: type) -> dict[str, Any]:
+def model_schema(model: type[BaseModel]) -> dict[str, Any]:
     raw = model.model_json_schema(by_alias=True, mode="validation")
     return to_structural(_inline_refs(raw, raw.get("$defs", {})))
 

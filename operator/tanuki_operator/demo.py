@@ -21,6 +21,7 @@ import subprocess
 import sys
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from tanuki_operator.api.phase import Phase
 
@@ -85,8 +86,9 @@ def main(args: argparse.Namespace) -> int:
             runner.wait()
 
 
-def _echo_until(runner: subprocess.Popen, marker: str | None) -> bool:
+def _echo_until(runner: subprocess.Popen[str], marker: str | None) -> bool:
     """Pass the runner's output through until a line starts with ``marker`` (True) or it ends (False)."""
+    assert runner.stdout is not None, "the runner is started with stdout=PIPE"
     for line in runner.stdout:
         sys.stdout.write(line)
         sys.stdout.flush()
@@ -108,17 +110,17 @@ def _incomplete_stages(chain: Path, workdir: Path) -> list[str]:
     return [key for key in keys if (statuses.get(key) or {}).get("phase") != Phase.SUCCEEDED]
 
 
-def stage_outputs(data: Path, kind: str, name: str) -> dict | None:
+def stage_outputs(data: Path, kind: str, name: str) -> dict[str, Any] | None:
     """``outputs.json`` of a finished stage under the demo's data directory, or None."""
     path = data / kind / name / "outputs.json"
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def records(path: str) -> list[dict]:
+def records(path: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text().splitlines()]
 
 
-def loss_change(steps: list[dict], window: int = 5) -> str:
+def loss_change(steps: list[dict[str, Any]], window: int = 5) -> str:
     """Mean loss of the first and of the last ``window`` steps (single steps are noisy at this size)."""
     first, last = steps[:window], steps[-window:]
     return (f"{sum(s['loss'] for s in first) / len(first):.3f} → {sum(s['loss'] for s in last) / len(last):.3f} "
@@ -178,7 +180,7 @@ QUANTIZED_ENDPOINT = "ModelServer/debug-chat-w8a8"
 """The chain's server of the quantized DPO model (proved with one request as well)."""
 
 
-def _try_endpoint(workdir: Path, api_key: str, hold: bool, runner: subprocess.Popen) -> int:
+def _try_endpoint(workdir: Path, api_key: str, hold: bool, runner: subprocess.Popen[str]) -> int:
     """Prove the chat endpoint (and the quantized model's, when the chain serves one) with one request
     through the router each, and print how to use it."""
     statuses = json.loads((workdir / ".tanuki" / "status.json").read_text())
@@ -255,7 +257,8 @@ def _chat(url: str, model: str, api_key: str, question: str) -> str:
     request = urllib.request.Request(f"{url}/chat/completions", data=body, headers={
         "Authorization": f"Bearer {api_key}", "Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=120) as response:
-        return json.loads(response.read())["choices"][0]["message"]["content"]
+        answer: str = json.loads(response.read())["choices"][0]["message"]["content"]  # OpenAI chat completion
+    return answer
 
 
 def sample(checkpoint: str, prompt: str, new_tokens: int = 24) -> str:
@@ -263,9 +266,13 @@ def sample(checkpoint: str, prompt: str, new_tokens: int = 24) -> str:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging
 
-    logging.disable_progress_bar()
+    logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # transformers: unannotated
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     model = AutoModelForCausalLM.from_pretrained(checkpoint)
     inputs = tokenizer(prompt, return_tensors="pt")
-    output = model.generate(**inputs, max_new_tokens=new_tokens, do_sample=False, no_repeat_ngram_size=2)
-    return tokenizer.decode(output[0], skip_special_tokens=True)
+    # transformers annotates generate's self as a protocol its own auto-model return type does not satisfy
+    output = model.generate(**inputs, max_new_tokens=new_tokens, do_sample=False,  # type: ignore[misc]
+                            no_repeat_ngram_size=2)
+    text = tokenizer.decode(output[0], skip_special_tokens=True)
+    assert isinstance(text, str), "one sequence decodes to one string"
+    return text

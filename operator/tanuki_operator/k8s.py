@@ -9,7 +9,7 @@ managers set (a person's label, an autoscaler's count) stay theirs.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Protocol
 
 PLURALS: dict[tuple[str, str], str] = {
     ("v1", "ConfigMap"): "configmaps",
@@ -51,6 +51,28 @@ def collection_path(api_version: str, kind: str, namespace: str) -> str:
     return f"{prefix}/namespaces/{namespace}/{PLURALS[(api_version, kind)]}"
 
 
+class KubeApi(Protocol):
+    """What the handlers call: ``Kube``, or the read cache in front of it (``handlers.cache.CachedKube``)."""
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+    def list(self, api_version: str, kind: str, namespace: str, selector: dict[str, str]) -> list[dict[str, Any]]: ...
+
+    def pod_log(self, namespace: str, name: str, tail_lines: int = 50) -> str: ...
+
+    def pod_proxy_get(self, namespace: str, name: str, port: int, path: str) -> str | None: ...
+
+    def create(self, manifest: dict[str, Any]) -> dict[str, Any] | None: ...
+
+    def apply(self, manifest: dict[str, Any]) -> dict[str, Any]: ...
+
+    def patch(self, api_version: str, kind: str, namespace: str, name: str, body: dict[str, Any]) -> Any: ...
+
+    def patch_status(self, api_version: str, kind: str, namespace: str, name: str, status: dict[str, Any]) -> Any: ...
+
+    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None: ...
+
+
 class Kube:
     """A thin synchronous wrapper over ``kubernetes.client.ApiClient.call_api``."""
 
@@ -58,15 +80,18 @@ class Kube:
         if api_client is None:
             from kubernetes import client, config
 
+            # the kubernetes package ships py.typed but leaves its config loaders unannotated
             try:
-                config.load_incluster_config()
+                config.load_incluster_config()  # type: ignore[no-untyped-call]
             except config.ConfigException:
-                config.load_kube_config()
+                config.load_kube_config()  # type: ignore[no-untyped-call]
             api_client = client.ApiClient()
         self.api = api_client
 
     def _call(self, method: str, path: str, body: Any = None, content_type: str = "application/json",
               query: list[tuple[str, str]] | None = None, text: bool = False) -> Any:
+        """The decoded JSON answer (None for an empty body), or the body as text with ``text``; its shape
+        depends on the endpoint, so each caller declares it."""
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
@@ -89,11 +114,12 @@ class Kube:
 
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return self._call("GET", f"{collection_path(api_version, kind, namespace)}/{name}")
+            obj: dict[str, Any] | None = self._call("GET", f"{collection_path(api_version, kind, namespace)}/{name}")
         except ApiError as exc:
             if exc.status == 404:
                 return None
             raise
+        return obj
 
     def list(self, api_version: str, kind: str, namespace: str, selector: dict[str, str]) -> list[dict[str, Any]]:
         query = [("labelSelector", ",".join(f"{k}={v}" for k, v in selector.items()))]
@@ -103,31 +129,34 @@ class Kube:
     def pod_log(self, namespace: str, name: str, tail_lines: int = 50) -> str:
         """The last lines a pod's container printed ("" if it has not started)."""
         try:
-            return self._call("GET", f"/api/v1/namespaces/{namespace}/pods/{name}/log",
-                              query=[("tailLines", str(tail_lines))], text=True)
+            log: str = self._call("GET", f"/api/v1/namespaces/{namespace}/pods/{name}/log",
+                                  query=[("tailLines", str(tail_lines))], text=True)
         except ApiError as exc:
             if exc.status in (400, 404):  # container not started yet / pod gone
                 return ""
             raise
+        return log
 
     def pod_proxy_get(self, namespace: str, name: str, port: int, path: str) -> str | None:
         """GET a path of a pod's port through the API server's proxy (None when it does not answer)."""
         try:
-            return self._call("GET", f"/api/v1/namespaces/{namespace}/pods/{name}:{port}/proxy{path}", text=True)
+            answer: str = self._call("GET", f"/api/v1/namespaces/{namespace}/pods/{name}:{port}/proxy{path}", text=True)
         except ApiError as exc:
             if exc.transient or exc.status in (400, 403, 404):
                 return None
             raise
+        return answer
 
     def create(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
         """Create; None when an object of that name already exists (idempotent re-runs)."""
         path = collection_path(manifest["apiVersion"], manifest["kind"], manifest["metadata"]["namespace"])
         try:
-            return self._call("POST", path, body=manifest, query=[("fieldManager", FIELD_MANAGER)])
+            created: dict[str, Any] | None = self._call("POST", path, body=manifest, query=[("fieldManager", FIELD_MANAGER)])
         except ApiError as exc:
             if exc.status == 409:
                 return None
             raise
+        return created
 
     def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply (creates the object when missing): the fields in ``manifest`` become the
@@ -135,8 +164,9 @@ class Kube:
         managers are forced (the operator owns what it renders)."""
         meta = manifest["metadata"]
         path = f"{collection_path(manifest['apiVersion'], manifest['kind'], meta['namespace'])}/{meta['name']}"
-        return self._call("PATCH", path, body=manifest, content_type=APPLY_PATCH,
-                          query=[("fieldManager", FIELD_MANAGER), ("force", "true")])
+        applied: dict[str, Any] = self._call("PATCH", path, body=manifest, content_type=APPLY_PATCH,
+                                             query=[("fieldManager", FIELD_MANAGER), ("force", "true")])
+        return applied
 
     def patch(self, api_version: str, kind: str, namespace: str, name: str, body: dict[str, Any]) -> Any:
         """JSON merge patch of the fields in ``body`` (null deletes)."""

@@ -85,15 +85,16 @@ def initial_stand_in(resolution: Resolution, serving: str | None) -> str | None:
 def resolve(spec: StageSpec, storage: Storage | None, lookup: StatusLookup) -> Resolution:
     resolution = Resolution()
     for role, item in spec.inputs().items():
-        if isinstance(item.source, str):
-            resolution.inputs[role] = item.source
-            continue
-        reference = item.source if isinstance(item.source, ObjectRef) else item.source.from_
-        if reference is None:
-            assert storage is not None and item.source.path is not None
-            resolution.inputs[role] = absolute(storage, item.source.path)
-            continue
-        _resolve_reference(role, item, reference, lookup, resolution)
+        source = item.source
+        if isinstance(source, str):
+            resolution.inputs[role] = source
+        elif isinstance(source, ObjectRef):
+            _resolve_reference(role, item, source, lookup, resolution)
+        elif source.from_ is not None:
+            _resolve_reference(role, item, source.from_, lookup, resolution)
+        else:
+            assert storage is not None and source.path is not None
+            resolution.inputs[role] = absolute(storage, source.path)
     return resolution
 
 

@@ -35,7 +35,8 @@ from typing import Any
 
 import yaml
 
-from tanuki_operator.api.common import Phase
+from tanuki_operator.api.common import JobSpec, Phase
+from tanuki_operator.api.modelserver import ModelServerSpec
 from tanuki_operator.handlers.reconcile import STAGE_NOT_AVAILABLE, changed_fields, spec_record
 from tanuki_operator.lineage import referenced, resolve, settling
 from tanuki_operator.local_serving import RUNNER_STOPPED, TICK_SECONDS, LocalModelServer, StatusStore
@@ -201,7 +202,7 @@ def cpu_count(quantity: str) -> float:
     """A Kubernetes CPU quantity ("2", "500m") in cores."""
     from kubernetes.utils.quantity import parse_quantity
 
-    return float(parse_quantity(quantity))
+    return float(parse_quantity(quantity))  # type: ignore[no-untyped-call]  # kubernetes ships py.typed but leaves it unannotated
 
 
 def run_chain(resources: list[dict[str, Any]], workdir: Path, nproc: int, store: StatusStore | None = None,
@@ -223,11 +224,11 @@ def run_chain(resources: list[dict[str, Any]], workdir: Path, nproc: int, store:
         stored_kind, _, stored_name = key.partition("/")
         statuses[stored_kind, stored_name] = stored
     declared = {(resource["kind"], resource["metadata"]["name"]) for resource in resources} | set(statuses)
-    previous = {}
+    previous: dict[tuple[str, str], dict[str, Any]] = {}
     for resource in resources:  # re-applied: decided again (skipped when unchanged and succeeded)
-        key = (resource["kind"], resource["metadata"]["name"])
-        if key in statuses:
-            previous[key] = statuses.pop(key)
+        resource_key = (resource["kind"], resource["metadata"]["name"])
+        if resource_key in statuses:
+            previous[resource_key] = statuses.pop(resource_key)
     pending = [resource for resource in resources if resource["kind"] != "ModelServer"]
     live = {server.name: server for server in servers}
     running: dict[tuple[str, str], RunningStage] = {}
@@ -321,10 +322,13 @@ def step(resource: dict[str, Any], workdir: Path, nproc: int, statuses: dict[tup
     model, errors = validate_spec(kind, localised(resource.get("spec") or {}, workdir))
     if errors:
         return {"phase": Phase.VALIDATION_FAILED, "reason": "InvalidSpec", "message": summarize(errors)}
-    if stage.program is None:
+    program = stage.program
+    if program is None:
         return {"phase": Phase.FAILED, "reason": STAGE_NOT_AVAILABLE, "message": not_available_message(stage)}
+    assert isinstance(model, JobSpec), f"{kind}: a batch stage has a job spec"
+    assert program.command is not None, f"{kind}: a batch stage names its tanuki command"
     record = spec_record(model)
-    if (refused := _refusal(stored, record, kind)) is not None:
+    if stored is not None and (refused := _refusal(stored, record, kind)) is not None:
         return {**stored, "reason": "ImmutableFieldChanged", "message": refused, "refused": True}
     if stored and stored.get("phase") == Phase.SUCCEEDED:
         return {**stored, "message": f"unchanged, already succeeded: {stored.get('message', '')}", "unchanged": True}
@@ -351,9 +355,9 @@ def step(resource: dict[str, Any], workdir: Path, nproc: int, statuses: dict[tup
     out.mkdir(parents=True, exist_ok=True)
     recipe_path = out / "cr-recipe.yaml"
     recipe_path.write_text(yaml.safe_dump(model.stage_recipe(resolution.inputs), sort_keys=False, allow_unicode=True))
-    command = [sys.executable, "-m", "tanuki_pipelines.cli", stage.program.command, "--config", str(recipe_path),
+    command = [sys.executable, "-m", "tanuki_pipelines.cli", program.command, "--config", str(recipe_path),
                "--output-dir", str(out)]
-    if stage.workload_of(model) is Workload.TORCHRUN or stage.program.module is not None:
+    if stage.workload_of(model) is Workload.TORCHRUN or program.module is not None:
         command += ["--nproc-per-node", str(nproc)]  # programs that start torchrun themselves take it too
     env = dict(os.environ)
     for variable, ref in model.secrets().items():  # Secrets reach the program as files, as in a pod
@@ -444,7 +448,7 @@ def delete(resources: list[dict[str, Any]], workdir: Path) -> list[str]:
     for resource in resources:
         kind, name = resource["kind"], resource["metadata"]["name"]
         model, errors = validate_spec(kind, localised(resource.get("spec") or {}, workdir))
-        if model is not None and not errors and getattr(model, "storage", None) is not None:
+        if not errors and isinstance(model, (JobSpec, ModelServerSpec)):  # every kind's spec has its storage
             out = Path(output_dir(Owner(kind=kind, name=name, namespace="local", uid="local"), model.storage))
             shutil.rmtree(out, ignore_errors=True)
         if store.remove(f"{kind}/{name}"):
@@ -454,11 +458,11 @@ def delete(resources: list[dict[str, Any]], workdir: Path) -> list[str]:
 
 def main(args: argparse.Namespace) -> int:
     if args.local_command == "get":
-        statuses = StatusStore(args.workdir).load()
+        stored = StatusStore(args.workdir).load()
         if args.filename is not None:
             wanted = {f"{r['kind']}/{r['metadata']['name']}" for r in load_resources(args.filename)}
-            statuses = {key: status for key, status in statuses.items() if key in wanted}
-        print(status_table(statuses, args.output == "wide", time.time()))
+            stored = {key: status for key, status in stored.items() if key in wanted}
+        print(status_table(stored, args.output == "wide", time.time()))
         return 0
     resources = load_resources(args.filename)
     if args.local_command == "delete":

@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from tanuki_operator.api.common import Phase
-from tanuki_operator.api.modelserver import INITIAL_MODEL_REASON
+from tanuki_operator.api.modelserver import INITIAL_MODEL_REASON, ModelServerSpec
 from tanuki_operator.lineage import initial_stand_in, referenced, resolve
 from tanuki_operator.validation import summarize, validate_spec
 
 if TYPE_CHECKING:
+    from tanuki_serving.fleet import FleetSpec, FleetStatus
     from tanuki_serving.rollout import RolloutRecord
 
 TICK_SECONDS = 0.5
@@ -54,7 +55,8 @@ class StatusStore:
 
     def _read(self) -> dict[str, dict[str, Any]]:
         try:
-            return json.loads(self.path.read_text())
+            statuses: dict[str, dict[str, Any]] = json.loads(self.path.read_text())  # as _write wrote it
+            return statuses
         except (OSError, json.JSONDecodeError):
             return {}
 
@@ -135,7 +137,7 @@ class LocalModelServer:
         self.fleet = LocalFleet(name, workdir / ".tanuki" / "logs" / name)
         self.fleet.state.history = earlier_rollouts(store.load().get(self.key))
         self.status: dict[str, Any] = {"phase": Phase.PENDING, "message": "starting"}
-        self.spec = None
+        self.spec: FleetSpec | None = None
         self.upstream: list[str] = []
         """What its spec reads from (``Kind/name``), for lineage pictures."""
         self.standing_in: str | None = None
@@ -145,7 +147,7 @@ class LocalModelServer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def desired(self) -> Any:
+    def desired(self) -> FleetSpec | Unservable:
         """The FleetSpec the file asks for now, or ``Unservable``."""
         from tanuki_serving.fleet import FleetSpec
 
@@ -159,6 +161,7 @@ class LocalModelServer:
         model, errors = validate_spec("ModelServer", self.localise(resource.get("spec") or {}, self.workdir))
         if errors:
             return Unservable(Phase.FAILED, "invalid spec: " + summarize(errors))
+        assert isinstance(model, ModelServerSpec), "a valid ModelServer spec is a ModelServerSpec"
         statuses = self.store.load()
 
         def lookup(kind: str, name: str) -> dict[str, Any] | None:
@@ -230,7 +233,7 @@ class LocalModelServer:
         self.store.update(self.key, self.status)
 
 
-def as_status(fleet: Any) -> dict[str, Any]:
+def as_status(fleet: FleetStatus) -> dict[str, Any]:
     """The local fleet's state as a ModelServer status (the phases the operator reports)."""
     if fleet.failed:
         phase, reason = Phase.FAILED, "ReplicaFailing"

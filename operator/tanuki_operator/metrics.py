@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 REGISTRY = CollectorRegistry()
@@ -35,7 +37,8 @@ def record_phase(kind: str, namespace: str, name: str, phase: str | None) -> Non
         PHASES.labels(kind, phase).inc()
 
 
-def record_rollout(namespace: str, name: str, before: dict | None, after: dict, ready: dict[str, int]) -> None:
+def record_rollout(namespace: str, name: str, before: dict[str, Any] | None, after: dict[str, Any],
+                   ready: dict[str, int]) -> None:
     """Export a ModelServer's rollout status; rollouts that finished since ``before`` count once."""
     share = after.get("trafficShare") or {}
     for track in ("stable", "canary"):

@@ -51,7 +51,7 @@ def render_file(resources: list[dict[str, Any]], namespace: str,
             errors.append(f"{label}: kind: unknown kind")
             continue
         model, problems = validate_spec(kind, resource.get("spec"))
-        if problems:
+        if model is None:  # validate_spec returns a model exactly when there are no problems
             errors.append(f"{label}: ValidationFailed: {summarize(problems)}")
             documents.append(f"{label}: ValidationFailed: {summarize(problems)}")
             continue

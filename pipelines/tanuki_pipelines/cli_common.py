@@ -7,7 +7,12 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+Recipe = TypeVar("Recipe", bound="BaseModel")
 
 
 def recipe_path(value: str) -> Path:
@@ -37,7 +42,7 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, default_output: str | 
         )
 
 
-def torchrun_worker_main(command: str, description: str, recipe_model: type, run: Callable[[Any, Path], Any],
+def torchrun_worker_main(command: str, description: str, recipe_model: type[Recipe], run: Callable[[Recipe, Path], Any],
                          argv: list[str] | None = None) -> int:
     """``main`` of a module each torchrun rank runs (``-m <module> --config R --output-dir D``):
     bad input exits 2 with the message, since in a pod nothing checked it before torchrun."""
@@ -57,7 +62,8 @@ def torchrun_worker_main(command: str, description: str, recipe_model: type, run
     return 0
 
 
-def single_stage_main(args: argparse.Namespace, recipe_model: type, run: Callable[[Any, Path], dict[str, Any]]) -> int:
+def single_stage_main(args: argparse.Namespace, recipe_model: type[Recipe],
+                      run: Callable[[Recipe, Path], dict[str, Any]]) -> int:
     """``main`` of a one-process stage: load the recipe, withdraw the previous ``outputs.json`` (a
     failed rerun must not look finished), ``run(config, output_dir)``, publish what it returns."""
     import json

@@ -15,6 +15,7 @@ always an error naming the file and the compressed byte offset where it broke.
 from __future__ import annotations
 
 import glob as globbing
+import gzip
 import io
 import json
 import zlib
@@ -22,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
 from tanuki_common.errors import BadInputError
 from tanuki_pipelines.config import DataSource
@@ -110,7 +111,7 @@ def source_files(source: DataSource) -> list[Path]:
 class _CountingReader(io.RawIOBase):
     """A binary file that knows how many compressed bytes were read (for error offsets)."""
 
-    def __init__(self, raw: IO[bytes]) -> None:
+    def __init__(self, raw: io.BufferedIOBase) -> None:
         self.raw, self.offset = raw, 0
 
     def readable(self) -> bool:
@@ -146,7 +147,7 @@ class _ChunkReader(io.RawIOBase):
         return count
 
 
-def _zstd_chunks(raw: IO[bytes]) -> Iterator[bytes]:
+def _zstd_chunks(raw: io.RawIOBase) -> Iterator[bytes]:
     """Decompressed data of every zstd frame in ``raw``. A stream that ends inside a frame is an
     error: zstandard's ``stream_reader`` returns a cut-short file as if it were whole."""
     import zstandard
@@ -164,11 +165,9 @@ def _zstd_chunks(raw: IO[bytes]) -> Iterator[bytes]:
         raise EOFError("the stream ends inside a zstd frame (cut short?)")
 
 
-def _decompressed(path: Path, compression: str | None) -> tuple[IO[bytes], _CountingReader]:
+def _decompressed(path: Path, compression: str | None) -> tuple[io.BufferedReader | gzip.GzipFile, _CountingReader]:
     counting = _CountingReader(path.open("rb"))
     if compression == "gzip":
-        import gzip
-
         return gzip.GzipFile(fileobj=io.BufferedReader(counting, 1 << 20)), counting
     if compression == "zstd":
         return io.BufferedReader(_ChunkReader(_zstd_chunks(counting)), 1 << 20), counting
@@ -222,7 +221,7 @@ def _jsonl(path: Path, compression: str | None, source: DataSource, bad: BadReco
         text, problem = _text_of(record, source)
         if problem:
             bad(problem, where)
-        elif text.strip():
+        elif text is not None and text.strip():  # text is None only with a problem
             yield Document(text, where, record)
 
 

@@ -39,7 +39,8 @@ MAX_STABLE_RESTARTS = 3
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]  # an AF_INET address is (host, port)
+        return port
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
@@ -99,7 +100,7 @@ class Replica:
     revision: str
     model: str
     port: int
-    process: subprocess.Popen
+    process: subprocess.Popen[bytes]
     log: Path
     state: str = "starting"
     """starting → ready (passes /health, smoke-tested) → routed → draining → stopped; or exited."""
@@ -124,7 +125,7 @@ class Router:
 
     def __init__(self, config: RouterConfig, host: str, log: Path) -> None:
         self.config, self.host, self.log = config, host, log
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[bytes] | None = None
         self.metrics_port = free_port()
 
     @property
@@ -161,7 +162,7 @@ class Router:
             _terminate(self.process)
 
 
-def _terminate(process: subprocess.Popen, grace: float = 20.0) -> None:
+def _terminate(process: subprocess.Popen[bytes], grace: float = 20.0) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
     try:
@@ -318,14 +319,15 @@ class LocalFleet:
         if decision.event:
             self.events.append(decision.event)
             print(f"[tanuki serve] {self.name}: {decision.event[1]}: {decision.event[2]}", flush=True)
-        stable = self.state.stable
-        crashed = [r for r in self.replicas if r.revision == stable.revision and r.state == "exited"
+        stable_ref = self.state.stable
+        assert stable_ref is not None, "decide always leaves a stable revision"
+        crashed = [r for r in self.replicas if r.revision == stable_ref.revision and r.state == "exited"
                    and not r.counted]
         for replica in crashed:
             replica.counted = True
             self.stable_restarts += 1
             if self.stable_restarts >= MAX_STABLE_RESTARTS and not self._routed():
-                self.failed = f"revision {stable.revision} failed {self.stable_restarts} times: {replica.exit_reason()}"
+                self.failed = f"revision {stable_ref.revision} failed {self.stable_restarts} times: {replica.exit_reason()}"
                 self.message = self.failed
 
     def _routed(self) -> list[Replica]:

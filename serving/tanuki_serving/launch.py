@@ -54,11 +54,11 @@ def router_command(router: RouterConfig, *, host: str = "0.0.0.0", worker_urls: 
         "--prometheus-port", str(router.metricsPort),
         "--log-level", "warning",
     ]
-    if selector is not None:
+    if worker_urls is not None:
+        command += ["--worker-urls", *worker_urls]
+    elif selector is not None:
         command += ["--service-discovery", "--selector", *(f"{key}={value}" for key, value in sorted(selector.items())),
                     "--service-discovery-port", str(worker_port)]
         if namespace:
             command += ["--service-discovery-namespace", namespace]
-    else:
-        command += ["--worker-urls", *worker_urls]
     return command

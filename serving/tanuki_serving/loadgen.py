@@ -164,7 +164,7 @@ async def run_load(config: LoadConfig, stop: asyncio.Event | threading.Event | N
     rng = random.Random(config.seed)
     results: list[Result] = []
     slots = asyncio.Semaphore(config.concurrency)
-    tasks: set[asyncio.Task] = set()
+    tasks: set[asyncio.Task[None]] = set()
     limits = httpx.Limits(max_connections=config.concurrency, max_keepalive_connections=config.concurrency)
     async with httpx.AsyncClient(base_url=config.base_url.rstrip("/"), headers=headers, timeout=config.timeout,
                                  limits=limits) as client:

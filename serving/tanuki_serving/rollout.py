@@ -64,10 +64,13 @@ class RetiringState(RevisionRef):
     """Replicas it keeps until the promoted revision runs all of its own."""
 
 
+RolloutResult = Literal["Promoted", "RolledBack", "Superseded"]
+
+
 class RolloutRecord(RevisionRef):
     """One finished rollout."""
 
-    result: Literal["Promoted", "RolledBack", "Superseded"]
+    result: RolloutResult
     """How it ended."""
     reason: str = ""
     """Why."""
@@ -204,7 +207,7 @@ def _stamp(now: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
 
 
-def _record(state: RolloutState, revision: RevisionRef, result: str, reason: str, now: float) -> None:
+def _record(state: RolloutState, revision: RevisionRef, result: RolloutResult, reason: str, now: float) -> None:
     state.history.append(RolloutRecord(revision=revision.revision, model=revision.model, result=result,
                                        reason=reason, time=_stamp(now)))
     del state.history[:-HISTORY_LIMIT]

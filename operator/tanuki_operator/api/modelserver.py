@@ -66,7 +66,8 @@ INITIAL_MODEL_REASON = "ServingInitialModel"
 def modelserver_settling(status: dict[str, Any]) -> str | None:
     """Why a Running ModelServer does not serve what its spec asks for yet (None: it does): its
     initial model stands in, or a canary is rolling out. Consumers wait for it to settle."""
-    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+    conditions: list[dict[str, Any]] = status.get("conditions") or []
+    ready = next((c for c in conditions if c.get("type") == "Ready"), {})
     if INITIAL_MODEL_REASON in (status.get("reason"), ready.get("reason")):  # local runner / operator
         return "serving spec.initialModel"
     if (status.get("rollout") or {}).get("canary"):

@@ -43,6 +43,7 @@ class SynthJobSpec(JobSpec):
     def inputs(self) -> dict[str, Input]:
         if self.endpoint is not None:
             return self.endpoint.inputs("generator")
+        assert self.model is not None, "_one_generator: model is set when endpoint is not"
         return {"model": Input(self.model)}
 
     def stage_recipe(self, resolved: dict[str, str]) -> dict[str, Any]:

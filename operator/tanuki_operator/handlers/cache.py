@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import pickle
 import threading
-from typing import Any
+from typing import Any, TypeVar
 
 from tanuki_operator.k8s import Kube
 
 Key = tuple[str, str, str, str]
+T = TypeVar("T")
 
 
 def _copy(obj: Any) -> Any:
@@ -71,7 +72,7 @@ class CachedKube:
             found = self._objects.get((api_version, kind, namespace, name))
             return _copy(found) if found is not None else None
 
-    def _remember(self, obj: Any) -> Any:
+    def _remember(self, obj: T) -> T:
         if isinstance(obj, dict) and obj.get("metadata", {}).get("name") and obj.get("kind"):
             self.observe("MODIFIED", obj)
         return obj

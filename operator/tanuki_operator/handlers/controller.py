@@ -15,7 +15,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,7 +117,7 @@ class Seen:
 class Controller:
     def __init__(self, kube: Kube, settings: Settings, workers: int = 4, resync_seconds: float = 300.0,
                  emit: Callable[[dict[str, Any], str, str, str], None] | None = None,
-                 watched_children: set[tuple[str, str]] = frozenset()) -> None:
+                 watched_children: Collection[tuple[str, str]] = frozenset()) -> None:
         watched = {(API_VERSION, kind) for kind in STAGES} | set(watched_children)
         self.kube = CachedKube(kube, watched)
         """Reads of watched objects come from what the watches delivered (see ``cache``)."""
@@ -252,7 +252,7 @@ class Controller:
         return outcome
 
     def _remember_upstreams(self, key: Key, outcome: Outcome) -> None:
-        upstreams = {(ref.kind, key[1], ref.name) for ref in outcome.upstreams}
+        upstreams: set[Key] = {(ref.kind, key[1], ref.name) for ref in outcome.upstreams}
         with self._lock:
             seen = self._seen.setdefault(key, Seen())
             for gone in seen.upstreams - upstreams:

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from typing import Any
 
-from tanuki_operator.k8s import ApiError, Kube
+from tanuki_operator.k8s import ApiError, KubeApi
 from tanuki_operator.render.common import Owner, owner_selector
 
 APPLIED = "llm.tanuki.dev/applied"
@@ -34,7 +35,7 @@ def applied_hash(manifest: dict[str, Any]) -> str:
 
 def stamped(manifest: dict[str, Any]) -> dict[str, Any]:
     """The manifest with the hash of itself in its annotations."""
-    copy = json.loads(json.dumps(manifest))
+    copy: dict[str, Any] = json.loads(json.dumps(manifest))
     digest = applied_hash(manifest)
     copy["metadata"].setdefault("annotations", {})[APPLIED] = digest
     return copy
@@ -64,7 +65,7 @@ def needs_apply(desired: dict[str, Any], live: dict[str, Any] | None) -> bool:
     return annotations.get(APPLIED) != desired["metadata"]["annotations"][APPLIED] or not covers(desired, live)
 
 
-def converge(kube: Kube, manifests: list[dict[str, Any]], fresh: bool = False) -> list[str]:
+def converge(kube: KubeApi, manifests: list[dict[str, Any]], fresh: bool = False) -> list[str]:
     """Apply each manifest whose child differs; returns ``Kind/name`` of those applied. ``fresh``:
     the owner was never reconciled, so its children are applied without reading them first (an
     apply is idempotent: one left by a reconcile that crashed is simply applied again)."""
@@ -84,7 +85,7 @@ def converge(kube: Kube, manifests: list[dict[str, Any]], fresh: bool = False) -
     return applied
 
 
-def ensure_created(kube: Kube, manifest: dict[str, Any], owner: Owner) -> dict[str, Any]:
+def ensure_created(kube: KubeApi, manifest: dict[str, Any], owner: Owner) -> dict[str, Any]:
     """The workload child as it exists: created from ``manifest`` when missing (a 409 from a retried
     create after a crash means it exists), adopted when it lacks our ownerReference."""
     meta = manifest["metadata"]
@@ -102,8 +103,8 @@ def ensure_created(kube: Kube, manifest: dict[str, Any], owner: Owner) -> dict[s
     return live
 
 
-def prune(kube: Kube, owner: Owner, kinds: tuple[tuple[str, str], ...], keep: list[dict[str, Any]],
-          skip: set[tuple[str, str]] = frozenset()) -> list[str]:
+def prune(kube: KubeApi, owner: Owner, kinds: tuple[tuple[str, str], ...], keep: list[dict[str, Any]],
+          skip: Collection[tuple[str, str]] = frozenset()) -> list[str]:
     """Delete children of ``kinds`` this resource owns that are not in ``keep`` (e.g. an HPA after
     switching to KEDA, the ServiceMonitor after turning monitoring off)."""
     wanted = {(m["apiVersion"], m["kind"], m["metadata"]["name"]) for m in keep}

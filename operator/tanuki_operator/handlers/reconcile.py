@@ -14,11 +14,11 @@ from typing import Any
 
 from tanuki_operator.api import API_VERSION
 from tanuki_operator.api.common import JobSpec, ObjectRef, Phase, StageSpec
-from tanuki_operator.api.modelserver import INITIAL_MODEL_REASON
+from tanuki_operator.api.modelserver import INITIAL_MODEL_REASON, ModelServerSpec
 from tanuki_operator.handlers.converge import converge, ensure_created, owned_by, prune
 from tanuki_operator.handlers.serving import reconcile_modelserver
-from tanuki_operator.k8s import Kube, register_kinds
-from tanuki_operator.lineage import initial_stand_in, resolve, upstream_refs
+from tanuki_operator.k8s import KubeApi, register_kinds
+from tanuki_operator.lineage import Resolution, StatusLookup, initial_stand_in, resolve, upstream_refs
 from tanuki_operator.phases import POLL_SECONDS, Observed, observe_job, observe_rayjob
 from tanuki_operator.render import Owner, Settings, render
 from tanuki_operator.render.common import owner_selector
@@ -63,16 +63,17 @@ def finished(status: dict[str, Any], generation: int | None) -> bool:
     if status.get("observedGeneration") != generation or status.get("phase") not in \
             (Phase.SUCCEEDED, Phase.FAILED, Phase.VALIDATION_FAILED):
         return False
-    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+    conditions: list[dict[str, Any]] = status.get("conditions") or []
+    ready = next((c for c in conditions if c.get("type") == "Ready"), {})
     return ready.get("reason") != STAGE_NOT_AVAILABLE
 
 
-def reconcile(kube: Kube, settings: Settings, kind: str, body: dict[str, Any], clock: float | None = None) -> Outcome:
+def reconcile(kube: KubeApi, settings: Settings, kind: str, body: dict[str, Any], clock: float | None = None) -> Outcome:
     stage = STAGES[kind]
     meta, status = body["metadata"], body.get("status") or {}
     generation = meta.get("generation")
     model, errors = validate_spec(kind, body.get("spec"))
-    if errors:
+    if model is None:  # validate_spec returns a model exactly when there are no errors
         return transition(status, generation, Observed(Phase.VALIDATION_FAILED, "InvalidSpec", summarize(errors)),
                           valid=False)
     upstreams = upstream_refs(model)
@@ -85,8 +86,10 @@ def reconcile(kube: Kube, settings: Settings, kind: str, body: dict[str, Any], c
         return Outcome({}, upstreams=upstreams)
     owner = Owner(kind=kind, name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
     if stage.workload_of(model) is Workload.SERVER:
+        assert isinstance(model, ModelServerSpec), f"{kind}: a server stage has a ModelServer spec"
         outcome = _reconcile_server(kube, settings, stage, owner, model, status, generation, clock)
     else:
+        assert isinstance(model, JobSpec), f"{kind}: a batch stage has a job spec"
         outcome = _reconcile_batch(kube, settings, stage, owner, model, status, generation)
     outcome.upstreams = upstreams
     return outcome
@@ -98,14 +101,14 @@ def _spec_changed(status: dict[str, Any], generation: int | None) -> bool:
     return status.get("observedGeneration") not in (None, generation)
 
 
-def _lookup(kube: Kube, namespace: str):
+def _lookup(kube: KubeApi, namespace: str) -> StatusLookup:
     def lookup(upstream_kind: str, name: str) -> dict[str, Any] | None:
         found = kube.get(API_VERSION, upstream_kind, namespace, name)
         return None if found is None else (found.get("status") or {})
     return lookup
 
 
-def _waiting(status: dict[str, Any], generation: int | None, resolution: Any) -> Outcome | None:
+def _waiting(status: dict[str, Any], generation: int | None, resolution: Resolution) -> Outcome | None:
     if resolution.errors:
         return transition(status, generation, Observed(Phase.WAITING, "UpstreamUnavailable", "; ".join(resolution.errors)))
     if resolution.waiting_for:
@@ -114,7 +117,7 @@ def _waiting(status: dict[str, Any], generation: int | None, resolution: Any) ->
     return None
 
 
-def _reconcile_server(kube: Kube, settings: Settings, stage: Stage, owner: Owner, model: Any,
+def _reconcile_server(kube: KubeApi, settings: Settings, stage: Stage, owner: Owner, model: ModelServerSpec,
                       status: dict[str, Any], generation: int | None, clock: float | None) -> Outcome:
     resolution = resolve(model, model.storage, _lookup(kube, owner.namespace))
     serving = ((status.get("rollout") or {}).get("stable") or {}).get("model")
@@ -154,7 +157,7 @@ def _annotations(obj: dict[str, Any]) -> dict[str, str]:
     return (obj.get("metadata") or {}).get("annotations") or {}
 
 
-def _reconcile_batch(kube: Kube, settings: Settings, stage: Stage, owner: Owner, model: JobSpec,
+def _reconcile_batch(kube: KubeApi, settings: Settings, stage: Stage, owner: Owner, model: JobSpec,
                      status: dict[str, Any], generation: int | None) -> Outcome:
     workload = stage.workload_of(model)
     api_version, child_kind = WORKLOAD_CHILD[workload]
@@ -202,7 +205,7 @@ def _refusal(fields: list[str], child_kind: str, owner: Owner, run_generation: i
             f"revert the change, or delete and re-create the {owner.kind} to run the new spec")
 
 
-def observe(kube: Kube, owner: Owner, model: JobSpec, workload: Workload, child: dict[str, Any] | None) -> Observed:
+def observe(kube: KubeApi, owner: Owner, model: JobSpec, workload: Workload, child: dict[str, Any] | None) -> Observed:
     if workload is Workload.RAY:
         return observe_rayjob(child, model.suspend)
     selector = owner_selector(owner)
@@ -216,7 +219,7 @@ def observe(kube: Kube, owner: Owner, model: JobSpec, workload: Workload, child:
     return observed
 
 
-def _progress(kube: Kube, namespace: str, pods: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _progress(kube: KubeApi, namespace: str, pods: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The newest progress line in the pods' logs (global rank 0, in pod 0, prints it)."""
     for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
         record = parse_progress(kube.pod_log(namespace, pod["metadata"]["name"]))
@@ -225,7 +228,7 @@ def _progress(kube: Kube, namespace: str, pods: list[dict[str, Any]]) -> dict[st
     return None
 
 
-def _sync_suspend(kube: Kube, child: dict[str, Any] | None, model: JobSpec) -> None:
+def _sync_suspend(kube: KubeApi, child: dict[str, Any] | None, model: JobSpec) -> None:
     """spec.suspend drives the workload's suspend, except under Kueue, which owns it."""
     if child is None or model.scheduling.queueName:
         return

@@ -17,7 +17,7 @@ from typing import Any
 from tanuki_operator.api.common import Phase
 from tanuki_operator.api.modelserver import ModelServerSpec
 from tanuki_operator.handlers.converge import converge, owned_by, prune
-from tanuki_operator.k8s import Kube
+from tanuki_operator.k8s import KubeApi
 from tanuki_operator.phases import POLL_SECONDS, Observed
 from tanuki_operator.render.common import Owner, Settings
 from tanuki_operator.render.serving import (
@@ -57,7 +57,7 @@ def _ready(pod: dict[str, Any]) -> bool:
                for c in (pod.get("status") or {}).get("conditions") or [])
 
 
-def revision_deployments(kube: Kube, owner: Owner) -> dict[str, dict[str, Any]]:
+def revision_deployments(kube: KubeApi, owner: Owner) -> dict[str, dict[str, Any]]:
     """This ModelServer's vLLM Deployments by revision: one list per reconcile serves every check."""
     found = kube.list("apps/v1", "Deployment", owner.namespace, server_selector(owner))
     return {d["metadata"]["labels"][REVISION_LABEL]: d for d in found
@@ -68,7 +68,7 @@ def _ready_replicas(deployments: dict[str, dict[str, Any]], revision: str | None
     return ((deployments.get(revision or "") or {}).get("status") or {}).get("readyReplicas") or 0
 
 
-def canary_health(kube: Kube, owner: Owner, spec: ModelServerSpec, state: RolloutState,
+def canary_health(kube: KubeApi, owner: Owner, spec: ModelServerSpec, state: RolloutState,
                   deployments: dict[str, dict[str, Any]]) -> CanaryHealth | None:
     canary = state.canary
     if canary is None:
@@ -93,7 +93,7 @@ def _stable_complete(spec: ModelServerSpec, state: RolloutState, deployments: di
     return _ready_replicas(deployments, stable) >= targets(state, spec.rollout, spec.total_replicas()).get(stable, 0)
 
 
-def _converge_revisions(kube: Kube, settings: Settings, owner: Owner, spec: ModelServerSpec, desired: Revision,
+def _converge_revisions(kube: KubeApi, settings: Settings, owner: Owner, spec: ModelServerSpec, desired: Revision,
                         deployments: dict[str, dict[str, Any]], wanted: dict[str, int],
                         models: dict[str, str]) -> list[str]:
     """The desired revision's Deployment is applied from the spec; older revisions keep the pod
@@ -117,7 +117,7 @@ def _converge_revisions(kube: Kube, settings: Settings, owner: Owner, spec: Mode
     return changed
 
 
-def reconcile_modelserver(kube: Kube, settings: Settings, owner: Owner, spec: ModelServerSpec, model_path: str,
+def reconcile_modelserver(kube: KubeApi, settings: Settings, owner: Owner, spec: ModelServerSpec, model_path: str,
                           status: dict[str, Any], prune_kinds: tuple[tuple[str, str], ...] = (),
                           now: float | None = None) -> tuple[Observed, list[str]]:
     """Observe → decide → converge; returns what to report and the children written."""
@@ -135,15 +135,18 @@ def reconcile_modelserver(kube: Kube, settings: Settings, owner: Owner, spec: Mo
     changed += converge(kube, shared)
     if prune_kinds:  # the spec changed: children it no longer asks for go (HPA ↔ KEDA, ServiceMonitor off)
         changed += prune(kube, owner, prune_kinds, shared, skip={("apps/v1", "Deployment")})
-    stable_rev = state.stable.revision
+    stable = state.stable
+    assert stable is not None, "decide always leaves a stable revision"
+    stable_rev = stable.revision
     canary_rev = state.canary.revision if state.canary else None
     ready_of = {rev: _ready_replicas(deployments, rev) for rev in wanted}
     ready = sum(ready_of.values())
     state.trafficShare = traffic_share(state, spec.rollout, total)
-    state.readyReplicas = TrackReplicas(stable=ready_of.get(stable_rev, 0), canary=ready_of.get(canary_rev, 0))
+    canary_ready = ready_of.get(canary_rev, 0) if canary_rev is not None else 0
+    state.readyReplicas = TrackReplicas(stable=ready_of.get(stable_rev, 0), canary=canary_ready)
     extra = {"rollout": state.model_dump(mode="json"), "selector": selector_string(owner)}
     served = spec.engine.served_model_name or owner.name
-    outputs = {"url": f"http://{owner.name}.{owner.namespace}.svc/v1", "model": served, "checkpoint": state.stable.model}
+    outputs = {"url": f"http://{owner.name}.{owner.namespace}.svc/v1", "model": served, "checkpoint": stable.model}
     check = next_check(state, spec.rollout, now)
     # while a canary is analysed its error counters are read again (they change without events);
     # after a step of the state machine, the next one is decided on a fresh look right away

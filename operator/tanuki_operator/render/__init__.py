@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tanuki_operator.api.common import StageSpec
+from tanuki_operator.api.common import JobSpec, StageSpec
+from tanuki_operator.api.modelserver import ModelServerSpec
+from tanuki_operator.api.synth import SynthJobSpec
 from tanuki_operator.render.common import Owner, Settings
 from tanuki_operator.render.jobs import single_pod_manifests, training_manifests
 from tanuki_operator.render.ray import rayjob_manifests
@@ -23,11 +25,13 @@ def render(stage: Stage, owner: Owner, spec: StageSpec, inputs: dict[str, str], 
     revision with every replica); rollouts go through ``handlers.serving``."""
     workload = stage.workload_of(spec)
     if workload is Workload.SERVER:
+        assert isinstance(spec, ModelServerSpec), f"{stage.kind}: a server stage has a ModelServer spec"
         return modelserver_manifests(owner, spec, settings, inputs["model"])
     program = stage.program
     if program is None:
         raise StageNotAvailable(stage.kind)
     recipe = spec.stage_recipe(inputs)
+    assert isinstance(spec, JobSpec), f"{stage.kind}: a batch stage has a job spec"
     match workload:
         case Workload.TORCHRUN:
             assert program.module is not None, f"{stage.kind}: a torchrun stage names its module"
@@ -37,5 +41,6 @@ def render(stage: Stage, owner: Owner, spec: StageSpec, inputs: dict[str, str], 
             return single_pod_manifests(owner, spec, recipe, settings, program.command, program.image)
         case Workload.RAY:
             assert program.command is not None, f"{stage.kind}: a Ray stage names its tanuki command"
+            assert isinstance(spec, SynthJobSpec), f"{stage.kind}: only SynthJob runs on Ray"
             return rayjob_manifests(owner, spec, recipe, settings, program.command)
     raise AssertionError(workload)

@@ -135,7 +135,7 @@ def volumes(owner: Owner, storage: Storage, resources: Resources, with_recipe: b
 
 def volume_mounts(storage: Storage, with_recipe: bool = True,
                   secrets: dict[str, SecretKeyRef] | None = None) -> list[dict[str, Any]]:
-    result = [{"name": "data", "mountPath": storage.mountPath}, {"name": "dshm", "mountPath": "/dev/shm"},
+    result: list[dict[str, Any]] = [{"name": "data", "mountPath": storage.mountPath}, {"name": "dshm", "mountPath": "/dev/shm"},
               {"name": "tmp", "mountPath": WRITABLE}]
     if with_recipe:
         result.append({"name": "recipe", "mountPath": RECIPE_MOUNT, "readOnly": True})

@@ -61,7 +61,7 @@ def headless_service(owner: Owner, settings: Settings) -> dict[str, Any]:
 def training_manifests(owner: Owner, spec: JobSpec, recipe: dict[str, Any], settings: Settings,
                        module: str) -> list[dict[str, Any]]:
     per_node = spec.resources.gpus or 1
-    env = [
+    env: list[dict[str, Any]] = [
         {"name": "NODE_RANK", "valueFrom": {"fieldRef": {
             "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}},
         {"name": "NNODES", "value": str(spec.nodes)},

@@ -49,7 +49,7 @@ def rayjob_manifests(owner: Owner, spec: SynthJobSpec, recipe: dict[str, Any], s
     worker_resources = spec.resources.model_copy(update={"gpus": spec.ray.workerGpus})
     head_resources = {"requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"cpu": "2", "memory": "8Gi"}}
     entrypoint = " ".join([*stage_command(owner, spec, command), "--ray-address", "auto"])
-    rayjob = {
+    rayjob: dict[str, Any] = {
         "apiVersion": "ray.io/v1",
         "kind": "RayJob",
         "metadata": metadata(owner, owner.name, "rayjob"),

@@ -23,7 +23,7 @@ from .common import (
     round_to,
     season_of,
 )
-from .ja_templates import timed_steps
+from .ja_templates import Recipe, timed_steps
 
 FIRST_NAMES = (
     "Alice", "Ben", "Clara", "Daniel", "Elena", "Felix", "Grace", "Hugo", "Isla", "Jack",
@@ -112,7 +112,7 @@ def town_profile(rng: random.Random) -> str:
 # round to tens; spoons and counts round to halves and get an "s" above one;
 # an amount of None keeps the unit text as a note ("to taste"). A step is plain
 # text or (text with "{t}", min minutes, max minutes), as in ja_templates.
-RECIPES = (
+RECIPES: tuple[Recipe, ...] = (
     ("vegetable fried rice",
      [("cooked rice", 400, "g"), ("egg", 2, ""), ("frozen peas", 80, "g"), ("carrot", 1, ""),
       ("spring onion", 2, ""), ("soy sauce", 2, "tablespoon"), ("vegetable oil", 1, "tablespoon")],

@@ -132,7 +132,9 @@ def town_profile(rng: random.Random) -> str:
 # "g"/"ml" are rounded to tens, "大さじ"/"小さじ" and counters to halves
 # (whole numbers for WHOLE_ONLY items), "少々"/"適量" are not scaled. A step
 # is either plain text or (text with "{t}", min minutes, max minutes).
-RECIPES = (
+Step = str | tuple[str, int, int]
+Recipe = tuple[str, list[tuple[str, float | None, str]], list[Step], str]
+RECIPES: tuple[Recipe, ...] = (
     ("親子丼",
      [("鶏もも肉", 200, "g"), ("玉ねぎ", 0.5, "個"), ("卵", 3, "個"), ("だし汁", 150, "ml"),
       ("しょうゆ", 2, "大さじ"), ("みりん", 2, "大さじ"), ("砂糖", 1, "小さじ"), ("ご飯", 2, "杯")],
@@ -220,7 +222,7 @@ def _ja_amount(name: str, amount: float | None, unit: str, scale: float) -> str:
     return f"{unit}{text}" if unit in ("大さじ", "小さじ") else f"{text}{unit}"
 
 
-def timed_steps(rng: random.Random, steps: Sequence[str | tuple[str, int, int]]) -> tuple[list[str], int]:
+def timed_steps(rng: random.Random, steps: Sequence[Step]) -> tuple[list[str], int]:
     """Fill each timed step's "{t}" with minutes from its range; return (texts, total minutes)."""
     texts, total = [], 0
     for step in steps:

@@ -17,8 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from tanuki_pipelines.cli_common import add_recipe_arguments
+
+if TYPE_CHECKING:
+    from tanuki_pipelines.dpo.config import DPOConfig
 
 MODULE = "tanuki_pipelines.dpo.train"
 
@@ -32,8 +36,8 @@ def make_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def make_pairs(config: object, out: Path, ray_address: str | None) -> dict[str, int]:
-    """Steps 1 and 2: ``pairs.jsonl`` and its statistics."""
+def make_pairs(config: DPOConfig, prompts: Path, out: Path, ray_address: str | None) -> dict[str, Any]:
+    """Steps 1 and 2 over the ``prompts`` file: ``pairs.jsonl`` and its statistics."""
     from tanuki_pipelines.dpo.generate import judge_answers, read_prompts
     from tanuki_pipelines.dpo.pairs import pair_stats
     from tanuki_pipelines.publish import write_durable
@@ -41,7 +45,7 @@ def make_pairs(config: object, out: Path, ray_address: str | None) -> dict[str, 
     from tanuki_pipelines.synth.plan import shards
     from tanuki_pipelines.synth.shards import generate_shards, jsonl
 
-    items, problems = read_prompts(config.prompts)
+    items, problems = read_prompts(prompts)
     for reason, found in problems.as_dict().items():
         print(f"[tanuki dpo] left out {found['count']} prompt(s): {reason} (e.g. {', '.join(found['first'])})",
               flush=True)
@@ -83,7 +87,7 @@ def main(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     retract_outputs(out)
     if config.generate:
-        stats = make_pairs(config, out, args.ray_address)
+        stats = make_pairs(config, config.prompts, out, args.ray_address)
         if not stats["kept"]:
             dropped = {k: stats[k] for k in ('tie', 'inconsistent', 'unparseable', 'identical', 'no_answers')}
             raise BadInputError(f"no preference pair survived judging: {json.dumps(dropped)} "

@@ -56,7 +56,7 @@ def pair_record(prompt: Any, answers: list[str], verdicts: list[str]) -> dict[st
     """The record of one judged prompt: ``{"prompt", "chosen", "rejected"}`` when kept, otherwise
     the answers, the judge's texts and the reason."""
     outcome, chosen = decide(verdicts[0], verdicts[1])
-    if outcome == "kept":
+    if chosen is not None:  # decide() names a chosen answer exactly when the pair is kept
         return {"outcome": outcome, "prompt": prompt, "chosen": answers[chosen], "rejected": answers[1 - chosen]}
     return {"outcome": outcome, "prompt": prompt, "answers": answers, "judgments": verdicts}
 

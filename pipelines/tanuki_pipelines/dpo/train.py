@@ -95,6 +95,8 @@ def run(config: DPOConfig, output_dir: Path) -> dict[str, Any] | None:
     from tanuki_common.errors import BadInputError
     from tanuki_pipelines.sft.train import MetricsLog, chat_tokenizer, peft_config, train_and_publish
 
+    if config.model is None:  # the launcher checks it; a pod starts torchrun directly
+        raise BadInputError("model: not set")
     on_gpu = torch.cuda.is_available()
     tokenizer = chat_tokenizer(config.model)
     pairs = [json.loads(line) for line in (output_dir / PAIRS_FILE).read_text(encoding="utf-8").splitlines()]

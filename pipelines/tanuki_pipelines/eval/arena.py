@@ -14,6 +14,7 @@ import json
 import random
 import time
 from collections import Counter
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ def load_prompts(config: ArenaConfig) -> list[tuple[str, str]]:
     return prompts
 
 
-def import_votes(path: Path, codes: dict[str, str]) -> tuple[list[dict[str, Any]], Counter]:
+def import_votes(path: Path, codes: Mapping[str, str]) -> tuple[list[dict[str, Any]], Counter]:
     """The Tanuki arena's vote records as FastChat battles (``model_1`` → ``model_a``)."""
     records, broken = read_jsonl(path)
     battles, dropped = [], Counter({"not JSON": broken} if broken else {})
@@ -96,8 +97,8 @@ def battles(config: EvalConfig, out: Path) -> Journal:
 
     def fight(item: tuple[tuple[str, str], tuple[Contestant, Contestant]]) -> None:
         (prompt_id, prompt), (first, second) = item
-        answer_a = answers[first.label].get(prompt_id)["answer"]
-        answer_b = answers[second.label].get(prompt_id)["answer"]
+        answer_a = answers[first.label].record(prompt_id)["answer"]
+        answer_b = answers[second.label].record(prompt_id)["answer"]
         if config.arena.judge_decision == "calibrated":
             try:
                 shown_ab, shown_ba = calibrated_verdicts(judge_client, config.judge.model, prompt, answer_a, answer_b)
@@ -141,7 +142,7 @@ def battles(config: EvalConfig, out: Path) -> Journal:
 
 def all_battles(config: EvalConfig, own: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], Counter]:
     """This run's battles plus the configured extra logs and imported votes."""
-    records, dropped = list(own), Counter()
+    records, dropped = list(own), Counter[str]()
     for path in config.arena.battles:
         if not path.is_file():
             raise BadInputError(f"arena.battles: no such file: {path}")

@@ -96,6 +96,9 @@ def calibrated_verdicts(openai_client: Any, model: str, question: str, first: st
     order swapped (a vLLM judge; nothing is generated)."""
     from tanuki_pipelines.eval.judging import VERDICTS, pair_messages, verdict_probabilities
 
-    return tuple(verdict_probabilities({verdict: continuation_logprob(
-        openai_client, model, pair_messages(question, shown_a, shown_b, language), f"[[{verdict}]]")
-        for verdict in VERDICTS}) for shown_a, shown_b in ((first, second), (second, first)))
+    def probabilities(shown_a: str, shown_b: str) -> dict[str, float]:
+        messages = pair_messages(question, shown_a, shown_b, language)
+        return verdict_probabilities({verdict: continuation_logprob(openai_client, model, messages, f"[[{verdict}]]")
+                                      for verdict in VERDICTS})
+
+    return probabilities(first, second), probabilities(second, first)

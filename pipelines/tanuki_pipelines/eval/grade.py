@@ -56,7 +56,7 @@ def judge_all(target: Contestant, questions: list[Question], answers: Journal, c
 
     def judge(item: tuple[Question, int]) -> None:
         question, turn = item
-        replies = answers.get(question.question_id)["turns"]
+        replies = answers.record(question.question_id)["turns"]
         messages = grade_messages(question.category, list(question.turns), replies, turn,
                                   list(question.reference) if question.reference else None)
         record = {"question_id": question.question_id, "turn": turn, "model": target.label,
@@ -70,7 +70,7 @@ def judge_all(target: Contestant, questions: list[Question], answers: Journal, c
         judgments.add({**record, "score": parse_rating(text), "judgment": text})
 
     todo = [(q, turn) for q in questions for turn in range(1, len(q.turns) + 1)
-            if answers.has(q.question_id) and not answers.get(q.question_id).get("error")
+            if answers.has(q.question_id) and not answers.record(q.question_id).get("error")
             and not judgments.has(q.question_id, turn)]
     with ThreadPoolExecutor(config.grade.parallel) as pool:
         list(pool.map(judge, todo))
@@ -81,7 +81,7 @@ def summarize(answers: Journal, judgments: Journal) -> dict[str, Any]:
     """Per-category and overall means of the readable scores; verdicts that could not be read and
     requests that failed, counted."""
     by_category: dict[str, list[float]] = {}
-    unparseable, failed = 0, Counter()
+    unparseable, failed = 0, Counter[str]()
     for record in answers.records.values():
         if record.get("error"):
             failed[f"answer: {record['error'][:120]}"] += 1

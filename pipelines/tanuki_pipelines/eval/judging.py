@@ -39,10 +39,12 @@ def _conversation(turns: list[str], answers: list[str]) -> str:
 def grade_messages(category: str, turns: list[str], answers: list[str], turn: int,
                    reference: list[str] | None) -> list[dict[str, str]]:
     """Judge messages for turn ``turn`` (1-based) of a two-turn conversation."""
-    use_reference = category in REFERENCE_CATEGORIES and reference and len(reference) >= turn
+    reference_answer = (reference[turn - 1] if category in REFERENCE_CATEGORIES and reference and len(reference) >= turn
+                        else None)
+    use_reference = reference_answer is not None
     shown = _conversation(turns[:turn], answers[:turn])
     focus = "" if turn == 1 else f"\n\n評価するのは、{turn}回目のアシスタントの回答だけです。それ以前のやり取りは文脈です。"
-    reference_text = f"\n\n### 参考解答（{turn}回目）\n{reference[turn - 1]}" if use_reference else ""
+    reference_text = f"\n\n### 参考解答（{turn}回目）\n{reference_answer}" if use_reference else ""
     return [{"role": "system", "content": GRADE_REFERENCE_SYSTEM if use_reference else GRADE_SYSTEM},
             {"role": "user", "content": f"{shown}{reference_text}{focus}"}]
 

@@ -124,16 +124,17 @@ def main(args: argparse.Namespace) -> int:
 
         if not args.battles and not config.arena.battles and config.arena.votes is None:
             raise BadInputError("--battles: give at least one battle log")
-        records, dropped = [], {}
+        records = []
+        not_json: dict[str, int] = {}
         for path in args.battles:
             if not path.is_file():
                 raise BadInputError(f"--battles: no such file: {path}")
             found, broken = read_jsonl(path)
             records += found
             if broken:
-                dropped[f"{path.name}: not JSON"] = broken
+                not_json[f"{path.name}: not JSON"] = broken
         more, more_dropped = all_battles(config, [])
-        board = rate(records + more, config.ratings, out, {**dropped, **more_dropped})
+        board = rate(records + more, config.ratings, out, {**not_json, **more_dropped})
     page = index_page(out, board or _arena_of(_read_json(out / "leaderboard.json")),
                       grades or _read_json(out / "grades.json"), harness or _read_json(out / "harness.json"))
     outputs: dict[str, Any] = {"report": str(page), "mode": mode}
@@ -146,7 +147,7 @@ def main(args: argparse.Namespace) -> int:
         outputs.update(leaderboard=str(out / "leaderboard.json"), top_model=top["model"], top_score=score)
     if grades:
         graded = {m: s["overall"] for m, s in grades["models"].items() if s["overall"] is not None}
-        best = max(graded, key=graded.get)
+        best = max(graded, key=lambda model: graded[model])
         outputs.update(grades=str(out / "grades.json"), top_model=best, top_score=f"{graded[best]:.2f}/10")
     if harness:
         from tanuki_pipelines.eval.harness import best_of

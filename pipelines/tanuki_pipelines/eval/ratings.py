@@ -90,7 +90,9 @@ def bradley_terry(battles: list[Battle], anchor: tuple[str, float] | None = None
             beats[a, b] += 2
         else:
             beats[b, a] += 2
-    rows, labels, weights = [], [], []
+    rows: list[np.ndarray] = []
+    labels: list[float] = []
+    weights: list[float] = []
     pairs = {(min(i, j), max(i, j)) for i, j in beats}
     for i, j in sorted(pairs):  # one row per outcome of each pair: i over j (label 1), j over i (label 0)
         row = np.zeros(len(models))

@@ -31,7 +31,8 @@ class Questions:
 
 def read_jsonl(path: Path) -> tuple[list[Any], int]:
     """Records of a JSONL file and how many lines were not JSON (e.g. a line cut by a crash)."""
-    records, broken = [], 0
+    records: list[Any] = []
+    broken = 0
     if not path.is_file():
         return records, 0
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -89,6 +90,10 @@ class Journal:
 
     def get(self, *values: Any) -> dict[str, Any] | None:
         return self.records.get(tuple(map(str, values)))
+
+    def record(self, *values: Any) -> dict[str, Any]:
+        """The record of a key known to be there (``has``)."""
+        return self.records[tuple(map(str, values))]
 
     def add(self, record: dict[str, Any]) -> None:
         line = json.dumps(record, ensure_ascii=False) + "\n"

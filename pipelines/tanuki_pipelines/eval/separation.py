@@ -19,6 +19,7 @@ lost at all, ``below`` never won, ``apart`` both (as the middle of a chain a > b
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -26,9 +27,14 @@ Position = Literal["rated", "above", "below", "apart"]
 
 
 class Decided(Protocol):
-    model_a: str
-    model_b: str
-    winner: str
+    """A battle, read only (``ratings.Battle`` is frozen)."""
+
+    @property
+    def model_a(self) -> str: ...
+    @property
+    def model_b(self) -> str: ...
+    @property
+    def winner(self) -> str: ...
 
 
 def _took_points(battle: Decided) -> list[tuple[str, str]]:
@@ -58,7 +64,7 @@ class Estimability:
         return any(position != "rated" for position in self.positions.values())
 
 
-def estimability(battles: list[Decided], models: list[str] | None = None) -> Estimability:
+def estimability(battles: Sequence[Decided], models: list[str] | None = None) -> Estimability:
     """Positions of ``models`` (default: every model of the log) given the battles among them."""
     import numpy as np
     from scipy.sparse import csr_matrix

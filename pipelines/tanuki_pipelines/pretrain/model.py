@@ -89,6 +89,7 @@ def build_model(model: ModelConfig, dtype: Any = None, special: SpecialIds | Non
     """
     from transformers import AutoModelForCausalLM, LlamaConfig, MixtralConfig
 
+    config: LlamaConfig | MixtralConfig
     if model.num_experts > 1:
         config = MixtralConfig(**mixtral_config_kwargs(model, special))
     else:

@@ -13,7 +13,7 @@ from pathlib import Path
 from tanuki_common.errors import BadInputError
 from tanuki_pipelines.corpus_io import source_files
 from tanuki_pipelines.pretrain import data
-from tanuki_pipelines.pretrain.config import PretrainConfig
+from tanuki_pipelines.pretrain.config import ModelConfig, PretrainConfig
 from tanuki_pipelines.tokenizer.special import load_tokenizer, require_eos, special_ids
 
 TOKENIZER_DIR = "tokenizer"
@@ -46,17 +46,16 @@ def check_vocab(config: PretrainConfig, directory: Path) -> None:
         )
 
 
-def check_init_from(config: PretrainConfig) -> None:
-    """The starting checkpoint must have the recipe's shape (named field by field if not)."""
-    source = config.init_from / "config.json"
+def check_init_from(init_from: Path, model: ModelConfig) -> None:
+    """The starting checkpoint ``init_from`` must have the recipe's shape (named field by field if not)."""
+    source = init_from / "config.json"
     if not source.is_file():
-        raise BadInputError(f"init_from: no HF checkpoint (config.json) at {config.init_from}")
+        raise BadInputError(f"init_from: no HF checkpoint (config.json) at {init_from}")
     found = json.loads(source.read_text())
-    model = config.model
-    expected = {"vocab_size": model.vocab_size, "hidden_size": model.hidden_size,
-                "intermediate_size": model.intermediate_size, "num_hidden_layers": model.num_hidden_layers,
-                "num_attention_heads": model.num_attention_heads,
-                "num_key_value_heads": model.num_key_value_heads}
+    expected: dict[str, int | str] = {
+        "vocab_size": model.vocab_size, "hidden_size": model.hidden_size, "intermediate_size": model.intermediate_size,
+        "num_hidden_layers": model.num_hidden_layers, "num_attention_heads": model.num_attention_heads,
+        "num_key_value_heads": model.num_key_value_heads}
     if model.num_experts > 1:
         expected.update({"model_type": "mixtral", "num_local_experts": model.num_experts,
                          "num_experts_per_tok": model.experts_per_token})
@@ -65,7 +64,7 @@ def check_init_from(config: PretrainConfig) -> None:
     wrong = [f"{key}: recipe {value!r}, checkpoint {found.get(key)!r}"
              for key, value in expected.items() if found.get(key) != value]
     if wrong:
-        raise BadInputError(f"init_from: {config.init_from} does not match model: " + "; ".join(wrong))
+        raise BadInputError(f"init_from: {init_from} does not match model: " + "; ".join(wrong))
 
 
 def prepare(config: PretrainConfig, output_dir: Path, cpus: int | None = None) -> tuple[Path, Path]:
@@ -74,7 +73,7 @@ def prepare(config: PretrainConfig, output_dir: Path, cpus: int | None = None) -
     import os
 
     if config.init_from is not None:
-        check_init_from(config)
+        check_init_from(config.init_from, config.model)
     for source in config.data.sources:
         source_files(source)  # every source names readable files, before the tokenizer is trained
     directory = ensure_tokenizer(config, output_dir)

@@ -321,6 +321,8 @@ class Trainer:
                                     client_state=client_state, save_latest=False)
         state_dict = self.full_state_dict()
         if self.dist.is_main:
+            if state_dict is None:  # full_state_dict() gives the main rank the weights
+                raise RuntimeError("the main rank got no consolidated weights to export")
             export_hf(state_dict, staged, self.config, self.precision, self.tokenizer_dir, self.special,
                       self.engine.module)
             trainer_state = {**client_state, "loss": record["loss"], "tokens": record["tokens"]}
@@ -341,6 +343,8 @@ class Trainer:
                 staged_plot = self.output_dir / f".tmp-{LOSS_PLOT_FILE}"
                 plot_loss(records, staged_plot)
                 publish_file(staged_plot, self.output_dir / LOSS_PLOT_FILE)
+            if checkpoint is None:  # the last step always saves one
+                raise RuntimeError(f"no complete checkpoint under {self.root} at the end of training")
             state = json.loads((checkpoint / ckpt.TRAINER_STATE_FILE).read_text())
             outputs = {
                 "checkpoint": str(checkpoint),

@@ -9,6 +9,7 @@ from pydantic import Field
 from tanuki_pipelines.config import ConfigModel, InputPath
 
 Scheme = Literal["W8A8", "W4A16", "FP8", "GGUF"]
+Dtype = Literal["bfloat16", "float16", "float32"]
 
 GGUF_CONVERTER_TYPES = ("f32", "f16", "bf16", "q8_0")
 """Types llama.cpp's ``convert_hf_to_gguf.py`` writes itself."""
@@ -52,7 +53,7 @@ class QuantizeConfig(ConfigModel):
     """``W8A8``: SmoothQuant + GPTQ int8 weights and activations (vLLM, CPU or GPU); ``W4A16``: GPTQ
     4-bit weights in groups of 128 (vLLM; bfloat16 on the CPU backend); ``FP8``: dynamic FP8 (vLLM on a
     GPU only); ``GGUF``: llama.cpp's converter and quantizer (llama.cpp / Ollama)."""
-    dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
+    dtype: Dtype = "bfloat16"
     """Dtype the model is calibrated in and served with (vLLM ``--dtype``)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Where calibration runs and the quantized model will be served: ``auto`` is ``cuda`` when a GPU

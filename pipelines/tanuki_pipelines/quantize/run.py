@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from tanuki_common.errors import BadInputError
 from tanuki_pipelines.outputs import format_progress
@@ -54,7 +54,8 @@ def quantize(config: QuantizeConfig, output_dir: Path) -> dict[str, Any]:
     tokenizer = AutoTokenizer.from_pretrained(source)
 
     def render(messages: list[dict[str, str]]) -> str:
-        return tokenizer.apply_chat_template(messages, tokenize=False)
+        # transformers annotates every return kind at once; with tokenize=False it is the rendered text
+        return cast(str, tokenizer.apply_chat_template(messages, tokenize=False))
 
     texts = read_texts(config.calibration.path, render)
     calibration, held_out = split_texts(texts, config.calibration.num_samples, config.gate.num_texts,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from tanuki_pipelines.quantize.config import Dtype
 from tanuki_pipelines.quantize.gate import Scores
 
 
@@ -13,7 +14,8 @@ def score_transformers(model_dir: Path, texts_ids: list[list[int]], device: str)
     import torch
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device).eval()
+    # transformers declares PreTrainedModel.to with functools.wraps(nn.Module.to), which mypy binds without self
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device).eval()  # type: ignore[arg-type]
     found = []
     with torch.no_grad():
         for ids in texts_ids:
@@ -26,7 +28,7 @@ def score_transformers(model_dir: Path, texts_ids: list[list[int]], device: str)
     return found
 
 
-def score_vllm(model_dir: Path, texts_ids: list[list[int]], dtype: str, max_model_len: int, on_gpu: bool) -> list[Scores]:
+def score_vllm(model_dir: Path, texts_ids: list[list[int]], dtype: Dtype, max_model_len: int, on_gpu: bool) -> list[Scores]:
     """vLLM's prompt log-probabilities (top-1 and the actual token) of each text, one engine."""
     if not on_gpu:
         from tanuki_common.cpu_vllm import set_cpu_vllm_defaults
@@ -44,8 +46,12 @@ def score_vllm(model_dir: Path, texts_ids: list[list[int]], dtype: str, max_mode
         del llm
     found = []
     for ids, output in zip(texts_ids, outputs, strict=True):
+        if output.prompt_logprobs is None:  # asked for above (prompt_logprobs=1)
+            raise RuntimeError("vLLM returned no prompt log-probabilities")
         argmax, logprobs = [], []
         for position, ranked in enumerate(output.prompt_logprobs[1:], 1):
+            if ranked is None:  # vLLM leaves only the first position without any
+                raise RuntimeError(f"vLLM returned no log-probabilities at prompt position {position}")
             argmax.append(next(token for token, lp in ranked.items() if lp.rank == 1))
             logprobs.append(ranked[ids[position]].logprob)
         found.append(Scores(argmax=argmax, logprobs=logprobs))

@@ -124,8 +124,13 @@ def run(config: SFTConfig, output_dir: Path) -> dict[str, Any] | None:
     from trl import SFTConfig as TrlSFTConfig
     from trl import SFTTrainer
 
+    from tanuki_common.errors import BadInputError
     from tanuki_pipelines.sft.data import read_conversations
 
+    if config.dataset is None:  # the launcher checks both; a pod starts torchrun directly
+        raise BadInputError("dataset: not set")
+    if config.model is None:
+        raise BadInputError("model: not set")
     on_gpu = torch.cuda.is_available()
     conversations, problems = read_conversations(config.dataset)
     if os.environ.get("RANK", "0") == "0":

@@ -89,6 +89,8 @@ def generate_shards(planned: list[list[dict[str, Any]]], directory: Path, label:
     if pending and job.engine == "endpoint":
         from tanuki_pipelines.synth.engines import endpoint_generate
 
+        if job.endpoint is None:  # the recipes' validators require one with engine endpoint
+            raise BadInputError("endpoint: required with engine endpoint")
         engine, runner = endpoint_generate(job.endpoint), load_runner(job.runner)
         for index, shard in pending.items():
             shard_started = time.monotonic()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
+from typing import Any
 
 from tanuki_pipelines.cli_common import add_recipe_arguments, single_stage_main
 
@@ -27,7 +29,7 @@ def main(args: argparse.Namespace) -> int:
     from tanuki_pipelines.tokenize.build import build_store
     from tanuki_pipelines.tokenize.config import TokenizeConfig
 
-    def run(config: TokenizeConfig, output_dir):  # type: ignore[no-untyped-def]
+    def run(config: TokenizeConfig, output_dir: Path) -> dict[str, Any]:
         index = build_store(config, output_dir, max(1, args.cpus), args.ray_address)
         return {"store": str(output_dir), "stats": str(output_dir / "stats.json"), "dtype": index["dtype"],
                 "tokens": sum(source["tokens"] for source in index["sources"].values()),

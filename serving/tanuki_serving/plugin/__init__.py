@@ -10,11 +10,16 @@ loading a model, so stock vLLM serves ``TanukiMoeForCausalLM`` once this package
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
 ARCHITECTURE = "TanukiMoeForCausalLM"
 MODEL_TYPE = "tanuki_moe"
 
 
-def normalize_gate_logits(logits, scale: float, eps: float = 1e-6):
+def normalize_gate_logits(logits: torch.Tensor, scale: float, eps: float = 1e-6) -> torch.Tensor:
     """λ (z − μ) / σ over the expert dimension (population std, as Skywork-MoE)."""
     mean = logits.mean(dim=-1, keepdim=True)
     std = logits.std(dim=-1, keepdim=True, unbiased=False)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
+from vllm.config import VllmConfig
 from vllm.model_executor.models.mixtral import MixtralForCausalLM, MixtralMoE
 
 from tanuki_serving.plugin import normalize_gate_logits
@@ -16,11 +19,12 @@ class TanukiMoeMoE(MixtralMoE):
         hidden_states = hidden_states.view(-1, self.hidden_size)
         router_logits, _ = self.gate(hidden_states)
         router_logits = normalize_gate_logits(router_logits.float(), self.gate_norm_scale).to(router_logits.dtype)
-        return self.experts(hidden_states, router_logits).view(orig_shape)
+        output: torch.Tensor = self.experts(hidden_states, router_logits)  # nn.Module.__call__ is untyped (Any)
+        return output.view(orig_shape)
 
 
 class TanukiMoeForCausalLM(MixtralForCausalLM):
-    def __init__(self, *, vllm_config, prefix: str = "") -> None:
+    def __init__(self, *, vllm_config: VllmConfig, prefix: str = "") -> None:
         super().__init__(vllm_config=vllm_config, prefix=prefix)
         scale = float(getattr(vllm_config.model_config.hf_config, "gate_norm_scale", 1.0))
         for layer in self.model.layers:
@@ -28,4 +32,5 @@ class TanukiMoeForCausalLM(MixtralForCausalLM):
             if isinstance(moe, MixtralMoE):
                 # Only forward differs, so retype the built module instead of rebuilding it.
                 moe.__class__ = TanukiMoeMoE
-                moe.gate_norm_scale = scale
+                # the assignment above made it a TanukiMoeMoE, which mypy cannot follow
+                cast(TanukiMoeMoE, moe).gate_norm_scale = scale

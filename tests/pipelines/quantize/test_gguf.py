@@ -9,6 +9,8 @@ import pytest
 
 from tanuki_pipelines.cli import main as tanuki
 
+pytestmark = pytest.mark.slow  # converts, quantizes and runs the model in llama.cpp
+
 llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed "
                                 "(pip install --no-deps -r requirements/quantize-nodeps.txt)")
 

@@ -88,6 +88,7 @@ def test_megatron_reads_what_we_wrote(debug_tokenizer_dir: Path, tmp_path: Path)
     assert 1 < stats["characters_per_token"] < 10 and stats["bad_records"] == {}
 
 
+@pytest.mark.slow  # spawns tokenizer processes
 def test_two_workers_build_the_same_store_as_one(debug_tokenizer_dir: Path, tmp_path: Path) -> None:
     config = TokenizeConfig(sources=[{"name": "ja", "path": split_corpus(tmp_path / "ja")}],
                             tokenizer=debug_tokenizer_dir)
@@ -102,6 +103,7 @@ def tokenize_command(recipe: Path, out: Path, **env: str) -> subprocess.Complete
                           env={**os.environ, **env})
 
 
+@pytest.mark.slow  # spawns tokenizer processes
 def test_sigkill_mid_build_then_rerun_gives_the_same_store(debug_tokenizer_dir: Path, tmp_path: Path) -> None:
     recipe = tmp_path / "tokenize.yaml"
     recipe.write_text(yaml.safe_dump({"sources": [{"name": "ja", "path": str(split_corpus(tmp_path / "ja"))}],

@@ -110,6 +110,7 @@ def test_missing_corpus_is_an_error_naming_the_file(tmp_path: Path) -> None:
         build_tokenizer(config, tmp_path / "out")
 
 
+@pytest.mark.slow  # runs tanuki tokenizer in subprocesses, killed and rerun
 @pytest.mark.parametrize("point", ["tokenizer:before-rename", "tokenizer:after-rename", "outputs:before-write"])
 def test_sigkill_while_publishing_leaves_no_or_a_complete_tokenizer_and_the_rerun_completes(
         tmp_path: Path, point: str) -> None:

@@ -112,6 +112,7 @@ print(json.dumps({"peak_growth": status("VmHWM") - before}))
 """
 
 
+@pytest.mark.slow  # runs tanuki upcycle in subprocesses
 def test_peak_memory_stays_near_one_shard(tmp_path: Path) -> None:
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -133,6 +134,7 @@ def test_peak_memory_stays_near_one_shard(tmp_path: Path) -> None:
     assert growth < 1.5 * largest, f"peak RSS grew {growth / 1e6:.1f} MB; largest shard {largest / 1e6:.1f} MB"
 
 
+@pytest.mark.slow  # runs tanuki upcycle in subprocesses
 def test_cli_writes_outputs_and_names_bad_input(dense_dir: Path, tmp_path: Path) -> None:
     base = [sys.executable, "-m", "tanuki_pipelines.cli", "upcycle",
             "--config", str(Path(__file__).resolve().parents[3] / "pipelines/recipes/tanuki-8x8b/upcycle.yaml"),
@@ -164,6 +166,7 @@ def _complete(checkpoint: Path) -> bool:
     return (checkpoint / "config.json").is_file()
 
 
+@pytest.mark.slow  # runs tanuki upcycle in subprocesses
 @pytest.mark.parametrize("point", ["checkpoint:shard-2", "checkpoint:before-rename", "checkpoint:after-rename",
                                    "outputs:before-write"])
 def test_sigkill_while_publishing_leaves_no_or_a_complete_checkpoint_and_the_rerun_completes(
