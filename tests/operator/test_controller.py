@@ -10,7 +10,8 @@ from fake_kube import FakeKube
 
 from k8s_schemas import example_resources
 from tanuki_operator.api import API_VERSION
-from tanuki_operator.handlers.controller import Controller, WorkQueue
+from tanuki_operator.handlers.controller import Controller, RetryLimiter, WorkQueue
+from tanuki_operator.k8s import ApiError
 from tanuki_operator.render import Settings
 
 EXAMPLES = {r["metadata"]["name"]: r for r in example_resources()}
@@ -141,3 +142,63 @@ def test_through_the_read_cache_a_deleted_child_is_still_restored_and_a_converge
     mark = len(kube.calls)
     controller.reconcile_key(key)
     assert kube.writes(mark) == []
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_failing_key_backs_off_exponentially_up_to_the_cap_and_starts_over_after_a_success() -> None:
+    limiter = RetryLimiter(base=1.0, cap=60.0, rate=1000.0, burst=1000, clock=Clock())
+    assert [limiter.when(A) for _ in range(9)] == [1, 2, 4, 8, 16, 32, 60, 60, 60]
+    assert limiter.when(B) == 1  # per key
+    limiter.forget(A)
+    assert limiter.failures(A) == 0 and limiter.when(A) == 1
+
+
+def test_retries_of_many_keys_together_pass_through_the_token_bucket() -> None:
+    clock = Clock()
+    limiter = RetryLimiter(base=0.001, cap=1.0, rate=2.0, burst=3, clock=clock)
+    keys = [("PretrainJob", "ml", f"r{i}") for i in range(6)]
+    waits = [limiter.when(key) for key in keys]  # all at once: the burst goes now, the rest at 2/s
+    assert waits[:3] == [0.001] * 3
+    assert waits[3:] == [0.5, 1.0, 1.5]
+    clock.now += 10  # the bucket refills (to its burst, no more)
+    assert [limiter.when(("SFTJob", "ml", f"s{i}")) for i in range(4)] == [0.001, 0.001, 0.001, 0.5]
+
+
+class RefusingKube(FakeKube):
+    """An API server that refuses every read with 503 until ``healthy`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.healthy = False
+
+    def get(self, api_version, kind, namespace, name):
+        if not self.healthy:
+            self._tick("get", kind, name)
+            raise ApiError(503, "Service Unavailable")
+        return super().get(api_version, kind, namespace, name)
+
+
+def test_an_unavailable_api_is_retried_later_each_time_and_a_success_resets_the_backoff() -> None:
+    kube = RefusingKube()
+    resource = copy.deepcopy(EXAMPLES["debug-base"])
+    resource["metadata"]["namespace"] = "ml"
+    kube.put(resource)
+    controller = Controller(kube, Settings())
+    key = ("PretrainJob", "ml", "debug-base")
+    due = []
+    for _ in range(4):
+        started = time.monotonic()
+        assert controller.reconcile_key(key) is None
+        due.append(controller.queue._due[key] - started)
+        controller.queue.forget(key)
+    assert [round(d) for d in due] == [1, 2, 4, 8]
+    kube.healthy = True
+    assert controller.reconcile_key(key) is not None
+    assert controller.retries.failures(key) == 0

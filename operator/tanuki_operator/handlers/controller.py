@@ -5,7 +5,10 @@ for the first time), when one of its children changes (a Job's or a Deployment's
 a deletion), when an upstream it reads from changes phase, when its last reconcile asked to look
 again after some seconds (progress in logs, a rollout pause), and by a slow resync as a safety
 net. A key enqueued again while it is being reconciled runs once more afterwards; a key is never
-reconciled by two workers at once. No kopf here: ``kopf_handlers`` feeds it events.
+reconciled by two workers at once. A reconcile that fails (the API refuses, a bug raises) is
+retried after a per-key exponential backoff, and retries of all keys together pass through a token
+bucket, so an API server that is down is not hammered (client-go's default controller rate limiter).
+No kopf here: ``kopf_handlers`` feeds it events.
 """
 
 from __future__ import annotations
@@ -105,6 +108,42 @@ class WorkQueue:
             return len(self._due)
 
 
+class RetryLimiter:
+    """When to retry a key whose reconcile failed: ``base × 2^(failures − 1)`` seconds, at most ``cap``
+    (per key, reset by ``forget`` after a success), and never sooner than an overall token bucket
+    (``rate`` retries per second, ``burst`` at once) allows. The clock is injectable for tests."""
+
+    def __init__(self, base: float = 1.0, cap: float = 300.0, rate: float = 10.0, burst: int = 100,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.base, self.cap, self.rate, self.burst = base, cap, rate, burst
+        self._clock = clock
+        self._failures: dict[Key, int] = {}
+        self._tokens = float(burst)
+        self._refilled = clock()
+        self._lock = threading.Lock()
+
+    def when(self, key: Key) -> float:
+        """Seconds until ``key`` may be retried; counts one more failure of it."""
+        with self._lock:
+            failures = self._failures[key] = self._failures.get(key, 0) + 1
+            backoff: float = min(self.base * 2.0 ** min(failures - 1, 62), self.cap)
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._refilled) * self.rate)
+            self._refilled = now
+            self._tokens -= 1  # taken now, possibly on credit: a negative balance is a wait
+            bucket = 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+            return max(backoff, bucket)
+
+    def failures(self, key: Key) -> int:
+        with self._lock:
+            return self._failures.get(key, 0)
+
+    def forget(self, key: Key) -> None:
+        """``key`` reconciled: its next failure starts from ``base`` again."""
+        with self._lock:
+            self._failures.pop(key, None)
+
+
 @dataclass
 class Seen:
     """What the controller last saw of a resource: enough to tell spec changes from our own status writes."""
@@ -123,6 +162,7 @@ class Controller:
         """Reads of watched objects come from what the watches delivered (see ``cache``)."""
         self.settings = settings
         self.queue = WorkQueue()
+        self.retries = RetryLimiter()
         self.workers = workers
         self.resync_seconds = resync_seconds
         self.emit = emit or self._post_event
@@ -214,7 +254,7 @@ class Controller:
             except Exception:  # a worker never dies: log, back off, try again
                 log.exception("reconciling %s/%s/%s", *key)
                 self.queue.done(key)
-                self.queue.add(key, after=30)
+                self.queue.add(key, after=self.retries.when(key))
                 continue
             self.queue.done(key)
 
@@ -225,6 +265,7 @@ class Controller:
         try:
             body = self.kube.get(API_VERSION, kind, namespace, name)
             if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+                self.retries.forget(key)
                 return None
             outcome = reconcile(self.kube, self.settings, kind, body)
             self._remember_upstreams(key, outcome)
@@ -240,11 +281,14 @@ class Controller:
                 log.info("%s %s/%s: %s: %s", kind, namespace, name, reason, message)
         except ApiError as exc:
             metrics.ERRORS.labels(kind).inc()
-            log.warning("%s %s/%s: Kubernetes API: %s", kind, namespace, name, exc)
-            self.queue.add(key, after=2 if exc.transient else 30)
+            retry = self.retries.when(key)
+            log.warning("%s %s/%s: Kubernetes API: %s (retry %d in %.1f s)", kind, namespace, name, exc,
+                        self.retries.failures(key), retry)
+            self.queue.add(key, after=retry)
             return None
         finally:
             metrics.LATENCY.labels(kind).observe(time.perf_counter() - started)
+        self.retries.forget(key)
         metrics.RECONCILES.labels(kind, "changed" if outcome.status or outcome.changed else "unchanged").inc()
         status = {**(body.get("status") or {}), **outcome.status}
         if outcome.requeue_after is not None and not finished(status, body["metadata"].get("generation")):
