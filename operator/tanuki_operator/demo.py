@@ -250,14 +250,13 @@ def _with_free_router_ports(path: Path, workdir: Path) -> Path:
 
 
 def _chat(url: str, model: str, api_key: str, question: str) -> str:
-    import urllib.request
+    import httpx
 
-    body = json.dumps({"model": model, "messages": [{"role": "user", "content": question}], "max_tokens": 24,
-                       "temperature": 0}).encode()
-    request = urllib.request.Request(f"{url}/chat/completions", data=body, headers={
-        "Authorization": f"Bearer {api_key}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=120) as response:
-        answer: str = json.loads(response.read())["choices"][0]["message"]["content"]  # OpenAI chat completion
+    body = {"model": model, "messages": [{"role": "user", "content": question}], "max_tokens": 24, "temperature": 0}
+    response = httpx.post(f"{url}/chat/completions", json=body, headers={"Authorization": f"Bearer {api_key}"},
+                          timeout=120)
+    response.raise_for_status()
+    answer: str = response.json()["choices"][0]["message"]["content"]  # OpenAI chat completion
     return answer
 
 

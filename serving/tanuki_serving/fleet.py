@@ -17,12 +17,12 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from tanuki_common.cpu_vllm import set_cpu_vllm_defaults
 from tanuki_serving.config import EngineConfig, RolloutPolicy, RouterConfig
@@ -54,28 +54,24 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def http_get(url: str, timeout: float = 2.0, headers: dict[str, str] | None = None) -> tuple[int, str]:
-    request = urllib.request.Request(url, headers=headers or {})
+    """(status, body) of a GET; the body only on success; (0, "") when nothing answers."""
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, ""
-    except (OSError, ValueError):
+        response = httpx.get(url, timeout=timeout, headers=headers)
+    except (httpx.HTTPError, httpx.InvalidURL):
         return 0, ""
+    return response.status_code, response.text if response.is_success else ""
 
 
 def http_post(url: str, body: dict[str, Any] | None = None, timeout: float = 60.0,
               headers: dict[str, str] | None = None) -> tuple[int, str]:
-    data = json.dumps(body).encode() if body is not None else b""
-    request = urllib.request.Request(url, data=data, method="POST",
-                                     headers={"Content-Type": "application/json", **(headers or {})})
+    """(status, body) of a JSON POST (an empty body without ``body``); (0, why) when nothing answers."""
+    content = json.dumps(body).encode() if body is not None else b""
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode(errors="replace")
-    except (OSError, ValueError) as exc:
+        response = httpx.post(url, content=content, timeout=timeout,
+                              headers={"Content-Type": "application/json", **(headers or {})})
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         return 0, str(exc)
+    return response.status_code, response.text
 
 
 def checkpoint_problem(model: str) -> str | None:

@@ -9,28 +9,24 @@ ready: the canary crash-loops and is rolled back.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import urllib.error
-import urllib.request
 
 
 def check(base_url: str, model: str, api_key: str | None, prompts: list[str], timeout: float = 60.0) -> str | None:
     """None when every prompt got an answer, else why not (the first failure)."""
-    headers = {"Content-Type": "application/json"}
-    if api_key:
-        headers["Authorization"] = f"Bearer {api_key}"
+    import httpx  # here: the startup probe's import time counts
+
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     for prompt in prompts:
-        body = json.dumps({"model": model, "max_tokens": 8,
-                           "messages": [{"role": "user", "content": prompt}]}).encode()
-        request = urllib.request.Request(f"{base_url.rstrip('/')}/v1/chat/completions", data=body, headers=headers)
+        body = {"model": model, "max_tokens": 8, "messages": [{"role": "user", "content": prompt}]}
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                choices = json.loads(response.read()).get("choices") or []
-        except urllib.error.HTTPError as exc:
-            return f"{prompt!r} → HTTP {exc.code}"
-        except (OSError, ValueError) as exc:
+            response = httpx.post(f"{base_url.rstrip('/')}/v1/chat/completions", json=body, headers=headers,
+                                  timeout=timeout)
+            if not response.is_success:
+                return f"{prompt!r} → HTTP {response.status_code}"
+            choices = response.json().get("choices") or []
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
             return f"{prompt!r} → {type(exc).__name__}: {exc}"
         if not choices or not (choices[0].get("message") or {}).get("content"):
             return f"{prompt!r} → empty answer"
