@@ -103,3 +103,12 @@ def test_the_dpo_model_was_quantized_passed_its_gate_and_served() -> None:
     config = json.loads((Path(quantized["checkpoint"]) / "config.json").read_text())
     assert config["quantization_config"]["quant_method"] == "compressed-tensors"
     assert statuses()["ModelServer/debug-chat-w8a8"]["outputs"]["checkpoint"] == quantized["checkpoint"]
+
+
+def test_every_stage_published_what_the_registry_says_its_kind_publishes() -> None:
+    from tanuki_operator.stages import STAGES
+
+    for key, status in statuses().items():
+        kind = key.split("/")[0]
+        missing = {str(output) for output in STAGES[kind].outputs} - set(status.get("outputs") or {})
+        assert not missing, f"{key} did not publish {sorted(missing)}"

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel
 
 from tanuki_operator.api import GROUP, VERSION, Status
+from tanuki_operator.api.common import READS_KEY
 from tanuki_operator.stages import STAGES, Stage, Workload
 
 DROPPED_KEYS = {"title", "default", "additionalProperties", "discriminator", "examples"}
@@ -144,9 +145,25 @@ def _json_type(value: Any) -> str:
     return "string"
 
 
+def lineage_rule(node: dict[str, Any], output: str) -> dict[str, Any]:
+    """CEL on a field referencing an upstream (an ``ArtifactSource`` with ``from``, or an ``ObjectRef``):
+    only a kind whose stage publishes ``output`` may be named."""
+    kinds = [kind for kind, stage in STAGES.items() if output in stage.outputs]
+    has_from = "from" in node.get("properties", {})
+    return {
+        "rule": f"{'!has(self.from) || self.from.kind' if has_from else 'self.kind'} in {json.dumps(kinds)}",
+        "message": f"reads the upstream's {output}, published by {', '.join(kinds)} only",
+        "fieldPath": ".from.kind" if has_from else ".kind",
+        "reason": "FieldValueNotSupported",
+    }
+
+
 def _clean(schema: dict[str, Any], keep_additional: bool = False) -> dict[str, Any]:
     dropped = DROPPED_KEYS - ({"additionalProperties"} if keep_additional else set())
     cleaned = {key: value for key, value in schema.items() if key not in dropped}
+    if READS_KEY in cleaned:
+        cleaned["x-kubernetes-validations"] = [*cleaned.get("x-kubernetes-validations", []),
+                                               lineage_rule(cleaned, cleaned.pop(READS_KEY))]
     if "format" in cleaned and cleaned["format"] not in KEPT_FORMATS:
         del cleaned["format"]
     if "required" in cleaned and not cleaned["required"]:

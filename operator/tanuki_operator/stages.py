@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from tanuki_operator.api.common import GROUP, Phase, StageSpec
+from tanuki_operator.api.common import GROUP, Output, Phase, StageSpec
 from tanuki_operator.api.dpo import DPOJobSpec
 from tanuki_operator.api.eval import EvalJobSpec
 from tanuki_operator.api.modelserver import ModelServerSpec, modelserver_settling
@@ -88,6 +88,9 @@ class Stage:
     program: Program | None
     """None until the stage's program is part of the package: the resource then fails with
     reason StageNotAvailable instead of starting a pod that cannot run."""
+    outputs: frozenset[Output]
+    """What it publishes in ``status.outputs`` for downstream resources: a ``from:`` reading any
+    other output of it is refused when the reading spec is validated, naming the field."""
     ready_phase: Phase = Phase.SUCCEEDED
     """The phase in which downstream resources may read its outputs."""
     settling: Callable[[dict[str, Any]], str | None] | None = None
@@ -122,30 +125,37 @@ def _synth_workload(spec: SynthJobSpec) -> Workload:
 STAGES: dict[str, Stage] = {stage.kind: stage for stage in [
     Stage("PretrainJob", "pretrainjobs", ("ptj",), PretrainJobSpec,
           "Tokenizer training and dense pretraining with DeepSpeed across nodes.", Workload.TORCHRUN,
-          Program(command="pretrain", module="tanuki_pipelines.pretrain.train")),
+          Program(command="pretrain", module="tanuki_pipelines.pretrain.train"),
+          frozenset({Output.CHECKPOINT, Output.TOKENIZER, Output.METRICS})),
     Stage("UpcycleJob", "upcyclejobs", ("upj",), UpcycleJobSpec,
-          "Dense to Mixture-of-Experts upcycling.", Workload.POD, Program(command="upcycle")),
+          "Dense to Mixture-of-Experts upcycling.", Workload.POD, Program(command="upcycle"),
+          frozenset({Output.CHECKPOINT})),
     Stage("SynthJob", "synthjobs", ("syj",), SynthJobSpec,
           "Synthetic data generation with vLLM through Ray Data.", Workload.RAY,
-          Program(command="synth", extras=("synth", "serve")), choose_workload=_synth_workload),
+          Program(command="synth", extras=("synth", "serve")), frozenset({Output.DATASET, Output.DIALOGUES}),
+          choose_workload=_synth_workload),
     Stage("SFTJob", "sftjobs", ("sftj",), SFTJobSpec, "Supervised chat fine-tuning with TRL.",
-          Workload.TORCHRUN, Program(command="sft", module="tanuki_pipelines.sft.train")),
+          Workload.TORCHRUN, Program(command="sft", module="tanuki_pipelines.sft.train"),
+          frozenset({Output.CHECKPOINT, Output.METRICS})),
     # one pod: generating and judging pairs needs the whole node, then `tanuki dpo` starts torchrun
     # itself over the pod's GPUs (nodes: 1)
     Stage("DPOJob", "dpojobs", ("dpoj",), DPOJobSpec,
           "Preference pair generation, LLM judging and TRL DPO.", Workload.POD,
-          Program(command="dpo", module="tanuki_pipelines.dpo.train", extras=("train", "synth", "serve", "eval"))),
+          Program(command="dpo", module="tanuki_pipelines.dpo.train", extras=("train", "synth", "serve", "eval")),
+          frozenset({Output.CHECKPOINT, Output.PAIRS, Output.METRICS})),
     # llmcompressor and llama.cpp pin what vLLM pins differently: the program has its own image
     Stage("QuantizeJob", "quantizejobs", ("qzj",), QuantizeJobSpec,
           "Quantization for vLLM (W8A8, W4A16, FP8) or llama.cpp (GGUF), gated on agreement with the source.",
-          Workload.POD, Program(command="quantize", extras=("train", "serve", "quantize"), image="quantize")),
+          Workload.POD, Program(command="quantize", extras=("train", "serve", "quantize"), image="quantize"),
+          frozenset({Output.CHECKPOINT, Output.QUALITY})),
     Stage("ModelServer", "modelservers", ("msv",), ModelServerSpec,
           "vLLM serving with autoscaling and canary rollout.", Workload.SERVER,
           Program(module="vllm.entrypoints.openai.api_server", extras=("serve",)),
+          frozenset({Output.URL, Output.MODEL, Output.CHECKPOINT}),
           ready_phase=Phase.RUNNING, settling=modelserver_settling, scale=True),
     Stage("EvalJob", "evaljobs", ("evj",), EvalJobSpec,
           "MT-Bench-style grading, arena ratings and lm-evaluation-harness scores.", Workload.POD,
-          Program(command="eval", extras=("eval", "harness")),
+          Program(command="eval", extras=("eval", "harness")), frozenset({Output.LEADERBOARD, Output.REPORT}),
           columns=({"name": "Top", "type": "string", "jsonPath": ".status.outputs.top_model"},
                    {"name": "Score", "type": "string", "jsonPath": ".status.outputs.top_score"},
                    {"name": "Report", "type": "string", "jsonPath": ".status.outputs.report", "priority": 1})),

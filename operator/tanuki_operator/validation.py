@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from tanuki_operator.api.common import StageSpec
+from tanuki_operator.api.common import ArtifactSource, ObjectRef, StageSpec
 from tanuki_operator.stages import STAGES
 
 
@@ -45,7 +45,26 @@ def validate_spec(kind: str, spec: Any) -> tuple[StageSpec | None, list[FieldErr
         return None, [FieldError(_field(item["loc"]), item["msg"]) for item in exc.errors()]
     except (TypeError, ValueError) as exc:  # a validator tripping over a value of the wrong shape
         return None, [FieldError("spec", str(exc))]
-    return model, []
+    errors = lineage_errors(model)
+    return (None, errors) if errors else (model, [])
+
+
+def lineage_errors(model: StageSpec) -> list[FieldError]:
+    """Each ``from:`` naming a kind that does not publish the output the field reads: found when the
+    spec is validated, not after the upstream ran."""
+    errors = []
+    for item in model.inputs().values():
+        ref = item.source.from_ if isinstance(item.source, ArtifactSource) else item.source
+        if not isinstance(ref, ObjectRef) or item.output in STAGES[ref.kind].outputs:
+            continue
+        publishers = [kind for kind, stage in STAGES.items() if item.output in stage.outputs]
+        error = FieldError(f"{item.spec_field}.from.kind",
+                           f"{ref.kind} publishes no {item.output} (it publishes "
+                           f"{', '.join(sorted(STAGES[ref.kind].outputs))}); {item.output} comes from "
+                           f"{' or '.join(publishers)}")
+        if error not in errors:
+            errors.append(error)
+    return errors
 
 
 def _field(location: tuple[Any, ...]) -> str:

@@ -120,3 +120,35 @@ def test_batch_specs_are_immutable_once_the_job_exists_by_cel(kind: str) -> None
 
 def test_model_server_is_mutable_in_every_field() -> None:
     assert "x-kubernetes-validations" not in _schema("ModelServer")
+
+
+LINEAGE_CASES = [
+    ("SFTJob", "dataset", "PretrainJob", "dialogues"),
+    ("SFTJob", "model", "SynthJob", "checkpoint"),
+    ("DPOJob", "prompts", "SFTJob", "dataset"),
+    ("ModelServer", "initialModel", "EvalJob", "checkpoint"),
+    ("QuantizeJob", "calibration", "UpcycleJob", "dataset"),
+]
+
+
+@pytest.mark.parametrize(("kind", "field", "upstream", "output"), LINEAGE_CASES)
+def test_the_api_server_refuses_a_from_whose_kind_cannot_publish_what_the_field_reads(
+        kind: str, field: str, upstream: str, output: str) -> None:
+    from cel_rules import violations
+
+    resource = copy.deepcopy(next(r for r in example_resources() if r["kind"] == kind))
+    schema = _schema(kind)
+    assert violations(schema, resource, None) == []
+    resource["spec"][field] = {"from": {"kind": upstream, "name": "upstream"}}
+    refused = violations(schema, resource, None)
+    assert [(v.field, v.reason) for v in refused] == [(f"spec.{field}.from.kind", "FieldValueNotSupported")]
+    assert output in refused[0].message
+    resource["spec"][field] = {"path": "anything/on/the/volume"}
+    assert violations(schema, resource, None) == []
+
+
+def test_every_example_passes_the_lineage_rules() -> None:
+    from cel_rules import violations
+
+    for resource in example_resources():
+        assert violations(_schema(resource["kind"]), resource, None) == [], resource["metadata"]["name"]

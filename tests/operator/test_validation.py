@@ -58,6 +58,48 @@ def test_invalid_field_is_named(kind: str, patch: dict, field: str) -> None:
     assert any(error.field.startswith(field) for error in errors), errors
 
 
+def ref(kind: str) -> dict[str, Any]:
+    return {"from": {"kind": kind, "name": "upstream"}}
+
+
+@pytest.mark.parametrize(
+    ("kind", "patch", "field", "reads"),
+    [
+        ("SFTJob", {"dataset": ref("PretrainJob")}, "spec.dataset.from.kind", "dialogues"),
+        ("SFTJob", {"dataset": ref("DPOJob")}, "spec.dataset.from.kind", "dialogues"),
+        ("SFTJob", {"model": ref("SynthJob")}, "spec.model.from.kind", "checkpoint"),
+        ("UpcycleJob", {"model": ref("EvalJob")}, "spec.model.from.kind", "checkpoint"),
+        ("DPOJob", {"prompts": ref("SFTJob")}, "spec.prompts.from.kind", "dataset"),
+        ("QuantizeJob", {"calibration": ref("PretrainJob")}, "spec.calibration.from.kind", "dataset"),
+        ("ModelServer", {"model": ref("SynthJob")}, "spec.model.from.kind", "checkpoint"),
+        ("ModelServer", {"initialModel": ref("EvalJob")}, "spec.initialModel.from.kind", "checkpoint"),
+        ("PretrainJob", {"initFrom": ref("SynthJob")}, "spec.initFrom.from.kind", "checkpoint"),
+        ("PretrainJob", {"sourcesFrom": [{"source": "ja", "from": {"kind": "QuantizeJob", "name": "q"}}]},
+         "spec.sourcesFrom[0].from.kind", "dataset"),
+    ],
+)
+def test_a_from_naming_a_kind_that_cannot_publish_what_the_field_reads_is_refused(
+        kind: str, patch: dict, field: str, reads: str) -> None:
+    resource = next(r for r in EXAMPLES if r["kind"] == kind)
+    model, errors = validate_spec(kind, {**resource["spec"], **patch})
+    assert model is None
+    assert [error.field for error in errors] == [field]
+    upstream = (patch.get("sourcesFrom") or [patch[field.split(".")[1]]])[0]["from"]["kind"]
+    assert f"{upstream} publishes no {reads}" in errors[0].message
+
+
+@pytest.mark.parametrize("kind", ["SFTJob", "DPOJob", "QuantizeJob", "UpcycleJob", "ModelServer"])
+def test_every_kind_that_publishes_a_checkpoint_is_a_valid_model_source(kind: str) -> None:
+    from tanuki_operator.stages import STAGES
+
+    resource = next(r for r in EXAMPLES if r["kind"] == kind)
+    publishers = [k for k, stage in STAGES.items() if "checkpoint" in stage.outputs]
+    assert {"PretrainJob", "UpcycleJob", "SFTJob", "DPOJob", "QuantizeJob", "ModelServer"} == set(publishers)
+    for publisher in publishers:
+        model, errors = validate_spec(kind, {**resource["spec"], "model": ref(publisher)})
+        assert errors == [] and model is not None, (publisher, errors)
+
+
 def test_a_synth_job_on_an_endpoint_gets_its_url_model_and_key_file() -> None:
     resource = next(r for r in EXAMPLES if r["kind"] == "SynthJob")
     spec = {key: value for key, value in resource["spec"].items() if key != "model"}

@@ -7,6 +7,7 @@ the recipe files, so a recipe YAML can be pasted into a spec unchanged.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -118,13 +119,60 @@ class SecretKeyRef(K8sModel):
     """Key within the Secret."""
 
 
+class Output(StrEnum):
+    """What a stage publishes in ``status.outputs`` for others to read (the stage registry says which
+    kind publishes which; lineage is checked against it when a spec is validated)."""
+
+    CHECKPOINT = "checkpoint"
+    """An HF checkpoint directory (config.json, safetensors, tokenizer files)."""
+    TOKENIZER = "tokenizer"
+    """An HF tokenizer directory."""
+    DATASET = "dataset"
+    """A JSONL of ``{"text"}`` documents (pretraining data, calibration texts, prompts)."""
+    DIALOGUES = "dialogues"
+    """A JSONL of ``{"messages"}`` conversations (SFT data)."""
+    PAIRS = "pairs"
+    """A JSONL of ``{"prompt", "chosen", "rejected"}`` preference pairs (TRL's format)."""
+    METRICS = "metrics"
+    """The training run's ``metrics.jsonl``."""
+    QUALITY = "quality"
+    """The quantization gate's figures (``quality.json``)."""
+    LEADERBOARD = "leaderboard"
+    """Ratings and grades (``leaderboard.json``)."""
+    REPORT = "report"
+    """A self-contained HTML page of the results."""
+    URL = "url"
+    """An OpenAI-compatible base URL (``.../v1``)."""
+    MODEL = "model"
+    """The served model name to send in requests."""
+
+
+READS_KEY = "x-tanuki-reads"
+"""Schema key marking a field that references an upstream: the CRD generator turns it into a CEL rule
+naming the kinds that publish that output, and ``inputs()`` reads it with ``reads_of``."""
+
+
+def reads(output: Output) -> dict[str, Any]:
+    """``json_schema_extra`` of a field holding an upstream reference: which output of it is read."""
+    return {READS_KEY: output.value}
+
+
+def reads_of(model: type[BaseModel], name: str) -> Output:
+    """The output field ``name`` of ``model`` reads (declared with ``reads``)."""
+    extra = model.model_fields[name].json_schema_extra
+    assert isinstance(extra, dict) and READS_KEY in extra, f"{model.__name__}.{name} does not declare what it reads"
+    return Output(str(extra[READS_KEY]))
+
+
 @dataclass(frozen=True)
 class Input:
     """One input of a stage: where it comes from and, for an upstream, which of its outputs it reads."""
 
     source: ArtifactSource | ObjectRef | str
     """A path (or upstream) from the spec, or a literal value such as a URL."""
-    output: str = "checkpoint"
+    spec_field: str
+    """Where the source is in the resource (``spec.dataset``): lineage errors name it."""
+    output: Output = Output.CHECKPOINT
     """The upstream's ``status.outputs`` key that provides the value."""
     required: bool = True
     """An upstream that succeeded without this output is an error (False: the input is left out)."""
@@ -263,11 +311,11 @@ class Endpoint(K8sModel):
             raise ValueError("model: required with url")
         return self
 
-    def inputs(self, role: str) -> dict[str, Input]:
+    def inputs(self, role: str, spec_field: str) -> dict[str, Input]:
         if self.from_ is None:
-            return {f"{role}:url": Input(str(self.url))}
-        return {f"{role}:url": Input(self.from_, output="url"),
-                f"{role}:model": Input(self.from_, output="model", required=False)}
+            return {f"{role}:url": Input(str(self.url), spec_field)}
+        return {f"{role}:url": Input(self.from_, spec_field, output=Output.URL),
+                f"{role}:model": Input(self.from_, spec_field, output=Output.MODEL, required=False)}
 
     def bound(self, role: str, resolved: dict[str, str], key_env: str) -> dict[str, Any]:
         return {"base_url": resolved[f"{role}:url"], "model": self.model or resolved.get(f"{role}:model"),

@@ -6,7 +6,17 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from tanuki_operator.api.common import ArtifactSource, Endpoint, Input, JobSpec, SecretKeyRef, dump_recipe
+from tanuki_operator.api.common import (
+    ArtifactSource,
+    Endpoint,
+    Input,
+    JobSpec,
+    Output,
+    SecretKeyRef,
+    dump_recipe,
+    reads,
+    reads_of,
+)
 from tanuki_pipelines.dpo.config import DPOConfig
 
 JUDGE_KEY_ENV = "JUDGE_API_KEY"
@@ -16,9 +26,9 @@ class DPOJobSpec(JobSpec):
     """Direct preference optimisation: the policy answers each prompt twice, a judge picks the
     better answer in both orders, TRL trains on the consistent pairs."""
 
-    model: ArtifactSource
+    model: ArtifactSource = Field(json_schema_extra=reads(Output.CHECKPOINT))
     """Policy checkpoint: a path or an SFTJob."""
-    prompts: ArtifactSource
+    prompts: ArtifactSource = Field(json_schema_extra=reads(Output.DATASET))
     """Prompts JSONL (``{"prompt"}`` or ``{"messages"}``), or ready prompt/chosen/rejected pairs
     when ``recipe.generate`` is false."""
     judge: Endpoint | None = None
@@ -36,9 +46,10 @@ class DPOJobSpec(JobSpec):
         return self
 
     def inputs(self) -> dict[str, Input]:
-        found = {"model": Input(self.model), "prompts": Input(self.prompts, output="dataset")}
+        found = {"model": Input(self.model, "spec.model", reads_of(DPOJobSpec, "model")),
+                 "prompts": Input(self.prompts, "spec.prompts", reads_of(DPOJobSpec, "prompts"))}
         if self.judge is not None and self.recipe.generate:
-            found.update(self.judge.inputs("judge"))
+            found.update(self.judge.inputs("judge", "spec.judge"))
         return found
 
     def stage_recipe(self, resolved: dict[str, str]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from tanuki_operator.api.common import Endpoint, Input, JobSpec, SecretKeyRef, dump_recipe
+from tanuki_operator.api.common import Endpoint, Input, JobSpec, Output, SecretKeyRef, dump_recipe
 from tanuki_pipelines.eval.config import EvalConfig
 
 
@@ -20,10 +20,10 @@ class EvalTarget(Endpoint):
     volume or a hub id); default for a ModelServer: its stable checkpoint; otherwise the server's
     own ``/tokenize`` (vLLM with ``--enable-tokenizer-info-endpoint``)."""
 
-    def inputs(self, role: str) -> dict[str, Input]:
-        found = super().inputs(role)
+    def inputs(self, role: str, spec_field: str) -> dict[str, Input]:
+        found = super().inputs(role, spec_field)
         if self.from_ is not None and self.tokenizer is None:
-            found[f"{role}:checkpoint"] = Input(self.from_, output="checkpoint", required=False)
+            found[f"{role}:checkpoint"] = Input(self.from_, spec_field, output=Output.CHECKPOINT, required=False)
         return found
 
     def bound(self, role: str, resolved: dict[str, str], key_env: str) -> dict[str, Any]:
@@ -51,8 +51,8 @@ class EvalJobSpec(JobSpec):
     def inputs(self) -> dict[str, Input]:
         found: dict[str, Input] = {}
         for index, target in enumerate(self.targets):
-            found.update(target.inputs(f"target:{index}"))
-        found.update(self.judge.inputs("judge"))
+            found.update(target.inputs(f"target:{index}", f"spec.targets[{index}]"))
+        found.update(self.judge.inputs("judge", "spec.judge"))
         return found
 
     def stage_recipe(self, resolved: dict[str, str]) -> dict[str, Any]:

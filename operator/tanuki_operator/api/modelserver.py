@@ -6,7 +6,19 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from tanuki_operator.api.common import ArtifactSource, Input, K8sModel, Resources, Scheduling, SecretKeyRef, StageSpec, Storage
+from tanuki_operator.api.common import (
+    ArtifactSource,
+    Input,
+    K8sModel,
+    Output,
+    Resources,
+    Scheduling,
+    SecretKeyRef,
+    StageSpec,
+    Storage,
+    reads,
+    reads_of,
+)
 from tanuki_serving.config import EngineConfig, RolloutPolicy, RouterConfig
 
 
@@ -80,9 +92,9 @@ class ModelServerSpec(StageSpec):
 
     image: str | None = None
     """vLLM serving image; default: the operator's configured serving image."""
-    model: ArtifactSource
+    model: ArtifactSource = Field(json_schema_extra=reads(Output.CHECKPOINT))
     """Checkpoint: a path or a finished training job (new checkpoints roll out)."""
-    initialModel: ArtifactSource | None = None
+    initialModel: ArtifactSource | None = Field(default=None, json_schema_extra=reads(Output.CHECKPOINT))
     """Checkpoint served while spec.model's upstream has produced nothing yet (e.g. the SFT model
     while DPO trains); spec.model's first checkpoint then rolls out over it as a canary."""
     storage: Storage
@@ -109,9 +121,10 @@ class ModelServerSpec(StageSpec):
     """How a new checkpoint (a new upstream output or a changed spec.model) replaces the serving one."""
 
     def inputs(self) -> dict[str, Input]:
-        inputs = {"model": Input(self.model)}
+        inputs = {"model": Input(self.model, "spec.model", reads_of(ModelServerSpec, "model"))}
         if self.initialModel is not None:  # optional: its absence only means there is nothing to stand in
-            inputs["initialModel"] = Input(self.initialModel, required=False)
+            inputs["initialModel"] = Input(self.initialModel, "spec.initialModel", reads_of(ModelServerSpec, "initialModel"),
+                                           required=False)
         return inputs
 
     def total_replicas(self) -> int:

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from tanuki_operator.api.common import ArtifactSource, Input, JobSpec, K8sModel, ObjectRef, dump_recipe
+from tanuki_operator.api.common import ArtifactSource, Input, JobSpec, K8sModel, ObjectRef, Output, dump_recipe, reads, reads_of
 from tanuki_pipelines.pretrain.config import PretrainConfig
 
 
@@ -15,7 +15,7 @@ class SourceBinding(K8sModel):
 
     source: str
     """Name of the data source in recipe.data.sources."""
-    from_: ObjectRef = Field(alias="from")
+    from_: ObjectRef = Field(alias="from", json_schema_extra=reads(Output.DATASET))
     """Upstream resource whose status.outputs.dataset becomes the source's path."""
 
 
@@ -26,7 +26,7 @@ class PretrainJobSpec(JobSpec):
     """The pretraining recipe, as in pipelines/recipes/*/pretrain.yaml."""
     sourcesFrom: list[SourceBinding] = Field(default_factory=list)
     """Data sources whose files come from upstream jobs."""
-    initFrom: ArtifactSource | None = None
+    initFrom: ArtifactSource | None = Field(default=None, json_schema_extra=reads(Output.CHECKPOINT))
     """Start from this checkpoint instead of a random init (e.g. an UpcycleJob's MoE for
     continued pretraining); sets recipe.init_from."""
 
@@ -43,9 +43,10 @@ class PretrainJobSpec(JobSpec):
         return self
 
     def inputs(self) -> dict[str, Input]:
-        sources = {f"source:{b.source}": Input(b.from_, output="dataset") for b in self.sourcesFrom}
+        sources = {f"source:{b.source}": Input(b.from_, f"spec.sourcesFrom[{index}]", reads_of(SourceBinding, "from_"))
+                   for index, b in enumerate(self.sourcesFrom)}
         if self.initFrom is not None:
-            sources["init_from"] = Input(self.initFrom)
+            sources["init_from"] = Input(self.initFrom, "spec.initFrom", reads_of(PretrainJobSpec, "initFrom"))
         return sources
 
     def stage_recipe(self, resolved: dict[str, str]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
-from tanuki_operator.api.common import ArtifactSource, Input, JobSpec, dump_recipe
+from tanuki_operator.api.common import ArtifactSource, Input, JobSpec, Output, dump_recipe, reads, reads_of
 from tanuki_pipelines.quantize.config import QuantizeConfig
 
 
@@ -14,18 +14,18 @@ class QuantizeJobSpec(JobSpec):
     """Quantize a checkpoint with llmcompressor (W8A8, W4A16, FP8) or llama.cpp (GGUF), then gate it
     on its agreement with the source model."""
 
-    model: ArtifactSource
+    model: ArtifactSource = Field(json_schema_extra=reads(Output.CHECKPOINT))
     """The checkpoint to quantize: a path or a finished job (PretrainJob, UpcycleJob, SFTJob, DPOJob)."""
-    calibration: ArtifactSource | None = None
+    calibration: ArtifactSource | None = Field(default=None, json_schema_extra=reads(Output.DATASET))
     """Calibration and held-out texts: a JSONL path (``text`` or ``messages`` records) or a SynthJob
     (its dataset); default: ``recipe.calibration.path``."""
     recipe: QuantizeConfig = Field(default_factory=QuantizeConfig)
     """Scheme, calibration and quality gate settings."""
 
     def inputs(self) -> dict[str, Input]:
-        found = {"model": Input(self.model)}
+        found = {"model": Input(self.model, "spec.model", reads_of(QuantizeJobSpec, "model"))}
         if self.calibration is not None:
-            found["calibration"] = Input(self.calibration, output="dataset")
+            found["calibration"] = Input(self.calibration, "spec.calibration", reads_of(QuantizeJobSpec, "calibration"))
         return found
 
     def stage_recipe(self, resolved: dict[str, str]) -> dict[str, Any]:

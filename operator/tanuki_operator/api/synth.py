@@ -6,7 +6,18 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from tanuki_operator.api.common import ArtifactSource, Endpoint, Input, JobSpec, K8sModel, SecretKeyRef, dump_recipe
+from tanuki_operator.api.common import (
+    ArtifactSource,
+    Endpoint,
+    Input,
+    JobSpec,
+    K8sModel,
+    Output,
+    SecretKeyRef,
+    dump_recipe,
+    reads,
+    reads_of,
+)
 from tanuki_pipelines.synth.config import SynthConfig
 
 
@@ -24,7 +35,7 @@ class RayCluster(K8sModel):
 class SynthJobSpec(JobSpec):
     """Generate synthetic pretraining/SFT data with vLLM."""
 
-    model: ArtifactSource | None = None
+    model: ArtifactSource | None = Field(default=None, json_schema_extra=reads(Output.CHECKPOINT))
     """The generator LLM run by vLLM in Ray Data actors: a path or a finished training job."""
     endpoint: Endpoint | None = None
     """Instead of ``model``: an OpenAI-compatible generator (a ModelServer, or a URL with its
@@ -42,9 +53,9 @@ class SynthJobSpec(JobSpec):
 
     def inputs(self) -> dict[str, Input]:
         if self.endpoint is not None:
-            return self.endpoint.inputs("generator")
+            return self.endpoint.inputs("generator", "spec.endpoint")
         assert self.model is not None, "_one_generator: model is set when endpoint is not"
-        return {"model": Input(self.model)}
+        return {"model": Input(self.model, "spec.model", reads_of(SynthJobSpec, "model"))}
 
     def stage_recipe(self, resolved: dict[str, str]) -> dict[str, Any]:
         recipe = dump_recipe(self.recipe)
