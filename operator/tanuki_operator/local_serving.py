@@ -200,7 +200,7 @@ class LocalModelServer:
                 status["message"] = f"serving spec.initialModel until {self.standing_in}"
         elif self.spec is not None:  # keep serving what was good; say why the new spec is not used
             status = as_status(self.fleet.tick(self.spec))
-            stable = (status["rollout"].get("stable") or {}).get("revision")
+            stable = self.fleet.state.stable.revision if self.fleet.state.stable else None
             status["message"] = f"{desired.message}; keeps serving revision {stable}"
         else:
             status = {"phase": desired.phase, "reason": desired.reason, "message": desired.message}

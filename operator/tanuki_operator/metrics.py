@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from tanuki_serving.rollout import RolloutState, TrackReplicas, TrafficShare
 
 REGISTRY = CollectorRegistry()
 RECONCILES = Counter("tanuki_reconciles_total", "Reconciliations by kind and result",
@@ -37,19 +37,18 @@ def record_phase(kind: str, namespace: str, name: str, phase: str | None) -> Non
         PHASES.labels(kind, phase).inc()
 
 
-def record_rollout(namespace: str, name: str, before: dict[str, Any] | None, after: dict[str, Any],
-                   ready: dict[str, int]) -> None:
+def record_rollout(namespace: str, name: str, before: RolloutState, after: RolloutState) -> None:
     """Export a ModelServer's rollout status; rollouts that finished since ``before`` count once."""
-    share = after.get("trafficShare") or {}
+    share = after.trafficShare or TrafficShare(stable=0)
+    ready = after.readyReplicas or TrackReplicas()
     for track in ("stable", "canary"):
-        TRAFFIC_SHARE.labels(namespace, name, track).set(share.get(track, 0))
-        SERVER_REPLICAS.labels(namespace, name, track).set(ready.get(track, 0))
-    canary = after.get("canary")
-    CANARY_STEP.labels(namespace, name).set(canary["step"] if canary else -1)
-    seen = {(r.get("revision"), r.get("time"), r.get("result")) for r in (before or {}).get("history") or []}
-    for record in after.get("history") or []:
-        if (record.get("revision"), record.get("time"), record.get("result")) not in seen:
-            ROLLOUTS.labels(namespace, name, record["result"]).inc()
+        TRAFFIC_SHARE.labels(namespace, name, track).set(getattr(share, track))
+        SERVER_REPLICAS.labels(namespace, name, track).set(getattr(ready, track))
+    CANARY_STEP.labels(namespace, name).set(after.canary.step if after.canary else -1)
+    seen = {(r.revision, r.time, r.result) for r in before.history}
+    for record in after.history:
+        if (record.revision, record.time, record.result) not in seen:
+            ROLLOUTS.labels(namespace, name, record.result).inc()
 
 
 def serve(port: int) -> None:

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tanuki_serving.rollout import RolloutState
+
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf")
 
 
@@ -210,12 +212,11 @@ def stage_sections(key: str, status: dict[str, Any]) -> list[str]:
                                  quality["threshold"], quality["mean_abs_dlogprob"], quality["max_abs_dlogprob"],
                                  f"{quality['source_perplexity']:.2f} → {quality['quantized_perplexity']:.2f}"]]))
     if kind == "ModelServer":
-        history = (status.get("rollout") or {}).get("history") or []
+        history = RolloutState.of(status).history
         if history:
             parts.append(table(["rollout", "checkpoint", "result", "reason", "time"],
-                               [[record.get("revision"), link(record["model"], "/".join(Path(record["model"]).parts[-3:]))
-                                 if record.get("model") else "",
-                                 record.get("result"), record.get("reason", ""), record.get("time", "")]
+                               [[record.revision, link(record.model, "/".join(Path(record.model).parts[-3:])),
+                                 record.result, record.reason, record.time or ""]
                                 for record in history]))
     if kind == "EvalJob":
         board = read_json(Path(outputs["report"]).parent / "leaderboard.json") if outputs.get("report") else None

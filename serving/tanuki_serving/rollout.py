@@ -21,8 +21,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -115,6 +116,11 @@ class RolloutState(StatusModel):
     """Recent rollouts, newest last."""
     failedRevisions: list[str] = Field(default_factory=list)
     """Rolled-back revisions, not retried until the spec changes."""
+
+    @classmethod
+    def of(cls, status: Mapping[str, Any] | None) -> RolloutState:
+        """The rollout in a ModelServer's ``status`` (empty when it has none): the one way to read it."""
+        return cls.model_validate((status or {}).get("rollout") or {})
 
     def revisions(self) -> dict[str, str]:
         """Checkpoint of every revision the state still runs (stable, canary, retiring)."""

@@ -13,6 +13,7 @@ from k8s_schemas import example_resources
 from tanuki_operator.api import API_VERSION
 from tanuki_operator.handlers.reconcile import reconcile
 from tanuki_operator.render import Settings
+from tanuki_serving.rollout import RolloutState
 
 SETTINGS = Settings()
 SERVER = next(r for r in example_resources() if r["metadata"]["name"] == "debug-chat")
@@ -194,7 +195,7 @@ def test_rollout_metrics_count_each_finished_rollout_once() -> None:
     before = copy.deepcopy(kube.objects[(API_VERSION, "ModelServer", "ml", "debug-chat")]["status"]["rollout"])
     apply(kube, "/data/ckpt/b")
     status, _ = step(kube)
-    metrics.record_rollout("ml", "metrics-test", before, status["rollout"], status["rollout"]["readyReplicas"])
+    metrics.record_rollout("ml", "metrics-test", RolloutState.model_validate(before), RolloutState.of(status))
     sample = metrics.REGISTRY.get_sample_value
     assert sample("tanuki_modelserver_canary_step", {"namespace": "ml", "name": "metrics-test"}) == 0
     assert sample("tanuki_modelserver_traffic_share", {"namespace": "ml", "name": "metrics-test", "track": "canary"}) == 50
@@ -202,7 +203,7 @@ def test_rollout_metrics_count_each_finished_rollout_once() -> None:
     during = copy.deepcopy(status["rollout"])
     status, _ = step(kube)
     for _ in range(2):  # the same status observed twice counts once
-        metrics.record_rollout("ml", "metrics-test", during, status["rollout"], status["rollout"]["readyReplicas"])
+        metrics.record_rollout("ml", "metrics-test", RolloutState.model_validate(during), RolloutState.of(status))
         during = copy.deepcopy(status["rollout"])
     labels = {"namespace": "ml", "name": "metrics-test"}
     assert sample("tanuki_modelserver_rollouts_total", {**labels, "result": "Promoted"}) == 1

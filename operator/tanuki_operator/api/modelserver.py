@@ -20,6 +20,7 @@ from tanuki_operator.api.common import (
     reads_of,
 )
 from tanuki_serving.config import EngineConfig, RolloutPolicy, RouterConfig
+from tanuki_serving.rollout import RolloutState
 
 
 class Autoscaling(K8sModel):
@@ -82,7 +83,7 @@ def modelserver_settling(status: dict[str, Any]) -> str | None:
     ready = next((c for c in conditions if c.get("type") == "Ready"), {})
     if INITIAL_MODEL_REASON in (status.get("reason"), ready.get("reason")):  # local runner / operator
         return "serving spec.initialModel"
-    if (status.get("rollout") or {}).get("canary"):
+    if RolloutState.of(status).canary is not None:
         return "a canary is rolling out"
     return None
 

@@ -21,6 +21,11 @@ class Phase(StrEnum):
     VALIDATION_FAILED = "ValidationFailed"
     SUSPENDED = "Suspended"
 
+    @classmethod
+    def of(cls, value: object) -> Phase | None:
+        """The phase a status' ``phase`` field names (None when unset or not a phase)."""
+        return cls(value) if isinstance(value, str) and value in cls._value2member_map_ else None
+
     @property
     def terminal(self) -> bool:
         """Nothing changes until the spec does."""

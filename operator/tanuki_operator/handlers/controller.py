@@ -30,6 +30,7 @@ from tanuki_operator.handlers.reconcile import Outcome, finished, reconcile
 from tanuki_operator.k8s import ApiError, Kube
 from tanuki_operator.render.common import Settings
 from tanuki_operator.stages import STAGES
+from tanuki_serving.rollout import RolloutState
 
 log = logging.getLogger("tanuki.controller")
 Key = tuple[str, str, str]
@@ -242,8 +243,8 @@ class Controller:
         """Safety net: every unfinished resource is looked at again now and then, events or not."""
         while not self._stop.wait(self.resync_seconds):
             with self._lock:
-                keys = [key for key, seen in self._seen.items() if seen.phase not in
-                        (Phase.SUCCEEDED, Phase.FAILED, Phase.VALIDATION_FAILED)]
+                keys = [key for key, seen in self._seen.items()
+                        if not ((phase := Phase.of(seen.phase)) and phase.terminal)]
             for key in keys:
                 self.queue.add(key)
 
@@ -273,9 +274,8 @@ class Controller:
                 self.kube.patch_status(API_VERSION, kind, namespace, name, outcome.status)
                 metrics.record_phase(kind, namespace, name, outcome.status["phase"])
                 if "rollout" in outcome.status:
-                    rollout = outcome.status["rollout"]
-                    metrics.record_rollout(namespace, name, (body.get("status") or {}).get("rollout"), rollout,
-                                           rollout.get("readyReplicas") or {})
+                    metrics.record_rollout(namespace, name, RolloutState.of(body.get("status")),
+                                           RolloutState.of(outcome.status))
             for event_type, reason, message in outcome.events:
                 self.emit(body, event_type, reason, message)
                 log.info("%s %s/%s: %s: %s", kind, namespace, name, reason, message)

@@ -25,6 +25,7 @@ from tanuki_operator.render.common import owner_selector
 from tanuki_operator.stages import CHILD_KINDS, STAGES, WORKLOAD_CHILD, Stage, Workload, not_available_message
 from tanuki_operator.validation import summarize, validate_spec
 from tanuki_pipelines.outputs import parse_progress
+from tanuki_serving.rollout import RolloutState
 
 register_kinds({(API_VERSION, stage.kind): stage.plural for stage in STAGES.values()})
 STAGE_NOT_AVAILABLE = "StageNotAvailable"
@@ -60,8 +61,8 @@ def now() -> str:
 def finished(status: dict[str, Any], generation: int | None) -> bool:
     """Terminal for this generation: nothing to do until the spec changes. (A stage that was not
     available is looked at again: a newer operator may have it.)"""
-    if status.get("observedGeneration") != generation or status.get("phase") not in \
-            (Phase.SUCCEEDED, Phase.FAILED, Phase.VALIDATION_FAILED):
+    phase = Phase.of(status.get("phase"))
+    if status.get("observedGeneration") != generation or phase is None or not phase.terminal:
         return False
     conditions: list[dict[str, Any]] = status.get("conditions") or []
     ready = next((c for c in conditions if c.get("type") == "Ready"), {})
@@ -120,7 +121,8 @@ def _waiting(status: dict[str, Any], generation: int | None, resolution: Resolut
 def _reconcile_server(kube: KubeApi, settings: Settings, stage: Stage, owner: Owner, model: ModelServerSpec,
                       status: dict[str, Any], generation: int | None, clock: float | None) -> Outcome:
     resolution = resolve(model, model.storage, _lookup(kube, owner.namespace))
-    serving = ((status.get("rollout") or {}).get("stable") or {}).get("model")
+    stable = RolloutState.of(status).stable
+    serving = stable.model if stable is not None else None
     stand_in = initial_stand_in(resolution, serving)
     if stand_in is None and (waiting := _waiting(status, generation, resolution)) is not None:
         return waiting
