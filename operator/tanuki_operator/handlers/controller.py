@@ -24,7 +24,7 @@ from typing import Any
 
 from tanuki_operator import metrics
 from tanuki_operator.api import API_VERSION
-from tanuki_operator.api.common import Phase
+from tanuki_operator.api.common import Phase, Status
 from tanuki_operator.handlers.cache import CachedKube
 from tanuki_operator.handlers.reconcile import Outcome, finished, reconcile
 from tanuki_operator.k8s import ApiError, Kube
@@ -290,7 +290,7 @@ class Controller:
             metrics.LATENCY.labels(kind).observe(time.perf_counter() - started)
         self.retries.forget(key)
         metrics.RECONCILES.labels(kind, "changed" if outcome.status or outcome.changed else "unchanged").inc()
-        status = {**(body.get("status") or {}), **outcome.status}
+        status = Status.model_validate({**(body.get("status") or {}), **outcome.status})
         if outcome.requeue_after is not None and not finished(status, body["metadata"].get("generation")):
             self.queue.add(key, after=outcome.requeue_after)
         return outcome

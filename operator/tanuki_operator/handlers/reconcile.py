@@ -7,13 +7,16 @@ crash-and-restart loop. Per-kind behaviour comes from the stage registry.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from tanuki_operator.api import API_VERSION
-from tanuki_operator.api.common import JobSpec, ObjectRef, Phase, StageSpec
+from tanuki_operator.api.common import JobSpec, ObjectRef, Phase, Progress, StageSpec, Status
 from tanuki_operator.api.modelserver import INITIAL_MODEL_REASON, ModelServerSpec
 from tanuki_operator.handlers.converge import converge, ensure_created, owned_by, prune
 from tanuki_operator.handlers.serving import reconcile_modelserver
@@ -58,20 +61,20 @@ def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def finished(status: dict[str, Any], generation: int | None) -> bool:
+def finished(status: Status, generation: int | None) -> bool:
     """Terminal for this generation: nothing to do until the spec changes. (A stage that was not
     available is looked at again: a newer operator may have it.)"""
-    phase = Phase.of(status.get("phase"))
-    if status.get("observedGeneration") != generation or phase is None or not phase.terminal:
+    if status.observedGeneration != generation or status.phase is None or not status.phase.terminal:
         return False
-    conditions: list[dict[str, Any]] = status.get("conditions") or []
-    ready = next((c for c in conditions if c.get("type") == "Ready"), {})
-    return ready.get("reason") != STAGE_NOT_AVAILABLE
+    ready = next((c for c in status.conditions if c.type == "Ready"), None)
+    return ready is None or ready.reason != STAGE_NOT_AVAILABLE
 
 
 def reconcile(kube: KubeApi, settings: Settings, kind: str, body: dict[str, Any], clock: float | None = None) -> Outcome:
+    """One reconcile of ``body``: its status is read (and validated) once here, typed from then on; the
+    outcome's status is the JSON merge patch to write."""
     stage = STAGES[kind]
-    meta, status = body["metadata"], body.get("status") or {}
+    meta, status = body["metadata"], Status.model_validate(body.get("status") or {})
     generation = meta.get("generation")
     model, errors = validate_spec(kind, body.get("spec"))
     if model is None:  # validate_spec returns a model exactly when there are no errors
@@ -96,10 +99,10 @@ def reconcile(kube: KubeApi, settings: Settings, kind: str, body: dict[str, Any]
     return outcome
 
 
-def _spec_changed(status: dict[str, Any], generation: int | None) -> bool:
+def _spec_changed(status: Status, generation: int | None) -> bool:
     """The spec changed since the last reconcile (children it no longer asks for may exist);
     a first reconcile has nothing to prune."""
-    return status.get("observedGeneration") not in (None, generation)
+    return status.observedGeneration not in (None, generation)
 
 
 def _lookup(kube: KubeApi, namespace: str) -> StatusLookup:
@@ -109,7 +112,7 @@ def _lookup(kube: KubeApi, namespace: str) -> StatusLookup:
     return lookup
 
 
-def _waiting(status: dict[str, Any], generation: int | None, resolution: Resolution) -> Outcome | None:
+def _waiting(status: Status, generation: int | None, resolution: Resolution) -> Outcome | None:
     if resolution.errors:
         return transition(status, generation, Observed(Phase.WAITING, "UpstreamUnavailable", "; ".join(resolution.errors)))
     if resolution.waiting_for:
@@ -119,15 +122,15 @@ def _waiting(status: dict[str, Any], generation: int | None, resolution: Resolut
 
 
 def _reconcile_server(kube: KubeApi, settings: Settings, stage: Stage, owner: Owner, model: ModelServerSpec,
-                      status: dict[str, Any], generation: int | None, clock: float | None) -> Outcome:
+                      status: Status, generation: int | None, clock: float | None) -> Outcome:
     resolution = resolve(model, model.storage, _lookup(kube, owner.namespace))
-    stable = RolloutState.of(status).stable
-    serving = stable.model if stable is not None else None
+    rollout = status.rollout or RolloutState()
+    serving = rollout.stable.model if rollout.stable is not None else None
     stand_in = initial_stand_in(resolution, serving)
     if stand_in is None and (waiting := _waiting(status, generation, resolution)) is not None:
         return waiting
     observed, changed = reconcile_modelserver(kube, settings, owner, model, stand_in or resolution.inputs["model"],
-                                              status, prune_kinds=CHILD_KINDS[Workload.SERVER]
+                                              rollout, prune_kinds=CHILD_KINDS[Workload.SERVER]
                                               if _spec_changed(status, generation) else (),
                                               now=clock)
     if stand_in is not None and observed.phase == Phase.RUNNING:
@@ -160,7 +163,7 @@ def _annotations(obj: dict[str, Any]) -> dict[str, str]:
 
 
 def _reconcile_batch(kube: KubeApi, settings: Settings, stage: Stage, owner: Owner, model: JobSpec,
-                     status: dict[str, Any], generation: int | None) -> Outcome:
+                     status: Status, generation: int | None) -> Outcome:
     workload = stage.workload_of(model)
     api_version, child_kind = WORKLOAD_CHILD[workload]
     running = kube.get(api_version, child_kind, owner.namespace, owner.name)
@@ -185,7 +188,7 @@ def _reconcile_batch(kube: KubeApi, settings: Settings, stage: Stage, owner: Own
     changed: list[str] = []
     if not refused:
         changed = converge(kube, [m for m in manifests if m is not workload_manifest],
-                           fresh=status.get("observedGeneration") is None)
+                           fresh=status.observedGeneration is None)
         if _spec_changed(status, generation):
             changed += prune(kube, owner, CHILD_KINDS[workload], manifests, skip={(api_version, child_kind)})
         if running is None or not owned_by(running, owner):  # create it, or adopt one made before
@@ -222,11 +225,14 @@ def observe(kube: KubeApi, owner: Owner, model: JobSpec, workload: Workload, chi
 
 
 def _progress(kube: KubeApi, namespace: str, pods: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The newest progress line in the pods' logs (global rank 0, in pod 0, prints it)."""
+    """The newest progress line in the pods' logs (global rank 0, in pod 0, prints it), as the
+    ``Progress`` fields it has (a log is no place to trust for anything else)."""
     for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
         record = parse_progress(kube.pod_log(namespace, pod["metadata"]["name"]))
         if record is not None:
-            return record
+            with contextlib.suppress(ValidationError):
+                known = {key: record[key] for key in Progress.model_fields if key in record}
+                return Progress.model_validate(known).model_dump(mode="json", exclude_none=True)
     return None
 
 
@@ -251,10 +257,10 @@ def _without_nulls(value: Any) -> Any:
     return value
 
 
-def transition(status: dict[str, Any], generation: int | None, observed: Observed, valid: bool = True,
+def transition(status: Status, generation: int | None, observed: Observed, valid: bool = True,
                refused: str | None = None) -> Outcome:
     """The status patch (empty when nothing changed) and the events for ``observed``."""
-    phase_changed = status.get("phase") != observed.phase
+    phase_changed = status.phase != observed.phase
     stamp = now()
     ready = observed.phase is Phase.SUCCEEDED or (observed.ready_replicas or 0) > 0
     if not valid:
@@ -275,7 +281,7 @@ def transition(status: dict[str, Any], generation: int | None, observed: Observe
     }
     if observed.outputs:
         patch["outputs"] = observed.outputs
-    if observed.start_time and not status.get("startTime"):
+    if observed.start_time and not status.startTime:
         patch["startTime"] = observed.start_time
     if observed.completion_time:
         patch["completionTime"] = observed.completion_time
@@ -290,19 +296,20 @@ def transition(status: dict[str, Any], generation: int | None, observed: Observe
         events.append((kind, str(observed.phase), observed.message))
     if observed.event is not None and observed.event not in events:
         events.append(observed.event)
-    previous_refusal = next((c for c in status.get("conditions") or []
-                             if c.get("type") == "Valid" and c.get("reason") == "ImmutableFieldChanged"), None)
-    if refused and (previous_refusal is None or previous_refusal.get("message") != refused):
+    previous_refusal = next((c for c in status.conditions
+                             if c.type == "Valid" and c.reason == "ImmutableFieldChanged"), None)
+    if refused and (previous_refusal is None or previous_refusal.message != refused):
         events.append(("Warning", "ImmutableFieldChanged", refused))
-    unchanged = not phase_changed and _same_conditions(status.get("conditions") or [], conditions) and all(
-        _without_nulls(status.get(key)) == _without_nulls(value) for key, value in patch.items() if key != "conditions")
+    stored = status.model_dump(mode="json", exclude_none=True)
+    unchanged = not phase_changed and _same_conditions(stored.get("conditions") or [], conditions) and all(
+        _without_nulls(stored.get(key)) == _without_nulls(value) for key, value in patch.items() if key != "conditions")
     return Outcome({} if unchanged else patch, events, observed.requeue_after)
 
 
-def _condition(status: dict[str, Any], kind: str, state: str, reason: str, message: str, stamp: str,
+def _condition(status: Status, kind: str, state: str, reason: str, message: str, stamp: str,
                generation: int | None) -> dict[str, Any]:
-    previous = next((c for c in status.get("conditions") or [] if c.get("type") == kind), None)
-    since = previous["lastTransitionTime"] if previous and previous.get("status") == state else stamp
+    previous = next((c for c in status.conditions if c.type == kind), None)
+    since = previous.lastTransitionTime if previous and previous.status == state and previous.lastTransitionTime else stamp
     return {"type": kind, "status": state, "reason": reason, "message": message,
             "lastTransitionTime": since, "observedGeneration": generation}
 

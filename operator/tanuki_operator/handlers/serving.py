@@ -118,11 +118,11 @@ def _converge_revisions(kube: KubeApi, settings: Settings, owner: Owner, spec: M
 
 
 def reconcile_modelserver(kube: KubeApi, settings: Settings, owner: Owner, spec: ModelServerSpec, model_path: str,
-                          status: dict[str, Any], prune_kinds: tuple[tuple[str, str], ...] = (),
+                          state: RolloutState, prune_kinds: tuple[tuple[str, str], ...] = (),
                           now: float | None = None) -> tuple[Observed, list[str]]:
-    """Observe → decide → converge; returns what to report and the children written."""
+    """Observe → decide → converge from the rollout ``state`` in the status; returns what to report and
+    the children written."""
     now = time.time() if now is None else now
-    state = RolloutState.model_validate(status.get("rollout") or {})
     desired = current_revision(owner, spec, model_path, settings)
     total = spec.total_replicas()
     deployments = revision_deployments(kube, owner)
