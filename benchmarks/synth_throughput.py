@@ -5,15 +5,13 @@ All four sides generate the rewrites of the same documents in the same styles (t
 prompts through the model's chat template; temperature 0.1, repetition penalty 1.2, at most
 ``--max-tokens`` new tokens), on one debug-architecture model built from a seed:
 
-- **tanuki**: a real ``tanuki synth`` run (vLLM in a Ray Data actor, one shard holding every
-  prompt); its rate is the engine's own time on the shard (``stats.json``'s
-  ``engine_tokens_per_second``), so Ray's and vLLM's start-up are excluded;
+- **tanuki**: a real ``tanuki synth`` run with ``ray.mode: process`` (its one engine in the job's
+  own process, one shard holding every prompt); its rate is the engine's own time on the shard
+  (``stats.json``'s ``engine_tokens_per_second``), so vLLM's start-up is excluded;
+- **tanuki on Ray**: the same with ``ray.mode: local`` (the engine in a Ray Data actor of an
+  in-process Ray), to show what Ray costs on this machine;
 - **bare vLLM**: ``vllm.LLM.chat`` on the same prompts in one call, timed after the engine is
   built (the limit for tanuki's engine; goal ≥ 0.9×);
-- **tanuki engine, no Ray** (a diagnostic): the same engine class Ray Data runs (``ShardWorker``:
-  the recipe's runner, prompt token ids, the thread setting) built in a plain process on the same
-  planned work items, so "tanuki ÷ no Ray" is what Ray itself costs and "no Ray ÷ bare" what the
-  runner costs;
 - **HF sequential**: ``model.generate`` one prompt at a time, 1 thread (goal: tanuki ≥ 10×);
 - **HF batched**: ``model.generate`` on batches of ``--hf-batch`` left-padded prompts, 1 thread
   (goal: tanuki ≥ 2×).
@@ -103,10 +101,10 @@ def requests(recipe_path: Path) -> list[dict]:
              "max_tokens": r.max_tokens} for r in (_rewrite_request(config, item) for item in items)]
 
 
-def run_tanuki(recipe_path: Path, out: Path) -> dict:
+def run_tanuki(recipe_path: Path, out: Path, ray_mode: str) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     done = subprocess.run([sys.executable, "-m", "tanuki_pipelines.cli", "synth", "--config", str(recipe_path),
-                           "--output-dir", str(out)], capture_output=True, text=True)
+                           "--output-dir", str(out), "--set", f"ray.mode={ray_mode}"], capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"tanuki synth failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
     stats = json.loads((out / "stats.json").read_text())
@@ -129,26 +127,6 @@ started = time.monotonic()
 outputs = llm.chat([r["messages"] for r in requests], params, use_tqdm=False)
 seconds = time.monotonic() - started
 print(json.dumps({"rate": sum(len(o.outputs[0].token_ids) for o in outputs) / seconds, "threads": threads}))
-"""
-
-NO_RAY = """
-import json, os, sys
-from tanuki_pipelines.config import load_recipe
-from tanuki_pipelines.synth import ray_engine
-from tanuki_pipelines.synth.config import SynthConfig
-from tanuki_pipelines.synth.plan import Problems, personas, read_documents, work_items
-config = load_recipe(SynthConfig, sys.argv[1])
-problems = Problems()
-items = work_items(config, read_documents(config.documents, problems),
-                   personas(config, problems) if config.dialogues.count else [])
-ray_engine.node_cpus = lambda: float(len(os.sched_getaffinity(0)))  # no Ray node here: this machine's cores
-worker = ray_engine.ShardWorker(config.generator.model_dump_json(), config.seed,
-                                "tanuki_pipelines.synth.generation:run_shard_json", config.model_dump_json(),
-                                False, config.ray.model_dump_json(), 1)
-out = worker({"shard": [0], "items": [json.dumps(items, ensure_ascii=False)]})
-records = json.loads(out["records"][0])
-tokens = sum(record.get("generated_tokens", 0) for record in records)
-print(json.dumps({"rate": tokens / out["seconds"][0], "threads": out["threads"][0]}))
 """
 
 HF = """
@@ -185,7 +163,7 @@ def run_script(script: str, *args: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-TANUKI, BARE, NO_RAY_SIDE = "tanuki synth (Ray Data + vLLM)", "bare vLLM", "tanuki engine, no Ray (diagnostic)"
+TANUKI, ON_RAY, BARE = "tanuki synth (ray.mode process)", "tanuki synth on Ray (ray.mode local)", "bare vLLM"
 
 
 def main() -> int:
@@ -208,12 +186,12 @@ def main() -> int:
     from tanuki_pipelines.synth.ray_engine import cpu_engine_threads
 
     cores = len(os.sched_getaffinity(0))
-    facts = machine_facts({TANUKI: cpu_engine_threads(cores, 1), NO_RAY_SIDE: cpu_engine_threads(cores, 1),
+    facts = machine_facts({TANUKI: cpu_engine_threads(cores, 1), ON_RAY: cpu_engine_threads(cores, 1),
                            BARE: f"torch default ({cores})", "HF generate": args.hf_threads})
     dtypes = ("float32",) if args.smoke else ("float32", "bfloat16")  # smoke: the same code path once
     hf_sides = [f"HF generate, {kind}, {dtype}" for kind in ("batched", "sequential") for dtype in dtypes]
-    report = Report("synth_throughput", [TANUKI, BARE, NO_RAY_SIDE, *hf_sides, "tanuki ÷ bare vLLM",
-                                         "tanuki ÷ its engine without Ray", "engine without Ray ÷ bare vLLM",
+    report = Report("synth_throughput", [TANUKI, ON_RAY, BARE, *hf_sides, "tanuki ÷ bare vLLM",
+                                         "on Ray ÷ in process",
                                          "tanuki ÷ HF sequential (faster dtype)",
                                          "tanuki ÷ HF batched (faster dtype)"], facts)
     with tempfile.TemporaryDirectory(prefix="synth-bench-") as tmp:
@@ -225,9 +203,9 @@ def main() -> int:
         count = len(json.loads(prompts.read_text()))
         print(f"{count} prompts, at most {args.max_tokens} new tokens each; vLLM in {args.vllm_dtype}, {mode}; "
               f"{args.rounds} rounds", flush=True)
-        sides = {TANUKI: lambda: run_tanuki(recipe_path, root / "out"),
-                 BARE: lambda: run_script(BARE_VLLM, str(model), str(prompts), args.vllm_dtype, mode),
-                 NO_RAY_SIDE: lambda: run_script(NO_RAY, str(recipe_path))}
+        sides = {TANUKI: lambda: run_tanuki(recipe_path, root / "out", "process"),
+                 ON_RAY: lambda: run_tanuki(recipe_path, root / "out", "local"),
+                 BARE: lambda: run_script(BARE_VLLM, str(model), str(prompts), args.vllm_dtype, mode)}
         for side in hf_sides:
             kind, dtype = side.split(", ")[1:]
             batch = str(args.hf_batch) if kind == "batched" else "1"
@@ -248,8 +226,7 @@ def main() -> int:
     best = {kind: max((rates[s] for s in hf_sides if kind in s), key=statistics.median)
             for kind in ("batched", "sequential")}
     report.ratio("tanuki ÷ bare vLLM", rates[TANUKI], rates[BARE], "≥ 0.9×")
-    report.ratio("tanuki ÷ its engine without Ray", rates[TANUKI], rates[NO_RAY_SIDE], "what Ray costs")
-    report.ratio("engine without Ray ÷ bare vLLM", rates[NO_RAY_SIDE], rates[BARE], "what the runner costs")
+    report.ratio("on Ray ÷ in process", rates[ON_RAY], rates[TANUKI], "what Ray costs")
     report.ratio("tanuki ÷ HF sequential (faster dtype)", rates[TANUKI], best["sequential"], "≥ 10×")
     report.ratio("tanuki ÷ HF batched (faster dtype)", rates[TANUKI], best["batched"], "≥ 2×")
     return report.finish()

@@ -1,6 +1,7 @@
-"""``tanuki synth`` end to end on a debug model: vLLM in Ray Data actors (an in-process Ray), killed
-with SIGKILL after its first shard and rerun to completion without duplicates; and the endpoint
-engine against the session's shared vLLM server, giving records of the same shape."""
+"""``tanuki synth`` end to end on a debug model: vLLM in Ray Data actors (an in-process Ray) or in the
+job's own process (``ray.mode: process``), killed with SIGKILL after its first shard and rerun to
+completion without duplicates; and the endpoint engine against the session's shared vLLM server,
+giving records of the same shape."""
 
 from __future__ import annotations
 
@@ -100,9 +101,11 @@ def check_outputs(out: Path) -> list[dict]:
     return generated
 
 
-def test_ray_engine_resumes_after_sigkill_without_duplicates(checkpoints: dict[str, Path], tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["local", "process"])
+def test_vllm_engine_resumes_after_sigkill_without_duplicates(checkpoints: dict[str, Path], tmp_path: Path,
+                                                              mode: str) -> None:
     recipe = write_recipe(tmp_path, generator={"path": str(checkpoints["a"]), "max_model_len": 256,
-                                               "dtype": "float32"})
+                                               "dtype": "float32"}, ray={"mode": mode})
     out = tmp_path / "out"
     killed = synth(recipe, out, TANUKI_FAULT_KILL_AT="synth:after-shard")
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
@@ -118,6 +121,8 @@ def test_ray_engine_resumes_after_sigkill_without_duplicates(checkpoints: dict[s
     check_outputs(out)
     # the engine ran on every core of this machine, not the one CPU its Ray actor reserved
     assert json.loads((out / "stats.json").read_text())["engine_threads"] == len(os.sched_getaffinity(0))
+    ray_started = "Started a local Ray instance" in done.stdout + done.stderr
+    assert ray_started == (mode == "local"), (done.stdout + done.stderr)[-2000:]
 
 
 def test_endpoint_engine_against_a_vllm_server_gives_the_same_records(vllm_url: str, tmp_path: Path) -> None:
@@ -129,9 +134,11 @@ def test_endpoint_engine_against_a_vllm_server_gives_the_same_records(vllm_url: 
     check_outputs(tmp_path / "out")
 
 
-def test_a_checkpoint_vllm_cannot_load_fails_with_vllms_reason(checkpoints: dict[str, Path], tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["local", "process"])
+def test_a_checkpoint_vllm_cannot_load_fails_with_vllms_reason(checkpoints: dict[str, Path], tmp_path: Path,
+                                                               mode: str) -> None:
     recipe = write_recipe(tmp_path, generator={"path": str(checkpoints["broken"]), "max_model_len": 256,
-                                               "dtype": "float32"})
+                                               "dtype": "float32"}, ray={"mode": mode})
     done = synth(recipe, tmp_path / "out")
     assert done.returncode == 2, done.stderr[-3000:]
     last = done.stderr.strip().splitlines()[-1]

@@ -123,8 +123,11 @@ class Filters(ConfigModel):
 class RayConfig(ConfigModel):
     """Where Ray runs the vLLM engines (engine ``vllm``)."""
 
-    mode: Literal["local", "cluster"] = "local"
-    """``local``: an in-process Ray in one pod; ``cluster``: a KubeRay RayJob with GPU workers."""
+    mode: Literal["auto", "process", "local", "cluster"] = "auto"
+    """``process``: the one engine runs in the job's own process, no Ray (one machine, one engine:
+    Ray's own processes cost a quarter of a 2-core node's throughput, measured); ``local``: an
+    in-process Ray in one pod (``workers`` engines); ``cluster``: a KubeRay RayJob with GPU workers;
+    ``auto``: ``process`` for one worker, else ``local``."""
     workers: int = Field(default=1, ge=1)
     """vLLM engine replicas (cluster mode: GPU worker pods)."""
     cpus_per_worker: float = Field(default=1, gt=0)
@@ -136,6 +139,13 @@ class RayConfig(ConfigModel):
     reserved, one by default, leaving the rest of the machine idle)."""
     start_timeout_seconds: int = Field(default=600, ge=10)
     """Fail when Ray cannot place the engines within this time (e.g. no GPU node), instead of hanging."""
+
+    @model_validator(mode="after")
+    def _one_engine_in_process(self) -> RayConfig:
+        if self.mode == "process" and self.workers != 1:
+            raise ValueError(f"workers: mode process runs one engine in the job's process, got {self.workers}; "
+                             "use mode local (Ray in the pod) or cluster for more")
+        return self
 
 
 class SynthConfig(ConfigModel):

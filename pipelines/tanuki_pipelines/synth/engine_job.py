@@ -31,3 +31,11 @@ class EngineJob:
     """``module:function`` generating one shard."""
     settings_json: str
     """The stage's recipe, as the runner reads it."""
+
+
+def runs_in_process(ray: RayConfig, ray_address: str | None) -> bool:
+    """Whether the engine runs in the job's own process rather than on Ray (pure): never with a Ray
+    address (a cluster's); with ``mode: process``, or ``auto`` and one worker."""
+    if ray_address is not None or ray.mode in ("local", "cluster"):
+        return False
+    return ray.mode == "process" or ray.workers == 1

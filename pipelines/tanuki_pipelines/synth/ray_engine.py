@@ -1,4 +1,6 @@
-"""Engine ``vllm``: shards flow through Ray Data to actors that each hold one ``vllm.LLM``.
+"""Engine ``vllm``: shards flow through Ray Data to actors that each hold one ``vllm.LLM`` — or, for
+one engine on one machine (``ray.mode: process``, or ``auto`` with one worker), through the same
+``ShardWorker`` in the job's own process, where Ray would only cost.
 
 One dataset row is one shard; an actor generates the whole shard (every round, batched) and
 returns its records, which the driver writes as the rows arrive. The same code runs in one pod
@@ -10,6 +12,7 @@ so a request Ray can never place is an error instead of a silent hang.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import time
@@ -48,13 +51,15 @@ class ShardWorker:
     """A Ray Data actor: loads the generator once, then generates whole shards with the job's runner."""
 
     def __init__(self, generator_json: str, seed: int, runner: str, settings_json: str, on_gpu: bool,
-                 ray_json: str, engines: int) -> None:
+                 ray_json: str, engines: int, cores: float | None = None) -> None:
+        """``cores``: the CPUs the engines share; None: the Ray node's (``node_cpus``)."""
         self.threads: int | None = None
         if not on_gpu:
             from tanuki_common.cpu_vllm import set_cpu_vllm_defaults
 
             set_cpu_vllm_defaults(os.environ)
-            self.threads = self._use_cpu_threads(RayConfig.model_validate_json(ray_json), engines)
+            self.threads = self._use_cpu_threads(RayConfig.model_validate_json(ray_json), engines,
+                                                 node_cpus() if cores is None else cores)
         os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # per-engine start-up chatter, once per actor
         from vllm import LLM
@@ -72,7 +77,7 @@ class ShardWorker:
         self.runner, self.settings_json = load_runner(runner), settings_json
 
     @staticmethod
-    def _use_cpu_threads(ray_config: RayConfig, engines: int) -> int:
+    def _use_cpu_threads(ray_config: RayConfig, engines: int, cores: float) -> int:
         """Give this engine its share of the node's cores. Ray starts an actor with OMP_NUM_THREADS set
         to the CPUs it reserved (1 by default). OpenMP reads that once, when torch loads, as the thread
         count of every thread: vLLM's CPU attention plans its work on one thread and runs it on
@@ -80,7 +85,7 @@ class ShardWorker:
         (and vLLM's worker forbids it once the engine exists). So: the variable first, then torch."""
         import sys
 
-        threads = cpu_engine_threads(node_cpus(), engines, ray_config.cpus_per_worker, ray_config.threads_per_worker)
+        threads = cpu_engine_threads(cores, engines, ray_config.cpus_per_worker, ray_config.threads_per_worker)
         if "torch" in sys.modules:  # too late to change OpenMP's default: keep what Ray set, consistently
             import torch
 
@@ -146,6 +151,28 @@ def wait_for_room(need: dict[str, float], timeout: float, resources: Callable[[]
                                 f"cluster has {({k: v for k, v in have.items() if k in ('CPU', 'GPU')})} "
                                 "(ray.workers, generator.tensor_parallel_size, the RayJob's workerGpus)")
         sleep(5)
+
+
+def has_gpu() -> bool:
+    """Whether this machine exposes an NVIDIA GPU (its device files), asked without loading torch: on
+    CPU the engine must set OpenMP's threads before torch loads."""
+    return bool(glob.glob("/dev/nvidia[0-9]*"))
+
+
+def generate_in_process(pending: dict[int, list[dict[str, Any]]], job: EngineJob,
+                        on_shard: Callable[[int, list[dict[str, Any]], float, int | None], None]) -> None:
+    """``ray.mode: process``: the one engine in this process, shard after shard, on this machine's cores."""
+    on_gpu = has_gpu()
+    try:
+        worker = ShardWorker(job.generator.model_dump_json(), job.seed, job.runner, job.settings_json, on_gpu,
+                             job.ray.model_dump_json(), 1, cores=float(len(os.sched_getaffinity(0))))
+    except RuntimeError as exc:
+        if ENGINE_FAILED not in str(exc):
+            raise
+        raise BadInputError("generator.path: " + str(exc)) from None
+    for shard, items in pending.items():
+        done = worker({"shard": [shard], "items": [json.dumps(items, ensure_ascii=False)]})
+        on_shard(shard, json.loads(done["records"][0]), float(done["seconds"][0]), int(done["threads"][0]) or None)
 
 
 def generate_on_ray(pending: dict[int, list[dict[str, Any]]], job: EngineJob, address: str | None,

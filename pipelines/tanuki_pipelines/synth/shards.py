@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tanuki_common.errors import BadInputError
-from tanuki_pipelines.synth.engine_job import EngineJob, load_runner
+from tanuki_pipelines.synth.engine_job import EngineJob, load_runner, runs_in_process
 
 
 def jsonl(records: list[dict[str, Any]]) -> str:
@@ -96,6 +96,10 @@ def generate_shards(planned: list[list[dict[str, Any]]], directory: Path, label:
             shard_started = time.monotonic()
             records = runner(shard, job.settings_json, engine)
             writer(index, records, time.monotonic() - shard_started)
+    elif pending and runs_in_process(job.ray, ray_address):
+        from tanuki_pipelines.synth.ray_engine import generate_in_process
+
+        generate_in_process(pending, job, writer)
     elif pending:
         from tanuki_pipelines.synth.ray_engine import generate_on_ray
 

@@ -34,6 +34,27 @@ def test_unknown_styles_and_a_missing_endpoint_are_refused_by_name() -> None:
         SynthConfig(engine="endpoint")
 
 
+def test_process_mode_runs_exactly_one_engine() -> None:
+    assert SynthConfig.model_validate({"ray": {"mode": "process"}}).ray.workers == 1
+    with pytest.raises(ValueError, match="workers: mode process runs one engine"):
+        SynthConfig.model_validate({"ray": {"mode": "process", "workers": 2}})
+
+
+@pytest.mark.parametrize(("ray", "address", "in_process"), [
+    ({}, None, True),  # auto, one worker: Ray would only cost
+    ({"workers": 2}, None, False),
+    ({}, "auto", False),  # a cluster's address is Ray
+    ({"mode": "process"}, None, True),
+    ({"mode": "local"}, None, False),
+    ({"mode": "cluster", "workers": 8}, "auto", False),
+])
+def test_where_the_engine_runs(ray: dict, address: str | None, in_process: bool) -> None:
+    from tanuki_pipelines.synth.config import RayConfig
+    from tanuki_pipelines.synth.engine_job import runs_in_process
+
+    assert runs_in_process(RayConfig.model_validate(ray), address) is in_process
+
+
 def test_documents_skip_broken_lines_with_their_numbers(tmp_path: Path) -> None:
     path = tmp_path / "docs.jsonl"
     path.write_text('{"text": "一つ目", "id": "x1"}\n\n{oops\n[1]\n{"body": "no text"}\n{"text": "二つ目"}\n')
