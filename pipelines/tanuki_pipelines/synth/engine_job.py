@@ -22,7 +22,7 @@ class EngineJob:
     """What generates the shards."""
 
     engine: str
-    """``vllm`` (Ray Data actors holding ``vllm.LLM``) or ``endpoint``."""
+    """``vllm`` (``vllm.LLM`` in this process or in Ray Data actors, see ``runs_in_process``) or ``endpoint``."""
     generator: GeneratorModel
     ray: RayConfig
     endpoint: EndpointEngine | None
@@ -36,6 +36,4 @@ class EngineJob:
 def runs_in_process(ray: RayConfig, ray_address: str | None) -> bool:
     """Whether the engine runs in the job's own process rather than on Ray (pure): never with a Ray
     address (a cluster's); with ``mode: process``, or ``auto`` and one worker."""
-    if ray_address is not None or ray.mode in ("local", "cluster"):
-        return False
-    return ray.mode == "process" or ray.workers == 1
+    return ray_address is None and (ray.mode == "process" or (ray.mode == "auto" and ray.workers == 1))

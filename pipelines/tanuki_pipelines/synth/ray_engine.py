@@ -153,6 +153,15 @@ def wait_for_room(need: dict[str, float], timeout: float, resources: Callable[[]
         sleep(5)
 
 
+def engine_start_failure(exc: Exception) -> BadInputError | None:
+    """The user's error in an engine's failure to start (the ``ShardWorker``'s own, or as Ray hands it
+    back wrapped), naming ``generator.path``; None when the failure is something else."""
+    text = str(exc)
+    if ENGINE_FAILED not in text:
+        return None
+    return BadInputError("generator.path: " + text[text.index(ENGINE_FAILED):].splitlines()[0])
+
+
 def has_gpu() -> bool:
     """Whether this machine exposes an NVIDIA GPU (its device files), asked without loading torch: on
     CPU the engine must set OpenMP's threads before torch loads."""
@@ -167,9 +176,9 @@ def generate_in_process(pending: dict[int, list[dict[str, Any]]], job: EngineJob
         worker = ShardWorker(job.generator.model_dump_json(), job.seed, job.runner, job.settings_json, on_gpu,
                              job.ray.model_dump_json(), 1, cores=float(len(os.sched_getaffinity(0))))
     except RuntimeError as exc:
-        if ENGINE_FAILED not in str(exc):
+        if (failure := engine_start_failure(exc)) is None:
             raise
-        raise BadInputError("generator.path: " + str(exc)) from None
+        raise failure from None
     for shard, items in pending.items():
         done = worker({"shard": [shard], "items": [json.dumps(items, ensure_ascii=False)]})
         on_shard(shard, json.loads(done["records"][0]), float(done["seconds"][0]), int(done["threads"][0]) or None)
@@ -200,7 +209,6 @@ def generate_on_ray(pending: dict[int, list[dict[str, Any]]], job: EngineJob, ad
                 on_shard(int(row["shard"]), json.loads(row["records"]), float(row["seconds"]),
                          int(row["threads"]) or None)
         except Exception as exc:
-            text = str(exc)
-            if ENGINE_FAILED not in text:
+            if (failure := engine_start_failure(exc)) is None:
                 raise
-            raise BadInputError("generator.path: " + text[text.index(ENGINE_FAILED):].splitlines()[0]) from None
+            raise failure from None
