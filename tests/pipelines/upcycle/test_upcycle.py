@@ -114,24 +114,28 @@ print(json.dumps({"peak_growth": status("VmHWM") - before}))
 
 @pytest.mark.slow  # runs tanuki upcycle in subprocesses
 def test_peak_memory_stays_near_one_shard(tmp_path: Path) -> None:
+    """The writer's budget is three half-shards (the output shard being filled, the one in flight on
+    the writer thread and safetensors' serialisation copy of it) plus one input tensor and the
+    allocator's slack: under two input shards, whatever the checkpoint's total size. The model is
+    big enough that holding its input (> 4 shards) or its output (> 12) cannot pass."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=4096, hidden_size=256, intermediate_size=1024, num_hidden_layers=16,
+    config = LlamaConfig(vocab_size=4096, hidden_size=256, intermediate_size=1024, num_hidden_layers=24,
                          num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False)
     dense = tmp_path / "dense"
     LlamaForCausalLM(config).save_pretrained(dense, max_shard_size="24MB")
     shards = sorted(dense.glob("*.safetensors"))
     largest = max(path.stat().st_size for path in shards)
     total = sum(path.stat().st_size for path in shards)
-    assert len(shards) >= 3
+    assert len(shards) >= 4 and total > 4 * largest
     result = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(dense), str(tmp_path / "moe")],
                             capture_output=True, text=True, check=True)
     growth = json.loads(result.stdout.strip().splitlines()[-1])["peak_growth"]
     moe_total = sum(p.stat().st_size for p in (tmp_path / "moe").glob("*.safetensors"))
     assert moe_total > 2.5 * total  # four copies of every FFN really were written
-    print(f"peak RSS growth {growth / 1e6:.1f} MB, largest shard {largest / 1e6:.1f} MB")
-    assert growth < 1.5 * largest, f"peak RSS grew {growth / 1e6:.1f} MB; largest shard {largest / 1e6:.1f} MB"
+    print(f"peak RSS growth {growth / 1e6:.1f} MB, largest shard {largest / 1e6:.1f} MB, total {total / 1e6:.1f} MB")
+    assert growth < 2 * largest, f"peak RSS grew {growth / 1e6:.1f} MB; largest shard {largest / 1e6:.1f} MB"
 
 
 @pytest.mark.slow  # runs tanuki upcycle in subprocesses
