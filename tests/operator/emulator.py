@@ -32,8 +32,9 @@ import cel_rules
 import jsonpatch
 import jsonpointer
 import kmock
-import ssa
 from kmock._internal import parsing
+
+from tanuki_operator.embedded import ssa
 
 
 def _copy(obj: Any) -> Any:

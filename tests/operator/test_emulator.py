@@ -134,7 +134,7 @@ APPLY = 'application/apply-patch+yaml'
 
 def owners(obj):
     """Field path → manager, from managedFields (FieldsV1), for the assertions below."""
-    import ssa
+    from tanuki_operator.embedded import ssa
 
     return {'.'.join(path): manager for (manager, _, _), paths in ssa.owned(obj).items() for path in paths}
 

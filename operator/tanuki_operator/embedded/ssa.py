@@ -1,7 +1,8 @@
-"""Server-side apply and field ownership, as kube-apiserver does them, for the test API fakes.
+"""Server-side apply and field ownership, as kube-apiserver does them, without an API server.
 
-Both the in-memory ``FakeKube`` and the kmock emulator write objects through these functions, so
-the operator's applies behave the same in every test tier. What is modelled:
+The embedded object store (``tanuki local``) and both test API fakes (the in-memory ``FakeKube``
+and the kmock emulator) write objects through these functions, so the operator's applies behave
+the same on a laptop and in every test tier. What is modelled:
 
 - ``metadata.managedFields``: one entry per (manager, operation[, subresource]) with the fields it
   owns, in the FieldsV1 encoding (``{"f:spec": {"f:replicas": {}}}``).
@@ -21,14 +22,18 @@ from __future__ import annotations
 
 import datetime
 import pickle
-from typing import Any
+from typing import Any, TypeVar
 
 Path = tuple[str, ...]
 
 
-def _copy(obj: Any) -> Any:
+JsonT = TypeVar("JsonT")
+
+
+def copy_json(obj: JsonT) -> JsonT:
     # objects are plain JSON data: a pickle round trip copies them several times faster than deepcopy
-    return pickle.loads(pickle.dumps(obj, pickle.HIGHEST_PROTOCOL))
+    copied: JsonT = pickle.loads(pickle.dumps(obj, pickle.HIGHEST_PROTOCOL))
+    return copied
 
 UNTRACKED = {("apiVersion",), ("kind",), ("status",)}
 UNTRACKED_METADATA = {"name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp",
@@ -86,7 +91,7 @@ def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
         if isinstance(value, dict) and isinstance(target.get(key), dict) and value:
             _merge(target[key], value)
         else:
-            target[key] = _copy(value)
+            target[key] = copy_json(value)
 
 
 def encode(paths: set[Path]) -> dict[str, Any]:
@@ -110,7 +115,8 @@ def decode(fields: dict[str, Any], prefix: Path = ()) -> set[Path]:
 
 
 def _entries(obj: dict[str, Any]) -> list[dict[str, Any]]:
-    return obj.setdefault("metadata", {}).setdefault("managedFields", [])
+    entries: list[dict[str, Any]] = obj.setdefault("metadata", {}).setdefault("managedFields", [])
+    return entries
 
 
 def owned(obj: dict[str, Any]) -> dict[tuple[str, str, str], set[Path]]:
@@ -156,15 +162,15 @@ def record_update(old: dict[str, Any] | None, new: dict[str, Any], manager: str,
 
 def apply(live: dict[str, Any] | None, applied: dict[str, Any], manager: str, force: bool) -> dict[str, Any]:
     """The object after ``manager`` applies ``applied`` (raises ``Conflict``)."""
-    applied = _copy(applied)
+    applied = copy_json(applied)
     applied.get("metadata", {}).pop("managedFields", None)
     mine = (manager, "Apply", "")
     new_paths = leaves(applied)
     if live is None:
-        obj = _copy(applied)
+        obj = copy_json(applied)
         _store_owned(obj, {mine: new_paths}, obj.get("apiVersion", ""))
         return obj
-    obj = _copy(live)
+    obj = copy_json(live)
     table = owned(obj)
     conflicts = [(other[0], path) for other, paths in table.items() if other != mine
                  for path in paths & new_paths if get_path(obj, path) != get_path(applied, path)]
