@@ -221,31 +221,25 @@ class ObjectStore:
     def patch(self, api_version: str, kind: str, namespace: str, name: str, body: dict[str, Any],
               manager: str = FIELD_MANAGER) -> Any:
         """JSON merge patch of the object (its status too, when ``body`` has one: for writers that own it)."""
-        with self._lock:
-            key = (api_version, kind, namespace, name)
-            if key not in self.objects:
-                raise ApiError(404, f"{kind} {namespace}/{name} not found")
-            live = self.objects[key]  # changed in place: holders of the stored dict (tests) see it
-            before = ssa.copy_json(live)
-            merge_patch(live, body)
-            if live != before:
-                ssa.record_update(before, live, manager)
-                if _spec_of(live) != _spec_of(before):
-                    live["metadata"]["generation"] = before["metadata"].get("generation", 1) + 1
-                self._changed("MODIFIED", self._stamp(live))
-            return ssa.copy_json(live)
+        return self._merge((api_version, kind, namespace, name), body, manager, subresource=False)
 
     def patch_status(self, api_version: str, kind: str, namespace: str, name: str, status: dict[str, Any],
                      manager: str = FIELD_MANAGER) -> Any:
         """Merge ``status`` into the status subresource (never the spec, never ``generation``)."""
+        return self._merge((api_version, kind, namespace, name), {"status": status}, manager, subresource=True)
+
+    def _merge(self, key: ObjectKey, body: dict[str, Any], manager: str, subresource: bool) -> dict[str, Any]:
         with self._lock:
-            key = (api_version, kind, namespace, name)
             if key not in self.objects:
-                raise ApiError(404, f"{kind} {namespace}/{name} not found")
-            live = self.objects[key]
+                raise ApiError(404, f"{key[1]} {key[2]}/{key[3]} not found")
+            live = self.objects[key]  # changed in place: holders of the stored dict (tests) see it
             before = ssa.copy_json(live)
-            merge_patch(live, {"status": status})
+            merge_patch(live, body)
             if live != before:
+                if not subresource:
+                    ssa.record_update(before, live, manager)
+                    if _spec_of(live) != _spec_of(before):
+                        live["metadata"]["generation"] = before["metadata"].get("generation", 1) + 1
                 self._changed("MODIFIED", self._stamp(live))
             return ssa.copy_json(live)
 
