@@ -15,16 +15,21 @@ import yaml
 DEMO = Path(__file__).resolve().parents[1] / "tanuki-demo"
 CHAIN = Path(__file__).resolve().parents[1] / "examples" / "debug-chain.yaml"
 
-pytestmark = pytest.mark.skipif(not (DEMO / ".tanuki" / "status.json").is_file(),
+pytestmark = pytest.mark.skipif(not (DEMO / ".tanuki" / "objects.json").is_file(),
                                 reason="the README's first command (tanuki demo) has not run in this checkout")
 
 
 def statuses() -> dict:
-    return json.loads((DEMO / ".tanuki" / "status.json").read_text())
+    from tanuki_operator.local import statuses as stored
+
+    return stored(DEMO)
 
 
 def recipe(kind: str, name: str) -> dict:
-    return yaml.safe_load((DEMO / "tanuki-data" / kind.lower() / name / "cr-recipe.yaml").read_text())
+    """The recipe the operator rendered for the stage (its ConfigMap in the local store)."""
+    from tanuki_operator.local import store_of
+
+    return yaml.safe_load(store_of(DEMO).get("v1", "ConfigMap", "local", f"{name}-recipe")["data"]["recipe.yaml"])
 
 
 def outputs(kind: str, name: str) -> dict:
@@ -78,7 +83,9 @@ def test_dpo_was_judged_by_the_server_the_same_apply_ran_and_its_key_stayed_out_
     assert (judge["base_url"], judge["model"], judge["api_key_env"]) == (served["url"], served["model"], "JUDGE_API_KEY")
     assert served["checkpoint"] == outputs("SFTJob", "debug-sft")["checkpoint"]
     key = (DEMO / "secrets" / "tanuki-api-key" / "api-key").read_text().strip()
-    assert key not in (DEMO / "tanuki-data" / "dpojob" / "debug-dpo" / "cr-recipe.yaml").read_text()
+    assert key not in (DEMO / ".tanuki" / "objects.json").read_text()  # no spec, recipe, env or status holds it
+    assert not [path for path in (DEMO / ".tanuki" / "pods").rglob("*") if path.is_file()
+                and key in path.read_text(errors="replace")]
 
 
 def test_the_chat_server_rolled_the_dpo_model_out_over_the_sft_one_before_the_arena_began() -> None:

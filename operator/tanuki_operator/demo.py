@@ -28,7 +28,6 @@ from tanuki_operator.api.phase import Phase
 
 def make_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--output-dir", default="tanuki-demo", help="where the demo writes (default tanuki-demo)")
-    parser.add_argument("--nproc-per-node", type=int, default=2, help="training processes (default 2)")
     parser.add_argument("--chain", default=None, help="custom resources to run (default examples/debug-chain.yaml)")
     parser.add_argument("--no-serve", action="store_true", help="stop after training (skip serving)")
     parser.add_argument("--hold", action=argparse.BooleanOptionalAction, default=None,
@@ -56,7 +55,7 @@ def main(args: argparse.Namespace) -> int:
     subprocess.run([*cli, "corpus", "--out", str(corpus)], check=True, stdout=subprocess.DEVNULL)
     api_key = _api_key(workdir)  # the chain's servers require it
     command = [*cli, "local", "apply", "-f", str(chain), "--workdir", str(workdir),
-               "--nproc-per-node", str(args.nproc_per_node)] + (["--serve-for", "0"] if args.no_serve else [])
+               *(["--serve-for", "0"] if args.no_serve else [])]
     print(f"[tanuki demo] {' '.join(command[2:])}", flush=True)
     # one apply runs every stage, then keeps its ModelServers up (until we stop it)
     runner = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
@@ -101,10 +100,9 @@ def _incomplete_stages(chain: Path, workdir: Path) -> list[str]:
     """The chain's batch stages whose stored phase is not Succeeded."""
     import yaml
 
-    try:
-        statuses = json.loads((workdir / ".tanuki" / "status.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        statuses = {}
+    from tanuki_operator.local import statuses as stored_statuses
+
+    statuses = stored_statuses(workdir)
     keys = [f"{d['kind']}/{d['metadata']['name']}" for d in yaml.safe_load_all(chain.read_text())
             if d and d.get("kind") != "ModelServer"]
     return [key for key in keys if (statuses.get(key) or {}).get("phase") != Phase.SUCCEEDED]
@@ -183,7 +181,9 @@ QUANTIZED_ENDPOINT = "ModelServer/debug-chat-w8a8"
 def _try_endpoint(workdir: Path, api_key: str, hold: bool, runner: subprocess.Popen[str]) -> int:
     """Prove the chat endpoint (and the quantized model's, when the chain serves one) with one request
     through the router each, and print how to use it."""
-    statuses = json.loads((workdir / ".tanuki" / "status.json").read_text())
+    from tanuki_operator.local import statuses as stored_statuses
+
+    statuses = stored_statuses(workdir)
     servers = [ENDPOINT, *([QUANTIZED_ENDPOINT] if QUANTIZED_ENDPOINT in statuses else [])]
     for name in servers:
         if statuses.get(name, {}).get("phase") != Phase.RUNNING:

@@ -1,10 +1,12 @@
 """``tanuki local apply -f chain.yaml``: run tanuki custom resources on this machine.
 
-The embedded runner: the same CR YAML a cluster gets, validated by the same models, its lineage
-resolved the same way, each stage's recipe rendered by the same code — then each stage runs as a
-``tanuki <stage>`` subprocess in dependency order instead of as a Kubernetes Job. Each PVC
-(``spec.storage.claimName``) is a directory under ``--workdir``; statuses persist in
-``WORKDIR/.tanuki/status.json``, so a later apply can refer to what an earlier one produced.
+The operator runs here as it runs in a cluster: its controller and reconcilers (the same stage
+registry, validation, lineage, rendering and typed status, with conditions and
+``observedGeneration``) against the embedded object store (``embedded.store``, the file
+``WORKDIR/.tanuki/objects.json``), and the local kubelet (``embedded.kubelet``) runs the Jobs
+they render as processes within ``--cpus``: each PVC (``spec.storage.claimName``) is a directory
+under ``--workdir``, Secrets are files ``WORKDIR/secrets/<name>/<key>``. A later apply, ``tanuki
+local get`` and the report read the same store.
 
 ModelServers are served from the start (vLLM processes behind ``vllm-router``, see
 ``local_serving``), each as soon as its upstream succeeded, so a batch stage of the same file can
@@ -12,10 +14,11 @@ use one (a DPOJob's judge, an EvalJob's targets): it waits until the server is R
 command then keeps serving, and watching the file for changes, until interrupted or
 ``--serve-for`` seconds have passed.
 
-Applying a file again behaves as in a cluster: a stage that succeeded with the same spec is not
-run again, a failed one is retried (resuming from its newest checkpoint), and a changed spec of a
-stage that already ran is refused naming the fields (``tanuki local delete`` forgets a resource
-and its outputs so it can run anew).
+Applying a file again behaves as ``kubectl apply`` does: a stage that succeeded with the same
+spec is not run again, a changed spec of a stage that already ran is refused naming the fields
+(``tanuki local delete`` deletes a resource and its outputs so it can run anew). A failed stage is
+deleted and created again (its outputs stay), so it runs again and resumes from its newest
+checkpoint; one the runner was stopped in resumes the same way.
 """
 
 from __future__ import annotations
@@ -24,25 +27,23 @@ import argparse
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tanuki_operator.api.common import JobSpec, Phase
+from tanuki_operator.api import API_VERSION
+from tanuki_operator.api.common import JobSpec, Phase, Status
 from tanuki_operator.api.modelserver import ModelServerSpec
-from tanuki_operator.handlers.reconcile import STAGE_NOT_AVAILABLE, changed_fields, spec_record
-from tanuki_operator.lineage import referenced, resolve, settling
-from tanuki_operator.local_serving import RUNNER_STOPPED, TICK_SECONDS, LocalModelServer, StatusStore
+from tanuki_operator.embedded.store import ObjectStore
+from tanuki_operator.lineage import referenced, settling
+from tanuki_operator.local_serving import NAMESPACE, TICK_SECONDS, LocalModelServer
 from tanuki_operator.render.common import Owner, output_dir
-from tanuki_operator.stages import STAGES, Workload, not_available_message
-from tanuki_operator.validation import summarize, validate_spec
+from tanuki_operator.stages import STAGES
+from tanuki_operator.validation import validate_spec
 
 
 def make_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -51,9 +52,8 @@ def make_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     apply.add_argument("-f", "--filename", type=Path, required=True)
     apply.add_argument("--workdir", type=Path, default=Path("tanuki-local"),
                        help="each PVC becomes WORKDIR/<claimName> (default tanuki-local)")
-    apply.add_argument("--nproc-per-node", type=int, default=2, help="training processes for torchrun stages")
     apply.add_argument("--cpus", type=float, default=None,
-                       help="cores the batch stages share: stages whose upstreams are ready run at the same time "
+                       help="cores of the local node: pods of stages whose upstreams are ready run at the same time "
                             "while their spec.resources.cpu fits (default: this machine's cores)")
     apply.add_argument("--serve-for", type=float, default=None,
                        help="seconds to keep ModelServers up once ready (default: until interrupted; 0: stop at once)")
@@ -82,22 +82,48 @@ OUTPUT_KEYS = ("url", "checkpoint", "dataset", "report", "tokenizer")
 """What ``-o wide`` shows of a status's outputs: the first of these it has."""
 
 
+def _seconds(stamp: str | None) -> float | None:
+    from datetime import datetime
+
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() if stamp else None
+
+
+def wall_seconds(status: dict[str, Any], now: float) -> float | None:
+    """From the stage's start to its completion (or to ``now`` while it runs)."""
+    started, ended = _seconds(status.get("startTime")), _seconds(status.get("completionTime"))
+    return None if started is None else (ended or now) - started
+
+
+def summary(status: dict[str, Any]) -> dict[str, Any]:
+    """Phase, reason and message of a status as ``kubectl get`` would show them: a refused edit
+    (Valid=False) first, else the Ready condition's reason (the local servers' ``reason`` otherwise)."""
+    conditions = {c.get("type"): c for c in status.get("conditions") or []}
+    valid, ready = conditions.get("Valid") or {}, conditions.get("Ready") or {}
+    chosen = valid if valid.get("status") == "False" else ready
+    return {"phase": status.get("phase", ""), "reason": chosen.get("reason") or status.get("reason", ""),
+            "message": chosen.get("message") if chosen.get("status") == "False" and chosen is valid
+            else status.get("message", "")}
+
+
 def status_table(statuses: dict[str, dict[str, Any]], wide: bool, now: float) -> str:
-    """``kubectl get``-style rows (pure): kind/name, phase, reason, wall time, age; wide adds the main
-    output and the message."""
+    """``kubectl get``-style rows (pure): kind/name, phase, progress, reason, wall time (start to
+    completion, or to now), age of the phase; wide adds the main output and the message."""
     header = ["NAME", "PHASE", "PROGRESS", "REASON", "WALL", "AGE"] + (["OUTPUT", "MESSAGE"] if wide else [])
     rows = [header]
     for key, status in statuses.items():
         kind, _, name = key.partition("/")
-        wall = status.get("wallSeconds")
+        shown = summary(status)
         progress = status.get("progress") if status.get("phase") == Phase.RUNNING else None
-        row = [f"{kind.lower()}/{name}", str(status.get("phase", "")),
-               f"{progress['step']}/{progress['totalSteps']}" if progress else "", str(status.get("reason", "")),
-               "" if wall is None else _age(wall), _age(now - status["since"]) if "since" in status else ""]
+        wall = wall_seconds(status, now)
+        ready: dict[str, Any] = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+        since = _seconds(ready.get("lastTransitionTime"))
+        row = [f"{kind.lower()}/{name}", str(shown["phase"]),
+               f"{progress['step']}/{progress['totalSteps']}" if progress else "", str(shown["reason"]),
+               "" if wall is None else _age(wall), "" if since is None else _age(now - since)]
         if wide:
             outputs = status.get("outputs") or {}
             row += [str(next((outputs[k] for k in OUTPUT_KEYS if k in outputs), "")),
-                    str(status.get("message", "")).replace("\n", " ")[:100]]
+                    str(shown["message"]).replace("\n", " ")[:100]]
         rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     return "\n".join("   ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows)
@@ -123,290 +149,160 @@ def localised(spec: dict[str, Any], workdir: Path) -> dict[str, Any]:
     return {**spec, "storage": storage}
 
 
-@dataclass
-class Launch:
-    """A batch stage whose upstreams are ready: what to run and what its status will record."""
-
-    key: str
-    """``Kind/name``."""
-    command: list[str]
-    env: dict[str, str]
-    out: Path
-    """Its output directory (``outputs.json`` lands there)."""
-    record: dict[str, Any]
-    """The spec it runs (a later apply refuses changes to it)."""
-    upstream: list[str]
-    cpus: float
-    """Its ``spec.resources.cpu``: what it takes of the runner's ``--cpus``."""
+SETTLE_SECONDS = 1.0
+PROGRESS_EVERY_SECONDS = 15.0
 
 
-class RunningStage:
-    """One stage program running in a thread of the runner."""
+def store_of(workdir: Path) -> ObjectStore:
+    """The workdir's objects (custom resources and their children), as the last runner left them."""
+    return ObjectStore(workdir / ".tanuki" / "objects.json")
 
-    def __init__(self, launch: Launch, store: StatusStore | None, prefix: str) -> None:
-        self.launch, self.store, self.prefix = launch, store, prefix
-        self.status: dict[str, Any] | None = None
-        self.process: subprocess.Popen[str] | None = None
-        self.stopping = threading.Event()
-        self.started = time.monotonic()
-        self.thread = threading.Thread(target=self._run, name=f"stage-{launch.key}", daemon=True)
-        self.thread.start()
 
-    def _run(self) -> None:
-        launch = self.launch
-        try:
-            code = run_stage(launch.command, launch.env, launch.key, self.store, launch.upstream, self.prefix, self)
-        except Exception as exc:  # the runner reports it as the stage's failure and goes on
-            code, message = None, f"could not run: {type(exc).__name__}: {exc}"
-        else:
-            message = f"stage exited with {code}"
-        wall = round(time.monotonic() - self.started, 1)
-        if self.stopping.is_set():  # keeps the progress it had reached
-            last = self.store.load().get(launch.key, {}) if self.store is not None else {}
-            self.status = {**last, "phase": Phase.SUSPENDED, "reason": RUNNER_STOPPED, "spec": launch.record,
-                           "wallSeconds": wall, "message": "local runner stopped mid-stage; tanuki local apply resumes it"}
-        elif code != 0:
-            self.status = {"phase": Phase.FAILED, "reason": "StageFailed", "message": message, "spec": launch.record,
-                           "wallSeconds": wall}
-        else:
-            outputs = json.loads((launch.out / "outputs.json").read_text())
-            self.status = {"phase": Phase.SUCCEEDED, "reason": "Completed", "outputs": outputs, "spec": launch.record,
-                           "wallSeconds": wall, "message": str(next((outputs[key] for key in ("checkpoint", "dataset", "report")
-                                                                     if key in outputs), ""))}
+def statuses(source: Path | ObjectStore) -> dict[str, dict[str, Any]]:
+    """``Kind/name`` → status of each tanuki resource in a workdir (or store), with ``upstream``: the
+    resources its spec reads from, for lineage pictures."""
+    store = store_of(source) if isinstance(source, Path) else source
+    return {f"{obj['kind']}/{obj['metadata']['name']}": {**(obj.get("status") or {}),
+                                                           "upstream": referenced(obj.get("spec"))}
+            for obj in store.all() if obj["apiVersion"] == API_VERSION}
+
+
+def manifest_of(resource: dict[str, Any], workdir: Path) -> dict[str, Any]:
+    """The resource as the local API server stores it: in ``NAMESPACE``, its PVC under the workdir."""
+    labels = (resource.get("metadata") or {}).get("labels") or {}
+    return {"apiVersion": API_VERSION, "kind": resource["kind"],
+            "metadata": {"name": resource["metadata"]["name"], "namespace": NAMESPACE,
+                         **({"labels": labels} if labels else {})},
+            "spec": localised(resource.get("spec") or {}, workdir)}
+
+
+def unknown(resource: dict[str, Any]) -> str | None:
+    """Why the local API server has no such resource type (as ``kubectl apply`` says it), or None."""
+    if resource.get("apiVersion") != API_VERSION or resource["kind"] not in STAGES:
+        return f'no matches for kind "{resource["kind"]}" in version "{resource.get("apiVersion")}"'
+    return None
+
+
+class LocalCluster:
+    """The operator's own controller and reconcilers against the embedded store, with the local kubelet
+    running the pods it renders: a cluster's control plane and one node, in this process."""
+
+    def __init__(self, workdir: Path, cpus: float | None, kinds: set[str]) -> None:
+        from tanuki_operator.embedded.kubelet import Kubelet
+        from tanuki_operator.handlers.controller import Controller
+        from tanuki_operator.render.common import Settings
+
+        self.store = store_of(workdir)
+        self.kubelet = Kubelet(self.store, workdir, cpus)
+        self.controller = Controller(self.store, Settings.from_env(), workers=2, emit=self._event, kinds=kinds)
+        self._progress: dict[str, float] = {}
+        """Resource → when its progress was last printed."""
+        self.store.watch(self._dispatch)
+
+    def _dispatch(self, event: str, obj: dict[str, Any]) -> None:
+        if obj["apiVersion"] != API_VERSION:
+            self.controller.child_event(event, obj)
+            return
+        self.controller.resource_event(obj["kind"], event, obj)
+        key = f"{obj['kind']}/{obj['metadata']['name']}"
+        status = obj.get("status") or {}
+        progress = status.get("progress") or {}
+        printed = self._progress.get(key, 0.0)
+        if status.get("phase") == Phase.RUNNING and progress.get("summary") and (
+                time.monotonic() - printed >= PROGRESS_EVERY_SECONDS or progress.get("step") == progress.get("totalSteps")):
+            self._progress[key] = time.monotonic()
+            loss = f", loss {progress['loss']:.3f}" if isinstance(progress.get("loss"), (int, float)) else ""
+            print(f"[tanuki local] {key}: Running {progress['summary']}{loss}", flush=True)
+
+    @staticmethod
+    def _event(body: dict[str, Any], event_type: str, reason: str, message: str) -> None:
+        """What a cluster posts as an Event, printed."""
+        print(f"[tanuki local] {body['kind']}/{body['metadata']['name']}: {reason}: {message}", flush=True)
+
+    def start(self) -> None:
+        for obj in self.store.all():  # the initial listing of a watch
+            if obj["apiVersion"] == API_VERSION:
+                self.controller.resource_event(obj["kind"], None, obj)
+        self.controller.start()
+        self.kubelet.start()
 
     def stop(self) -> None:
-        """Terminate the program (SIGTERM, then SIGKILL after 20 s); a rerun resumes it from its checkpoint."""
-        self.stopping.set()
-        process = self.process
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        self.thread.join(timeout=30)
+        """Stop the node's processes (their pods are disrupted, so a rerun resumes them), then look at
+        each unfinished resource once more so its status says so."""
+        self.controller.stop()
+        self.kubelet.stop()
+        for obj in self.store.all():
+            if obj["apiVersion"] == API_VERSION and obj["kind"] in self.controller.kinds:
+                self.controller.reconcile_key((obj["kind"], NAMESPACE, obj["metadata"]["name"]))
+
+    def settled(self, keys: list[tuple[str, str]], starting: Callable[[str, str], bool]) -> bool:
+        """Nothing more will happen to these resources without something from outside: no pod runs or
+        waits for cores, no reconcile is due, each status is of its current spec, and none is running
+        or waiting for a server this process is still starting."""
+        if self.kubelet.busy() or not self.controller.idle():
+            return False
+        for kind, name in keys:
+            obj = self.store.get(API_VERSION, kind, NAMESPACE, name)
+            if obj is None:
+                continue
+            status = Status.model_validate(obj.get("status") or {})
+            if status.observedGeneration != obj["metadata"].get("generation") or status.phase is Phase.RUNNING:
+                return False
+            if status.phase is Phase.WAITING and any(starting(*ref.split("/", 1)) for ref in referenced(obj.get("spec"))):
+                return False
+        return True
 
 
-def queue(resources: list[dict[str, Any]], store: StatusStore) -> None:
-    """Record the batch stages about to run as Pending (Queued) unless they have a status: a server
-    reading one of them then waits for it instead of failing on an upstream that does not exist."""
-    stored = store.load()
+def pods_waiting(store: ObjectStore, kind: str, name: str) -> str:
+    """Why the resource's pods are not running, as their container statuses say ("" if they do not)."""
+    from tanuki_operator.render.common import owner_selector
+
+    owner = Owner(kind=kind, name=name, namespace=NAMESPACE, uid="")
+    reasons = [f"pod {pod['metadata']['name']}: {waiting.get('reason')}: {waiting.get('message', '')}"
+               for pod in store.list("v1", "Pod", NAMESPACE, owner_selector(owner))
+               for container in (pod.get("status") or {}).get("containerStatuses") or []
+               if (waiting := (container.get("state") or {}).get("waiting"))]
+    return "; ".join(reasons)
+
+
+def apply_resources(store: ObjectStore, resources: list[dict[str, Any]], workdir: Path) -> None:
+    """``kubectl apply`` of each resource; one that failed is deleted first (its children go with it,
+    its outputs stay), so applying again retries it and it resumes from its newest checkpoint."""
     for resource in resources:
-        key = f"{resource['kind']}/{resource['metadata']['name']}"
-        if resource["kind"] != "ModelServer" and key not in stored:
-            store.update(key, {"phase": Phase.PENDING, "reason": "Queued", "message": "queued by tanuki local apply"})
+        kind, name = resource["kind"], resource["metadata"]["name"]
+        stored = store.get(API_VERSION, kind, NAMESPACE, name)
+        phase = Phase.of((stored or {}).get("status", {}).get("phase"))
+        if stored is not None and phase is Phase.FAILED:
+            store.delete(API_VERSION, kind, NAMESPACE, name)
+        applied = store.apply(manifest_of(resource, workdir), manager="kubectl")
+        if stored is not None and phase is Phase.SUCCEEDED and \
+                applied["metadata"]["generation"] == stored["metadata"]["generation"]:
+            print(f"[tanuki local] {kind}/{name}: unchanged, already succeeded", flush=True)
 
 
-def cpu_count(quantity: str) -> float:
-    """A Kubernetes CPU quantity ("2", "500m") in cores."""
-    from kubernetes.utils.quantity import parse_quantity
-
-    return float(parse_quantity(quantity))  # type: ignore[no-untyped-call]  # kubernetes ships py.typed but leaves it unannotated
-
-
-def run_chain(resources: list[dict[str, Any]], workdir: Path, nproc: int, store: StatusStore | None = None,
-              servers: Sequence[LocalModelServer] = (), ready_timeout: float = 900,
-              cpus: float | None = None) -> dict[str, dict[str, Any]]:
-    """Run every batch resource whose upstreams succeeded; returns name → status (phase, message, outputs).
-
-    Stages whose upstreams are ready run concurrently while the ``spec.resources.cpu`` of those
-    running fits in ``cpus`` (default: this machine's cores), as a scheduler places pods; one that
-    asks for more than there is runs alone. Upstreams this file does not declare are looked up in
-    the workdir's stored statuses. A stage reading a ModelServer among ``servers`` waits (up to
-    ``ready_timeout`` seconds without progress) until it serves, or until it can no longer. The
-    caller has ``queue``d the resources before starting the servers."""
-    store = store or StatusStore(workdir)
-    capacity = cpus if cpus is not None else float(os.cpu_count() or 1)
-    statuses: dict[tuple[str, str], dict[str, Any]] = {}
-    stored_statuses = store.load()
-    for key, stored in stored_statuses.items():
-        stored_kind, _, stored_name = key.partition("/")
-        statuses[stored_kind, stored_name] = stored
-    declared = {(resource["kind"], resource["metadata"]["name"]) for resource in resources} | set(statuses)
-    previous: dict[tuple[str, str], dict[str, Any]] = {}
-    for resource in resources:  # re-applied: decided again (skipped when unchanged and succeeded)
-        resource_key = (resource["kind"], resource["metadata"]["name"])
-        if resource_key in statuses:
-            previous[resource_key] = statuses.pop(resource_key)
-    pending = [resource for resource in resources if resource["kind"] != "ModelServer"]
+def run_chain(cluster: LocalCluster, keys: list[tuple[str, str]], servers: Sequence[LocalModelServer] = (),
+              ready_timeout: float = 900) -> None:
+    """Until the batch resources ``keys`` settle: each runs once its upstreams succeeded, a stage
+    reading a ModelServer among ``servers`` waits (up to ``ready_timeout`` seconds) until it serves."""
     live = {server.name: server for server in servers}
-    running: dict[tuple[str, str], RunningStage] = {}
-    width = max((len(resource["metadata"]["name"]) for resource in pending), default=0)
 
     def starting(kind: str, name: str) -> bool:
-        """A ModelServer this apply serves that is not ready for its consumers yet but still may be."""
         server = live.get(name) if kind == "ModelServer" else None
         return server is not None and not server.blocked and server.status.get("phase") != Phase.FAILED \
             and (server.status.get("phase") != Phase.RUNNING or settling("ModelServer", server.status) is not None)
 
-    def finish(kind: str, name: str, status: dict[str, Any]) -> None:
-        statuses[kind, name] = status
-        if not status.pop("refused", False) and not status.pop("unchanged", False):
-            store.update(f"{kind}/{name}", status)
-        reason = f" ({status['reason']})" if status.get("reason") else ""
-        print(f"[tanuki local] {kind}/{name}: {status['phase']}{reason}: {status.get('message', '')}", flush=True)
-
     deadline = time.monotonic() + ready_timeout
-    try:
-        while pending or running:
-            progressed = False
-            for (kind, name), stage in list(running.items()):
-                if stage.status is not None:
-                    del running[kind, name]
-                    finish(kind, name, {**stage.status, "upstream": stage.launch.upstream})
-                    progressed = True
-            for key, served in store.load().items():  # the servers' threads keep these current
-                if key.startswith("ModelServer/") and key.partition("/")[2] in live:
-                    statuses["ModelServer", key.partition("/")[2]] = served
-            used = sum(stage.launch.cpus for stage in running.values())
-            for resource in list(pending):
-                kind, name = resource["kind"], resource["metadata"]["name"]
-                planned = step(resource, workdir, nproc, statuses, declared, previous.get((kind, name)), starting)
-                if planned is None:
-                    continue  # waiting for an upstream that may still run
-                if isinstance(planned, Launch):
-                    if running and used + planned.cpus > capacity:
-                        continue  # no room yet: it starts when a running stage ends
-                    print(f"[tanuki local] {kind}/{name}: running {' '.join(planned.command[2:])}", flush=True)
-                    running[kind, name] = RunningStage(planned, store, f"{name.ljust(width)} | ")
-                    used += planned.cpus
-                else:
-                    finish(kind, name, {**planned, "upstream": referenced(resource.get("spec"))})
-                pending.remove(resource)
-                progressed = True
-            if progressed:
-                deadline = time.monotonic() + ready_timeout
-            elif running or (any(starting("ModelServer", name) for name in live) and time.monotonic() < deadline):
-                time.sleep(TICK_SECONDS)
-            else:
-                for resource in pending:
-                    status = {"phase": Phase.WAITING, "reason": "UpstreamPending", "message": "upstream never succeeded"}
-                    key = f"{resource['kind']}/{resource['metadata']['name']}"
-                    statuses[resource["kind"], resource["metadata"]["name"]] = status
-                    if (stored_statuses.get(key) or {}).get("reason") in (None, "Queued"):  # not an earlier run's
-                        store.update(key, status)
-                break
-    except BaseException:  # interrupted: running stages go too (a rerun resumes them from their checkpoints)
-        for (kind, name), stage in running.items():
-            stage.stop()
-            if stage.status is not None:
-                statuses[kind, name] = {**stage.status, "upstream": stage.launch.upstream}
-                store.update(f"{kind}/{name}", statuses[kind, name])
-        raise
-    ran = {(resource["kind"], resource["metadata"]["name"]) for resource in resources}
-    return {f"{kind}/{name}": status for (kind, name), status in statuses.items() if (kind, name) in ran}
-
-
-def _refusal(stored: dict[str, Any] | None, record: dict[str, Any], kind: str) -> str | None:
-    """A stage that already ran keeps its spec (as its Job would in a cluster)."""
-    if not stored or "spec" not in stored or stored.get("phase") not in (Phase.SUCCEEDED, Phase.FAILED, Phase.RUNNING):
-        return None
-    fields = changed_fields(stored["spec"], record)
-    if not fields:
-        return None
-    return (f"{', '.join(fields[:5])}: cannot change once the stage has run; revert the change, or "
-            f"`tanuki local delete` the {kind} (its outputs go too) to run the new spec")
-
-
-def step(resource: dict[str, Any], workdir: Path, nproc: int, statuses: dict[tuple[str, str], dict[str, Any]],
-         declared: set[tuple[str, str]], stored: dict[str, Any] | None = None,
-         starting: Callable[[str, str], bool] = lambda kind, name: False) -> dict[str, Any] | Launch | None:
-    """Decide one resource: its final status (invalid, refused, unchanged, waiting on what will not
-    come), a ``Launch`` when its upstreams are ready, or None when it must wait for an upstream that
-    has not run yet (or a ModelServer that is still ``starting``)."""
-    kind, name = resource["kind"], resource["metadata"]["name"]
-    stage = STAGES.get(kind)
-    if stage is None:
-        return {"phase": Phase.VALIDATION_FAILED, "reason": "InvalidSpec", "message": f"kind: unknown kind {kind!r}"}
-    model, errors = validate_spec(kind, localised(resource.get("spec") or {}, workdir))
-    if errors:
-        return {"phase": Phase.VALIDATION_FAILED, "reason": "InvalidSpec", "message": summarize(errors)}
-    program = stage.program
-    if program is None:
-        return {"phase": Phase.FAILED, "reason": STAGE_NOT_AVAILABLE, "message": not_available_message(stage)}
-    assert isinstance(model, JobSpec), f"{kind}: a batch stage has a job spec"
-    assert program.command is not None, f"{kind}: a batch stage names its tanuki command"
-    record = spec_record(model)
-    if stored is not None and (refused := _refusal(stored, record, kind)) is not None:
-        return {**stored, "reason": "ImmutableFieldChanged", "message": refused, "refused": True}
-    if stored and stored.get("phase") == Phase.SUCCEEDED:
-        return {**stored, "message": f"unchanged, already succeeded: {stored.get('message', '')}", "unchanged": True}
-    unfinished: list[tuple[str, str]] = []
-
-    def lookup(upstream_kind: str, upstream_name: str) -> dict[str, Any] | None:
-        if (upstream_kind, upstream_name) not in declared:
-            return None  # not in the file: "does not exist"
-        if (upstream_kind, upstream_name) not in statuses or starting(upstream_kind, upstream_name):
-            unfinished.append((upstream_kind, upstream_name))
-            return {"phase": Phase.PENDING}
-        return statuses[upstream_kind, upstream_name]
-
-    resolution = resolve(model, model.storage, lookup)
-    if resolution.errors:
-        return {"phase": Phase.WAITING, "reason": "UpstreamUnavailable", "message": "; ".join(resolution.errors)}
-    if resolution.waiting_for:
-        if unfinished:
-            return None
-        return {"phase": Phase.WAITING, "reason": "UpstreamPending",
-                "message": "upstream did not succeed: " + ", ".join(resolution.waiting_for)}
-    owner = Owner(kind=kind, name=name, namespace="local", uid="local")
-    out = Path(output_dir(owner, model.storage))
-    out.mkdir(parents=True, exist_ok=True)
-    recipe_path = out / "cr-recipe.yaml"
-    recipe_path.write_text(yaml.safe_dump(model.stage_recipe(resolution.inputs), sort_keys=False, allow_unicode=True))
-    command = [sys.executable, "-m", "tanuki_pipelines.cli", program.command, "--config", str(recipe_path),
-               "--output-dir", str(out)]
-    if stage.workload_of(model) is Workload.TORCHRUN or program.module is not None:
-        command += ["--nproc-per-node", str(nproc)]  # programs that start torchrun themselves take it too
-    env = dict(os.environ)
-    for variable, ref in model.secrets().items():  # Secrets reach the program as files, as in a pod
-        path = workdir / "secrets" / ref.name / ref.key
-        if not path.is_file():
-            return {"phase": Phase.FAILED, "reason": "SecretMissing",
-                    "message": f"Secret {ref.name} has no key {ref.key} (locally: the file {path})", "spec": record}
-        env[f"{variable}_FILE"] = str(path.resolve())
-    return Launch(key=f"{kind}/{name}", command=command, env=env, out=out, record=record,
-                  upstream=referenced(resource.get("spec")), cpus=cpu_count(model.resources.cpu))
-
-
-PROGRESS_EVERY_SECONDS = 15.0
-
-
-def run_stage(command: list[str], env: dict[str, str], key: str, store: StatusStore | None,
-              upstream: list[str], prefix: str = "", handle: RunningStage | None = None) -> int:
-    """Run a stage program, passing its output through (each line after ``prefix``); its progress
-    lines become the stored status (phase Running, step/total, ETA) and one ``[tanuki local]`` line
-    every few seconds. ``handle.process`` is the program while it runs (for stopping it)."""
-    from tanuki_pipelines.outputs import parse_progress
-
-    first: tuple[float, int] | None = None  # (time, step) of the first progress line: the rate is measured from it
-    printed = 0.0
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               errors="replace")
-    if handle is not None:
-        handle.process = process
-    assert process.stdout is not None
-    for line in process.stdout:
-        record = parse_progress(line)
-        if record is None or "summary" not in record:
-            sys.stdout.write(prefix + line)
-            sys.stdout.flush()
-            continue
-        now = time.monotonic()
-        first = first or (now, record["step"])
-        done = record["step"] - first[1]
-        eta = round((now - first[0]) / done * (record["totalSteps"] - record["step"])) if done > 0 else None
-        left = f", ETA {eta} s" if eta is not None else ""
-        progress = {"step": record["step"], "totalSteps": record["totalSteps"], "etaSeconds": eta}
-        if store is not None and not (handle is not None and handle.stopping.is_set()):
-            store.update(key, {"phase": Phase.RUNNING, "reason": "StageRunning", "upstream": upstream,
-                               "message": record["summary"] + left, "progress": progress})
-        if now - printed >= PROGRESS_EVERY_SECONDS or record["step"] == record["totalSteps"]:
-            printed = now
-            loss = f", loss {record['loss']:.3f}" if isinstance(record.get("loss"), (int, float)) else ""
-            print(f"[tanuki local] {key}: Running {record['summary']}{loss}{left}", flush=True)
-    return process.wait()
+    quiet = 0.0
+    while time.monotonic() < deadline:
+        if cluster.kubelet.busy():  # a stage runs: the servers' time to get ready counts from its end
+            deadline = time.monotonic() + ready_timeout
+        if cluster.settled(keys, starting):
+            quiet += TICK_SECONDS
+            if quiet >= SETTLE_SECONDS:
+                return
+        else:
+            quiet = 0.0
+        time.sleep(TICK_SECONDS)
 
 
 def _interrupt(*_: Any) -> None:
@@ -414,7 +310,7 @@ def _interrupt(*_: Any) -> None:
 
 
 def start_servers(path: Path, resources: list[dict[str, Any]], workdir: Path,
-                  store: StatusStore) -> list[LocalModelServer]:
+                  store: ObjectStore) -> list[LocalModelServer]:
     servers = [LocalModelServer(path, resource["metadata"]["name"], workdir, store, localised)
                for resource in resources if resource["kind"] == "ModelServer"]
     for server in servers:
@@ -440,25 +336,33 @@ def wait_until_serving(servers: list[LocalModelServer], timeout: float) -> None:
 
 
 def delete(resources: list[dict[str, Any]], workdir: Path) -> list[str]:
-    """Forget resources: their statuses and their output directories."""
+    """Delete resources (their children go with them) and their output directories."""
     import shutil
 
-    store = StatusStore(workdir)
+    store = store_of(workdir)
     forgotten = []
     for resource in resources:
         kind, name = resource["kind"], resource["metadata"]["name"]
         model, errors = validate_spec(kind, localised(resource.get("spec") or {}, workdir))
         if not errors and isinstance(model, (JobSpec, ModelServerSpec)):  # every kind's spec has its storage
-            out = Path(output_dir(Owner(kind=kind, name=name, namespace="local", uid="local"), model.storage))
+            out = Path(output_dir(Owner(kind=kind, name=name, namespace=NAMESPACE, uid=""), model.storage))
             shutil.rmtree(out, ignore_errors=True)
-        if store.remove(f"{kind}/{name}"):
+        if store.get(API_VERSION, kind, NAMESPACE, name) is not None:
+            store.delete(API_VERSION, kind, NAMESPACE, name)
             forgotten.append(f"{kind}/{name}")
     return forgotten
 
 
+def incomplete(found: dict[str, dict[str, Any]]) -> list[str]:
+    """Batch stages that did not succeed (failed, refused, waiting) and servers that failed."""
+    return [key for key, status in found.items()
+            if Phase(status["phase"] or Phase.PENDING).broken or status.get("reason") == "ImmutableFieldChanged"
+            or (not key.startswith("ModelServer/") and status["phase"] != Phase.SUCCEEDED)]
+
+
 def main(args: argparse.Namespace) -> int:
     if args.local_command == "get":
-        stored = StatusStore(args.workdir).load()
+        stored = statuses(args.workdir)
         if args.filename is not None:
             wanted = {f"{r['kind']}/{r['metadata']['name']}" for r in load_resources(args.filename)}
             stored = {key: status for key, status in stored.items() if key in wanted}
@@ -469,15 +373,21 @@ def main(args: argparse.Namespace) -> int:
         for name in delete(resources, args.workdir):
             print(f"[tanuki local] {name}: deleted")
         return 0
-    store = StatusStore(args.workdir)
-    queue(resources, store)  # before the servers' first look at their upstreams
-    servers = start_servers(args.filename, resources, args.workdir, store)
-    statuses: dict[str, dict[str, Any]] = {}
+    os.environ.setdefault("TANUKI_POLL_SECONDS", "2")  # progress from the pods' logs: read before the handlers load
+    refused = {f"{r['kind']}/{r['metadata']['name']}": why for r in resources if (why := unknown(r)) is not None}
+    for key, why in refused.items():
+        print(f"[tanuki local] {key}: {why}", flush=True)
+    resources = [r for r in resources if unknown(r) is None]
+    batch = [(r["kind"], r["metadata"]["name"]) for r in resources if r["kind"] != "ModelServer"]
+    cluster = LocalCluster(args.workdir, args.cpus, kinds={kind for kind in STAGES if kind != "ModelServer"})
+    apply_resources(cluster.store, resources, args.workdir)
+    servers: list[LocalModelServer] = []
     interrupted = False
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        statuses = run_chain(resources, args.workdir, args.nproc_per_node, store, servers, args.ready_timeout,
-                             args.cpus)
+        cluster.start()
+        servers = start_servers(args.filename, resources, args.workdir, cluster.store)
+        run_chain(cluster, batch, servers, args.ready_timeout)
         if servers:
             time.sleep(2 * TICK_SECONDS)  # one reconcile each before judging them
             wait_until_serving(servers, args.ready_timeout)
@@ -485,19 +395,21 @@ def main(args: argparse.Namespace) -> int:
                 print("[tanuki local] serving; edit the file to roll out a new revision; Ctrl-C stops", flush=True)
                 threading.Event().wait(args.serve_for)
     except KeyboardInterrupt:
-        interrupted = not statuses  # stopping while serving is how serving ends
+        interrupted = not servers or any(server.status.get("phase") != Phase.RUNNING for server in servers)
     finally:
         for server in servers:  # no vLLM process outlives the runner
             server.stop()
-            statuses[f"ModelServer/{server.name}"] = {k: v for k, v in server.status.items() if k != "rollout"}
+        cluster.stop()
         signal.signal(signal.SIGTERM, previous)
-    print(json.dumps({name: {k: v for k, v in status.items() if k not in ("outputs", "spec")}
-                      for name, status in statuses.items()}, indent=2, ensure_ascii=False))
-    # a batch stage that did not succeed (failed, refused, or left waiting) or a server that failed
-    incomplete = [name for name, status in statuses.items()
-                  if Phase(status["phase"]).broken or status.get("reason") == "ImmutableFieldChanged"
-                  or (not name.startswith("ModelServer/") and status["phase"] != Phase.SUCCEEDED)]
+    applied = {f"{r['kind']}/{r['metadata']['name']}" for r in resources}
+    found = {key: summary(status) for key, status in statuses(cluster.store).items() if key in applied}
+    for key, shown in found.items():  # a pod that cannot start says why (a missing Secret, ConfigMap)
+        if shown["phase"] == Phase.PENDING and (waiting := pods_waiting(cluster.store, *key.split("/", 1))):
+            shown["message"] = f"{shown['message']}: {waiting}"
+    found.update({key: {"phase": Phase.VALIDATION_FAILED, "reason": "NoKindMatch", "message": why}
+                  for key, why in refused.items()})
+    print(json.dumps(found, indent=2, ensure_ascii=False))
     if interrupted:
         print("[tanuki local] interrupted; apply again to resume", flush=True)
         return 130
-    return 1 if incomplete else 0
+    return 1 if incomplete(found) else 0

@@ -9,20 +9,18 @@ are files ``WORKDIR/secrets/<name>/<key>`` (what a mounted Secret volume looks l
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
-import os
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from tanuki_operator.api import API_VERSION
 from tanuki_operator.api.common import Phase
 from tanuki_operator.api.modelserver import INITIAL_MODEL_REASON, ModelServerSpec
+from tanuki_operator.embedded.store import ObjectStore
 from tanuki_operator.lineage import initial_stand_in, referenced, resolve
 from tanuki_operator.validation import summarize, validate_spec
 
@@ -34,56 +32,20 @@ TICK_SECONDS = 0.5
 STUCK_PHASES = (Phase.WAITING, Phase.SUSPENDED)
 """Upstream phases nothing in this process will move on (another apply may, later)."""
 RUNNER_STOPPED = "LocalRunnerStopped"
+NAMESPACE = "local"
+"""The namespace of everything ``tanuki local`` applies."""
 
 
-class StatusStore:
-    """Statuses of everything applied in a workdir, shared by concurrent ``tanuki local`` processes."""
+def write_status(store: ObjectStore, name: str, status: dict[str, Any]) -> None:
+    """Replace the ModelServer's status with ``status`` (fields it no longer has are removed)."""
+    current = (store.get(API_VERSION, "ModelServer", NAMESPACE, name) or {}).get("status") or {}
+    patch: dict[str, Any] = {key: None for key in current if key not in status}
+    store.patch_status(API_VERSION, "ModelServer", NAMESPACE, name, {**patch, **status}, manager="tanuki-local-fleet")
 
-    def __init__(self, workdir: Path) -> None:
-        self.dir = workdir / ".tanuki"
-        self.path = self.dir / "status.json"
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / "lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-
-    def _read(self) -> dict[str, dict[str, Any]]:
-        try:
-            statuses: dict[str, dict[str, Any]] = json.loads(self.path.read_text())  # as _write wrote it
-            return statuses
-        except (OSError, json.JSONDecodeError):
-            return {}
-
-    def load(self) -> dict[str, dict[str, Any]]:
-        with self._locked():
-            return self._read()
-
-    def update(self, key: str, status: dict[str, Any]) -> None:
-        """Store ``status``; ``since`` (epoch seconds) keeps the time of its last phase change."""
-        with self._locked():
-            statuses = self._read()
-            before = statuses.get(key) or {}
-            since = before.get("since") if before.get("phase") == status.get("phase") else None
-            statuses[key] = {**status, "since": since or time.time()}
-            self._write(statuses)
-
-    def remove(self, key: str) -> bool:
-        with self._locked():
-            statuses = self._read()
-            found = statuses.pop(key, None) is not None
-            self._write(statuses)
-            return found
-
-    def _write(self, statuses: dict[str, dict[str, Any]]) -> None:
-        temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(statuses, indent=2, ensure_ascii=False))
-        os.replace(temporary, self.path)
+def stored_status(store: ObjectStore, kind: str, name: str) -> dict[str, Any] | None:
+    found = store.get(API_VERSION, kind, NAMESPACE, name)
+    return None if found is None else found.get("status") or {}
 
 
 def earlier_rollouts(status: dict[str, Any] | None) -> list[RolloutRecord]:
@@ -127,7 +89,7 @@ class Unservable:
 class LocalModelServer:
     """Serve one ModelServer of a YAML file until stopped."""
 
-    def __init__(self, filename: Path, name: str, workdir: Path, store: StatusStore,
+    def __init__(self, filename: Path, name: str, workdir: Path, store: ObjectStore,
                  localise: Callable[[dict[str, Any], Path], dict[str, Any]]) -> None:
         from tanuki_serving.fleet import LocalFleet
 
@@ -135,7 +97,7 @@ class LocalModelServer:
         self.localise = localise
         self.key = f"ModelServer/{name}"
         self.fleet = LocalFleet(name, workdir / ".tanuki" / "logs" / name)
-        self.fleet.state.history = earlier_rollouts(store.load().get(self.key))
+        self.fleet.state.history = earlier_rollouts(stored_status(store, "ModelServer", name))
         self.status: dict[str, Any] = {"phase": Phase.PENDING, "message": "starting"}
         self.spec: FleetSpec | None = None
         self.upstream: list[str] = []
@@ -162,10 +124,8 @@ class LocalModelServer:
         if errors:
             return Unservable(Phase.FAILED, "invalid spec: " + summarize(errors))
         assert isinstance(model, ModelServerSpec), "a valid ModelServer spec is a ModelServerSpec"
-        statuses = self.store.load()
-
         def lookup(kind: str, name: str) -> dict[str, Any] | None:
-            return statuses.get(f"{kind}/{name}")
+            return stored_status(self.store, kind, name)
 
         resolution = resolve(model, model.storage, lookup)
         stable = self.fleet.state.stable
@@ -204,9 +164,8 @@ class LocalModelServer:
             status["message"] = f"{desired.message}; keeps serving revision {stable}"
         else:
             status = {"phase": desired.phase, "reason": desired.reason, "message": desired.message}
-        status["upstream"] = self.upstream
         self.status = status
-        self.store.update(self.key, status)
+        write_status(self.store, self.name, status)
         return status
 
     def start(self) -> None:
@@ -219,7 +178,7 @@ class LocalModelServer:
                 self.tick()
             except Exception as exc:  # a controller loop reports and keeps reconciling
                 self.status = {**self.status, "message": f"reconcile error: {type(exc).__name__}: {exc}"}
-                self.store.update(self.key, self.status)
+                write_status(self.store, self.name, self.status)
             self._stop.wait(TICK_SECONDS)
 
     def stop(self) -> None:
@@ -230,7 +189,7 @@ class LocalModelServer:
         if self.status.get("phase") in (Phase.RUNNING, Phase.PENDING):  # Failed or Waiting stay visible
             self.status = {**self.status, "phase": Phase.SUSPENDED, "reason": RUNNER_STOPPED,
                            "message": "local runner stopped (tanuki local apply serves it again)", "replicas": 0}
-        self.store.update(self.key, self.status)
+        write_status(self.store, self.name, self.status)
 
 
 def as_status(fleet: FleetStatus) -> dict[str, Any]:

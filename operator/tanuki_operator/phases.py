@@ -9,9 +9,12 @@ from typing import Any
 
 from tanuki_operator.api.common import Phase
 
-POLL_SECONDS = float(os.environ.get("TANUKI_POLL_SECONDS", "15"))
-"""How often something that changes without events is looked at again: a running stage's progress
-(its pods' logs), a canary under analysis (vLLM's error counters)."""
+
+def poll_seconds() -> float:
+    """How often something that changes without events is looked at again: a running stage's progress
+    (its pods' logs), a canary under analysis (vLLM's error counters). ``TANUKI_POLL_SECONDS``, 15 by
+    default (``tanuki local`` looks every 2 s)."""
+    return float(os.environ.get("TANUKI_POLL_SECONDS", "15"))
 
 
 @dataclass

@@ -99,12 +99,11 @@ def to_yaml(documents: list[dict[str, Any] | str]) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from tanuki_operator.local import load_resources
-    from tanuki_operator.local_serving import StatusStore
+    from tanuki_operator.local import load_resources, statuses
     from tanuki_pipelines.recipes import resource_file
 
     resources = load_resources(resource_file(args.filename))
-    stored = StatusStore(args.workdir).load() if args.workdir is not None else {}
+    stored = statuses(args.workdir) if args.workdir is not None else {}
     documents, errors = render_file(resources, args.namespace, stored)
     sys.stdout.write(f"# tanuki render: children of {len(resources)} resource(s) in namespace {args.namespace}; "
                      f"ownerReferences carry a placeholder uid\n" + to_yaml(documents))

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tanuki_operator.local import summary, wall_seconds
 from tanuki_serving.rollout import RolloutState
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf")
@@ -246,8 +247,8 @@ def render_page(workdir: Path, statuses: dict[str, dict[str, Any]], now: float) 
     for key, status in statuses.items():
         outputs = status.get("outputs") or {}
         main = next((outputs[k] for k in ("url", "checkpoint", "dataset", "report") if k in outputs), None)
-        wall = status.get("wallSeconds")
-        rows.append([key, status.get("phase", ""), status.get("reason", ""), "" if wall is None else f"{wall:.0f} s",
+        wall, shown = wall_seconds(status, now), summary(status)
+        rows.append([key, shown["phase"], shown["reason"], "" if wall is None else f"{wall:.0f} s",
                      link(main) if main and not str(main).startswith("http") else (main or "")])
     endpoints = []
     for key, status in statuses.items():
@@ -279,11 +280,11 @@ def render_page(workdir: Path, statuses: dict[str, dict[str, Any]], now: float) 
 
 def write_report(workdir: Path) -> Path:
     from tanuki_common.errors import BadInputError
+    from tanuki_operator.local import statuses as stored_statuses
 
-    status_file = workdir / ".tanuki" / "status.json"
-    statuses = read_json(status_file)
+    statuses = stored_statuses(workdir)
     if not statuses:
-        raise BadInputError(f"--workdir: no statuses at {status_file} (run `tanuki local apply` there first)")
+        raise BadInputError(f"--workdir: no resources in {workdir / '.tanuki'} (run `tanuki local apply` there first)")
     page = workdir / "report" / "index.html"
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text(render_page(workdir.resolve(), statuses, time.time()), encoding="utf-8")

@@ -103,6 +103,30 @@ def test_an_upstream_phase_change_wakes_its_dependents() -> None:
     assert moe in drain(controller.queue)
 
 
+def test_a_servers_rollout_settling_wakes_its_consumers_without_a_phase_change() -> None:
+    """An EvalJob waits for its ModelServer to serve what its spec asks (no canary in flight): the
+    canary's promotion leaves the server Running, and still wakes the EvalJob."""
+    kube = FakeKube()
+    for name in ("debug-judge", "debug-chat", "debug-eval"):
+        resource = copy.deepcopy(EXAMPLES[name])
+        resource["metadata"]["namespace"] = "ml"
+        kube.put(resource)
+    controller = Controller(kube, Settings(), kinds={"EvalJob"})
+    evaljob = ("EvalJob", "ml", "debug-eval")
+    assert controller.reconcile_key(evaljob).status["phase"] == "Waiting"
+    canary = {"stable": {"revision": "a", "model": "/data/sft"}, "canary": {"revision": "b", "model": "/data/dpo"}}
+    rolling = body("debug-chat", kind="ModelServer", phase="Running")
+    rolling["status"]["rollout"] = canary
+    controller.resource_event("ModelServer", None, rolling)
+    drain(controller.queue)
+    controller.resource_event("ModelServer", "MODIFIED", rolling)  # nothing changed: nobody woken
+    assert drain(controller.queue) == []
+    promoted = body("debug-chat", kind="ModelServer", phase="Running")
+    promoted["status"]["rollout"] = {"stable": canary["canary"]}
+    controller.resource_event("ModelServer", "MODIFIED", promoted)
+    assert drain(controller.queue) == [evaljob]  # the ModelServer itself is not reconciled here (kinds)
+
+
 def test_workers_reconcile_and_requeue_a_running_stage() -> None:
     kube = FakeKube()
     resource = copy.deepcopy(EXAMPLES["debug-base"])

@@ -23,7 +23,7 @@ def apply(tmp_path: Path, resources: list[dict]) -> subprocess.CompletedProcess:
     chain = tmp_path / "chain.yaml"
     chain.write_text(yaml.safe_dump_all(resources))
     return subprocess.run([sys.executable, "-m", "tanuki_pipelines.cli", "local", "apply", "-f", str(chain),
-                           "--workdir", str(tmp_path / "work"), "--nproc-per-node", "1"],
+                           "--workdir", str(tmp_path / "work")],
                           capture_output=True, text=True, timeout=600)
 
 
@@ -59,8 +59,16 @@ def test_independent_stages_run_at_the_same_time_while_their_cpu_requests_fit(tm
     assert [": running " in line for line in alone] == [True, False, True, False], alone
 
 
+def recipe_text(workdir: Path, name: str) -> str:
+    """The recipe the operator rendered for a stage: its ConfigMap in the local store."""
+    from tanuki_operator.local import store_of
+
+    return store_of(workdir).get("v1", "ConfigMap", "local", f"{name}-recipe")["data"]["recipe.yaml"]
+
+
 def statuses(result: subprocess.CompletedProcess) -> dict:
-    return json.loads(result.stdout[result.stdout.rindex("\n{") + 1:])
+    output = "\n" + result.stdout
+    return json.loads(output[output.rindex("\n{") + 1:])
 
 
 def test_pretrain_then_upcycle_in_lineage_order(tmp_path: Path) -> None:
@@ -76,13 +84,14 @@ def test_pretrain_then_upcycle_in_lineage_order(tmp_path: Path) -> None:
     result = apply(tmp_path, [dpo, moe, base])  # listed out of order on purpose
     found = statuses(result)
     phases = {name: (status["phase"], status.get("reason")) for name, status in found.items()}
-    assert phases == {"PretrainJob/debug-base": ("Succeeded", "Completed"), "UpcycleJob/debug-moe": ("Succeeded", "Completed"),
+    assert phases == {"PretrainJob/debug-base": ("Succeeded", "JobComplete"),
+                      "UpcycleJob/debug-moe": ("Succeeded", "JobComplete"),
                       "DPOJob/debug-dpo": ("Waiting", "UpstreamUnavailable")}, result.stderr[-3000:]
     assert "ModelServer/debug-judge does not exist" in found["DPOJob/debug-dpo"]["message"]
     assert result.returncode == 1  # a stage left waiting: the chain is incomplete
     data = tmp_path / "work" / "tanuki-data"
     pretrained = json.loads((data / "pretrainjob/debug-base/outputs.json").read_text())["checkpoint"]
-    recipe = yaml.safe_load((data / "upcyclejob/debug-moe/cr-recipe.yaml").read_text())
+    recipe = yaml.safe_load(recipe_text(tmp_path / "work", "debug-moe"))
     assert recipe["source"] == pretrained
     assert json.loads((data / "upcyclejob/debug-moe/checkpoint/config.json").read_text())["num_local_experts"] == 4
 
@@ -113,7 +122,8 @@ def test_reapply_skips_what_succeeded_refuses_a_changed_spec_and_delete_forgets(
     assert apply(tmp_path, [moe]).returncode == 0
     again = apply(tmp_path, [moe])
     assert again.returncode == 0 and "running" not in again.stdout  # unchanged and succeeded: not run again
-    assert "unchanged, already succeeded" in statuses(again)["UpcycleJob/debug-moe"]["message"]
+    assert "UpcycleJob/debug-moe: unchanged, already succeeded" in again.stdout
+    assert statuses(again)["UpcycleJob/debug-moe"]["phase"] == "Succeeded"
     moe["spec"]["recipe"]["noise_std"] = 0.01
     refused = apply(tmp_path, [moe])
     assert refused.returncode == 1 and "running" not in refused.stdout
@@ -152,7 +162,7 @@ def test_an_interrupted_chain_resumes_the_stage_it_stopped_in_and_redoes_nothing
     import os
     import signal
 
-    from tanuki_operator.local_serving import StatusStore
+    from tanuki_operator.local import statuses as stored
 
     subprocess.run([sys.executable, "-m", "tanuki_pipelines.cli", "corpus", "--out",
                     str(tmp_path / "work" / "tanuki-data" / "corpus")], check=True, capture_output=True)
@@ -168,31 +178,30 @@ def test_an_interrupted_chain_resumes_the_stage_it_stopped_in_and_redoes_nothing
     chain = tmp_path / "chain.yaml"
     chain.write_text(yaml.safe_dump_all([base, late]))
     command = [sys.executable, "-m", "tanuki_pipelines.cli", "local", "apply", "-f", str(chain),
-               "--workdir", str(tmp_path / "work"), "--nproc-per-node", "1"]
-    store = StatusStore(tmp_path / "work")
+               "--workdir", str(tmp_path / "work")]
     runner = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               start_new_session=True)
     deadline = time.monotonic() + 400
     while time.monotonic() < deadline:  # the second stage is running and has a checkpoint
-        status = store.load().get("PretrainJob/late", {})
+        status = stored(tmp_path / "work").get("PretrainJob/late", {})
         if status.get("phase") == "Running" and (status.get("progress") or {}).get("step", 0) >= 6:
             break
         assert runner.poll() is None, runner.stdout.read()[-3000:]
         time.sleep(0.5)
     else:
-        raise AssertionError(f"the second stage never got going: {store.load()}")
+        raise AssertionError(f"the second stage never got going: {stored(tmp_path / 'work')}")
     os.kill(runner.pid, signal.SIGTERM)
     try:
         runner.wait(timeout=60)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(runner.pid, signal.SIGKILL)  # whatever the runner left behind
-    stopped_at = store.load()["PretrainJob/late"]["progress"]["step"]
+    stopped_at = stored(tmp_path / "work")["PretrainJob/late"]["progress"]["step"]
     assert stopped_at < 40
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     found = statuses(rerun)
-    assert "unchanged, already succeeded" in found["PretrainJob/debug-base"]["message"]
+    assert "PretrainJob/debug-base: unchanged, already succeeded" in rerun.stdout
     assert found["PretrainJob/late"]["phase"] == "Succeeded"
     assert "resumed from" in rerun.stdout + rerun.stderr
     metrics = (tmp_path / "work" / "tanuki-data" / "pretrainjob" / "late" / "metrics.jsonl").read_text().splitlines()

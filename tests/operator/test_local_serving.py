@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from serving_fixtures import API_KEY, SERVED_NAME
-from tanuki_operator.local_serving import StatusStore
+from tanuki_operator.local import statuses
 from tanuki_serving.fleet import free_port, http_get
 from tanuki_serving.loadgen import LoadConfig, run_load
 
@@ -56,7 +56,7 @@ def write_secret(workdir: Path, value: str = API_KEY) -> None:
 
 
 def status_of(workdir: Path) -> dict[str, Any]:
-    return StatusStore(workdir).load().get(f"ModelServer/{SERVED_NAME}", {})
+    return statuses(workdir).get(f"ModelServer/{SERVED_NAME}", {})
 
 
 def wait_for(workdir: Path, condition, timeout: float, runner: subprocess.Popen) -> dict[str, Any]:

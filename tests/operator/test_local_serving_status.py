@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tanuki_operator.local_serving import LocalModelServer, StatusStore, as_status
+from tanuki_operator.embedded.store import ObjectStore
+from tanuki_operator.local_serving import LocalModelServer, as_status, write_status
 from tanuki_serving.fleet import FleetStatus
 from tanuki_serving.rollout import RevisionRef, RolloutState
 
@@ -31,10 +32,13 @@ def test_starting_and_failed_fleets_have_no_outputs() -> None:
 
 
 def test_a_new_runner_keeps_the_rollout_history_an_earlier_one_recorded(tmp_path: Path) -> None:
-    store = StatusStore(tmp_path)
+    store = ObjectStore()
+    for name in ("chat", "other"):
+        store.apply({"apiVersion": "llm.tanuki.dev/v1alpha1", "kind": "ModelServer",
+                     "metadata": {"name": name, "namespace": "local"}, "spec": {}})
     promoted = {"revision": "def", "model": "/data/dpo", "result": "Promoted", "reason": "healthy",
                 "time": "2026-11-30T10:00:00Z"}
-    store.update("ModelServer/chat", {"phase": "Suspended", "rollout": {
+    write_status(store, "chat", {"phase": "Suspended", "rollout": {
         "stable": {"revision": "def", "model": "/data/dpo"}, "history": [promoted, {"result": "Exploded"}]}})
     server = LocalModelServer(tmp_path / "chain.yaml", "chat", tmp_path, store, lambda spec, _: spec)
     assert [record.model_dump() for record in server.fleet.state.history] == [promoted]

@@ -45,17 +45,32 @@ def test_lineage_depths_and_one_arrow_per_edge() -> None:
 
 
 def test_local_get_prints_a_kubectl_like_table() -> None:
+    from datetime import UTC, datetime
+
+    def stamp(seconds: float) -> str:
+        return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
     now = 1000.0
-    statuses = {"PretrainJob/base": {"phase": "Succeeded", "reason": "Completed", "wallSeconds": 80.0, "since": 400.0,
-                                     "outputs": {"checkpoint": "/data/base/checkpoint"}, "message": "done"}}
+    statuses = {"PretrainJob/base": {
+        "phase": "Succeeded", "message": "done", "startTime": stamp(320.0), "completionTime": stamp(400.0),
+        "conditions": [{"type": "Valid", "status": "True", "reason": "SpecValid"},
+                       {"type": "Ready", "status": "True", "reason": "JobComplete", "lastTransitionTime": stamp(400.0)}],
+        "outputs": {"checkpoint": "/data/base/checkpoint"}}}
     lines = status_table(statuses, wide=False, now=now).splitlines()
     assert lines[0].split() == ["NAME", "PHASE", "PROGRESS", "REASON", "WALL", "AGE"]
-    assert lines[1].split() == ["pretrainjob/base", "Succeeded", "Completed", "80s", "10m"]
+    assert lines[1].split() == ["pretrainjob/base", "Succeeded", "JobComplete", "80s", "10m"]
     assert status_table(statuses, wide=True, now=now).splitlines()[1].split()[-2:] == ["/data/base/checkpoint", "done"]
-    running = {"SFTJob/sft": {"phase": "Running", "reason": "StageRunning", "since": 990.0,
-                              "progress": {"step": 8, "totalSteps": 20, "etaSeconds": 30}}}
+    running = {"SFTJob/sft": {"phase": "Running", "startTime": stamp(970.0), "conditions": [
+        {"type": "Ready", "status": "False", "reason": "PodsActive", "lastTransitionTime": stamp(990.0)}],
+        "progress": {"step": 8, "totalSteps": 20, "etaSeconds": 30}}}
     assert status_table(running, wide=False, now=now).splitlines()[1].split() == [
-        "sftjob/sft", "Running", "8/20", "StageRunning", "10s"]
+        "sftjob/sft", "Running", "8/20", "PodsActive", "30s", "10s"]
+    refused = {"SFTJob/sft": {"phase": "Succeeded", "message": "finished", "conditions": [
+        {"type": "Valid", "status": "False", "reason": "ImmutableFieldChanged", "message": "spec.recipe.lr: cannot change"},
+        {"type": "Ready", "status": "True", "reason": "JobComplete"}]}}
+    assert status_table(refused, wide=True, now=now).splitlines()[1].split()[:3] == [
+        "sftjob/sft", "Succeeded", "ImmutableFieldChanged"]
+    assert "spec.recipe.lr" in status_table(refused, wide=True, now=now)
 
 
 def test_the_page_shows_every_stage_and_links_only_existing_files(tmp_path: Path) -> None:

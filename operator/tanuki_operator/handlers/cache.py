@@ -14,7 +14,7 @@ import pickle
 import threading
 from typing import Any, TypeVar
 
-from tanuki_operator.k8s import Kube
+from tanuki_operator.k8s import KubeApi
 
 Key = tuple[str, str, str, str]
 T = TypeVar("T")
@@ -33,7 +33,7 @@ def _version(obj: dict[str, Any]) -> int | None:
 class CachedKube:
     """``Kube``'s surface, with reads of watched objects served from what the watches delivered."""
 
-    def __init__(self, kube: Kube, watched: set[tuple[str, str]]) -> None:
+    def __init__(self, kube: KubeApi, watched: set[tuple[str, str]]) -> None:
         self.kube = kube
         self.watched = watched
         """(apiVersion, kind) of what the operator watches: only these are cached."""

@@ -27,7 +27,8 @@ from tanuki_operator.api import API_VERSION
 from tanuki_operator.api.common import Phase, Status
 from tanuki_operator.handlers.cache import CachedKube
 from tanuki_operator.handlers.reconcile import Outcome, finished, reconcile
-from tanuki_operator.k8s import ApiError, Kube
+from tanuki_operator.k8s import ApiError, KubeApi
+from tanuki_operator.lineage import settling
 from tanuki_operator.render.common import Settings
 from tanuki_operator.stages import STAGES
 from tanuki_serving.rollout import RolloutState
@@ -104,6 +105,11 @@ class WorkQueue:
             self._closed = True
             self._lock.notify_all()
 
+    def idle(self) -> bool:
+        """No key due (now or later) and none handed out."""
+        with self._lock:
+            return not self._due and not self._busy
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._due)
@@ -151,13 +157,18 @@ class Seen:
 
     generation: int | None = None
     phase: str | None = None
+    settling: str | None = None
+    """Why it is not ready for its consumers although in its ready phase (a rollout in flight)."""
     upstreams: set[Key] = field(default_factory=set)
 
 
 class Controller:
-    def __init__(self, kube: Kube, settings: Settings, workers: int = 4, resync_seconds: float = 300.0,
+    def __init__(self, kube: KubeApi, settings: Settings, workers: int = 4, resync_seconds: float = 300.0,
                  emit: Callable[[dict[str, Any], str, str, str], None] | None = None,
-                 watched_children: Collection[tuple[str, str]] = frozenset()) -> None:
+                 watched_children: Collection[tuple[str, str]] = frozenset(),
+                 kinds: Collection[str] | None = None) -> None:
+        self.kinds = set(STAGES if kinds is None else kinds)
+        """The kinds it reconciles; changes of the others only wake the resources that read from them."""
         watched = {(API_VERSION, kind) for kind in STAGES} | set(watched_children)
         self.kube = CachedKube(kube, watched)
         """Reads of watched objects come from what the watches delivered (see ``cache``)."""
@@ -190,10 +201,12 @@ class Controller:
             else:
                 seen = self._seen.setdefault(key, Seen())
                 spec_changed = seen.generation != meta.get("generation")
-                phase_changed = seen.phase != status.get("phase")
-                seen.generation, seen.phase = meta.get("generation"), status.get("phase")
+                settle = settling(kind, status) if status.get("phase") else None
+                # a consumer waits on an upstream's phase, and on a server's rollout settling in it
+                phase_changed = (seen.phase, seen.settling) != (status.get("phase"), settle)
+                seen.generation, seen.phase, seen.settling = meta.get("generation"), status.get("phase"), settle
                 wake = set(self._dependents.get(key, ())) if phase_changed or event_type == "ADDED" else set()
-                if spec_changed and not meta.get("deletionTimestamp"):
+                if spec_changed and not meta.get("deletionTimestamp") and kind in self.kinds:
                     wake.add(key)
         if event_type == "DELETED":
             self.queue.forget(key)
@@ -233,6 +246,10 @@ class Controller:
         resync.start()
         self._threads.append(resync)
 
+    def idle(self) -> bool:
+        """Nothing queued and nothing being reconciled."""
+        return self.queue.idle()
+
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self.queue.close()
@@ -244,7 +261,7 @@ class Controller:
         while not self._stop.wait(self.resync_seconds):
             with self._lock:
                 keys = [key for key, seen in self._seen.items()
-                        if not ((phase := Phase.of(seen.phase)) and phase.terminal)]
+                        if key[0] in self.kinds and not ((phase := Phase.of(seen.phase)) and phase.terminal)]
             for key in keys:
                 self.queue.add(key)
 

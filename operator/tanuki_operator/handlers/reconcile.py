@@ -22,7 +22,7 @@ from tanuki_operator.handlers.converge import converge, ensure_created, owned_by
 from tanuki_operator.handlers.serving import reconcile_modelserver
 from tanuki_operator.k8s import KubeApi, register_kinds
 from tanuki_operator.lineage import Resolution, StatusLookup, initial_stand_in, resolve, upstream_refs
-from tanuki_operator.phases import POLL_SECONDS, Observed, observe_job, observe_rayjob
+from tanuki_operator.phases import Observed, observe_job, observe_rayjob, poll_seconds
 from tanuki_operator.render import Owner, Settings, render
 from tanuki_operator.render.common import owner_selector
 from tanuki_operator.stages import CHILD_KINDS, STAGES, WORKLOAD_CHILD, Stage, Workload, not_available_message
@@ -220,7 +220,7 @@ def observe(kube: KubeApi, owner: Owner, model: JobSpec, workload: Workload, chi
     observed = observe_job(child, pods, model.suspend, queued=bool(model.scheduling.queueName))
     if observed.phase is Phase.RUNNING:
         observed.progress = _progress(kube, owner.namespace, kube.list("v1", "Pod", owner.namespace, selector))
-        observed.requeue_after = POLL_SECONDS
+        observed.requeue_after = poll_seconds()
     return observed
 
 

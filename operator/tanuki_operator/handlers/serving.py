@@ -18,7 +18,7 @@ from tanuki_operator.api.common import Phase
 from tanuki_operator.api.modelserver import ModelServerSpec
 from tanuki_operator.handlers.converge import converge, owned_by, prune
 from tanuki_operator.k8s import KubeApi
-from tanuki_operator.phases import POLL_SECONDS, Observed
+from tanuki_operator.phases import Observed, poll_seconds
 from tanuki_operator.render.common import Owner, Settings
 from tanuki_operator.render.serving import (
     REVISION_LABEL,
@@ -150,7 +150,7 @@ def reconcile_modelserver(kube: KubeApi, settings: Settings, owner: Owner, spec:
     check = next_check(state, spec.rollout, now)
     # while a canary is analysed its error counters are read again (they change without events);
     # after a step of the state machine, the next one is decided on a fresh look right away
-    requeue = None if check is None else min(check + 0.5, POLL_SECONDS)
+    requeue = None if check is None else min(check + 0.5, poll_seconds())
     if decision.event is not None:
         requeue = 0.0
     if ready_of.get(stable_rev, 0) > 0:

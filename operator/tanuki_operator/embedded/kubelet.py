@@ -1,0 +1,514 @@
+"""A kubelet (and the Job controller) for one machine: the Jobs in an ``ObjectStore`` run as processes.
+
+What the operator rendered is what runs: each pod's container command, its ``$(VAR)`` references
+and env (``value``, ``fieldRef``), its volumes and its termination message, within ``cpus`` cores
+of ``resources.requests.cpu`` (a pod larger than the machine runs alone, as on a node that fits
+it). Without containers or network namespaces, the kubelet maps what a container would see:
+
+- volumes: a PVC is ``WORKDIR/<claimName>``, a Secret ``WORKDIR/secrets/<name>`` (a file per
+  key); a ConfigMap's keys are files in the pod's directory; an emptyDir is a directory of its
+  own; ``terminationMessagePath`` is a file there too. Arguments and env values under a mount
+  path are rewritten to the local directory.
+- network: the DNS names of the Job's pods (``<job>-<index>.<subdomain>``) are 127.0.0.1, and each
+  declared ``containerPort`` moves to a free local port, the same for all pods of a Job (arguments
+  and env naming it follow).
+- cores: a pod asking for a whole number of cores fewer than the machine has gets that many to
+  itself (CPU affinity, and ``OMP_NUM_THREADS`` unless its env sets it), as the static CPU manager
+  policy gives a Guaranteed pod exclusive cores.
+- the image: the command's program is looked up beside this Python first (the virtualenv's
+  ``tanuki``, ``torchrun``), then on ``PATH``.
+
+The Job controller's part: Indexed and NonIndexed completions (all pods at once: parallelism =
+completions, as the operator renders; a Job's pods start together or wait together, as a gang
+scheduler places a multi-node job), ``suspend``, ``backoffLimit`` and ``podFailurePolicy``
+(``FailJob`` on exit codes, ``Ignore`` on ``DisruptionTarget``); the Job's status (startTime,
+active, succeeded, failed, Complete / Failed / Suspended conditions). Pods whose process belongs
+to an earlier kubelet (the runner was stopped) are marked disrupted, so their Job runs them anew
+and the program resumes from its checkpoint. ``activeDeadlineSeconds`` is not enforced.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tanuki_operator.embedded.store import ObjectStore
+from tanuki_operator.k8s import ApiError
+
+INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+NODE_NAME = "local"
+STOP_GRACE_SECONDS = 20.0
+Printer = Callable[[str], None]
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def cpu_cores(quantity: str | None) -> float:
+    """A Kubernetes CPU quantity ("2", "500m") in cores (0 when absent)."""
+    if not quantity:
+        return 0.0
+    from kubernetes.utils.quantity import parse_quantity
+
+    return float(parse_quantity(quantity))  # type: ignore[no-untyped-call]  # kubernetes leaves it unannotated
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _condition(obj: dict[str, Any], kind: str) -> bool:
+    return any(c.get("type") == kind and c.get("status") == "True"
+               for c in (obj.get("status") or {}).get("conditions") or [])
+
+
+def expand(text: str, env: dict[str, str]) -> str:
+    """Kubernetes' ``$(VAR)`` expansion: known names are replaced, ``$$`` escapes, others stay."""
+    return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
+                  lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)), text)
+
+
+def field_value(pod: dict[str, Any], path: str) -> str:
+    """A ``fieldRef.fieldPath`` of the pod (metadata.name / namespace / uid, labels['x'], annotations['x'])."""
+    meta = pod["metadata"]
+    if path in ("metadata.name", "metadata.namespace", "metadata.uid"):
+        return str(meta.get(path.split(".")[1], ""))
+    match = re.fullmatch(r"metadata\.(labels|annotations)\['([^']+)'\]", path)
+    if match:
+        return str((meta.get(match.group(1)) or {}).get(match.group(2), ""))
+    if path == "spec.nodeName":
+        return NODE_NAME
+    raise ApiError(422, f"fieldRef {path!r} is not supported by the local kubelet")
+
+
+@dataclass
+class LocalPod:
+    """A pod the kubelet started: its process and where it writes."""
+
+    namespace: str
+    name: str
+    owner: str
+    """``Kind/name`` of the tanuki resource it works for."""
+    process: subprocess.Popen[str]
+    directory: Path
+    cpus: float
+    termination_file: Path
+    cores: frozenset[int] = frozenset()
+    """The cores it has to itself (a whole-core request), as the static CPU manager gives them."""
+    printer: threading.Thread | None = None
+    started: float = field(default_factory=time.monotonic)
+
+
+def _program(name: str) -> str:
+    beside = Path(sys.executable).parent / name
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which(name) or name
+
+
+class Kubelet:
+    """Runs the store's Jobs; ``sync`` is one pass, ``start`` runs passes on a thread."""
+
+    def __init__(self, store: ObjectStore, workdir: Path, cpus: float | None = None,
+                 echo: Printer | None = None, environ: dict[str, str] | None = None) -> None:
+        self.store, self.workdir = store, workdir.resolve()
+        self.capacity = cpus if cpus is not None else float(os.cpu_count() or 1)
+        self.echo = echo or (lambda line: print(line, flush=True))
+        self.environ = dict(os.environ if environ is None else environ)
+        """What every process inherits below the pod's own env (PATH, the virtualenv, ...)."""
+        self.pods: dict[tuple[str, str], LocalPod] = {}
+        self._job_ports: dict[str, dict[str, str]] = {}
+        """Job uid → declared containerPort → the local port all its pods use for it."""
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.pods_dir = self.workdir / ".tanuki" / "pods"
+        store.watch(lambda event, obj: self._wake.set())
+
+    # ---- the loop -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.disrupt_orphans()
+        self._thread = threading.Thread(target=self._loop, name="local-kubelet", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                self.sync()
+            except Exception as exc:  # a kubelet keeps going; the next pass tries again
+                self.echo(f"[tanuki local] kubelet: {type(exc).__name__}: {exc}")
+            self._wake.wait(0.5)
+
+    def stop(self) -> None:
+        """Stop the loop, then the processes (SIGTERM, SIGKILL after a grace period); their pods are
+        marked disrupted, so a later kubelet runs them anew."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        with self._lock:
+            running = list(self.pods.values())
+        for pod in running:
+            if pod.process.poll() is None:
+                os.killpg(pod.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for pod in running:
+            try:
+                pod.process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                os.killpg(pod.process.pid, signal.SIGKILL)
+                pod.process.wait()
+            if pod.printer is not None:
+                pod.printer.join(timeout=5)
+            self._mark_disrupted(pod.namespace, pod.name, "the local runner stopped")
+        with self._lock:
+            self.pods.clear()
+
+    def busy(self) -> bool:
+        """A pod runs, or a Job still needs one started."""
+        with self._lock:
+            if self.pods:
+                return True
+        return any(self._wanted(job) for job in self._jobs())
+
+    # ---- one pass -------------------------------------------------------------------------------
+
+    def sync(self) -> None:
+        self._reap()
+        for job in self._jobs():
+            self._sync_job(job)
+
+    def _jobs(self) -> list[dict[str, Any]]:
+        return [obj for obj in self.store.all() if (obj["apiVersion"], obj["kind"]) == ("batch/v1", "Job")]
+
+    def _pods_of(self, job: dict[str, Any]) -> list[dict[str, Any]]:
+        uid = job["metadata"]["uid"]
+        return [obj for obj in self.store.all() if (obj["apiVersion"], obj["kind"]) == ("v1", "Pod")
+                and any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or [])]
+
+    def _wanted(self, job: dict[str, Any]) -> list[int]:
+        """Completion indexes that need a pod now (none for a finished or suspended Job)."""
+        spec = job.get("spec") or {}
+        if spec.get("suspend") or _condition(job, "Complete") or _condition(job, "Failed"):
+            return []
+        pods = self._pods_of(job)
+        covered = {int(p["metadata"]["annotations"][INDEX_ANNOTATION]) for p in pods
+                   if (p.get("status") or {}).get("phase") in (None, "Pending", "Running", "Succeeded")}
+        return [index for index in range(int(spec.get("completions") or 1)) if index not in covered]
+
+    def _sync_job(self, job: dict[str, Any]) -> None:
+        meta, spec = job["metadata"], job.get("spec") or {}
+        if _condition(job, "Complete") or _condition(job, "Failed"):
+            return
+        if spec.get("suspend"):
+            for pod in self._pods_of(job):
+                self._terminate(meta["namespace"], pod["metadata"]["name"])
+            if not _condition(job, "Suspended"):
+                self._job_status(job, {"active": 0, "conditions": [self._job_condition("Suspended", "JobSuspended",
+                                                                                        "Job suspended")]})
+            return
+        pods = self._pods_of(job)
+        failure = self._failure(job, pods)
+        if failure is not None:
+            for pod in pods:
+                self._terminate(meta["namespace"], pod["metadata"]["name"])
+            reason, message = failure
+            self._job_status(job, {"active": 0, "conditions": [self._job_condition("Failed", reason, message)]})
+            return
+        completions = int(spec.get("completions") or 1)
+        succeeded = {int(p["metadata"]["annotations"][INDEX_ANNOTATION]) for p in pods
+                     if (p.get("status") or {}).get("phase") == "Succeeded"}
+        active = sum(1 for p in pods if (p.get("status") or {}).get("phase") in ("Pending", "Running"))
+        if len(succeeded) >= completions:
+            self._job_status(job, {"active": 0, "succeeded": len(succeeded), "completionTime": now(),
+                                   "conditions": [self._job_condition("Complete", "Completed", "finished")]})
+            return
+        wanted = self._wanted(job)
+        if wanted and self._fits(job, len(wanted)):  # all of a Job's missing pods start together, or none:
+            for index in wanted:                      # a rendezvous with half its nodes would wait forever
+                if self._start_pod(job, index):
+                    active += 1
+        status = job.get("status") or {}
+        counts = {"active": active, "succeeded": len(succeeded),
+                  "failed": sum(1 for p in pods if self._counts_as_failure(p))}
+        if any(status.get(key, 0) != value for key, value in counts.items()) or (active and "startTime" not in status):
+            self._job_status(job, {**counts, **({"startTime": now()} if "startTime" not in status and active else {}),
+                                   "conditions": None if _condition(job, "Suspended") else status.get("conditions")})
+
+    @staticmethod
+    def _counts_as_failure(pod: dict[str, Any]) -> bool:
+        status = pod.get("status") or {}
+        return status.get("phase") == "Failed" and not any(
+            c.get("type") == "DisruptionTarget" and c.get("status") == "True" for c in status.get("conditions") or [])
+
+    def _failure(self, job: dict[str, Any], pods: list[dict[str, Any]]) -> tuple[str, str] | None:
+        """(reason, message) when the Job has failed: a pod failure policy's FailJob, or too many failures."""
+        spec = job.get("spec") or {}
+        failed = [p for p in pods if self._counts_as_failure(p)]
+        for pod in failed:
+            code = _exit_code(pod)
+            for rule in (spec.get("podFailurePolicy") or {}).get("rules") or []:
+                codes = rule.get("onExitCodes") or {}
+                if rule.get("action") == "FailJob" and codes.get("operator") == "In" and code in codes.get("values", []):
+                    return "PodFailurePolicy", (f"container main of pod {pod['metadata']['name']} exited with code "
+                                                f"{code}: {_termination_message(pod)}").rstrip(": ")
+        if len(failed) > int(spec.get("backoffLimit", 6)):
+            last = failed[-1]
+            return "BackoffLimitExceeded", (f"Job has reached the specified backoff limit; pod {last['metadata']['name']} "
+                                            f"exited with code {_exit_code(last)}")
+        return None
+
+    @staticmethod
+    def _job_condition(kind: str, reason: str, message: str) -> dict[str, Any]:
+        return {"type": kind, "status": "True", "reason": reason, "message": message, "lastTransitionTime": now()}
+
+    def _job_status(self, job: dict[str, Any], status: dict[str, Any]) -> None:
+        meta = job["metadata"]
+        self.store.patch_status("batch/v1", "Job", meta["namespace"], meta["name"], status, manager="job-controller")
+
+    # ---- pods -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _cpus(job: dict[str, Any]) -> float:
+        container = job["spec"]["template"]["spec"]["containers"][0]
+        return cpu_cores(((container.get("resources") or {}).get("requests") or {}).get("cpu"))
+
+    def _fits(self, job: dict[str, Any], count: int) -> bool:
+        """``count`` more pods of the Job fit in the cores left (anything fits an idle node)."""
+        with self._lock:
+            used = sum(pod.cpus for pod in self.pods.values())
+            return not self.pods or used + count * self._cpus(job) <= self.capacity
+
+    def _start_pod(self, job: dict[str, Any], index: int) -> bool:
+        """Create the pod and start its process (False when it cannot start)."""
+        template = job["spec"]["template"]
+        container = template["spec"]["containers"][0]
+        cpus = self._cpus(job)
+        meta = job["metadata"]
+        hostname = f"{meta['name']}-{index}"
+        pod: dict[str, Any] = {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": f"{hostname}-{uuid.uuid4().hex[:5]}", "namespace": meta["namespace"],
+                         "labels": {**(template.get("metadata") or {}).get("labels", {}), "job-name": meta["name"],
+                                    "batch.kubernetes.io/job-completion-index": str(index)},
+                         "annotations": {INDEX_ANNOTATION: str(index)},
+                         "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"],
+                                              "uid": meta["uid"], "controller": True}]},
+            "spec": {**template["spec"], "hostname": hostname, "nodeName": NODE_NAME},
+        }
+        created = self.store.create(pod, manager="job-controller")
+        assert created is not None, "pod names carry a random suffix"
+        name = created["metadata"]["name"]
+        try:
+            local = self._run(created, container, cpus, job)
+        except (OSError, ApiError) as exc:  # the container cannot be created: it waits, as it would in a cluster
+            self._pod_status(created, {"phase": "Pending", "containerStatuses": [{
+                "name": container["name"], "ready": False, "restartCount": 0,
+                "state": {"waiting": {"reason": "CreateContainerConfigError", "message": str(exc)}}}]})
+            self.echo(f"[tanuki local] Pod/{name}: cannot start: {exc}")
+            return False
+        with self._lock:
+            self.pods[meta["namespace"], name] = local
+        self._pod_status(created, {"phase": "Running", "startTime": now(), "podIP": "127.0.0.1", "containerStatuses": [{
+            "name": container["name"], "ready": True, "restartCount": 0, "state": {"running": {"startedAt": now()}}}],
+            "conditions": [{"type": "Ready", "status": "True"}]})
+        return True
+
+    def _volumes(self, pod: dict[str, Any], directory: Path) -> dict[str, Path]:
+        """Volume name → the local directory it is."""
+        found: dict[str, Path] = {}
+        for volume in pod["spec"].get("volumes") or []:
+            name = volume["name"]
+            if "persistentVolumeClaim" in volume:
+                found[name] = self.workdir / volume["persistentVolumeClaim"]["claimName"]
+            elif "configMap" in volume:
+                source = self.store.get("v1", "ConfigMap", pod["metadata"]["namespace"], volume["configMap"]["name"])
+                if source is None:
+                    raise ApiError(404, f'configmap "{volume["configMap"]["name"]}" not found')
+                found[name] = directory / "volumes" / name
+                found[name].mkdir(parents=True, exist_ok=True)
+                for key, text in (source.get("data") or {}).items():
+                    (found[name] / key).write_text(text)
+            elif "secret" in volume:  # the Secret's own directory: its value is never copied
+                secret = volume["secret"]["secretName"]
+                found[name] = self.workdir / "secrets" / secret
+                for item in volume["secret"].get("items") or []:
+                    if item["path"] != item["key"]:
+                        raise ApiError(422, f"secret volume {name}: items must keep their key as path locally")
+                    if not (found[name] / item["key"]).is_file():
+                        raise ApiError(404, f"Secret {secret} has no key {item['key']} "
+                                            f"(locally: the file {found[name] / item['key']})")
+            else:  # emptyDir and the rest: a directory of the pod's own
+                found[name] = directory / "volumes" / name
+            found[name].mkdir(parents=True, exist_ok=True)
+        return found
+
+    def _run(self, pod: dict[str, Any], container: dict[str, Any], cpus: float, job: dict[str, Any]) -> LocalPod:
+        namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+        directory = self.pods_dir / namespace / name
+        directory.mkdir(parents=True, exist_ok=True)
+        volumes = self._volumes(pod, directory)
+        paths = {mount["mountPath"].rstrip("/") or "/": str(volumes[mount["name"]])
+                 for mount in container.get("volumeMounts") or []}
+        termination = directory / "termination-log"
+        paths[container.get("terminationMessagePath", "/dev/termination-log")] = str(termination)
+        subdomain = pod["spec"].get("subdomain")
+        hosts = {f"{meta_name}-{i}.{subdomain}" for meta_name in [job["metadata"]["name"]]
+                 for i in range(int(job["spec"].get("completions") or 1))} if subdomain else set()
+        with self._lock:  # one mapping per Job: its pods reach pod 0's rendezvous port under the same number
+            ports = self._job_ports.setdefault(job["metadata"]["uid"], {})
+            for port in container.get("ports") or []:
+                ports.setdefault(str(port["containerPort"]), str(free_port()))
+                self.store.pod_ports[namespace, name, int(port["containerPort"])] = int(ports[str(port["containerPort"])])
+
+        def local(value: str) -> str:
+            if value in hosts or any(value.startswith(host + ".") for host in hosts):
+                return "127.0.0.1"
+            if value in ports:
+                return ports[value]
+            for mount in sorted(paths, key=len, reverse=True):
+                if value == mount or value.startswith(mount.rstrip("/") + "/"):
+                    return paths[mount] + value[len(mount.rstrip("/")):]
+            return value
+
+        env: dict[str, str] = {}
+        for variable in container.get("env") or []:
+            if "value" in variable:
+                env[variable["name"]] = local(expand(variable["value"], env))
+            elif "fieldRef" in (variable.get("valueFrom") or {}):
+                env[variable["name"]] = field_value(pod, variable["valueFrom"]["fieldRef"]["fieldPath"])
+            else:
+                raise ApiError(422, f"env {variable['name']}: only value and fieldRef are supported locally")
+        command = [local(expand(arg, env)) for arg in [*container.get("command", []), *container.get("args", [])]]
+        command[0] = _program(command[0])
+        log = directory / "log"
+        self.store.logs[namespace, name] = log
+        labels = pod["metadata"].get("labels") or {}
+        owner = f"{_kind_of(labels)}/{labels.get('llm.tanuki.dev/name', job['metadata']['name'])}"
+        shown = " ".join([Path(command[0]).name, *command[1:]])
+        self.echo(f"[tanuki local] {owner}: running {shown}")
+        cores = self._exclusive_cores(cpus)
+        if cores:  # its processes' thread pools follow the cores it has, as in a container with a CPU limit
+            env.setdefault("OMP_NUM_THREADS", str(len(cores)))
+        process = subprocess.Popen(command, env={**self.environ, **env}, cwd=directory, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True)
+        if cores:
+            os.sched_setaffinity(process.pid, cores)  # before it starts threads or workers, which inherit it
+        started = LocalPod(namespace, name, owner, process, directory, cpus, termination, cores=frozenset(cores))
+        started.printer = threading.Thread(target=self._copy_output, args=(started, log), daemon=True,
+                                           name=f"log-{name}")
+        started.printer.start()
+        return started
+
+    def _exclusive_cores(self, cpus: float) -> set[int]:
+        """Cores for a whole-core request smaller than the node, when that many are free (else none:
+        it shares every core, as a burstable pod does)."""
+        if cpus < 1 or cpus != int(cpus) or cpus >= len(os.sched_getaffinity(0)):
+            return set()
+        with self._lock:
+            taken = set().union(*(pod.cores for pod in self.pods.values()))
+        free = sorted(os.sched_getaffinity(0) - taken)
+        return set(free[:int(cpus)]) if len(free) >= cpus else set()
+
+    def _copy_output(self, pod: LocalPod, log: Path) -> None:
+        """The container's output into its log file, and onto the runner's terminal after its name."""
+        from tanuki_pipelines.outputs import PROGRESS_PREFIX
+
+        prefix = pod.owner.partition("/")[2]
+        assert pod.process.stdout is not None
+        with open(log, "a", encoding="utf-8") as sink:
+            for line in pod.process.stdout:
+                sink.write(line)
+                sink.flush()
+                if not line.startswith(PROGRESS_PREFIX):
+                    self.echo(f"{prefix} | {line.rstrip()}")
+        self._wake.set()
+
+    def _reap(self) -> None:
+        """Pods whose process ended: Succeeded (exit 0) or Failed, with the exit code and termination message."""
+        with self._lock:
+            ended = [pod for pod in self.pods.values() if pod.process.poll() is not None]
+        for pod in ended:
+            if pod.printer is not None:
+                pod.printer.join(timeout=10)
+            code = pod.process.returncode
+            message = pod.termination_file.read_text(errors="replace")[:4096] if pod.termination_file.is_file() else ""
+            stored = self.store.get("v1", "Pod", pod.namespace, pod.name)
+            if stored is not None:
+                self._pod_status(stored, {"phase": "Succeeded" if code == 0 else "Failed", "containerStatuses": [{
+                    "name": "main", "ready": False, "restartCount": 0, "state": {"terminated": {
+                        "exitCode": code, "reason": "Completed" if code == 0 else "Error", "message": message,
+                        "finishedAt": now()}}}], "conditions": [{"type": "Ready", "status": "False"}]})
+            with self._lock:
+                self.pods.pop((pod.namespace, pod.name), None)
+
+    def _terminate(self, namespace: str, name: str) -> None:
+        with self._lock:
+            pod = self.pods.get((namespace, name))
+        if pod is not None and pod.process.poll() is None:
+            os.killpg(pod.process.pid, signal.SIGTERM)
+
+    def _mark_disrupted(self, namespace: str, name: str, why: str) -> None:
+        stored = self.store.get("v1", "Pod", namespace, name)
+        if stored is not None and (stored.get("status") or {}).get("phase") in (None, "Pending", "Running"):
+            self._pod_status(stored, {"phase": "Failed", "reason": "Terminated", "message": why, "conditions": [
+                {"type": "DisruptionTarget", "status": "True", "reason": "TerminationByKubelet", "message": why},
+                {"type": "Ready", "status": "False"}]})
+
+    def disrupt_orphans(self) -> None:
+        """Pods left Running or Pending by an earlier kubelet have no process any more: disrupted."""
+        with self._lock:
+            mine = set(self.pods)
+        for obj in self.store.all():
+            if (obj["apiVersion"], obj["kind"]) == ("v1", "Pod") and (obj["metadata"]["namespace"],
+                                                                      obj["metadata"]["name"]) not in mine:
+                self._mark_disrupted(obj["metadata"]["namespace"], obj["metadata"]["name"],
+                                     "its node (an earlier tanuki local process) stopped")
+
+    def _pod_status(self, pod: dict[str, Any], status: dict[str, Any]) -> None:
+        meta = pod["metadata"]
+        self.store.patch_status("v1", "Pod", meta["namespace"], meta["name"], status, manager="kubelet")
+
+
+def _kind_of(labels: dict[str, str]) -> str:
+    from tanuki_operator.stages import STAGES
+
+    singular = labels.get("llm.tanuki.dev/kind", "")
+    return next((kind for kind in STAGES if kind.lower() == singular), singular or "Job")
+
+
+def _exit_code(pod: dict[str, Any]) -> int | None:
+    for container in (pod.get("status") or {}).get("containerStatuses") or []:
+        terminated = (container.get("state") or {}).get("terminated") or {}
+        if "exitCode" in terminated:
+            code: int = terminated["exitCode"]
+            return code
+    return None
+
+
+def _termination_message(pod: dict[str, Any]) -> str:
+    for container in (pod.get("status") or {}).get("containerStatuses") or []:
+        message: str = ((container.get("state") or {}).get("terminated") or {}).get("message") or ""
+        if message:
+            return message
+    return ""
