@@ -98,7 +98,7 @@ def test_the_chat_server_rolled_the_dpo_model_out_over_the_sft_one_before_the_ar
     # a promotion needs a stable revision to replace: the SFT model (spec.initialModel) served first
     assert [record["model"] for record in promoted] == [dpo] and rollout["stable"]["model"] == dpo
     arena = found["EvalJob/debug-eval"]
-    assert datetime.fromisoformat(promoted[0]["time"]).timestamp() <= arena["since"] - arena["wallSeconds"]
+    assert datetime.fromisoformat(promoted[0]["time"]) <= datetime.fromisoformat(arena["startTime"])
 
 
 def test_the_dpo_model_was_quantized_passed_its_gate_and_served() -> None:

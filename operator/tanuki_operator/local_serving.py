@@ -2,8 +2,8 @@
 
 Editing the applied YAML (a new ``spec.model``, engine or rollout settings) or an upstream job
 publishing a new checkpoint rolls the new revision out through the same ``rollout.decide`` the
-operator uses. Status lands in ``WORKDIR/.tanuki/status.json`` next to the batch stages'; Secrets
-are files ``WORKDIR/secrets/<name>/<key>`` (what a mounted Secret volume looks like).
+operator uses. Its status is the ModelServer's in the embedded store (``WORKDIR/.tanuki/objects.json``);
+Secrets are files ``WORKDIR/secrets/<name>/<key>`` (what a mounted Secret volume looks like).
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,8 @@ recipe = pathlib.Path(sys.argv[1]).read_text()
 out = pathlib.Path(sys.argv[2]); out.mkdir(parents=True, exist_ok=True)
 (out / f"rank-{os.environ['RANK']}").write_text(recipe)
 pathlib.Path(os.environ["MESSAGE"]).write_text(json.dumps({"rank": os.environ["RANK"], "peer": sys.argv[3], "port": sys.argv[4],
-    "cores": sorted(os.sched_getaffinity(0)), "threads": os.environ.get("OMP_NUM_THREADS")}))
+    "cores": sorted(os.sched_getaffinity(0)), "threads": os.environ.get("OMP_NUM_THREADS"),
+    "extensions": os.environ.get("TORCH_EXTENSIONS_DIR"), "cache": os.environ.get("XDG_CACHE_HOME")}))
 sys.exit(int(os.environ.get("EXIT", "0")))
 """
 
@@ -31,7 +34,8 @@ def job(name: str, completions: int = 1, cpu: str = "1", exit_code: int = 0, bac
                                     f"{name}-0.{name}", "29500"],
         "env": [{"name": "RANK", "valueFrom": {"fieldRef": {
                     "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}},
-                {"name": "MESSAGE", "value": "/dev/termination-log"}, {"name": "EXIT", "value": str(exit_code)}],
+                {"name": "MESSAGE", "value": "/dev/termination-log"}, {"name": "EXIT", "value": str(exit_code)},
+                {"name": "TORCH_EXTENSIONS_DIR", "value": "/data/torch_extensions"}],
         "ports": [{"containerPort": 29500}],
         "resources": {"requests": {"cpu": cpu}},
         "volumeMounts": [{"name": "data", "mountPath": "/data"}, {"name": "recipe", "mountPath": "/etc/recipe"}],
@@ -77,7 +81,8 @@ def pods(store: ObjectStore, name: str) -> list[dict[str, Any]]:
 
 def test_an_indexed_job_runs_each_index_with_its_env_volumes_and_termination_message(tmp_path: Path) -> None:
     store = ObjectStore()
-    kubelet = Kubelet(store, tmp_path, cpus=4, echo=lambda line: None)
+    node = {key: value for key, value in os.environ.items() if key != "TORCH_EXTENSIONS_DIR"}
+    kubelet = Kubelet(store, tmp_path, cpus=4, echo=lambda line: None, environ=node)
     create(store, "train", completions=2)
     run_until(kubelet, lambda: condition(store, "train") is not None)
     assert condition(store, "train") == "Complete"
@@ -90,6 +95,9 @@ def test_an_indexed_job_runs_each_index_with_its_env_volumes_and_termination_mes
         messages[pod["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]] = json.loads(
             terminated["message"])
     assert sorted(messages) == ["0", "1"]
+    # build caches are the machine's (an image ships them built), not the pod's emptyDir or HOME
+    assert {(m["extensions"], m["cache"]) for m in messages.values()} == {
+        (None, os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache"))}
     assert {m["peer"] for m in messages.values()} == {"127.0.0.1"}  # the pod DNS name of index 0
     ports = {m["port"] for m in messages.values()}
     assert len(ports) == 1 and "29500" not in ports  # the Job's declared port moved to one free port
@@ -123,8 +131,10 @@ def test_pods_wait_for_cores_and_a_suspended_job_starts_none(tmp_path: Path) -> 
     kubelet.sync()  # 2 + 2 cores do not fit in 3, and no Job starts half its pods (their rendezvous would hang)
     assert len(pods(store, "first")) == 2 and pods(store, "second") == []
     run_until(kubelet, lambda: condition(store, "first") and condition(store, "second"))
-    first_done = max(p["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"] for p in pods(store, "first"))
-    assert first_done <= min(p["status"]["startTime"] for p in pods(store, "second"))
+    # the second Job's two pods start together once a core came free (one of the first Job's ended)
+    first_freed = min(p["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"] for p in pods(store, "first"))
+    starts = {p["status"]["startTime"] for p in pods(store, "second")}
+    assert len(pods(store, "second")) == 2 and first_freed <= min(starts)
     assert pods(store, "held") == []
     assert store.get("batch/v1", "Job", "ml", "held")["status"]["conditions"][0]["type"] == "Suspended"
     store.patch("batch/v1", "Job", "ml", "held", {"spec": {"suspend": False}})
@@ -142,9 +152,15 @@ def test_a_pod_an_earlier_runner_left_running_is_disrupted_and_run_again(tmp_pat
         "ownerReferences": [{"uid": earlier.get("batch/v1", "Job", "ml", "resumed")["metadata"]["uid"]}]},
         "spec": {}})
     earlier.patch_status("v1", "Pod", "ml", "resumed-0-aaaaa", {"phase": "Running"})
+    pod_dir = tmp_path / ".tanuki" / "pods" / "ml" / "resumed-0-aaaaa"  # its process outlived the runner
+    pod_dir.mkdir(parents=True)
+    leftover = subprocess.Popen(["sleep", "600"], cwd=pod_dir, start_new_session=True)
+    earlier.patch("v1", "Pod", "ml", "resumed-0-aaaaa",
+                  {"metadata": {"annotations": {"local.tanuki.dev/pid": str(leftover.pid)}}})
     store = ObjectStore(path)
     kubelet = Kubelet(store, tmp_path, cpus=2, echo=lambda line: None)
     kubelet.disrupt_orphans()
+    assert leftover.wait(timeout=30) == -signal.SIGTERM  # stopped before its pod runs again
     run_until(kubelet, lambda: condition(store, "resumed"))
     assert condition(store, "resumed") == "Complete"
     old = store.get("v1", "Pod", "ml", "resumed-0-aaaaa")["status"]

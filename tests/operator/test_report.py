@@ -29,10 +29,11 @@ def test_a_line_chart_has_one_point_per_record_and_a_heading() -> None:
 STATUSES = {
     "ModelServer/chat": {"phase": "Running", "upstream": ["DPOJob/dpo"], "outputs": {"url": "http://127.0.0.1:1/v1",
                                                                                       "model": "chat"}},
-    "DPOJob/dpo": {"phase": "Succeeded", "reason": "Completed", "upstream": ["SFTJob/sft", "ModelServer/judge"],
-                   "wallSeconds": 42.0},
-    "SFTJob/sft": {"phase": "Succeeded", "upstream": ["PretrainJob/base"], "wallSeconds": 12.5},
-    "PretrainJob/base": {"phase": "Succeeded", "upstream": [], "wallSeconds": 80.0},
+    "DPOJob/dpo": {"phase": "Succeeded", "upstream": ["SFTJob/sft", "ModelServer/judge"],
+                   "startTime": "2026-12-01T10:00:00Z", "completionTime": "2026-12-01T10:00:42Z",
+                   "conditions": [{"type": "Ready", "status": "True", "reason": "JobComplete"}]},
+    "SFTJob/sft": {"phase": "Succeeded", "upstream": ["PretrainJob/base"]},
+    "PretrainJob/base": {"phase": "Succeeded", "upstream": []},
     "ModelServer/judge": {"phase": "Running", "upstream": ["SFTJob/sft"]},
 }
 
@@ -88,6 +89,7 @@ def test_the_page_shows_every_stage_and_links_only_existing_files(tmp_path: Path
     for key in STATUSES:
         assert key in page
     assert "DPO rewards" in page and "<td>14</td>" in page and "http://127.0.0.1:1/v1" in page
+    assert "<td>42 s</td>" in page and "<td>JobComplete</td>" in page  # wall time and reason of the status
     links = re.findall(r'href="file://([^"]+)"', page)
     assert links and all(Path(link).exists() for link in links)
     assert "missing.html" not in "".join(links)

@@ -16,7 +16,8 @@ it). Without containers or network namespaces, the kubelet maps what a container
   itself (CPU affinity, and ``OMP_NUM_THREADS`` unless its env sets it), as the static CPU manager
   policy gives a Guaranteed pod exclusive cores.
 - the image: the command's program is looked up beside this Python first (the virtualenv's
-  ``tanuki``, ``torchrun``), then on ``PATH``.
+  ``tanuki``, ``torchrun``), then on ``PATH``; what an image ships prebuilt (DeepSpeed's JIT ops,
+  compiled kernels) comes from this machine's caches (``BUILD_CACHES``), not the pod's emptyDir.
 
 The Job controller's part: Indexed and NonIndexed completions (all pods at once: parallelism =
 completions, as the operator renders; a Job's pods start together or wait together, as a gang
@@ -49,7 +50,13 @@ from tanuki_operator.embedded.store import ObjectStore
 from tanuki_operator.k8s import ApiError
 
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+BUILD_CACHES = ("XDG_CACHE_HOME", "TORCH_EXTENSIONS_DIR", "TRITON_CACHE_DIR")
+"""Where programs keep what they compile on first use (DeepSpeed's JIT ops, vLLM's and torch's
+kernels): an image ships these built; locally the machine's own caches stand in (its values of
+these, its ``~/.cache`` otherwise; a pod's HOME is its emptyDir), or every pod would build them again."""
 NODE_NAME = "local"
+PID_ANNOTATION = "local.tanuki.dev/pid"
+"""On a pod the kubelet runs: its process (the leader of the pod's process group)."""
 STOP_GRACE_SECONDS = 20.0
 Printer = Callable[[str], None]
 
@@ -329,6 +336,8 @@ class Kubelet:
             return False
         with self._lock:
             self.pods[meta["namespace"], name] = local
+        self.store.patch("v1", "Pod", meta["namespace"], name, {"metadata": {"annotations": {
+            PID_ANNOTATION: str(local.process.pid)}}}, manager="kubelet")
         self._pod_status(created, {"phase": "Running", "startTime": now(), "podIP": "127.0.0.1", "containerStatuses": [{
             "name": container["name"], "ready": True, "restartCount": 0, "state": {"running": {"startedAt": now()}}}],
             "conditions": [{"type": "Ready", "status": "True"}]})
@@ -400,6 +409,11 @@ class Kubelet:
             else:
                 raise ApiError(422, f"env {variable['name']}: only value and fieldRef are supported locally")
         command = [local(expand(arg, env)) for arg in [*container.get("command", []), *container.get("args", [])]]
+        for variable in BUILD_CACHES:
+            env.pop(variable, None)
+            if variable in self.environ:
+                env[variable] = self.environ[variable]
+        env.setdefault("XDG_CACHE_HOME", str(Path.home() / ".cache"))  # where the others default to
         command[0] = _program(command[0])
         log = directory / "log"
         self.store.logs[namespace, name] = log
@@ -476,18 +490,45 @@ class Kubelet:
                 {"type": "Ready", "status": "False"}]})
 
     def disrupt_orphans(self) -> None:
-        """Pods left Running or Pending by an earlier kubelet have no process any more: disrupted."""
+        """Pods left Running or Pending by an earlier kubelet are disrupted; a process of theirs that
+        outlived it (the runner was killed outright) is stopped first, so two never write one output."""
         with self._lock:
             mine = set(self.pods)
         for obj in self.store.all():
-            if (obj["apiVersion"], obj["kind"]) == ("v1", "Pod") and (obj["metadata"]["namespace"],
-                                                                      obj["metadata"]["name"]) not in mine:
-                self._mark_disrupted(obj["metadata"]["namespace"], obj["metadata"]["name"],
-                                     "its node (an earlier tanuki local process) stopped")
+            meta = obj["metadata"]
+            if (obj["apiVersion"], obj["kind"]) != ("v1", "Pod") or (meta["namespace"], meta["name"]) in mine \
+                    or (obj.get("status") or {}).get("phase") not in (None, "Pending", "Running"):
+                continue
+            pid = (meta.get("annotations") or {}).get(PID_ANNOTATION)
+            if pid is not None:
+                _stop_leftover(int(pid), self.pods_dir / meta["namespace"] / meta["name"])
+            self._mark_disrupted(meta["namespace"], meta["name"], "its node (an earlier tanuki local process) stopped")
 
     def _pod_status(self, pod: dict[str, Any], status: dict[str, Any]) -> None:
         meta = pod["metadata"]
         self.store.patch_status("v1", "Pod", meta["namespace"], meta["name"], status, manager="kubelet")
+
+
+def _stop_leftover(pid: int, directory: Path) -> None:
+    """Stop the process group of ``pid`` if it is still the pod's (its working directory is the pod's)."""
+    try:
+        if Path(f"/proc/{pid}/cwd").resolve() != directory.resolve():
+            return  # gone, or the pid was reused by something else
+        os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        while time.monotonic() < deadline and _running(pid):
+            time.sleep(0.2)
+        os.killpg(pid, signal.SIGKILL)
+    except (OSError, ProcessLookupError):
+        return
+
+
+def _running(pid: int) -> bool:
+    """The process exists and has not exited (a zombie waiting for its parent has)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _kind_of(labels: dict[str, str]) -> str:
