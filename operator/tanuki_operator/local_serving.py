@@ -20,7 +20,7 @@ import yaml
 from tanuki_operator.api import API_VERSION
 from tanuki_operator.api.common import Phase
 from tanuki_operator.api.modelserver import INITIAL_MODEL_REASON, ModelServerSpec
-from tanuki_operator.embedded.store import ObjectStore
+from tanuki_operator.embedded.store import ObjectStore, patch_between
 from tanuki_operator.lineage import initial_stand_in, referenced, resolve
 from tanuki_operator.validation import summarize, validate_spec
 
@@ -37,10 +37,11 @@ NAMESPACE = "local"
 
 
 def write_status(store: ObjectStore, name: str, status: dict[str, Any]) -> None:
-    """Replace the ModelServer's status with ``status`` (fields it no longer has are removed)."""
+    """Replace the ModelServer's status with ``status``: fields it no longer has are removed, nested
+    ones too (a promoted canary leaves ``rollout``, which a plain merge patch would keep)."""
     current = (store.get(API_VERSION, "ModelServer", NAMESPACE, name) or {}).get("status") or {}
-    patch: dict[str, Any] = {key: None for key in current if key not in status}
-    store.patch_status(API_VERSION, "ModelServer", NAMESPACE, name, {**patch, **status}, manager="tanuki-local-fleet")
+    store.patch_status(API_VERSION, "ModelServer", NAMESPACE, name, patch_between(current, status),
+                       manager="tanuki-local-fleet")
 
 
 def stored_status(store: ObjectStore, kind: str, name: str) -> dict[str, Any] | None:

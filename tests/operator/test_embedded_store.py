@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tanuki_operator.embedded.store import ObjectStore
+from tanuki_operator.embedded.store import ObjectStore, merge_patch, patch_between
 from tanuki_operator.k8s import ApiError
 
 
@@ -85,3 +85,15 @@ def test_pod_logs_come_from_the_kubelets_file(tmp_path: Path) -> None:
     assert store.pod_log("ml", "p", tail_lines=2) == "line 98\nline 99"
     assert store.pod_log("ml", "absent") == ""
     assert store.pod_proxy_get("ml", "p", 8000, "/metrics") is None  # no port: nothing answers
+
+
+def test_the_patch_between_two_statuses_removes_what_the_new_one_lacks_at_any_depth() -> None:
+    old = {"phase": "Running", "rollout": {"stable": {"revision": "a"}, "canary": {"revision": "b"}}, "gone": 1}
+    new = {"phase": "Running", "rollout": {"stable": {"revision": "b"}}, "replicas": 2}
+    patch = patch_between(old, new)
+    assert patch == {"gone": None, "rollout": {"stable": {"revision": "b"}, "canary": None}, "replicas": 2}
+    merge_patch(old, patch)
+    assert old == new
+    emptied = {"rollout": {"stable": {"revision": "a"}}}
+    merge_patch(emptied, patch_between(emptied, {"rollout": {}}))
+    assert emptied == {"rollout": {}}

@@ -51,6 +51,19 @@ def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> None:
             target[key] = ssa.copy_json(value)
 
 
+def patch_between(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch that turns ``old`` into ``new`` (nested keys ``new`` lacks become null)."""
+    patch: dict[str, Any] = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            if (nested := patch_between(before, value)):
+                patch[key] = nested
+        elif value != before or key not in old:
+            patch[key] = value
+    return patch
+
+
 def _spec_of(obj: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in obj.items() if key not in ("metadata", "status")}
 
