@@ -253,18 +253,6 @@ class LocalCluster:
         return True
 
 
-def pods_waiting(store: ObjectStore, kind: str, name: str) -> str:
-    """Why the resource's pods are not running, as their container statuses say ("" if they do not)."""
-    from tanuki_operator.render.common import owner_selector
-
-    owner = Owner(kind=kind, name=name, namespace=NAMESPACE, uid="")
-    reasons = [f"pod {pod['metadata']['name']}: {waiting.get('reason')}: {waiting.get('message', '')}"
-               for pod in store.list("v1", "Pod", NAMESPACE, owner_selector(owner))
-               for container in (pod.get("status") or {}).get("containerStatuses") or []
-               if (waiting := (container.get("state") or {}).get("waiting"))]
-    return "; ".join(reasons)
-
-
 def apply_resources(store: ObjectStore, resources: list[dict[str, Any]], workdir: Path) -> None:
     """``kubectl apply`` of each resource; one that failed is deleted first (its children go with it,
     its outputs stay), so applying again retries it and it resumes from its newest checkpoint."""
@@ -403,9 +391,6 @@ def main(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
     applied = {f"{r['kind']}/{r['metadata']['name']}" for r in resources}
     found = {key: summary(status) for key, status in statuses(cluster.store).items() if key in applied}
-    for key, shown in found.items():  # a pod that cannot start says why (a missing Secret, ConfigMap)
-        if shown["phase"] == Phase.PENDING and (waiting := pods_waiting(cluster.store, *key.split("/", 1))):
-            shown["message"] = f"{shown['message']}: {waiting}"
     found.update({key: {"phase": Phase.VALIDATION_FAILED, "reason": "NoKindMatch", "message": why}
                   for key, why in refused.items()})
     print(json.dumps(found, indent=2, ensure_ascii=False))

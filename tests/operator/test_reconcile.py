@@ -65,6 +65,24 @@ def finish_job(kube: FakeKube, name: str, outputs: dict[str, Any]) -> None:
             "exitCode": 0, "message": json.dumps(outputs)}}}]}})
 
 
+def test_an_active_job_whose_pod_cannot_start_is_pending_with_the_pods_reason() -> None:
+    kube = FakeKube()
+    resource = apply(kube, "debug-base")
+    step(kube, resource)
+    job = kube.objects[("batch/v1", "Job", "ml", "debug-base")]
+    job["status"] = {"active": 1, "startTime": "2026-11-28T10:00:00Z"}
+    pod = kube.put({"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": "debug-base-0-abcde", "namespace": "ml", "labels": job["spec"]["template"]["metadata"]["labels"]},
+        "status": {"phase": "Pending", "containerStatuses": [{"name": "main", "state": {"waiting": {
+            "reason": "CreateContainerConfigError", "message": 'secret "judge-key" not found'}}}]}})
+    status = step(kube, resource)
+    assert (status["phase"], status["message"]) == (
+        "Pending", 'pod debug-base-0-abcde: CreateContainerConfigError: secret "judge-key" not found')
+    assert next(c for c in status["conditions"] if c["type"] == "Ready")["reason"] == "PodFailing"
+    pod["status"] = {"phase": "Running", "containerStatuses": [{"name": "main", "state": {"running": {}}}]}
+    assert step(kube, resource)["phase"] == "Running"  # the Secret appeared: the pod started
+
+
 def test_create_then_complete_gives_succeeded_with_outputs() -> None:
     kube = FakeKube()
     resource = apply(kube, "debug-base")

@@ -475,6 +475,7 @@ class Kubelet:
                         "finishedAt": now()}}}], "conditions": [{"type": "Ready", "status": "False"}]})
             with self._lock:
                 self.pods.pop((pod.namespace, pod.name), None)
+            self.echo(f"[tanuki local] {pod.owner}: pod {pod.name} exited with code {code}")
 
     def _terminate(self, namespace: str, name: str) -> None:
         with self._lock:

@@ -19,7 +19,7 @@ from tanuki_operator.api import API_VERSION
 from tanuki_operator.api.common import JobSpec, ObjectRef, Phase, Progress, StageSpec, Status
 from tanuki_operator.api.modelserver import INITIAL_MODEL_REASON, ModelServerSpec
 from tanuki_operator.handlers.converge import converge, ensure_created, owned_by, prune
-from tanuki_operator.handlers.serving import reconcile_modelserver
+from tanuki_operator.handlers.serving import pod_failure, reconcile_modelserver
 from tanuki_operator.k8s import KubeApi, register_kinds
 from tanuki_operator.lineage import Resolution, StatusLookup, initial_stand_in, resolve, upstream_refs
 from tanuki_operator.phases import Observed, observe_job, observe_rayjob, poll_seconds
@@ -219,7 +219,12 @@ def observe(kube: KubeApi, owner: Owner, model: JobSpec, workload: Workload, chi
     pods = kube.list("v1", "Pod", owner.namespace, selector) if complete else []
     observed = observe_job(child, pods, model.suspend, queued=bool(model.scheduling.queueName))
     if observed.phase is Phase.RUNNING:
-        observed.progress = _progress(kube, owner.namespace, kube.list("v1", "Pod", owner.namespace, selector))
+        pods = kube.list("v1", "Pod", owner.namespace, selector)
+        failure = pod_failure(pods, max_restarts=0)  # a Job's pods never restart (restartPolicy Never)
+        if failure is not None:  # active, but its container cannot start (a missing Secret, a bad image);
+            # its pod's next change wakes the resource (pods are watched), no need to poll
+            return Observed(Phase.PENDING, "PodFailing", failure, start_time=observed.start_time)
+        observed.progress = _progress(kube, owner.namespace, pods)
         observed.requeue_after = poll_seconds()
     return observed
 
