@@ -16,7 +16,8 @@ from tanuki_operator.embedded.kubelet import Kubelet, expand
 from tanuki_operator.embedded.store import ObjectStore
 
 SCRIPT = """
-import json, os, pathlib, sys
+import json, os, pathlib, sys, time
+time.sleep(float(os.environ.get("SLEEP", "0")))
 recipe = pathlib.Path(sys.argv[1]).read_text()
 out = pathlib.Path(sys.argv[2]); out.mkdir(parents=True, exist_ok=True)
 (out / f"rank-{os.environ['RANK']}").write_text(recipe)
@@ -28,14 +29,15 @@ sys.exit(int(os.environ.get("EXIT", "0")))
 
 
 def job(name: str, completions: int = 1, cpu: str = "1", exit_code: int = 0, backoff: int = 0,
-        suspend: bool = False) -> dict[str, Any]:
+        suspend: bool = False, sleep: float = 0) -> dict[str, Any]:
     container = {
         "name": "main", "command": ["python3", "-c", SCRIPT, "/etc/recipe/recipe.yaml", "/data/out/$(RANK)",
                                     f"{name}-0.{name}", "29500"],
         "env": [{"name": "RANK", "valueFrom": {"fieldRef": {
                     "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}},
                 {"name": "MESSAGE", "value": "/dev/termination-log"}, {"name": "EXIT", "value": str(exit_code)},
-                {"name": "TORCH_EXTENSIONS_DIR", "value": "/data/torch_extensions"}],
+                {"name": "TORCH_EXTENSIONS_DIR", "value": "/data/torch_extensions"},
+                {"name": "SLEEP", "value": str(sleep)}],
         "ports": [{"containerPort": 29500}],
         "resources": {"requests": {"cpu": cpu}},
         "volumeMounts": [{"name": "data", "mountPath": "/data"}, {"name": "recipe", "mountPath": "/etc/recipe"}],
@@ -170,3 +172,18 @@ def test_a_pod_an_earlier_runner_left_running_is_disrupted_and_run_again(tmp_pat
 
 def test_kubernetes_variable_expansion() -> None:
     assert expand("--rank $(RANK) $(UNKNOWN) $$(RANK)", {"RANK": "3"}) == "--rank 3 $(UNKNOWN) $(RANK)"
+
+
+def test_suspending_a_running_job_stops_its_pod_without_counting_a_failure(tmp_path: Path) -> None:
+    store = ObjectStore()
+    kubelet = Kubelet(store, tmp_path, cpus=2, echo=lambda line: None)
+    create(store, "paused", sleep=60)
+    kubelet.sync()
+    assert [p["status"]["phase"] for p in pods(store, "paused")] == ["Running"]
+    store.patch("batch/v1", "Job", "ml", "paused", {"spec": {"suspend": True}})
+    run_until(kubelet, lambda: [p["status"]["phase"] for p in pods(store, "paused")] == ["Failed"])
+    stopped = pods(store, "paused")[0]["status"]
+    assert stopped["conditions"][0]["type"] == "DisruptionTarget"
+    status = store.get("batch/v1", "Job", "ml", "paused")["status"]
+    assert status.get("failed", 0) == 0 and status["conditions"][0]["type"] == "Suspended"
+    assert condition(store, "paused") is None  # backoffLimit 0, and still not Failed

@@ -121,6 +121,8 @@ class LocalPod:
     """The cores it has to itself (a whole-core request), as the static CPU manager gives them."""
     printer: threading.Thread | None = None
     started: float = field(default_factory=time.monotonic)
+    evicted: bool = False
+    """Stopped by the kubelet (its Job suspended): it ends disrupted, not failed."""
 
 
 def _program(name: str) -> str:
@@ -229,7 +231,7 @@ class Kubelet:
             return
         if spec.get("suspend"):
             for pod in self._pods_of(job):
-                self._terminate(meta["namespace"], pod["metadata"]["name"])
+                self._terminate(meta["namespace"], pod["metadata"]["name"], evict=True)
             if not _condition(job, "Suspended"):
                 self._job_status(job, {"active": 0, "conditions": [self._job_condition("Suspended", "JobSuspended",
                                                                                         "Job suspended")]})
@@ -468,7 +470,9 @@ class Kubelet:
             code = pod.process.returncode
             message = pod.termination_file.read_text(errors="replace")[:4096] if pod.termination_file.is_file() else ""
             stored = self.store.get("v1", "Pod", pod.namespace, pod.name)
-            if stored is not None:
+            if pod.evicted:  # stopped by the kubelet (its Job suspended): not a failure of the program
+                self._mark_disrupted(pod.namespace, pod.name, "its Job was suspended")
+            elif stored is not None:
                 self._pod_status(stored, {"phase": "Succeeded" if code == 0 else "Failed", "containerStatuses": [{
                     "name": "main", "ready": False, "restartCount": 0, "state": {"terminated": {
                         "exitCode": code, "reason": "Completed" if code == 0 else "Error", "message": message,
@@ -477,10 +481,12 @@ class Kubelet:
                 self.pods.pop((pod.namespace, pod.name), None)
             self.echo(f"[tanuki local] {pod.owner}: pod {pod.name} exited with code {code}")
 
-    def _terminate(self, namespace: str, name: str) -> None:
+    def _terminate(self, namespace: str, name: str, evict: bool = False) -> None:
+        """SIGTERM to the pod's processes; ``evict``: it ends as disrupted, not as failed."""
         with self._lock:
             pod = self.pods.get((namespace, name))
         if pod is not None and pod.process.poll() is None:
+            pod.evicted = pod.evicted or evict
             os.killpg(pod.process.pid, signal.SIGTERM)
 
     def _mark_disrupted(self, namespace: str, name: str, why: str) -> None:
