@@ -34,7 +34,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -48,6 +47,7 @@ from typing import Any
 
 from tanuki_operator.embedded.store import ObjectStore
 from tanuki_operator.k8s import ApiError
+from tanuki_serving.fleet import free_port
 
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 BUILD_CACHES = ("XDG_CACHE_HOME", "TORCH_EXTENSIONS_DIR", "TRITON_CACHE_DIR")
@@ -72,13 +72,6 @@ def cpu_cores(quantity: str | None) -> float:
     from kubernetes.utils.quantity import parse_quantity
 
     return float(parse_quantity(quantity))  # type: ignore[no-untyped-call]  # kubernetes leaves it unannotated
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _condition(obj: dict[str, Any], kind: str) -> bool:
