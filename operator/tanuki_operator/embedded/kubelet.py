@@ -41,12 +41,12 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from tanuki_operator.embedded.store import ObjectStore
 from tanuki_operator.k8s import ApiError
+from tanuki_operator.units import cpu_cores, now
 from tanuki_serving.fleet import free_port
 
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
@@ -59,19 +59,6 @@ PID_ANNOTATION = "local.tanuki.dev/pid"
 """On a pod the kubelet runs: its process (the leader of the pod's process group)."""
 STOP_GRACE_SECONDS = 20.0
 Printer = Callable[[str], None]
-
-
-def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def cpu_cores(quantity: str | None) -> float:
-    """A Kubernetes CPU quantity ("2", "500m") in cores (0 when absent)."""
-    if not quantity:
-        return 0.0
-    from kubernetes.utils.quantity import parse_quantity
-
-    return float(parse_quantity(quantity))  # type: ignore[no-untyped-call]  # kubernetes leaves it unannotated
 
 
 def _condition(obj: dict[str, Any], kind: str) -> bool:
