@@ -81,8 +81,15 @@ def test_seq_len_longer_than_context(tmp_path: Path) -> None:
     assert "train.seq_len" in error_of(tmp_path, {**BASE, "train": {"steps": 1, "seq_len": 4096}})
 
 
-def test_tokenizer_needs_exactly_one_source(tmp_path: Path) -> None:
-    assert "tokenizer.path" in error_of(tmp_path, {**BASE, "tokenizer": {}})
+def test_tokenizer_has_one_source_at_most_and_one_before_work(tmp_path: Path) -> None:
+    from tanuki_pipelines.pretrain.prepare import prepare
+
+    both = {"path": "tok", "train": {"sources": [{"name": "ja", "path": "ja.jsonl"}], "vocab_size": 300}}
+    assert "set only one of tokenizer.path and tokenizer.train" in error_of(tmp_path, {**BASE, "tokenizer": both})
+    neither = load_recipe(PretrainConfig, write(tmp_path, {**BASE, "tokenizer": {}}))  # a data.store may give one
+    (tmp_path / "ja.jsonl").write_text('{"text": "a"}\n')
+    with pytest.raises(BadInputError, match="tokenizer: set tokenizer.path or tokenizer.train"):
+        prepare(neither, tmp_path / "out", cpus=1)
 
 
 def test_bad_override_names_the_key(tmp_path: Path) -> None:

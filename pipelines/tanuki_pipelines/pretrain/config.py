@@ -171,6 +171,10 @@ class DataConfig(ConfigModel):
 
     sources: list[DataSource] = Field(min_length=1)
     """Corpora, tokenized and packed into ``train.seq_len``-token sequences."""
+    store: InputPath | None = None
+    """A finished token store (what ``tanuki tokenize`` or a TokenizeJob wrote): each source is read
+    from it by name and its ``path`` is not used. Empty: the run builds the store of the sources'
+    files itself, into ``<output-dir>/data/store-<digest>``."""
     phases: list[Phase] = Field(default_factory=list)
     """Weight keyframes over the run (e.g. synthetic share 0 until 0.8, then ramping up).
     Empty: every source's own ``weight`` throughout."""
@@ -204,9 +208,13 @@ class CheckpointConfig(ConfigModel):
     """Complete checkpoints kept on disk; older ones are deleted after a newer one is published."""
 
 
+NO_TOKENIZER = "tokenizer: set tokenizer.path or tokenizer.train (or data.store, whose copy of its tokenizer is used)"
+
+
 class TokenizerSource(ConfigModel):
     """Where the tokenizer comes from: an existing HF tokenizer directory, or a recipe to train one
-    into ``<output-dir>/tokenizer`` before pretraining (once; a resumed run reuses it)."""
+    into ``<output-dir>/tokenizer`` before pretraining (once; a resumed run reuses it). Neither: the
+    copy in ``data.store`` (the tokenizer its ids come from)."""
 
     path: InputPath | None = None
     """An HF tokenizer directory: one ``tanuki tokenizer`` wrote, or any other (an existing LLM's);
@@ -215,16 +223,16 @@ class TokenizerSource(ConfigModel):
     """Tokenizer recipe trained as the first step of this job."""
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> TokenizerSource:
-        if (self.path is None) == (self.train is None):
-            raise ValueError("set exactly one of tokenizer.path and tokenizer.train")
+    def _at_most_one(self) -> TokenizerSource:
+        if self.path is not None and self.train is not None:
+            raise ValueError("set only one of tokenizer.path and tokenizer.train")
         return self
 
 
 class PretrainConfig(ConfigModel):
     """A pretraining recipe: model shape, optimisation, data mixture, checkpoints, tokenizer."""
 
-    tokenizer: TokenizerSource
+    tokenizer: TokenizerSource = Field(default_factory=TokenizerSource)
     """The tokenizer (copied into every checkpoint so the export is self-contained)."""
     model: ModelConfig
     """Decoder shape."""

@@ -1,12 +1,13 @@
 """Pretraining data: the recipe's sources as a token store, read as packed blocks.
 
-Until a TokenizeJob builds the store ahead of training, a run builds it itself from the raw
-sources (``tanuki_pipelines.tokenize``: streamed, shard by shard, a process pool within the
-machine's cores) into ``<output>/data/store-<digest>``, where the digest covers the input files
-(path, size, modification time), how they are read, and the tokenizer's files: a resumed run reuses
-the store, a changed input or tokenizer builds another. Each source reads as ``(n, seq_len + 1)``
-blocks of its documents joined with EOS (inputs are ``[:-1]``, labels ``[1:]``), the same blocks
-packing the whole corpus in memory gave, whatever the number of files or workers.
+A store built ahead of training (``data.store``, a TokenizeJob's output) is read as it is.
+Without one, a run builds it itself from the raw sources (``tanuki_pipelines.tokenize``: streamed,
+shard by shard, a process pool within the machine's cores) into ``<output>/data/store-<digest>``,
+where the digest covers the input files (path, size, modification time), how they are read, and
+the tokenizer's files: a resumed run reuses the store, a changed input or tokenizer builds another.
+Each source reads as ``(n, seq_len + 1)`` blocks of its documents joined with EOS (inputs are
+``[:-1]``, labels ``[1:]``), the same blocks packing the whole corpus in memory gave, whatever the
+number of files or workers.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from tanuki_common.errors import BadInputError
 from tanuki_pipelines.config import DataSource
 from tanuki_pipelines.tokenize.config import TokenizeConfig
-from tanuki_pipelines.tokenize.store import STORE_FILE, PackedSource, open_sources
+from tanuki_pipelines.tokenize.store import STORE_FILE, PackedSource, open_sources, read_store
 
 CURRENT_FILE = "current.json"
 """In the data cache directory: which store this run trains on."""
@@ -37,6 +38,22 @@ def prepare_store(sources: list[DataSource], tokenizer_dir: Path, cache_dir: Pat
     store = cache_dir / f"store-{plan_digest(description)}"
     if not (store / STORE_FILE).is_file():
         build_store(config, store, cpus, label="pretrain")
+    write_durable(cache_dir / CURRENT_FILE, json.dumps({"store": str(store)}) + "\n")
+    return store
+
+
+def use_store(store: Path, tokenizer_dir: Path, cache_dir: Path) -> Path:
+    """A store built ahead (``data.store``) as the run's current store, once its ids are known to be
+    the tokenizer's: a store of another tokenizer would train on the wrong ids without an error."""
+    from tanuki_pipelines.publish import write_durable
+    from tanuki_pipelines.tokenize.build import tokenizer_fingerprint
+
+    built_with = read_store(store).get("tokenizer_fingerprint")
+    if built_with is not None and built_with != tokenizer_fingerprint(tokenizer_dir):
+        raise BadInputError(f"tokenizer.path: {tokenizer_dir} is not the tokenizer data.store ({store}) was tokenized "
+                            f"with (fingerprint {tokenizer_fingerprint(tokenizer_dir)}, the store's {built_with}); "
+                            "leave tokenizer.path unset to use the store's copy")
+    cache_dir.mkdir(parents=True, exist_ok=True)
     write_durable(cache_dir / CURRENT_FILE, json.dumps({"store": str(store)}) + "\n")
     return store
 

@@ -13,7 +13,9 @@ from pathlib import Path
 from tanuki_common.errors import BadInputError
 from tanuki_pipelines.corpus_io import source_files
 from tanuki_pipelines.pretrain import data
-from tanuki_pipelines.pretrain.config import ModelConfig, PretrainConfig
+from tanuki_pipelines.pretrain.config import NO_TOKENIZER, ModelConfig, PretrainConfig
+from tanuki_pipelines.tokenize.store import TOKENIZER_DIR as STORE_TOKENIZER_DIR
+from tanuki_pipelines.tokenize.store import read_store
 from tanuki_pipelines.tokenizer.special import load_tokenizer, require_eos, special_ids
 
 TOKENIZER_DIR = "tokenizer"
@@ -23,7 +25,11 @@ DATA_CACHE_DIR = "data"
 def tokenizer_dir(config: PretrainConfig, output_dir: Path) -> Path:
     if config.tokenizer.path is not None:
         return config.tokenizer.path
-    return output_dir / TOKENIZER_DIR
+    if config.tokenizer.train is not None:
+        return output_dir / TOKENIZER_DIR
+    if config.data.store is None:
+        raise BadInputError(NO_TOKENIZER)
+    return config.data.store / STORE_TOKENIZER_DIR
 
 
 def ensure_tokenizer(config: PretrainConfig, output_dir: Path) -> Path:
@@ -32,6 +38,8 @@ def ensure_tokenizer(config: PretrainConfig, output_dir: Path) -> Path:
         from tanuki_pipelines.tokenizer.train import build_tokenizer
 
         build_tokenizer(config.tokenizer.train, directory)
+    if config.tokenizer.path is None and config.tokenizer.train is None and not directory.is_dir():
+        raise BadInputError(f"data.store: {config.data.store} keeps no copy of its tokenizer; set tokenizer.path")
     tokenizer = load_tokenizer(directory, "tokenizer.path")
     require_eos(special_ids(tokenizer), "tokenizer.path", directory, "pretraining joins documents with it")
     return directory
@@ -74,11 +82,17 @@ def prepare(config: PretrainConfig, output_dir: Path, cpus: int | None = None) -
 
     if config.init_from is not None:
         check_init_from(config.init_from, config.model)
-    for source in config.data.sources:
-        source_files(source)  # every source names readable files, before the tokenizer is trained
+    if config.data.store is not None:
+        read_store(config.data.store)  # a finished store, before its tokenizer is looked for
+    else:
+        for source in config.data.sources:
+            source_files(source)  # every source names readable files, before the tokenizer is trained
     directory = ensure_tokenizer(config, output_dir)
     check_vocab(config, directory)
     cache = output_dir / DATA_CACHE_DIR
-    store = data.prepare_store(config.data.sources, directory, cache, cpus or len(os.sched_getaffinity(0)))
+    if config.data.store is not None:
+        store = data.use_store(config.data.store, directory, cache)
+    else:
+        store = data.prepare_store(config.data.sources, directory, cache, cpus or len(os.sched_getaffinity(0)))
     data.open_packed(store, config.data.sources, config.train.seq_len)  # each source fills a sequence
     return directory, store

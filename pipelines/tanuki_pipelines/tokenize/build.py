@@ -26,9 +26,9 @@ from tanuki_pipelines.config import DataSource
 from tanuki_pipelines.corpus_io import Problems, bad_record_policy, file_format, iter_file, source_files
 from tanuki_pipelines.publish import TMP_PREFIX, fault_point, fsync_dir, fsync_file, write_durable
 from tanuki_pipelines.tokenize.config import TokenizeConfig
-from tanuki_pipelines.tokenize.store import FORMAT, SHARDS_DIR, STATS_FILE, STORE_FILE
+from tanuki_pipelines.tokenize.store import FORMAT, SHARDS_DIR, STATS_FILE, STORE_FILE, TOKENIZER_DIR
 from tanuki_pipelines.tokenizer.special import load_tokenizer, require_eos, special_ids
-from tanuki_pipelines.tokenizer.train import HF_TOKENIZER_FILES
+from tanuki_pipelines.tokenizer.train import HF_TOKENIZER_FILES, copy_tokenizer_files
 
 PLAN_FILE = "plan.json"
 BYTES_PER_WORKER = 32 * 2**20
@@ -288,6 +288,15 @@ def build_store(config: TokenizeConfig, store: Path, cpus: int, ray_address: str
     return finish(store, description, shards, time.monotonic() - started)
 
 
+def keep_tokenizer(source: Path, target: Path) -> None:
+    """The store's own copy of the tokenizer that made its ids, so pretraining from the store alone
+    uses the right one (its source directory may be gone or changed by then)."""
+    from tanuki_pipelines.publish import staging
+
+    with staging(target, "store-tokenizer") as staged:
+        copy_tokenizer_files(source, staged)
+
+
 def finish(store: Path, description: dict[str, Any], shards: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
     """``stats.json`` and, last, ``store.json``; a source without a single token is an error."""
     sources: dict[str, Any] = {}
@@ -316,5 +325,6 @@ def finish(store: Path, description: dict[str, Any], shards: list[dict[str, Any]
              "tokens": sum(entry["tokens"] for entry in sources.values()),
              "bytes": sum(shard["bytes"] for shard in shards), "seconds_this_run": round(seconds, 2)}
     write_durable(store / STATS_FILE, json.dumps(stats, indent=2, ensure_ascii=False) + "\n")
+    keep_tokenizer(Path(description["tokenizer"]), store / TOKENIZER_DIR)
     write_durable(store / STORE_FILE, json.dumps(index, indent=2, ensure_ascii=False) + "\n")
     return index

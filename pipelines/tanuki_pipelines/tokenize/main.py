@@ -28,11 +28,13 @@ def make_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> int:
     from tanuki_pipelines.tokenize.build import build_store
     from tanuki_pipelines.tokenize.config import TokenizeConfig
+    from tanuki_pipelines.tokenize.store import STATS_FILE, TOKENIZER_DIR
 
     def run(config: TokenizeConfig, output_dir: Path) -> dict[str, Any]:
         index = build_store(config, output_dir, max(1, args.cpus), args.ray_address)
-        return {"store": str(output_dir), "stats": str(output_dir / "stats.json"), "dtype": index["dtype"],
-                "tokens": sum(source["tokens"] for source in index["sources"].values()),
+        return {"tokens": str(output_dir), "tokenizer": str(output_dir / TOKENIZER_DIR),
+                "stats": str(output_dir / STATS_FILE), "dtype": index["dtype"],
+                "token_count": sum(source["tokens"] for source in index["sources"].values()),
                 "sources": {name: source["tokens"] for name, source in index["sources"].items()}}
 
     return single_stage_main(args, TokenizeConfig, run)

@@ -3,6 +3,7 @@
 Layout of a store directory::
 
     store.json                      written last: what the store holds (below)
+    tokenizer/                      a copy of the HF tokenizer the ids come from
     stats.json                      tokens and documents per source and per shard, bad records, speed
     shards/<source>/<NNNNN>.bin     every document's tokens followed by the tokenizer's EOS, back to back
     shards/<source>/<NNNNN>.idx     Megatron's index (document lengths and offsets, dtype)
@@ -33,6 +34,7 @@ from tanuki_common.errors import BadInputError
 STORE_FILE = "store.json"
 STATS_FILE = "stats.json"
 SHARDS_DIR = "shards"
+TOKENIZER_DIR = "tokenizer"
 FORMAT = "megatron-indexed-dataset"
 
 

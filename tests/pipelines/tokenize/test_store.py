@@ -121,8 +121,10 @@ def test_sigkill_mid_build_then_rerun_gives_the_same_store(debug_tokenizer_dir: 
     finished = tokenize_command(recipe, tmp_path / "killed")
     assert "0 to tokenize" in finished.stdout
     outputs = json.loads((tmp_path / "killed" / "outputs.json").read_text())
-    assert outputs["tokens"] == sum(json.loads((tmp_path / "whole" / "store.json").read_text())["sources"]["ja"][k]
-                                    for k in ("tokens",))
+    assert outputs["token_count"] == json.loads((tmp_path / "whole" / "store.json").read_text())["sources"]["ja"]["tokens"]
+    assert outputs["tokens"] == str(tmp_path / "killed") and outputs["tokenizer"] == str(tmp_path / "killed" / "tokenizer")
+    assert (tmp_path / "killed" / "tokenizer" / "tokenizer.json").read_bytes() == \
+        (debug_tokenizer_dir / "tokenizer.json").read_bytes()  # the store's own copy of its tokenizer
 
 
 def test_bad_records_stop_the_build_naming_the_line_or_are_counted(debug_tokenizer_dir: Path, tmp_path: Path) -> None:
