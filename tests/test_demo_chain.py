@@ -1,7 +1,8 @@
 """What the README's first command left in ``tanuki-demo/`` (CI runs it before the tests): every
-stage of the debug chain succeeded, each consumed its upstream's output (the late-phase mix holds
-synthetic sequences, the SFT data is the SynthJob's dialogues, DPO trained the SFT model), and the
-report links only files that exist. Skipped where the demo has not run in this checkout."""
+stage of the debug chain succeeded, each consumed its upstream's output (the token store holds the
+synthetic documents and the late phases train on it, the late-phase mix holds synthetic sequences,
+the SFT data is the SynthJob's dialogues, DPO trained the SFT model), and the report links only
+files that exist. Skipped where the demo has not run in this checkout."""
 
 from __future__ import annotations
 
@@ -43,13 +44,19 @@ def test_every_stage_of_the_chain_succeeded() -> None:
         if kind != "ModelServer":
             assert found[f"{kind}/{name}"]["phase"] == "Succeeded", (kind, name, found.get(f"{kind}/{name}"))
         assert Path(next(iter(v for k, v in (found[f"{kind}/{name}"].get("outputs") or {}).items()
-                              if k in ("checkpoint", "dataset", "report")), DEMO)).exists()
+                              if k in ("checkpoint", "dataset", "tokens", "report")), DEMO)).exists()
 
 
 def test_each_stage_consumed_its_upstream() -> None:
     synth = outputs("SynthJob", "debug-synth")
+    tokens = recipe("TokenizeJob", "debug-tokens")
+    assert {s["name"]: s["path"] for s in tokens["sources"]}["synth"] == synth["dataset"]
+    assert tokens["tokenizer"] == outputs("PretrainJob", "debug-base")["tokenizer"]
+    store = outputs("TokenizeJob", "debug-tokens")["tokens"]
+    assert json.loads((Path(store) / "stats.json").read_text())["sources"]["synth"]["tokens"] > 0
     late = recipe("PretrainJob", "debug-late")
-    assert {s["name"]: s["path"] for s in late["data"]["sources"]}["synth"] == synth["dataset"]
+    assert late["data"]["store"] == store and recipe("PretrainJob", "debug-moe-cpt")["data"]["store"] == store
+    assert outputs("PretrainJob", "debug-late")["tokenizer"] == outputs("TokenizeJob", "debug-tokens")["tokenizer"]
     assert late["init_from"] == outputs("PretrainJob", "debug-base")["checkpoint"]
     mixed = [json.loads(line)["mix"]["synth"] for line in Path(outputs("PretrainJob", "debug-late")["metrics"])
              .read_text().splitlines()]

@@ -139,6 +139,11 @@ def summary_lines(data: Path) -> list[str]:
         lines.append(f"synthetic data:    {stats['filter']['input']} generated, kept {stats['kept']['rewrites']} "
                      f"rewrites and {stats['kept']['dialogues']} dialogues (dropped: "
                      f"{stats['filter']['dropped'] or 'none'}); {data / 'synthjob' / 'debug-synth'}")
+    if tokens := outputs("tokenizejob", "debug-tokens"):
+        stats = json.loads((Path(tokens["tokens"]) / "stats.json").read_text())
+        per_source = ", ".join(f"{name} {source['tokens']:,}" for name, source in stats["sources"].items())
+        lines.append(f"token store:       {tokens['tokens']}  ({stats['tokens']:,} tokens: {per_source}; "
+                     "Megatron-LM indexed datasets, read by the late phases)")
     if late := outputs("pretrainjob", "debug-late"):
         steps = records(late["metrics"])
         mixed = [step["mix"].get("synth", 0) / max(sum(step["mix"].values()), 1) for step in steps]

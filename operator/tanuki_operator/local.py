@@ -78,7 +78,7 @@ def _age(seconds: float) -> str:
     return f"{seconds // 3600}h"
 
 
-OUTPUT_KEYS = ("url", "checkpoint", "dataset", "report", "tokenizer")
+OUTPUT_KEYS = ("url", "checkpoint", "dataset", "tokens", "report", "tokenizer")
 """What ``-o wide`` shows of a status's outputs: the first of these it has."""
 
 

@@ -82,15 +82,20 @@ def observe_job(job: dict[str, Any] | None, pods: list[dict[str, Any]], suspende
     return Observed(Phase.PENDING, "PodsPending", "waiting for pods to start", start_time=start)
 
 
-def observe_rayjob(rayjob: dict[str, Any] | None, suspended: bool) -> Observed:
+def observe_rayjob(rayjob: dict[str, Any] | None, suspended: bool, pods: list[dict[str, Any]]) -> Observed:
+    """``pods``: the stage's pods; its submitter's termination message carries the outputs."""
     if rayjob is None:
         return Observed(Phase.PENDING, "Creating", "creating children")
     status = rayjob.get("status") or {}
     job_status = status.get("jobStatus")
     deployment = status.get("jobDeploymentStatus")
     if job_status == "SUCCEEDED":
+        outputs = outputs_from_pods(pods)
+        if not outputs:  # the submitter pod has not been seen terminated yet: its change wakes us
+            return Observed(Phase.RUNNING, "RayJobRunning", "ray job finished; reading its outputs",
+                            start_time=status.get("startTime"))
         return Observed(Phase.SUCCEEDED, "RayJobSucceeded", status.get("message") or "finished",
-                        completion_time=status.get("endTime"))
+                        outputs=outputs, completion_time=status.get("endTime"))
     if job_status in ("FAILED", "STOPPED") or deployment == "Failed":
         return Observed(Phase.FAILED, "RayJobFailed", status.get("message") or f"ray job {job_status or deployment}")
     if suspended or deployment == "Suspended":

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from tanuki_operator.api.common import GROUP, Output, Phase, StageSpec
+from tanuki_operator.api.common import GROUP, JobSpec, Output, Phase, StageSpec
 from tanuki_operator.api.dpo import DPOJobSpec
 from tanuki_operator.api.eval import EvalJobSpec
 from tanuki_operator.api.modelserver import ModelServerSpec, modelserver_settling
@@ -21,6 +21,7 @@ from tanuki_operator.api.pretrain import PretrainJobSpec
 from tanuki_operator.api.quantize import QuantizeJobSpec
 from tanuki_operator.api.sft import SFTJobSpec
 from tanuki_operator.api.synth import SynthJobSpec
+from tanuki_operator.api.tokenize import TokenizeJobSpec
 from tanuki_operator.api.upcycle import UpcycleJobSpec
 
 
@@ -73,6 +74,9 @@ class Program:
     """The package extras its image must install for the program to import."""
     image: str = "trainer"
     """The operator's default image it runs in (``trainer``, ``quantize``; ModelServers: ``serving``)."""
+    cpus_flag: str | None = None
+    """Its option for the cores it may use, given the pod's CPU request in whole cores: in a
+    container the process sees the node's cores, not its limit."""
 
 
 @dataclass(frozen=True)
@@ -118,8 +122,8 @@ class Stage:
         return self.program is not None
 
 
-def _synth_workload(spec: SynthJobSpec) -> Workload:
-    return Workload.RAY if spec.recipe.ray.mode == "cluster" else Workload.POD
+def _ray_or_pod(spec: JobSpec) -> Workload:
+    return Workload.RAY if spec.ray_cluster() is not None else Workload.POD
 
 
 STAGES: dict[str, Stage] = {stage.kind: stage for stage in [
@@ -127,13 +131,17 @@ STAGES: dict[str, Stage] = {stage.kind: stage for stage in [
           "Tokenizer training and dense pretraining with DeepSpeed across nodes.", Workload.TORCHRUN,
           Program(command="pretrain", module="tanuki_pipelines.pretrain.train"),
           frozenset({Output.CHECKPOINT, Output.TOKENIZER, Output.METRICS})),
+    Stage("TokenizeJob", "tokenizejobs", ("tkj",), TokenizeJobSpec,
+          "Corpus tokenization into a Megatron-LM indexed-dataset token store for PretrainJobs.", Workload.POD,
+          Program(command="tokenize", extras=("train", "synth"), cpus_flag="--cpus"),
+          frozenset({Output.TOKENS, Output.TOKENIZER}), choose_workload=_ray_or_pod),
     Stage("UpcycleJob", "upcyclejobs", ("upj",), UpcycleJobSpec,
           "Dense to Mixture-of-Experts upcycling.", Workload.POD, Program(command="upcycle"),
           frozenset({Output.CHECKPOINT})),
     Stage("SynthJob", "synthjobs", ("syj",), SynthJobSpec,
           "Synthetic data generation with vLLM through Ray Data.", Workload.RAY,
           Program(command="synth", extras=("synth", "serve")), frozenset({Output.DATASET, Output.DIALOGUES}),
-          choose_workload=_synth_workload),
+          choose_workload=_ray_or_pod),
     Stage("SFTJob", "sftjobs", ("sftj",), SFTJobSpec, "Supervised chat fine-tuning with TRL.",
           Workload.TORCHRUN, Program(command="sft", module="tanuki_pipelines.sft.train"),
           frozenset({Output.CHECKPOINT, Output.METRICS})),

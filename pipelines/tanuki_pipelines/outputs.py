@@ -67,3 +67,34 @@ def parse_progress(log_text: str) -> dict[str, Any] | None:
                     record["summary"] = f"{100 * record['step'] // total}% ({record['step']}/{total})"
                 return record
     return None
+
+
+def message_from(output_dir: Path) -> bool:
+    """A finished stage's ``outputs.json`` as this container's termination message (where a process
+    other than the stage's own reports it: a RayJob's submitter, the program ran on the Ray head).
+    False when the stage published none (it did not finish)."""
+    path = output_dir / OUTPUTS_FILE
+    message_path = os.environ.get(MESSAGE_ENV)
+    if not path.is_file():
+        return False
+    compact = json.dumps(json.loads(path.read_text()), ensure_ascii=False, separators=(",", ":"))
+    if message_path and len(compact.encode()) <= MESSAGE_LIMIT:
+        Path(message_path).write_text(compact, encoding="utf-8")
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python3 -m tanuki_pipelines.outputs --message-from DIR``: exit 1 if DIR has no outputs."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=message_from.__doc__)
+    parser.add_argument("--message-from", type=Path, required=True, help="the stage's output directory")
+    args = parser.parse_args(argv)
+    if message_from(args.message_from):
+        return 0
+    print(f"{args.message_from / OUTPUTS_FILE}: missing; the stage did not finish", flush=True)
+    return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -33,8 +33,8 @@ KUBE_VERSIONS = ["1.28.0", "1.30.0", kubernetes_validate.latest_version()]
 # Kinds whose schema is not built into Kubernetes: checked structurally.
 CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
 
-CR_RESOURCES = ["pretrainjobs", "upcyclejobs", "synthjobs", "sftjobs", "dpojobs", "quantizejobs", "modelservers",
-                "evaljobs"]
+CR_RESOURCES = ["tokenizejobs", "pretrainjobs", "upcyclejobs", "synthjobs", "sftjobs", "dpojobs", "quantizejobs",
+                "modelservers", "evaljobs"]
 CHILD_VERBS = {"get", "list", "watch", "create", "patch", "delete"}
 # Every permission the operator holds in a namespace it watches: (apiGroup, resource) -> verbs.
 NAMESPACED_GRANTS: dict[tuple[str, str], set[str]] = {

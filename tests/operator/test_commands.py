@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import shlex
 import shutil
 import sys
 import tomllib
@@ -65,9 +66,13 @@ def unresolved(command: list[str]) -> str | None:
 
 
 def commands_of(manifest: dict[str, Any]) -> list[list[str]]:
-    """Container commands and exec probes of a workload manifest (RayJobs: their entrypoint)."""
+    """Container commands and exec probes of a workload manifest (RayJobs: their entrypoint, and what
+    their submitter's script runs after it)."""
     if manifest["kind"] == "RayJob":
-        return [manifest["spec"]["entrypoint"].split()]
+        script = manifest["spec"]["submitterPodTemplate"]["spec"]["containers"][0]["command"][-1]
+        after = script.splitlines()[-1].split()
+        assert after[0] == "exec", script
+        return [shlex.split(manifest["spec"]["entrypoint"]), after[1:]]
     template = (manifest.get("spec") or {}).get("template")
     if not template:
         return []

@@ -114,6 +114,33 @@ def test_create_then_complete_gives_succeeded_with_outputs() -> None:
     assert step(kube, resource)["phase"] == "Succeeded" and len(kube.calls) == calls  # terminal: no API calls
 
 
+def test_a_rayjob_stage_publishes_what_its_submitter_pod_read_from_the_volume() -> None:
+    """KubeRay's RayJob status has no place for outputs: the submitter pod we give it reports the
+    stage's outputs.json as its termination message, like every other stage's pod."""
+    kube = FakeKube()
+    resource = apply(kube, "tanuki-corpus", sourcesFrom=[])
+    resource["spec"]["recipe"]["sources"] = resource["spec"]["recipe"]["sources"][:2]
+    kube.objects[(API_VERSION, "TokenizeJob", "ml", "tanuki-corpus")]["spec"] = resource["spec"]
+    assert step(kube, resource)["phase"] == "Pending"
+    rayjob = kube.objects[("ray.io/v1", "RayJob", "ml", "tanuki-corpus")]
+    submitter = rayjob["spec"]["submitterPodTemplate"]
+    assert "tanuki_pipelines.outputs --message-from /data/tokenizejob/tanuki-corpus" in \
+        submitter["spec"]["containers"][0]["command"][-1]
+    rayjob["status"] = {"jobStatus": "RUNNING", "jobDeploymentStatus": "Running", "startTime": "2026-12-03T10:00:00Z"}
+    assert step(kube, resource)["phase"] == "Running"
+    rayjob["status"] = {**rayjob["status"], "jobStatus": "SUCCEEDED", "jobDeploymentStatus": "Complete",
+                        "endTime": "2026-12-03T11:00:00Z"}
+    status = step(kube, resource)  # the submitter pod is not seen terminated yet
+    assert status["phase"] == "Running" and "outputs" not in status
+    outputs = {"tokens": "/data/tokenizejob/tanuki-corpus", "tokenizer": "/data/tokenizejob/tanuki-corpus/tokenizer"}
+    kube.put({"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": "tanuki-corpus-submitter-x1", "namespace": "ml", "labels": submitter["metadata"]["labels"]},
+        "status": {"containerStatuses": [{"name": "submitter", "state": {"terminated": {
+            "exitCode": 0, "message": json.dumps(outputs)}}}]}})
+    status = step(kube, resource)
+    assert status["phase"] == "Succeeded" and status["outputs"] == outputs
+
+
 def test_lineage_waits_then_releases_with_the_upstream_checkpoint() -> None:
     kube = FakeKube()
     base = apply(kube, "debug-base")
@@ -247,8 +274,9 @@ def test_crash_anywhere_then_restart_converges_without_duplicates(seed: int) -> 
     state equals an uninterrupted run's and no child exists twice."""
     reference = FakeKube()
     resource = apply(reference, "tanuki-8b")
-    upstream = apply(reference, "tanuki-synth")
-    upstream["status"] = {"phase": "Succeeded", "outputs": {"dataset": "/data/synthjob/tanuki-synth/synth.jsonl"}}
+    upstream = apply(reference, "tanuki-corpus")
+    upstream["status"] = {"phase": "Succeeded", "outputs": {"tokens": "/data/tokenizejob/tanuki-corpus",
+                                                            "tokenizer": "/data/tokenizejob/tanuki-corpus/tokenizer"}}
     step(reference, resource)
     expected = sorted((k, n) for (_, k, _, n) in reference.objects)
     total_calls = len(reference.calls)
@@ -256,8 +284,8 @@ def test_crash_anywhere_then_restart_converges_without_duplicates(seed: int) -> 
     rng = random.Random(seed)
     kube = FakeKube()
     resource = apply(kube, "tanuki-8b")
-    upstream = apply(kube, "tanuki-synth")
-    upstream["status"] = copy.deepcopy(reference.objects[(API_VERSION, "SynthJob", "ml", "tanuki-synth")]["status"])
+    upstream = apply(kube, "tanuki-corpus")
+    upstream["status"] = copy.deepcopy(reference.objects[(API_VERSION, "TokenizeJob", "ml", "tanuki-corpus")]["status"])
     for _ in range(3):  # up to three crashes at random points, then a clean run
         kube.crash_at_call = len(kube.calls) + rng.randint(1, total_calls)
         try:

@@ -20,7 +20,8 @@ SETTINGS = Settings(trainer_image="registry.example/tanuki-trainer:test",
                     serving_image="registry.example/tanuki-serving:test")
 UPSTREAM_OUTPUTS = {"checkpoint": "/data/upstream/checkpoints/step_00000150",
                     "dataset": "/data/upstream/synth.jsonl", "dialogues": "/data/upstream/dialogues.jsonl",
-                    "url": "http://upstream.default.svc/v1", "model": "upstream"}
+                    "url": "http://upstream.default.svc/v1", "model": "upstream",
+                    "tokens": "/data/upstream/tokens", "tokenizer": "/data/upstream/tokenizer"}
 EXAMPLES = {r["metadata"]["name"]: r for r in example_resources()}
 RENDERED = sorted(name for name, r in EXAMPLES.items() if STAGES[r["kind"]].available)
 """Examples whose stage this version has (the others fail as StageNotAvailable, rendering nothing)."""
@@ -105,14 +106,32 @@ def test_kueue_queue_labels_the_job_and_creates_it_suspended() -> None:
 
 
 def test_recipe_configmap_binds_upstream_sources() -> None:
-    config_map = by_kind(render_example("tanuki-8b"), "ConfigMap")
-    recipe = yaml.safe_load(config_map["data"]["recipe.yaml"])
-    sources = {s["name"]: s["path"] for s in recipe["data"]["sources"]}
-    assert sources == {"ja": "/data/corpus/ja.jsonl", "en": "/data/corpus/en.jsonl",
-                       "synth": UPSTREAM_OUTPUTS["dataset"]}
     from tanuki_pipelines.pretrain.config import PretrainConfig
+    from tanuki_pipelines.tokenize.config import TokenizeConfig
 
-    PretrainConfig.model_validate(recipe)  # the stage accepts what the operator mounts
+    tokenize = yaml.safe_load(by_kind(render_example("tanuki-corpus"), "ConfigMap")["data"]["recipe.yaml"])
+    sources = {s["name"]: s["path"] for s in tokenize["sources"]}
+    assert sources == {"ja": "/data/corpus/ja/*.jsonl.zst", "en": "/data/corpus/en/*.parquet",
+                       "synth": UPSTREAM_OUTPUTS["dataset"]}
+    assert tokenize["tokenizer"] == "/data/tokenizer/tanuki-65k"
+    TokenizeConfig.model_validate(tokenize)  # the stage accepts what the operator mounts
+    pretrain = yaml.safe_load(by_kind(render_example("tanuki-8b"), "ConfigMap")["data"]["recipe.yaml"])
+    assert pretrain["data"]["store"] == UPSTREAM_OUTPUTS["tokens"]
+    assert all("path" not in source for source in pretrain["data"]["sources"])
+    PretrainConfig.model_validate(pretrain)
+
+
+def test_tokenize_job_is_one_pod_within_its_cores_or_a_rayjob() -> None:
+    job = by_kind(render_example("debug-tokens"), "Job")
+    command = job["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[:2] == ["tanuki", "tokenize"] and command[-2:] == ["--cpus", "1"]
+    rayjob = by_kind(render_example("tanuki-corpus"), "RayJob")
+    assert rayjob["spec"]["entrypoint"].startswith("tanuki tokenize ") and "--ray-address auto" in rayjob["spec"]["entrypoint"]
+    workers = rayjob["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]
+    assert workers["replicas"] == 16
+    worker = workers["template"]["spec"]["containers"][0]
+    assert "nvidia.com/gpu" not in worker["resources"]["limits"] and worker["resources"]["limits"]["cpu"] == "32"
+    assert any(mount["mountPath"] == "/data" for mount in worker["volumeMounts"])
 
 
 def test_single_pod_stage_runs_the_tanuki_cli() -> None:

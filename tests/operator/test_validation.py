@@ -76,6 +76,8 @@ def ref(kind: str) -> dict[str, Any]:
         ("PretrainJob", {"initFrom": ref("SynthJob")}, "spec.initFrom.from.kind", "checkpoint"),
         ("PretrainJob", {"sourcesFrom": [{"source": "ja", "from": {"kind": "QuantizeJob", "name": "q"}}]},
          "spec.sourcesFrom[0].from.kind", "dataset"),
+        ("PretrainJob", {"tokens": ref("SynthJob")}, "spec.tokens.from.kind", "tokens"),
+        ("TokenizeJob", {"tokenizer": ref("SFTJob")}, "spec.tokenizer.from.kind", "tokenizer"),
     ],
 )
 def test_a_from_naming_a_kind_that_cannot_publish_what_the_field_reads_is_refused(
@@ -228,3 +230,21 @@ def test_fuzzed_invalid_specs_fail_naming_a_field(case: tuple[str, dict, str]) -
     outcome = reconcile(kube, Settings(), kind, body)
     assert outcome.status["phase"] == "ValidationFailed" and outcome.status["message"]
     assert not [call for call in kube.calls if call[0] == "create"]
+
+
+def test_a_pretrain_job_on_a_token_store_takes_its_sources_and_tokenizer_from_it() -> None:
+    late = next(r for r in EXAMPLES if r["metadata"]["name"] == "debug-late")["spec"]
+    model, errors = validate_spec("PretrainJob", late)
+    assert not errors and model is not None
+    no_store = {key: value for key, value in late.items() if key != "tokens"}
+    _, errors = validate_spec("PretrainJob", no_store)  # neither a tokenizer nor source paths then
+    assert any("tokenizer" in error.message and "spec.tokens" in error.message for error in errors), errors
+    bound = {**late, "sourcesFrom": [{"source": "synth", "from": {"kind": "SynthJob", "name": "s"}}]}
+    _, errors = validate_spec("PretrainJob", bound)
+    assert any("sourcesFrom: not used with a token store" in error.message for error in errors), errors
+
+
+def test_a_tokenize_job_source_needs_a_path_or_a_binding() -> None:
+    tokens = next(r for r in EXAMPLES if r["metadata"]["name"] == "debug-tokens")["spec"]
+    _, errors = validate_spec("TokenizeJob", {**tokens, "sourcesFrom": []})
+    assert any("['synth'] have neither a path nor a sourcesFrom binding" in error.message for error in errors), errors

@@ -87,12 +87,13 @@ namespace. No wildcards: each verb is one the operator (or kopf) issues.
 # The custom resources: kopf lists and watches them (event handlers only: kopf writes nothing to
 # them and adds no finalizer); the operator reads each before reconciling it.
 - apiGroups: ["llm.tanuki.dev"]
-  resources: ["pretrainjobs", "upcyclejobs", "synthjobs", "sftjobs", "dpojobs", "quantizejobs", "modelservers",
-              "evaljobs"]
+  resources: ["tokenizejobs", "pretrainjobs", "upcyclejobs", "synthjobs", "sftjobs", "dpojobs", "quantizejobs",
+              "modelservers", "evaljobs"]
   verbs: ["get", "list", "watch"]
 # The operator writes status through the status subresource (merge patch).
 - apiGroups: ["llm.tanuki.dev"]
   resources:
+    - "tokenizejobs/status"
     - "pretrainjobs/status"
     - "upcyclejobs/status"
     - "synthjobs/status"
@@ -106,6 +107,7 @@ namespace. No wildcards: each verb is one the operator (or kopf) issues.
 # of the owner (OwnerReferencesPermissionEnforcement).
 - apiGroups: ["llm.tanuki.dev"]
   resources:
+    - "tokenizejobs/finalizers"
     - "pretrainjobs/finalizers"
     - "upcyclejobs/finalizers"
     - "synthjobs/finalizers"
@@ -115,7 +117,7 @@ namespace. No wildcards: each verb is one the operator (or kopf) issues.
     - "modelservers/finalizers"
     - "evaljobs/finalizers"
   verbs: ["update"]
-# Children: Jobs (PretrainJob, UpcycleJob, SFTJob, DPOJob, QuantizeJob, EvalJob, local-mode SynthJob).
+# Children: Jobs (TokenizeJob, PretrainJob, UpcycleJob, SFTJob, DPOJob, QuantizeJob, EvalJob, local-mode SynthJob).
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]

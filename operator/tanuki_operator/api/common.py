@@ -21,7 +21,8 @@ GROUP = "llm.tanuki.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
-KindName = Literal["PretrainJob", "UpcycleJob", "SynthJob", "SFTJob", "DPOJob", "QuantizeJob", "ModelServer", "EvalJob"]
+KindName = Literal["TokenizeJob", "PretrainJob", "UpcycleJob", "SynthJob", "SFTJob", "DPOJob", "QuantizeJob", "ModelServer",
+                   "EvalJob"]
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 QUANTITY = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
 
@@ -133,6 +134,8 @@ class Output(StrEnum):
     """A JSONL of ``{"messages"}`` conversations (SFT data)."""
     PAIRS = "pairs"
     """A JSONL of ``{"prompt", "chosen", "rejected"}`` preference pairs (TRL's format)."""
+    TOKENS = "tokens"
+    """A token store: Megatron-LM indexed datasets per source, ``store.json``, a copy of the tokenizer."""
     METRICS = "metrics"
     """The training run's ``metrics.jsonl``."""
     QUALITY = "quality"
@@ -203,6 +206,50 @@ def dump_recipe(recipe: BaseModel) -> dict[str, Any]:
     return recipe.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+class RayCluster(K8sModel):
+    """KubeRay settings of a stage that runs as a RayJob."""
+
+    rayVersion: str = "2.60.0"
+    """Ray version of the image (KubeRay needs it)."""
+    workerGpus: int = Field(default=1, ge=0)
+    """GPUs per Ray worker pod."""
+    shutdownAfterJobFinishes: bool = True
+    """Delete the Ray cluster when the job ends."""
+
+
+class SourceBinding(K8sModel):
+    """Fill a data source's path from an upstream job's dataset (e.g. a SynthJob)."""
+
+    source: str
+    """Name of the data source in recipe.data.sources."""
+    from_: ObjectRef = Field(alias="from", json_schema_extra=reads(Output.DATASET))
+    """Upstream resource whose status.outputs.dataset becomes the source's path."""
+
+
+def source_inputs(bindings: list[SourceBinding]) -> dict[str, Input]:
+    """The inputs of ``sourcesFrom``, keyed ``source:<name>``."""
+    return {f"source:{b.source}": Input(b.from_, f"spec.sourcesFrom[{index}]", reads_of(SourceBinding, "from_"))
+            for index, b in enumerate(bindings)}
+
+
+def check_bindings(names: list[str], unbound: list[str], bindings: list[SourceBinding], field: str) -> None:
+    """Each binding names a source of ``field``; each source in ``unbound`` (no path) has a binding."""
+    bound = {binding.source for binding in bindings}
+    unknown = sorted(bound - set(names))
+    if unknown:
+        raise ValueError(f"sourcesFrom: unknown sources {unknown}; {field} has {names}")
+    unset = [name for name in unbound if name not in bound]
+    if unset:
+        raise ValueError(f"{field}: {unset} have neither a path nor a sourcesFrom binding")
+
+
+def bind_sources(sources: list[dict[str, Any]], resolved: dict[str, str]) -> None:
+    """Each dumped source bound in ``sourcesFrom`` takes its upstream's resolved path."""
+    for source in sources:
+        if f"source:{source['name']}" in resolved:
+            source["path"] = resolved[f"source:{source['name']}"]
+
+
 class JobSpec(StageSpec):
     """Common fields of every batch stage (PretrainJob, UpcycleJob, SynthJob, SFTJob, DPOJob, EvalJob)."""
 
@@ -224,6 +271,10 @@ class JobSpec(StageSpec):
     """Wall-clock limit of the whole job."""
 
     MUTABLE_FIELDS: ClassVar[frozenset[str]] = frozenset({"suspend"})
+
+    def ray_cluster(self) -> tuple[RayCluster, int] | None:
+        """The KubeRay cluster (settings, worker pods) of a stage whose spec runs it as a RayJob."""
+        return None
 
 
 class Condition(K8sModel):

@@ -6,17 +6,20 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from tanuki_operator.api.common import ArtifactSource, Input, JobSpec, K8sModel, ObjectRef, Output, dump_recipe, reads, reads_of
-from tanuki_pipelines.pretrain.config import PretrainConfig
-
-
-class SourceBinding(K8sModel):
-    """Fill a data source's path from an upstream job's dataset (e.g. a SynthJob)."""
-
-    source: str
-    """Name of the data source in recipe.data.sources."""
-    from_: ObjectRef = Field(alias="from", json_schema_extra=reads(Output.DATASET))
-    """Upstream resource whose status.outputs.dataset becomes the source's path."""
+from tanuki_operator.api.common import (
+    ArtifactSource,
+    Input,
+    JobSpec,
+    Output,
+    SourceBinding,
+    bind_sources,
+    check_bindings,
+    dump_recipe,
+    reads,
+    reads_of,
+    source_inputs,
+)
+from tanuki_pipelines.pretrain.config import NO_TOKENIZER, PretrainConfig
 
 
 class PretrainJobSpec(JobSpec):
@@ -30,30 +33,38 @@ class PretrainJobSpec(JobSpec):
     """Start from this checkpoint instead of a random init (e.g. an UpcycleJob's MoE for
     continued pretraining); sets recipe.init_from."""
 
+    tokens: ArtifactSource | None = Field(default=None, json_schema_extra=reads(Output.TOKENS))
+    """A token store built ahead (a TokenizeJob): the recipe's sources are read from it by name, with
+    its tokenizer unless recipe.tokenizer names one; sets recipe.data.store."""
+
     @model_validator(mode="after")
     def _bindings_name_sources(self) -> PretrainJobSpec:
-        names = [source.name for source in self.recipe.data.sources]
-        bound = {binding.source for binding in self.sourcesFrom}
-        unknown = sorted(bound - set(names))
-        if unknown:
-            raise ValueError(f"sourcesFrom: unknown sources {unknown}; recipe has {names}")
-        unset = [s.name for s in self.recipe.data.sources if s.path is None and s.name not in bound]
-        if unset:
-            raise ValueError(f"recipe.data.sources: {unset} have neither a path nor a sourcesFrom binding")
+        sources = self.recipe.data.sources
+        tokenizer = self.recipe.tokenizer
+        if tokenizer.path is None and tokenizer.train is None and self.tokens is None and self.recipe.data.store is None:
+            raise ValueError(f"recipe.{NO_TOKENIZER}, or spec.tokens")
+        if self.tokens is not None or self.recipe.data.store is not None:
+            if self.sourcesFrom:
+                raise ValueError("sourcesFrom: not used with a token store (spec.tokens or recipe.data.store): "
+                                 "the store holds the sources; bind them in the TokenizeJob")
+            return self
+        check_bindings([s.name for s in sources], [s.name for s in sources if s.path is None], self.sourcesFrom,
+                       "recipe.data.sources")
         return self
 
     def inputs(self) -> dict[str, Input]:
-        sources = {f"source:{b.source}": Input(b.from_, f"spec.sourcesFrom[{index}]", reads_of(SourceBinding, "from_"))
-                   for index, b in enumerate(self.sourcesFrom)}
+        sources = source_inputs(self.sourcesFrom)
         if self.initFrom is not None:
             sources["init_from"] = Input(self.initFrom, "spec.initFrom", reads_of(PretrainJobSpec, "initFrom"))
+        if self.tokens is not None:
+            sources["tokens"] = Input(self.tokens, "spec.tokens", reads_of(PretrainJobSpec, "tokens"))
         return sources
 
     def stage_recipe(self, resolved: dict[str, str]) -> dict[str, Any]:
         recipe = dump_recipe(self.recipe)
-        for source in recipe["data"]["sources"]:
-            if f"source:{source['name']}" in resolved:
-                source["path"] = resolved[f"source:{source['name']}"]
+        bind_sources(recipe["data"]["sources"], resolved)
         if "init_from" in resolved:
             recipe["init_from"] = resolved["init_from"]
+        if "tokens" in resolved:
+            recipe["data"]["store"] = resolved["tokens"]
         return recipe

@@ -11,25 +11,14 @@ from tanuki_operator.api.common import (
     Endpoint,
     Input,
     JobSpec,
-    K8sModel,
     Output,
+    RayCluster,
     SecretKeyRef,
     dump_recipe,
     reads,
     reads_of,
 )
 from tanuki_pipelines.synth.config import SynthConfig
-
-
-class RayCluster(K8sModel):
-    """KubeRay settings used when recipe.ray.mode is ``cluster``."""
-
-    rayVersion: str = "2.60.0"
-    """Ray version of the image (KubeRay needs it)."""
-    workerGpus: int = Field(default=1, ge=0)
-    """GPUs per Ray worker pod."""
-    shutdownAfterJobFinishes: bool = True
-    """Delete the Ray cluster when the job ends."""
 
 
 class SynthJobSpec(JobSpec):
@@ -66,6 +55,9 @@ class SynthJobSpec(JobSpec):
         recipe["engine"] = "endpoint"
         recipe["endpoint"] = {**(recipe.get("endpoint") or {}), **{k: v for k, v in bound.items() if v is not None}}
         return recipe
+
+    def ray_cluster(self) -> tuple[RayCluster, int] | None:
+        return (self.ray, self.recipe.ray.workers) if self.recipe.ray.mode == "cluster" else None
 
     def secrets(self) -> dict[str, SecretKeyRef]:
         if self.endpoint is not None and self.endpoint.apiKey is not None:

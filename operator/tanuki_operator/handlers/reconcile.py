@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -26,6 +25,7 @@ from tanuki_operator.phases import Observed, observe_job, observe_rayjob, poll_s
 from tanuki_operator.render import Owner, Settings, render
 from tanuki_operator.render.common import owner_selector
 from tanuki_operator.stages import CHILD_KINDS, STAGES, WORKLOAD_CHILD, Stage, Workload, not_available_message
+from tanuki_operator.units import now
 from tanuki_operator.validation import summarize, validate_spec
 from tanuki_pipelines.outputs import parse_progress
 from tanuki_serving.rollout import RolloutState
@@ -55,10 +55,6 @@ class Outcome:
     @property
     def event(self) -> tuple[str, str, str] | None:
         return self.events[0] if self.events else None
-
-
-def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def finished(status: Status, generation: int | None) -> bool:
@@ -211,9 +207,10 @@ def _refusal(fields: list[str], child_kind: str, owner: Owner, run_generation: i
 
 
 def observe(kube: KubeApi, owner: Owner, model: JobSpec, workload: Workload, child: dict[str, Any] | None) -> Observed:
-    if workload is Workload.RAY:
-        return observe_rayjob(child, model.suspend)
     selector = owner_selector(owner)
+    if workload is Workload.RAY:
+        finished = ((child or {}).get("status") or {}).get("jobStatus") == "SUCCEEDED"
+        return observe_rayjob(child, model.suspend, kube.list("v1", "Pod", owner.namespace, selector) if finished else [])
     complete = child is not None and any(c.get("type") == "Complete" and c.get("status") == "True"
                                          for c in (child.get("status") or {}).get("conditions") or [])
     pods = kube.list("v1", "Pod", owner.namespace, selector) if complete else []

@@ -6,7 +6,6 @@ from typing import Any
 
 from tanuki_operator.api.common import JobSpec, StageSpec
 from tanuki_operator.api.modelserver import ModelServerSpec
-from tanuki_operator.api.synth import SynthJobSpec
 from tanuki_operator.render.common import Owner, Settings
 from tanuki_operator.render.jobs import single_pod_manifests, training_manifests
 from tanuki_operator.render.ray import rayjob_manifests
@@ -38,9 +37,10 @@ def render(stage: Stage, owner: Owner, spec: StageSpec, inputs: dict[str, str], 
             return training_manifests(owner, spec, recipe, settings, program.module)
         case Workload.POD:
             assert program.command is not None, f"{stage.kind}: a pod stage names its tanuki command"
-            return single_pod_manifests(owner, spec, recipe, settings, program.command, program.image)
+            return single_pod_manifests(owner, spec, recipe, settings, program)
         case Workload.RAY:
             assert program.command is not None, f"{stage.kind}: a Ray stage names its tanuki command"
-            assert isinstance(spec, SynthJobSpec), f"{stage.kind}: only SynthJob runs on Ray"
-            return rayjob_manifests(owner, spec, recipe, settings, program.command)
+            cluster = spec.ray_cluster()
+            assert cluster is not None, f"{stage.kind}: a Ray workload comes from a spec with a Ray cluster"
+            return rayjob_manifests(owner, spec, cluster, recipe, settings, program.command)
     raise AssertionError(workload)

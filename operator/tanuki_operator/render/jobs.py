@@ -26,6 +26,8 @@ from tanuki_operator.render.common import (
     stage_container,
     volumes,
 )
+from tanuki_operator.stages import Program
+from tanuki_operator.units import whole_cores
 
 
 def torchrun_command(owner: Owner, spec: JobSpec, settings: Settings, module: str) -> list[str]:
@@ -90,8 +92,12 @@ def stage_command(owner: Owner, spec: JobSpec, command: str) -> list[str]:
 
 
 def single_pod_manifests(owner: Owner, spec: JobSpec, recipe: dict[str, Any], settings: Settings,
-                         command: str, image: str = "trainer") -> list[dict[str, Any]]:
-    container = stage_container(spec, settings.image(image), stage_command(owner, spec, command), [])
+                         program: Program) -> list[dict[str, Any]]:
+    assert program.command is not None, "a pod stage names its tanuki command"
+    command = stage_command(owner, spec, program.command)
+    if program.cpus_flag is not None:
+        command += [program.cpus_flag, str(whole_cores(spec.resources.cpu))]
+    container = stage_container(spec, settings.image(program.image), command, [])
     pod_spec = {"containers": [container], "volumes": volumes(owner, spec.storage, spec.resources,
                                                               secrets=spec.secrets()),
                 **scheduling_fields(spec.scheduling)}

@@ -1,11 +1,14 @@
-"""SynthJob in cluster mode → a KubeRay ``ray.io/v1`` RayJob with a GPU worker group (pure)."""
+"""A stage on Ray (SynthJob in cluster mode, TokenizeJob with spec.ray) → a KubeRay ``ray.io/v1``
+RayJob whose workers mount the stage's volume (pure)."""
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
-from tanuki_operator.api.synth import SynthJobSpec
+from tanuki_operator.api.common import JobSpec, RayCluster
 from tanuki_operator.render.common import (
+    TERMINATION_LOG,
     Owner,
     Settings,
     container_resources,
@@ -13,6 +16,7 @@ from tanuki_operator.render.common import (
     job_network_policy,
     labels,
     metadata,
+    output_dir,
     pod_security_context,
     recipe_configmap,
     scheduling_fields,
@@ -22,12 +26,13 @@ from tanuki_operator.render.common import (
     writable_env,
 )
 from tanuki_operator.render.jobs import stage_command
+from tanuki_pipelines.outputs import MESSAGE_ENV as OUTPUTS_MESSAGE_ENV
 
 DASHBOARD_PORT = 8265
 """Ray's job API on the head pod: KubeRay submits the entrypoint through it."""
 
 
-def _pod(owner: Owner, spec: SynthJobSpec, image: str, name: str, resources: dict[str, Any]) -> dict[str, Any]:
+def _pod(owner: Owner, spec: JobSpec, image: str, name: str, resources: dict[str, Any]) -> dict[str, Any]:
     return {
         "metadata": {"labels": labels(owner, "ray")},
         "spec": {
@@ -43,31 +48,69 @@ def _pod(owner: Owner, spec: SynthJobSpec, image: str, name: str, resources: dic
     }
 
 
-def rayjob_manifests(owner: Owner, spec: SynthJobSpec, recipe: dict[str, Any], settings: Settings,
-                     command: str) -> list[dict[str, Any]]:
+SUBMIT = """set -e
+address="http://$RAY_DASHBOARD_ADDRESS"
+if ray job status --address "$address" "$RAY_JOB_SUBMISSION_ID" >/dev/null 2>&1; then
+  ray job logs --address "$address" --follow "$RAY_JOB_SUBMISSION_ID"
+else
+  ray job submit --address "$address" --submission-id "$RAY_JOB_SUBMISSION_ID" -- {entrypoint}
+fi
+exec python3 -m tanuki_pipelines.outputs --message-from {output_dir}
+"""
+"""The submitter's script: KubeRay's own (submit once under the RayJob's submission id, or follow a
+job already submitted), then the stage's ``outputs.json`` from the volume as the pod's termination
+message, which is where the operator reads every stage's outputs (a RayJob's status has no place
+for them). KubeRay sets both variables in a submitter pod it is given."""
+
+
+def submitter_template(owner: Owner, spec: JobSpec, image: str, entrypoint: list[str]) -> dict[str, Any]:
+    script = SUBMIT.format(entrypoint=shlex.join(entrypoint), output_dir=shlex.quote(output_dir(owner, spec.storage)))
+    return {
+        "metadata": {"labels": labels(owner, "submitter")},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "securityContext": pod_security_context(),
+            "containers": [{"name": "submitter", "image": image, "command": ["bash", "-c", script],
+                            "env": [{"name": OUTPUTS_MESSAGE_ENV, "value": TERMINATION_LOG}, *writable_env()],
+                            "resources": {"requests": {"cpu": "500m", "memory": "1Gi"},
+                                          "limits": {"cpu": "1", "memory": "1Gi"}},
+                            "volumeMounts": volume_mounts(spec.storage, with_recipe=False),
+                            "terminationMessagePath": TERMINATION_LOG, "terminationMessagePolicy": "File",
+                            "securityContext": container_security_context()}],
+            "volumes": volumes(owner, spec.storage, spec.resources),
+            **scheduling_fields(spec.scheduling),
+        },
+    }
+
+
+def rayjob_manifests(owner: Owner, spec: JobSpec, cluster: tuple[RayCluster, int], recipe: dict[str, Any],
+                     settings: Settings, command: str) -> list[dict[str, Any]]:
+    ray, workers = cluster
     image = spec.image or settings.trainer_image
-    worker_resources = spec.resources.model_copy(update={"gpus": spec.ray.workerGpus})
+    worker_resources = spec.resources.model_copy(update={"gpus": ray.workerGpus})
     head_resources = {"requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"cpu": "2", "memory": "8Gi"}}
-    entrypoint = " ".join([*stage_command(owner, spec, command), "--ray-address", "auto"])
+    entrypoint = [*stage_command(owner, spec, command), "--ray-address", "auto"]
     rayjob: dict[str, Any] = {
         "apiVersion": "ray.io/v1",
         "kind": "RayJob",
         "metadata": metadata(owner, owner.name, "rayjob"),
         "spec": {
-            "entrypoint": entrypoint,
-            "shutdownAfterJobFinishes": spec.ray.shutdownAfterJobFinishes,
+            "entrypoint": shlex.join(entrypoint),
+            "submitterPodTemplate": submitter_template(owner, spec, image, entrypoint),
+            "shutdownAfterJobFinishes": ray.shutdownAfterJobFinishes,
             "suspend": spec.suspend,
             "backoffLimit": spec.backoffLimit,
             **({"activeDeadlineSeconds": spec.activeDeadlineSeconds} if spec.activeDeadlineSeconds else {}),
             "rayClusterSpec": {
-                "rayVersion": spec.ray.rayVersion,
+                "rayVersion": ray.rayVersion,
                 "headGroupSpec": {"rayStartParams": {"num-gpus": "0"},
                                   "template": _pod(owner, spec, image, "ray-head", head_resources)},
                 "workerGroupSpecs": [{
-                    "groupName": "vllm",
-                    "replicas": spec.recipe.ray.workers,
-                    "minReplicas": spec.recipe.ray.workers,
-                    "maxReplicas": spec.recipe.ray.workers,
+                    "groupName": "workers",
+                    "replicas": workers,
+                    "minReplicas": workers,
+                    "maxReplicas": workers,
                     "rayStartParams": {},
                     "template": _pod(owner, spec, image, "ray-worker", container_resources(worker_resources)),
                 }],
