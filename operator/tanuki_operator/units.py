@@ -10,6 +10,12 @@ def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def seconds_since(timestamp: str) -> float:
+    """Seconds from a Kubernetes timestamp (``2026-12-03T10:00:00Z``) until now."""
+    then = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return (datetime.now(UTC) - then).total_seconds()
+
+
 def cpu_cores(quantity: str | None) -> float:
     """A Kubernetes CPU quantity ("2", "500m") in cores (0 when absent)."""
     if not quantity:

@@ -187,3 +187,17 @@ def test_suspending_a_running_job_stops_its_pod_without_counting_a_failure(tmp_p
     status = store.get("batch/v1", "Job", "ml", "paused")["status"]
     assert status.get("failed", 0) == 0 and status["conditions"][0]["type"] == "Suspended"
     assert condition(store, "paused") is None  # backoffLimit 0, and still not Failed
+    assert "startTime" not in status  # a suspension resets the clock of activeDeadlineSeconds
+
+
+def test_a_job_active_past_its_deadline_fails_and_its_pod_is_stopped(tmp_path: Path) -> None:
+    store = ObjectStore()
+    kubelet = Kubelet(store, tmp_path, cpus=2, echo=lambda line: None)
+    create(store, "slow", sleep=60)
+    store.patch("batch/v1", "Job", "ml", "slow", {"spec": {"activeDeadlineSeconds": 2}})
+    started = time.monotonic()
+    run_until(kubelet, lambda: condition(store, "slow") is not None, timeout=30)
+    failed = store.get("batch/v1", "Job", "ml", "slow")["status"]["conditions"][0]
+    assert (failed["type"], failed["reason"]) == ("Failed", "DeadlineExceeded")
+    assert 1 <= time.monotonic() - started < 20  # startTime has whole seconds; the pod sleeps 60 s: stopped
+    run_until(kubelet, lambda: [p["status"]["phase"] for p in pods(store, "slow")] == ["Failed"])

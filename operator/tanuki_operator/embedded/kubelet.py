@@ -22,10 +22,11 @@ it). Without containers or network namespaces, the kubelet maps what a container
 The Job controller's part: Indexed and NonIndexed completions (all pods at once: parallelism =
 completions, as the operator renders; a Job's pods start together or wait together, as a gang
 scheduler places a multi-node job), ``suspend``, ``backoffLimit`` and ``podFailurePolicy``
-(``FailJob`` on exit codes, ``Ignore`` on ``DisruptionTarget``); the Job's status (startTime,
-active, succeeded, failed, Complete / Failed / Suspended conditions). Pods whose process belongs
-to an earlier kubelet (the runner was stopped) are marked disrupted, so their Job runs them anew
-and the program resumes from its checkpoint. ``activeDeadlineSeconds`` is not enforced.
+(``FailJob`` on exit codes, ``Ignore`` on ``DisruptionTarget``), ``activeDeadlineSeconds`` (from
+``startTime``, which a suspension resets); the Job's status (startTime, active, succeeded, failed,
+Complete / Failed / Suspended conditions). Pods whose process belongs to an earlier kubelet (the
+runner was stopped) are marked disrupted, so their Job runs them anew and the program resumes
+from its checkpoint.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from typing import Any
 
 from tanuki_operator.embedded.store import ObjectStore
 from tanuki_operator.k8s import ApiError
-from tanuki_operator.units import cpu_cores, now
+from tanuki_operator.units import cpu_cores, now, seconds_since
 from tanuki_serving.fleet import free_port
 
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
@@ -212,9 +213,9 @@ class Kubelet:
         if spec.get("suspend"):
             for pod in self._pods_of(job):
                 self._terminate(meta["namespace"], pod["metadata"]["name"], evict=True)
-            if not _condition(job, "Suspended"):
-                self._job_status(job, {"active": 0, "conditions": [self._job_condition("Suspended", "JobSuspended",
-                                                                                        "Job suspended")]})
+            if not _condition(job, "Suspended"):  # the deadline's clock starts again on resume
+                self._job_status(job, {"active": 0, "startTime": None,
+                                       "conditions": [self._job_condition("Suspended", "JobSuspended", "Job suspended")]})
             return
         pods = self._pods_of(job)
         failure = self._failure(job, pods)
@@ -261,6 +262,9 @@ class Kubelet:
                 if rule.get("action") == "FailJob" and codes.get("operator") == "In" and code in codes.get("values", []):
                     return "PodFailurePolicy", (f"container main of pod {pod['metadata']['name']} exited with code "
                                                 f"{code}: {_termination_message(pod)}").rstrip(": ")
+        deadline, started = spec.get("activeDeadlineSeconds"), (job.get("status") or {}).get("startTime")
+        if deadline and started and seconds_since(started) > int(deadline):
+            return "DeadlineExceeded", f"Job was active longer than specified deadline ({deadline} s)"
         if len(failed) > int(spec.get("backoffLimit", 6)):
             last = failed[-1]
             return "BackoffLimitExceeded", (f"Job has reached the specified backoff limit; pod {last['metadata']['name']} "
