@@ -1,4 +1,4 @@
-"""Waiting helpers shared by the kopf integration tests."""
+"""Waiting helpers shared by the kopf integration tests and the local kubelet's tests."""
 
 from __future__ import annotations
 
@@ -21,3 +21,12 @@ async def get(api, path: str) -> dict[str, Any] | None:
     """The object at ``path``, or None when the API answers anything but 200."""
     status, body = await api.get(path)
     return body if status == 200 else None
+
+
+def run_until(kubelet: Any, done: Callable[[], Any], timeout: float = 60.0) -> None:
+    """Kubelet passes until ``done()`` holds (fails the test after ``timeout`` s)."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "timed out"
+        kubelet.sync()
+        time.sleep(0.05)

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from polling import run_until
+
 from tanuki_operator.embedded.kubelet import Kubelet, expand
 from tanuki_operator.embedded.store import ObjectStore
 
@@ -61,14 +63,6 @@ def create(store: ObjectStore, name: str, **options: Any) -> None:
     store.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"{name}-recipe", "namespace": "ml"},
                  "data": {"recipe.yaml": f"recipe of {name}\n"}})
     store.apply(job(name, **options))
-
-
-def run_until(kubelet: Kubelet, done, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        assert time.monotonic() < deadline, "timed out"
-        kubelet.sync()
-        time.sleep(0.05)
 
 
 def condition(store: ObjectStore, name: str) -> str | None:

@@ -206,3 +206,30 @@ def test_an_interrupted_chain_resumes_the_stage_it_stopped_in_and_redoes_nothing
     assert "resumed from" in rerun.stdout + rerun.stderr
     metrics = (tmp_path / "work" / "tanuki-data" / "pretrainjob" / "late" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in metrics] == list(range(1, 41))  # no step twice, none missing
+
+
+def test_a_tokenize_job_on_ray_runs_locally_on_ray_data_and_publishes_its_store(tmp_path: Path,
+                                                                               debug_tokenizer_dir: Path) -> None:
+    """spec.ray renders a KubeRay RayJob; the local kubelet runs its entrypoint as the driver pod on
+    the head's template, Ray started in it, and its termination message carries the outputs."""
+    import shutil
+
+    subprocess.run([sys.executable, "-m", "tanuki_pipelines.cli", "corpus", "--out",
+                    str(tmp_path / "work" / "tanuki-data" / "corpus")], check=True, capture_output=True)
+    shutil.copytree(debug_tokenizer_dir, tmp_path / "work" / "tanuki-data" / "tokenizer")
+    tokens = copy.deepcopy(EXAMPLES["debug-tokens"])
+    tokens["spec"].pop("sourcesFrom")
+    tokens["spec"]["tokenizer"] = {"path": "tokenizer"}
+    tokens["spec"]["recipe"]["sources"] = tokens["spec"]["recipe"]["sources"][:2]
+    tokens["spec"]["ray"] = {"workers": 1}
+    result = apply(tmp_path, [tokens])
+    found = statuses(result)["TokenizeJob/debug-tokens"]
+    assert found["phase"] == "Succeeded", result.stdout[-4000:] + result.stderr[-2000:]
+    outputs = json.loads((tmp_path / "work" / "tanuki-data" / "tokenizejob" / "debug-tokens" / "outputs.json")
+                         .read_text())
+    from tanuki_operator.local import statuses as stored
+
+    assert stored(tmp_path / "work")["TokenizeJob/debug-tokens"]["outputs"]["tokens"] == outputs["tokens"]
+    assert "--ray-address auto" in result.stdout  # the RayJob's entrypoint, run by the driver pod
+    stats = json.loads((Path(outputs["tokens"]) / "stats.json").read_text())
+    assert set(stats["sources"]) == {"ja", "en"} and stats["tokens"] > 0

@@ -1,4 +1,5 @@
-"""A kubelet (and the Job controller) for one machine: the Jobs in an ``ObjectStore`` run as processes.
+"""A kubelet (and the Job controller) for one machine: the Jobs in an ``ObjectStore`` run as processes
+(RayJobs too, see ``embedded.rayjobs``).
 
 What the operator rendered is what runs: each pod's container command, its ``$(VAR)`` references
 and env (``value``, ``fieldRef``), its volumes and its termination message, within ``cpus`` cores
@@ -45,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tanuki_operator.embedded.rayjobs import RayJobController
 from tanuki_operator.embedded.store import ObjectStore
 from tanuki_operator.k8s import ApiError
 from tanuki_operator.units import cpu_cores, now, seconds_since
@@ -131,6 +133,8 @@ class Kubelet:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.pods_dir = self.workdir / ".tanuki" / "pods"
+        self.ray = RayJobController(self)
+        """KubeRay's part: each RayJob's driver as one pod of this node."""
         store.watch(lambda event, obj: self._wake.set())
 
     # ---- the loop -------------------------------------------------------------------------------
@@ -179,7 +183,7 @@ class Kubelet:
         with self._lock:
             if self.pods:
                 return True
-        return any(self._wanted(job) for job in self._jobs())
+        return any(self._wanted(job) for job in self._jobs()) or any(map(self.ray.wants_driver, self.ray.rayjobs()))
 
     # ---- one pass -------------------------------------------------------------------------------
 
@@ -187,11 +191,12 @@ class Kubelet:
         self._reap()
         for job in self._jobs():
             self._sync_job(job)
+        self.ray.sync()
 
     def _jobs(self) -> list[dict[str, Any]]:
         return [obj for obj in self.store.all() if (obj["apiVersion"], obj["kind"]) == ("batch/v1", "Job")]
 
-    def _pods_of(self, job: dict[str, Any]) -> list[dict[str, Any]]:
+    def pods_of(self, job: dict[str, Any]) -> list[dict[str, Any]]:
         uid = job["metadata"]["uid"]
         return [obj for obj in self.store.all() if (obj["apiVersion"], obj["kind"]) == ("v1", "Pod")
                 and any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or [])]
@@ -201,7 +206,7 @@ class Kubelet:
         spec = job.get("spec") or {}
         if spec.get("suspend") or _condition(job, "Complete") or _condition(job, "Failed"):
             return []
-        pods = self._pods_of(job)
+        pods = self.pods_of(job)
         covered = {int(p["metadata"]["annotations"][INDEX_ANNOTATION]) for p in pods
                    if (p.get("status") or {}).get("phase") in (None, "Pending", "Running", "Succeeded")}
         return [index for index in range(int(spec.get("completions") or 1)) if index not in covered]
@@ -211,17 +216,17 @@ class Kubelet:
         if _condition(job, "Complete") or _condition(job, "Failed"):
             return
         if spec.get("suspend"):
-            for pod in self._pods_of(job):
-                self._terminate(meta["namespace"], pod["metadata"]["name"], evict=True)
+            for pod in self.pods_of(job):
+                self.terminate(meta["namespace"], pod["metadata"]["name"], evict=True)
             if not _condition(job, "Suspended"):  # the deadline's clock starts again on resume
                 self._job_status(job, {"active": 0, "startTime": None,
                                        "conditions": [self._job_condition("Suspended", "JobSuspended", "Job suspended")]})
             return
-        pods = self._pods_of(job)
+        pods = self.pods_of(job)
         failure = self._failure(job, pods)
         if failure is not None:
             for pod in pods:
-                self._terminate(meta["namespace"], pod["metadata"]["name"])
+                self.terminate(meta["namespace"], pod["metadata"]["name"])
             reason, message = failure
             self._job_status(job, {"active": 0, "conditions": [self._job_condition("Failed", reason, message)]})
             return
@@ -246,10 +251,18 @@ class Kubelet:
                                    "conditions": None if _condition(job, "Suspended") else status.get("conditions")})
 
     @staticmethod
-    def _counts_as_failure(pod: dict[str, Any]) -> bool:
-        status = pod.get("status") or {}
-        return status.get("phase") == "Failed" and not any(
-            c.get("type") == "DisruptionTarget" and c.get("status") == "True" for c in status.get("conditions") or [])
+    def counts_as_disruption(pod: dict[str, Any]) -> bool:
+        """Stopped from outside (its Job suspended, its node gone), not failed by its program."""
+        return any(c.get("type") == "DisruptionTarget" and c.get("status") == "True"
+                   for c in (pod.get("status") or {}).get("conditions") or [])
+
+    @staticmethod
+    def exit_summary(pod: dict[str, Any]) -> str:
+        """``pod NAME exited with code N: <its termination message>``."""
+        return f"pod {pod['metadata']['name']} exited with code {_exit_code(pod)}: {_termination_message(pod)}".rstrip(": ")
+
+    def _counts_as_failure(self, pod: dict[str, Any]) -> bool:
+        return (pod.get("status") or {}).get("phase") == "Failed" and not self.counts_as_disruption(pod)
 
     def _failure(self, job: dict[str, Any], pods: list[dict[str, Any]]) -> tuple[str, str] | None:
         """(reason, message) when the Job has failed: a pod failure policy's FailJob, or too many failures."""
@@ -288,32 +301,50 @@ class Kubelet:
 
     def _fits(self, job: dict[str, Any], count: int) -> bool:
         """``count`` more pods of the Job fit in the cores left (anything fits an idle node)."""
+        return self.fits_cores(count * self._cpus(job))
+
+    def fits_cores(self, cpus: float) -> bool:
+        """Pods asking for ``cpus`` cores fit in the cores left (anything fits an idle node)."""
         with self._lock:
             used = sum(pod.cpus for pod in self.pods.values())
-            return not self.pods or used + count * self._cpus(job) <= self.capacity
+            return not self.pods or used + cpus <= self.capacity
 
     def _start_pod(self, job: dict[str, Any], index: int) -> bool:
-        """Create the pod and start its process (False when it cannot start)."""
-        template = job["spec"]["template"]
-        container = template["spec"]["containers"][0]
-        cpus = self._cpus(job)
+        """Create the pod of completion ``index`` and start its process (False when it cannot start)."""
         meta = job["metadata"]
         hostname = f"{meta['name']}-{index}"
+        subdomain = job["spec"]["template"]["spec"].get("subdomain")
+        hosts = {f"{meta['name']}-{i}.{subdomain}" for i in range(int(job["spec"].get("completions") or 1))} \
+            if subdomain else set()
+        with self._lock:  # one mapping per Job: its pods reach pod 0's rendezvous port under the same number
+            ports = self._job_ports.setdefault(meta["uid"], {})
+        return self.start_pod(job, job["spec"]["template"], hostname, self._cpus(job), hosts, ports,
+                              labels={"job-name": meta["name"], "batch.kubernetes.io/job-completion-index": str(index)},
+                              annotations={INDEX_ANNOTATION: str(index)}, manager="job-controller")
+
+    def start_pod(self, owner: dict[str, Any], template: dict[str, Any], hostname: str, cpus: float,
+                  hosts: set[str], ports: dict[str, str], *, labels: dict[str, str], annotations: dict[str, str],
+                  manager: str, command: list[str] | None = None, env: dict[str, str] | None = None) -> bool:
+        """Create a pod of ``owner`` from ``template`` and start its first container's process (False when
+        it cannot start). ``hosts``: DNS names that are this machine; ``ports``: the owner's declared
+        containerPort → local port mapping (filled as needed); ``command``/``env``: what the controller
+        runs instead of the container's own command, and adds to its env."""
+        meta = owner["metadata"]
+        container = template["spec"]["containers"][0]
         pod: dict[str, Any] = {
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": f"{hostname}-{uuid.uuid4().hex[:5]}", "namespace": meta["namespace"],
-                         "labels": {**(template.get("metadata") or {}).get("labels", {}), "job-name": meta["name"],
-                                    "batch.kubernetes.io/job-completion-index": str(index)},
-                         "annotations": {INDEX_ANNOTATION: str(index)},
-                         "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"],
-                                              "uid": meta["uid"], "controller": True}]},
+                         "labels": {**(template.get("metadata") or {}).get("labels", {}), **labels},
+                         "annotations": annotations,
+                         "ownerReferences": [{"apiVersion": owner["apiVersion"], "kind": owner["kind"],
+                                              "name": meta["name"], "uid": meta["uid"], "controller": True}]},
             "spec": {**template["spec"], "hostname": hostname, "nodeName": NODE_NAME},
         }
-        created = self.store.create(pod, manager="job-controller")
+        created = self.store.create(pod, manager=manager)
         assert created is not None, "pod names carry a random suffix"
         name = created["metadata"]["name"]
         try:
-            local = self._run(created, container, cpus, job)
+            local = self._run(created, container, cpus, hosts, ports, meta["name"], command, env)
         except (OSError, ApiError) as exc:  # the container cannot be created: it waits, as it would in a cluster
             self._pod_status(created, {"phase": "Pending", "containerStatuses": [{
                 "name": container["name"], "ready": False, "restartCount": 0,
@@ -358,7 +389,9 @@ class Kubelet:
             found[name].mkdir(parents=True, exist_ok=True)
         return found
 
-    def _run(self, pod: dict[str, Any], container: dict[str, Any], cpus: float, job: dict[str, Any]) -> LocalPod:
+    def _run(self, pod: dict[str, Any], container: dict[str, Any], cpus: float, hosts: set[str], ports: dict[str, str],
+             owner_name: str, command_override: list[str] | None = None,
+             extra_env: dict[str, str] | None = None) -> LocalPod:
         namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
         directory = self.pods_dir / namespace / name
         directory.mkdir(parents=True, exist_ok=True)
@@ -367,11 +400,7 @@ class Kubelet:
                  for mount in container.get("volumeMounts") or []}
         termination = directory / "termination-log"
         paths[container.get("terminationMessagePath", "/dev/termination-log")] = str(termination)
-        subdomain = pod["spec"].get("subdomain")
-        hosts = {f"{meta_name}-{i}.{subdomain}" for meta_name in [job["metadata"]["name"]]
-                 for i in range(int(job["spec"].get("completions") or 1))} if subdomain else set()
-        with self._lock:  # one mapping per Job: its pods reach pod 0's rendezvous port under the same number
-            ports = self._job_ports.setdefault(job["metadata"]["uid"], {})
+        with self._lock:
             for port in container.get("ports") or []:
                 ports.setdefault(str(port["containerPort"]), str(free_port()))
                 self.store.pod_ports[namespace, name, int(port["containerPort"])] = int(ports[str(port["containerPort"])])
@@ -394,7 +423,9 @@ class Kubelet:
                 env[variable["name"]] = field_value(pod, variable["valueFrom"]["fieldRef"]["fieldPath"])
             else:
                 raise ApiError(422, f"env {variable['name']}: only value and fieldRef are supported locally")
-        command = [local(expand(arg, env)) for arg in [*container.get("command", []), *container.get("args", [])]]
+        env.update(extra_env or {})
+        command = [local(expand(arg, env)) for arg in
+                   (command_override or [*container.get("command", []), *container.get("args", [])])]
         for variable in BUILD_CACHES:
             env.pop(variable, None)
             if variable in self.environ:
@@ -404,7 +435,7 @@ class Kubelet:
         log = directory / "log"
         self.store.logs[namespace, name] = log
         labels = pod["metadata"].get("labels") or {}
-        owner = f"{_kind_of(labels)}/{labels.get('llm.tanuki.dev/name', job['metadata']['name'])}"
+        owner = f"{_kind_of(labels)}/{labels.get('llm.tanuki.dev/name', owner_name)}"
         shown = " ".join([Path(command[0]).name, *command[1:]])
         self.echo(f"[tanuki local] {owner}: running {shown}")
         cores = self._exclusive_cores(cpus)
@@ -465,7 +496,7 @@ class Kubelet:
                 self.pods.pop((pod.namespace, pod.name), None)
             self.echo(f"[tanuki local] {pod.owner}: pod {pod.name} exited with code {code}")
 
-    def _terminate(self, namespace: str, name: str, evict: bool = False) -> None:
+    def terminate(self, namespace: str, name: str, evict: bool = False) -> None:
         """SIGTERM to the pod's processes; ``evict``: it ends as disrupted, not as failed."""
         with self._lock:
             pod = self.pods.get((namespace, name))

@@ -39,8 +39,11 @@ def _pod(owner: Owner, spec: JobSpec, image: str, name: str, resources: dict[str
             "automountServiceAccountToken": False,
             "securityContext": pod_security_context(),
             "containers": [{"name": name, "image": image, "resources": resources,
-                            "env": [*writable_env(), *secret_file_env(spec.secrets())],
+                            # the entrypoint runs on the head: where a one-node runner takes its outputs from
+                            "env": [{"name": OUTPUTS_MESSAGE_ENV, "value": TERMINATION_LOG}, *writable_env(),
+                                    *secret_file_env(spec.secrets())],
                             "volumeMounts": volume_mounts(spec.storage, secrets=spec.secrets()),
+                            "terminationMessagePath": TERMINATION_LOG, "terminationMessagePolicy": "File",
                             "securityContext": container_security_context()}],
             "volumes": volumes(owner, spec.storage, spec.resources, secrets=spec.secrets()),
             **scheduling_fields(spec.scheduling),
