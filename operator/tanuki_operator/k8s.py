@@ -1,7 +1,8 @@
 """The only module that talks to the Kubernetes API (through the official client's ApiClient).
 
-Generic create / get / list / apply / patch / delete by apiVersion + kind, with paths from one
-table, so the handlers need no per-kind client classes and tests can run against any API server.
+Generic create / get / list / apply / patch / delete by apiVersion + kind, each kind's resource
+name found through the API server's discovery (the official client's ``DynamicClient``), so the
+handlers need no per-kind client classes or plural table, and tests can run against any API server.
 Children are written with server-side apply under the operator's own field manager: fields other
 managers set (a person's label, an autoscaler's count) stay theirs.
 """
@@ -9,24 +10,9 @@ managers set (a person's label, an autoscaler's count) stay theirs.
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any, Protocol
 
-PLURALS: dict[tuple[str, str], str] = {
-    ("v1", "ConfigMap"): "configmaps",
-    ("v1", "Service"): "services",
-    ("v1", "Pod"): "pods",
-    ("batch/v1", "Job"): "jobs",
-    ("apps/v1", "Deployment"): "deployments",
-    ("autoscaling/v2", "HorizontalPodAutoscaler"): "horizontalpodautoscalers",
-    ("ray.io/v1", "RayJob"): "rayjobs",
-    ("keda.sh/v1alpha1", "ScaledObject"): "scaledobjects",
-    ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitors",
-    ("v1", "ServiceAccount"): "serviceaccounts",
-    ("rbac.authorization.k8s.io/v1", "Role"): "roles",
-    ("rbac.authorization.k8s.io/v1", "RoleBinding"): "rolebindings",
-    ("networking.k8s.io/v1", "NetworkPolicy"): "networkpolicies",
-    ("v1", "Event"): "events",
-}
 FIELD_MANAGER = "tanuki-operator"
 APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
@@ -42,13 +28,9 @@ class ApiError(Exception):
         return self.status in (0, 409, 429) or self.status >= 500
 
 
-def register_kinds(kinds: dict[tuple[str, str], str]) -> None:
-    PLURALS.update(kinds)
-
-
-def collection_path(api_version: str, kind: str, namespace: str) -> str:
-    prefix = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
-    return f"{prefix}/namespaces/{namespace}/{PLURALS[(api_version, kind)]}"
+def api_prefix(api_version: str) -> str:
+    """``/api/v1`` for the core group, ``/apis/<group>/<version>`` for the others."""
+    return "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
 
 
 class KubeApi(Protocol):
@@ -87,6 +69,36 @@ class Kube:
                 config.load_kube_config()  # type: ignore[no-untyped-call]
             api_client = client.ApiClient()
         self.api = api_client
+        self._discovery: Any = None
+        self._plurals: dict[tuple[str, str], str] = {}
+        self._discovery_lock = threading.Lock()
+
+    def collection_path(self, api_version: str, kind: str, namespace: str) -> str:
+        """The namespaced collection of a kind, its resource name from discovery (cached; a kind the
+        server does not serve, such as a CRD not installed, is a 404 naming it)."""
+        with self._discovery_lock:
+            plural = self._plurals.get((api_version, kind))
+            if plural is None:
+                plural = self._plurals[api_version, kind] = self._discover(api_version, kind)
+        return f"{api_prefix(api_version)}/namespaces/{namespace}/{plural}"
+
+    def _discover(self, api_version: str, kind: str) -> str:
+        from kubernetes.client.exceptions import ApiException
+        from kubernetes.dynamic import DynamicClient
+        from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
+        from urllib3.exceptions import HTTPError
+
+        try:
+            if self._discovery is None:
+                self._discovery = DynamicClient(self.api)  # type: ignore[no-untyped-call]  # unannotated in kubernetes
+            name: str = self._discovery.resources.get(api_version=api_version, kind=kind).name
+        except ResourceNotFoundError:
+            raise ApiError(404, f"the API server serves no {kind} in {api_version} (is its CRD installed?)") from None
+        except (ApiException, DynamicApiError) as exc:
+            raise ApiError(getattr(exc, "status", 0) or 0, f"discovery: {exc}") from None
+        except (HTTPError, OSError) as exc:
+            raise ApiError(0, f"discovery: connection: {exc}") from None
+        return name
 
     def _call(self, method: str, path: str, body: Any = None, content_type: str = "application/json",
               query: list[tuple[str, str]] | None = None, text: bool = False) -> Any:
@@ -114,7 +126,7 @@ class Kube:
 
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            obj: dict[str, Any] | None = self._call("GET", f"{collection_path(api_version, kind, namespace)}/{name}")
+            obj: dict[str, Any] | None = self._call("GET", f"{self.collection_path(api_version, kind, namespace)}/{name}")
         except ApiError as exc:
             if exc.status == 404:
                 return None
@@ -123,7 +135,7 @@ class Kube:
 
     def list(self, api_version: str, kind: str, namespace: str, selector: dict[str, str]) -> list[dict[str, Any]]:
         query = [("labelSelector", ",".join(f"{k}={v}" for k, v in selector.items()))]
-        result = self._call("GET", collection_path(api_version, kind, namespace), query=query)
+        result = self._call("GET", self.collection_path(api_version, kind, namespace), query=query)
         return list(result.get("items") or [])
 
     def pod_log(self, namespace: str, name: str, tail_lines: int = 50) -> str:
@@ -149,7 +161,7 @@ class Kube:
 
     def create(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
         """Create; None when an object of that name already exists (idempotent re-runs)."""
-        path = collection_path(manifest["apiVersion"], manifest["kind"], manifest["metadata"]["namespace"])
+        path = self.collection_path(manifest["apiVersion"], manifest["kind"], manifest["metadata"]["namespace"])
         try:
             created: dict[str, Any] | None = self._call("POST", path, body=manifest, query=[("fieldManager", FIELD_MANAGER)])
         except ApiError as exc:
@@ -163,24 +175,24 @@ class Kube:
         operator's; fields it applied before and no longer sends are removed; conflicts with other
         managers are forced (the operator owns what it renders)."""
         meta = manifest["metadata"]
-        path = f"{collection_path(manifest['apiVersion'], manifest['kind'], meta['namespace'])}/{meta['name']}"
+        path = f"{self.collection_path(manifest['apiVersion'], manifest['kind'], meta['namespace'])}/{meta['name']}"
         applied: dict[str, Any] = self._call("PATCH", path, body=manifest, content_type=APPLY_PATCH,
                                              query=[("fieldManager", FIELD_MANAGER), ("force", "true")])
         return applied
 
     def patch(self, api_version: str, kind: str, namespace: str, name: str, body: dict[str, Any]) -> Any:
         """JSON merge patch of the fields in ``body`` (null deletes)."""
-        return self._call("PATCH", f"{collection_path(api_version, kind, namespace)}/{name}", body=body,
+        return self._call("PATCH", f"{self.collection_path(api_version, kind, namespace)}/{name}", body=body,
                           content_type=MERGE_PATCH, query=[("fieldManager", FIELD_MANAGER)])
 
     def patch_status(self, api_version: str, kind: str, namespace: str, name: str, status: dict[str, Any]) -> Any:
         """Merge ``status`` into the object's status subresource."""
-        return self._call("PATCH", f"{collection_path(api_version, kind, namespace)}/{name}/status",
+        return self._call("PATCH", f"{self.collection_path(api_version, kind, namespace)}/{name}/status",
                           body={"status": status}, content_type=MERGE_PATCH, query=[("fieldManager", FIELD_MANAGER)])
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         try:
-            self._call("DELETE", f"{collection_path(api_version, kind, namespace)}/{name}",
+            self._call("DELETE", f"{self.collection_path(api_version, kind, namespace)}/{name}",
                        body={"propagationPolicy": "Background"})
         except ApiError as exc:
             if exc.status != 404:

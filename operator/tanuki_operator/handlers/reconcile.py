@@ -19,7 +19,7 @@ from tanuki_operator.api.common import JobSpec, ObjectRef, Phase, Progress, Stag
 from tanuki_operator.api.modelserver import INITIAL_MODEL_REASON, ModelServerSpec
 from tanuki_operator.handlers.converge import converge, ensure_created, owned_by, prune
 from tanuki_operator.handlers.serving import pod_failure, reconcile_modelserver
-from tanuki_operator.k8s import KubeApi, register_kinds
+from tanuki_operator.k8s import KubeApi
 from tanuki_operator.lineage import Resolution, StatusLookup, initial_stand_in, resolve, upstream_refs
 from tanuki_operator.phases import Observed, observe_job, observe_rayjob, poll_seconds
 from tanuki_operator.render import Owner, Settings, render
@@ -30,7 +30,6 @@ from tanuki_operator.validation import summarize, validate_spec
 from tanuki_pipelines.outputs import parse_progress
 from tanuki_serving.rollout import RolloutState
 
-register_kinds({(API_VERSION, stage.kind): stage.plural for stage in STAGES.values()})
 STAGE_NOT_AVAILABLE = "StageNotAvailable"
 SPEC_ANNOTATION = "llm.tanuki.dev/spec"
 """On the workload child: the spec (all but its mutable fields) it was created from."""
