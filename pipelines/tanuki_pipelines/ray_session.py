@@ -1,5 +1,7 @@
 """A Ray connection for the stages that run on Ray Data (synthesis, DPO's pair generation,
-tokenization): the given cluster (KubeRay's ``auto``) or an in-process one sized to this machine."""
+tokenization): the given cluster (KubeRay's ``auto``) or an in-process one sized to this machine
+(also for ``auto`` where ``RAY_ADDRESS=local`` says the cluster is this node, as the local kubelet
+runs a RayJob)."""
 
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ def ray_session(address: str | None) -> Iterator[Any]:
     import ray
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    if address == "auto" and os.environ.get("RAY_ADDRESS") == "local":
+        address = None  # a one-node runner's RayJob (Ray's "local"): the in-process Ray below, sized the same
     before = set(glob.glob(SHM_LEFTOVERS))
     temp_dir = None
     if address:
