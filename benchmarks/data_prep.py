@@ -23,6 +23,7 @@ own process, whose peak RSS is that of its whole process tree (sampled every 0.1
    (``legacy_packing.py``), sides taking turns. Goal: no measurable step-time increase (≥ 0.97×).
 
     .venv/bin/python benchmarks/data_prep.py [--sizes 0.25 1] [--rounds 1] [--smoke]
+        [--only memory speed scaling loader]
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from benchkit import Report, add_common_arguments, interleave, machine_facts
@@ -42,6 +44,7 @@ from benchkit import Report, add_common_arguments, interleave, machine_facts
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "pipelines" / "recipes" / "debug" / "corpus"
 FILE_BYTES = 32 * 2**20
+SECTIONS = ("memory", "speed", "scaling", "loader")
 
 
 def write_corpus(root: Path, size_bytes: int, file_bytes: int = FILE_BYTES) -> Path:
@@ -216,6 +219,8 @@ def main() -> int:
     parser.add_argument("--sizes", type=float, nargs=2, default=[0.25, 1.0], help="corpus sizes in GB (small, large)")
     parser.add_argument("--loader-steps", type=int, default=40)
     parser.add_argument("--loader-rounds", type=int, default=5)
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS),
+                        help="measure only these parts (default: all)")
     args = parser.parse_args()
     file_bytes = FILE_BYTES
     if args.smoke:
@@ -226,11 +231,13 @@ def main() -> int:
                            "scaling sides": "1 tokenizer thread per worker",
                            "training loops": cpus})
     small_gb, large_gb = args.sizes
-    report = Report("data_prep", [f"peak RSS, build of {small_gb:g} GB", f"peak RSS, build of {large_gb:g} GB",
-                                  "peak RSS large ÷ small", f"tanuki tokenize, {large_gb:g} GB",
-                                  f"bare streaming loop, {large_gb:g} GB", "tanuki ÷ bare loop",
-                                  "2 workers ÷ 1 worker (1 thread each)",
-                                  "ceiling: 2 bare loops at once ÷ 1 (1 thread each)", "loader: store ÷ .npy"], facts)
+    promised = {"memory": [f"peak RSS, build of {small_gb:g} GB", f"peak RSS, build of {large_gb:g} GB",
+                           "peak RSS large ÷ small"],
+                "speed": [f"tanuki tokenize, {large_gb:g} GB", f"bare streaming loop, {large_gb:g} GB",
+                          "tanuki ÷ bare loop"],
+                "scaling": ["2 workers ÷ 1 worker (1 thread each)", "ceiling: 2 bare loops at once ÷ 1 (1 thread each)"],
+                "loader": ["loader: store ÷ .npy"]}
+    report = Report("data_prep", [name for section in args.only for name in promised[section]], facts)
     with tempfile.TemporaryDirectory(prefix="tanuki-data-bench-", dir=os.environ.get("TMPDIR")) as tmp:
         root = Path(tmp)
         tokenizer = build_tokenizer(root)
@@ -240,46 +247,57 @@ def main() -> int:
               f"{len(list(large.iterdir()))} files", flush=True)
 
         counter = iter(range(10**6))
-        builds = interleave({"small": lambda: build(small, tokenizer, root / f"s{next(counter)}", cpus),
-                             "large": lambda: build(large, tokenizer, root / f"l{next(counter)}", cpus),
-                             "bare": lambda: bare_loop(large, tokenizer, root / "bare.bin")}, args.rounds,
-                            on_value=lambda name, r, v: print(f"    round {r + 1}: {name}: {v['tokens_per_s']:,.0f} "
-                                                              f"tokens/s, peak RSS {v['peak_rss'] / 2**20:,.0f} MiB, "
-                                                              f"{v['seconds']:.0f} s", flush=True))
-        small_rss = [b["peak_rss"] / 2**20 for b in builds["small"]]
-        large_rss = [b["peak_rss"] / 2**20 for b in builds["large"]]
-        report.side(f"peak RSS, build of {small_gb:g} GB", small_rss, "MiB")
-        report.side(f"peak RSS, build of {large_gb:g} GB", large_rss, "MiB (goal ≤ 2048)")
-        report.ratio("peak RSS large ÷ small", large_rss, small_rss, "≤ 1.2×", higher_is_better=False)
-        tanuki = [b["tokens_per_s"] for b in builds["large"]]
-        bare = [b["tokens_per_s"] for b in builds["bare"]]
-        report.side(f"tanuki tokenize, {large_gb:g} GB", tanuki, "tokens/s (whole command)")
-        report.side(f"bare streaming loop, {large_gb:g} GB", bare, "tokens/s (whole command)")
-        report.ratio("tanuki ÷ bare loop", tanuki, bare, "≥ 0.9×")
-
-        single = {"RAYON_NUM_THREADS": "1"}
-        scaling = interleave({"1 worker": lambda: build(small, tokenizer, root / f"w{next(counter)}", cpus, 1, single),
-                              "2 workers": lambda: build(small, tokenizer, root / f"w{next(counter)}", cpus, 2,
-                                                         single)},
-                             args.rounds)
-        one = [b["build_tokens_per_s"] for b in scaling["1 worker"]]
-        two = [b["build_tokens_per_s"] for b in scaling["2 workers"]]
-        report.side("1 worker, 1 thread", one, "tokens/s (building: no process start-up)")
-        report.side("2 workers, 1 thread each", two, "tokens/s (building: spawning the workers included)")
-        report.ratio("2 workers ÷ 1 worker, whole command", [b["tokens_per_s"] for b in scaling["2 workers"]],
-                     [b["tokens_per_s"] for b in scaling["1 worker"]])
-        report.ratio("2 workers ÷ 1 worker (1 thread each)", two, one, "≥ 1.6×, or the machine's ceiling below")
-        ceiling = interleave({"1 loop": lambda: concurrent_bare_loops(small, tokenizer, root, 1),
-                              "2 loops": lambda: concurrent_bare_loops(small, tokenizer, root, 2)}, args.rounds)
-        report.ratio("ceiling: 2 bare loops at once ÷ 1 (1 thread each)",
-                     [b["tokens_per_s"] for b in ceiling["2 loops"]], [b["tokens_per_s"] for b in ceiling["1 loop"]],
-                     "what two processes get here at most (whole commands)")
-
-        loaders = interleave(loader_sides(root, tokenizer, args.loader_steps), args.loader_rounds)
-        report.side("training loop fed by the store", loaders["store"], "tokens/s")
-        report.side("training loop fed by the .npy", loaders["npy"], "tokens/s")
-        report.ratio("loader: store ÷ .npy", loaders["store"], loaders["npy"], "≥ 0.97× (no measurable cost)")
+        if "memory" in args.only or "speed" in args.only:
+            memory_and_speed(report, small, large, tokenizer, root, cpus, args.rounds, args.sizes, counter)
+        if "scaling" in args.only:
+            scaling(report, small, tokenizer, root, cpus, args.rounds, counter)
+        if "loader" in args.only:
+            loaders = interleave(loader_sides(root, tokenizer, args.loader_steps), args.loader_rounds)
+            report.side("training loop fed by the store", loaders["store"], "tokens/s")
+            report.side("training loop fed by the .npy", loaders["npy"], "tokens/s")
+            report.ratio("loader: store ÷ .npy", loaders["store"], loaders["npy"], "≥ 0.97× (no measurable cost)")
     return report.finish()
+
+
+def memory_and_speed(report: Report, small: Path, large: Path, tokenizer: Path, root: Path, cpus: int, rounds: int,
+                     sizes: list[float], counter: Iterator[int]) -> None:
+    small_gb, large_gb = sizes
+    builds = interleave({"small": lambda: build(small, tokenizer, root / f"s{next(counter)}", cpus),
+                         "large": lambda: build(large, tokenizer, root / f"l{next(counter)}", cpus),
+                         "bare": lambda: bare_loop(large, tokenizer, root / "bare.bin")}, rounds,
+                        on_value=lambda name, r, v: print(f"    round {r + 1}: {name}: {v['tokens_per_s']:,.0f} "
+                                                          f"tokens/s, peak RSS {v['peak_rss'] / 2**20:,.0f} MiB, "
+                                                          f"{v['seconds']:.0f} s", flush=True))
+    small_rss = [b["peak_rss"] / 2**20 for b in builds["small"]]
+    large_rss = [b["peak_rss"] / 2**20 for b in builds["large"]]
+    report.side(f"peak RSS, build of {small_gb:g} GB", small_rss, "MiB")
+    report.side(f"peak RSS, build of {large_gb:g} GB", large_rss, "MiB (goal ≤ 2048)")
+    report.ratio("peak RSS large ÷ small", large_rss, small_rss, "≤ 1.2×", higher_is_better=False)
+    tanuki = [b["tokens_per_s"] for b in builds["large"]]
+    bare = [b["tokens_per_s"] for b in builds["bare"]]
+    report.side(f"tanuki tokenize, {large_gb:g} GB", tanuki, "tokens/s (whole command)")
+    report.side(f"bare streaming loop, {large_gb:g} GB", bare, "tokens/s (whole command)")
+    report.ratio("tanuki ÷ bare loop", tanuki, bare, "≥ 0.9×")
+
+
+def scaling(report: Report, small: Path, tokenizer: Path, root: Path, cpus: int, rounds: int,
+            counter: Iterator[int]) -> None:
+    single = {"RAYON_NUM_THREADS": "1"}
+    sides = interleave({"1 worker": lambda: build(small, tokenizer, root / f"w{next(counter)}", cpus, 1, single),
+                        "2 workers": lambda: build(small, tokenizer, root / f"w{next(counter)}", cpus, 2, single)},
+                       rounds)
+    one = [b["build_tokens_per_s"] for b in sides["1 worker"]]
+    two = [b["build_tokens_per_s"] for b in sides["2 workers"]]
+    report.side("1 worker, 1 thread", one, "tokens/s (building: no process start-up)")
+    report.side("2 workers, 1 thread each", two, "tokens/s (building: spawning the workers included)")
+    report.ratio("2 workers ÷ 1 worker, whole command", [b["tokens_per_s"] for b in sides["2 workers"]],
+                 [b["tokens_per_s"] for b in sides["1 worker"]])
+    report.ratio("2 workers ÷ 1 worker (1 thread each)", two, one, "≥ 1.6×, or the machine's ceiling below")
+    ceiling = interleave({"1 loop": lambda: concurrent_bare_loops(small, tokenizer, root, 1),
+                          "2 loops": lambda: concurrent_bare_loops(small, tokenizer, root, 2)}, rounds)
+    report.ratio("ceiling: 2 bare loops at once ÷ 1 (1 thread each)",
+                 [b["tokens_per_s"] for b in ceiling["2 loops"]], [b["tokens_per_s"] for b in ceiling["1 loop"]],
+                 "what two processes get here at most (whole commands)")
 
 
 if __name__ == "__main__":
