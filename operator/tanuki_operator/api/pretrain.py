@@ -38,7 +38,7 @@ class PretrainJobSpec(JobSpec):
     its tokenizer unless recipe.tokenizer names one; sets recipe.data.store."""
 
     @model_validator(mode="after")
-    def _bindings_name_sources(self) -> PretrainJobSpec:
+    def _sources_and_tokenizer_named(self) -> PretrainJobSpec:
         sources = self.recipe.data.sources
         tokenizer = self.recipe.tokenizer
         if tokenizer.path is None and tokenizer.train is None and self.tokens is None and self.recipe.data.store is None:
