@@ -141,6 +141,24 @@ def test_a_rayjob_stage_publishes_what_its_submitter_pod_read_from_the_volume() 
     assert status["phase"] == "Succeeded" and status["outputs"] == outputs
 
 
+def test_a_rayjob_whose_head_cannot_start_is_pending_with_the_pods_reason() -> None:
+    kube = FakeKube()
+    resource = apply(kube, "tanuki-corpus", sourcesFrom=[])
+    resource["spec"]["recipe"]["sources"] = resource["spec"]["recipe"]["sources"][:2]
+    kube.objects[(API_VERSION, "TokenizeJob", "ml", "tanuki-corpus")]["spec"] = resource["spec"]
+    step(kube, resource)
+    rayjob = kube.objects[("ray.io/v1", "RayJob", "ml", "tanuki-corpus")]
+    head = rayjob["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]
+    kube.put({"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": "tanuki-corpus-head-x1", "namespace": "ml", "labels": head["metadata"]["labels"]},
+        "status": {"containerStatuses": [{"name": "ray-head", "restartCount": 0, "state": {"waiting": {
+            "reason": "CreateContainerConfigError", "message": 'secret "hf-token" not found'}}}]}})
+    status = step(kube, resource)
+    assert status["phase"] == "Pending"
+    assert next(c for c in status["conditions"] if c["type"] == "Ready")["reason"] == "PodFailing"
+    assert "tanuki-corpus-head-x1: CreateContainerConfigError" in status["message"]
+
+
 def test_lineage_waits_then_releases_with_the_upstream_checkpoint() -> None:
     kube = FakeKube()
     base = apply(kube, "debug-base")

@@ -31,6 +31,9 @@ from tanuki_pipelines.outputs import parse_progress
 from tanuki_serving.rollout import RolloutState
 
 STAGE_NOT_AVAILABLE = "StageNotAvailable"
+RAY_POD_RESTARTS = 3
+"""Restarts of a Ray head or worker pod (they restart, unlike a Job's) before the stage reports
+them: a few are Ray recovering a node, more are a crash loop."""
 SPEC_ANNOTATION = "llm.tanuki.dev/spec"
 """On the workload child: the spec (all but its mutable fields) it was created from."""
 INPUTS_ANNOTATION = "llm.tanuki.dev/inputs"
@@ -208,8 +211,7 @@ def _refusal(fields: list[str], child_kind: str, owner: Owner, run_generation: i
 def observe(kube: KubeApi, owner: Owner, model: JobSpec, workload: Workload, child: dict[str, Any] | None) -> Observed:
     selector = owner_selector(owner)
     if workload is Workload.RAY:
-        finished = ((child or {}).get("status") or {}).get("jobStatus") == "SUCCEEDED"
-        return observe_rayjob(child, model.suspend, kube.list("v1", "Pod", owner.namespace, selector) if finished else [])
+        return _observe_ray(kube, owner, model, child, selector)
     complete = child is not None and any(c.get("type") == "Complete" and c.get("status") == "True"
                                          for c in (child.get("status") or {}).get("conditions") or [])
     pods = kube.list("v1", "Pod", owner.namespace, selector) if complete else []
@@ -222,6 +224,17 @@ def observe(kube: KubeApi, owner: Owner, model: JobSpec, workload: Workload, chi
             return Observed(Phase.PENDING, "PodFailing", failure, start_time=observed.start_time)
         observed.progress = _progress(kube, owner.namespace, pods)
         observed.requeue_after = poll_seconds()
+    return observed
+
+
+def _observe_ray(kube: KubeApi, owner: Owner, model: JobSpec, child: dict[str, Any] | None,
+                 selector: dict[str, str]) -> Observed:
+    """A RayJob's phase; its pods give the outputs once it succeeded, and say why it cannot start
+    (a head or worker whose container cannot be created, a crash loop) while it has not."""
+    pods = kube.list("v1", "Pod", owner.namespace, selector) if child is not None else []
+    observed = observe_rayjob(child, model.suspend, pods)
+    if observed.phase in (Phase.PENDING, Phase.RUNNING) and (failure := pod_failure(pods, RAY_POD_RESTARTS)):
+        return Observed(Phase.PENDING, "PodFailing", failure, start_time=observed.start_time)
     return observed
 
 
