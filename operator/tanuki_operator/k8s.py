@@ -33,6 +33,11 @@ def api_prefix(api_version: str) -> str:
     return "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
 
 
+def cluster_service_url(namespace: str, name: str, port: int) -> str:
+    """Where clients in the cluster reach a Service's port: its DNS name."""
+    return f"http://{name}.{namespace}.svc" + ("" if port == 80 else f":{port}")
+
+
 class KubeApi(Protocol):
     """What the handlers call: ``Kube``, or the read cache in front of it (``handlers.cache.CachedKube``)."""
 
@@ -43,6 +48,8 @@ class KubeApi(Protocol):
     def pod_log(self, namespace: str, name: str, tail_lines: int = 50) -> str: ...
 
     def pod_proxy_get(self, namespace: str, name: str, port: int, path: str) -> str | None: ...
+
+    def service_url(self, namespace: str, name: str, port: int) -> str: ...
 
     def create(self, manifest: dict[str, Any]) -> dict[str, Any] | None: ...
 
@@ -158,6 +165,9 @@ class Kube:
                 return None
             raise
         return answer
+
+    def service_url(self, namespace: str, name: str, port: int) -> str:
+        return cluster_service_url(namespace, name, port)
 
     def create(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
         """Create; None when an object of that name already exists (idempotent re-runs)."""

@@ -32,6 +32,7 @@ from its checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -46,7 +47,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tanuki_operator.embedded.deployments import DeploymentController
+from tanuki_operator.embedded.discovery import RouterDiscovery, admin_url, split_discovery, sync_router, worker_urls
+from tanuki_operator.embedded.probes import Prober, ProbeTarget
 from tanuki_operator.embedded.rayjobs import RayJobController
+from tanuki_operator.embedded.services import ServiceProxy
 from tanuki_operator.embedded.store import ObjectStore
 from tanuki_operator.k8s import ApiError
 from tanuki_operator.units import cpu_cores, now, seconds_since
@@ -61,6 +66,8 @@ NODE_NAME = "local"
 PID_ANNOTATION = "local.tanuki.dev/pid"
 """On a pod the kubelet runs: its process (the leader of the pod's process group)."""
 STOP_GRACE_SECONDS = 20.0
+BACKOFF_SECONDS, MAX_BACKOFF_SECONDS = 10.0, 300.0
+"""A restarted container's back-off: 10 s, doubled after each exit, at most 5 min (the kubelet's)."""
 Printer = Callable[[str], None]
 
 
@@ -89,6 +96,23 @@ def field_value(pod: dict[str, Any], path: str) -> str:
 
 
 @dataclass
+class Launch:
+    """How to start (and restart) a pod's container: what ``_run`` worked out from its spec."""
+
+    command: list[str]
+    env: dict[str, str]
+    """The process's whole environment."""
+    directory: Path
+    log: Path
+    cores: frozenset[int]
+    """The cores it has to itself (a whole-core request), as the static CPU manager gives them."""
+    ports: dict[str, int]
+    """Container port name or number (as text) → the local port it listens on."""
+    rewrite: Callable[[str], str]
+    """What an argument naming a mount path, a declared port or a pod DNS name is locally."""
+
+
+@dataclass
 class LocalPod:
     """A pod the kubelet started: its process and where it writes."""
 
@@ -100,12 +124,31 @@ class LocalPod:
     directory: Path
     cpus: float
     termination_file: Path
+    launch: Launch
+    container: dict[str, Any]
+    """The container's spec (its probes, lifecycle hooks, termination settings)."""
+    grace: float = 30.0
+    """``terminationGracePeriodSeconds``: from its deletion to SIGKILL, the preStop hook included."""
+    restart_policy: str = "Never"
+    """``Always`` (a Deployment's pod): an ended container is started again after a back-off."""
     cores: frozenset[int] = frozenset()
     """The cores it has to itself (a whole-core request), as the static CPU manager gives them."""
     printer: threading.Thread | None = None
+    prober: Prober | None = None
     started: float = field(default_factory=time.monotonic)
     evicted: bool = False
     """Stopped by the kubelet (its Job suspended): it ends disrupted, not failed."""
+    restarts: int = 0
+    restart_at: float | None = None
+    """While its container waits to be started again (CrashLoopBackOff): when, on the monotonic clock."""
+    unhealthy: str | None = None
+    """Why the kubelet killed the container (a failed startup or liveness probe)."""
+    deleting: bool = False
+    """Its pod object was deleted: the container is being stopped (preStop hook, then SIGTERM)."""
+    container_status: dict[str, Any] = field(default_factory=dict)
+    """The container's status as last written (written whole: a merge patch replaces lists)."""
+    discovery: RouterDiscovery | None = None
+    """A vllm-router's service discovery, which the kubelet does for it (``embedded.discovery``)."""
 
 
 def _program(name: str) -> str:
@@ -135,6 +178,10 @@ class Kubelet:
         self.pods_dir = self.workdir / ".tanuki" / "pods"
         self.ray = RayJobController(self)
         """KubeRay's part: each RayJob's driver as one pod of this node."""
+        self.deployments = DeploymentController(self)
+        """The Deployment controller's part: each Deployment's pods, rolled when its template changes."""
+        self.proxy = ServiceProxy(store)
+        """kube-proxy's part: each Service a local port forwarding to its ready pods."""
         store.watch(lambda event, obj: self._wake.set())
 
     # ---- the loop -------------------------------------------------------------------------------
@@ -163,25 +210,23 @@ class Kubelet:
         with self._lock:
             running = list(self.pods.values())
         for pod in running:
+            if pod.prober is not None:
+                pod.prober.stop()
             if pod.process.poll() is None:
-                os.killpg(pod.process.pid, signal.SIGTERM)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pod.process.pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         for pod in running:
-            try:
-                pod.process.wait(timeout=max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                os.killpg(pod.process.pid, signal.SIGKILL)
-                pod.process.wait()
-            if pod.printer is not None:
-                pod.printer.join(timeout=5)
+            _wait_or_kill(pod, deadline - time.monotonic())
             self._mark_disrupted(pod.namespace, pod.name, "the local runner stopped")
         with self._lock:
             self.pods.clear()
+        self.proxy.close()
 
     def busy(self) -> bool:
         """A pod runs, or a Job still needs one started."""
         with self._lock:
-            if self.pods:
+            if any(pod.restart_policy != "Always" for pod in self.pods.values()):
                 return True
         return any(self._wanted(job) for job in self._jobs()) or any(map(self.ray.wants_driver, self.ray.rayjobs()))
 
@@ -189,9 +234,14 @@ class Kubelet:
 
     def sync(self) -> None:
         self._reap()
+        self._stop_deleted()
+        self._restart_due()
         for job in self._jobs():
             self._sync_job(job)
         self.ray.sync()
+        self.deployments.sync()
+        self.proxy.sync()
+        self._discover()
 
     def _jobs(self) -> list[dict[str, Any]]:
         return [obj for obj in self.store.all() if (obj["apiVersion"], obj["kind"]) == ("batch/v1", "Job")]
@@ -355,10 +405,54 @@ class Kubelet:
             self.pods[meta["namespace"], name] = local
         self.store.patch("v1", "Pod", meta["namespace"], name, {"metadata": {"annotations": {
             PID_ANNOTATION: str(local.process.pid)}}}, manager="kubelet")
-        self._pod_status(created, {"phase": "Running", "startTime": now(), "podIP": "127.0.0.1", "containerStatuses": [{
-            "name": container["name"], "ready": True, "restartCount": 0, "state": {"running": {"startedAt": now()}}}],
-            "conditions": [{"type": "Ready", "status": "True"}]})
+        self._container_started(local, {"phase": "Running", "startTime": now(), "podIP": "127.0.0.1"})
         return True
+
+    def _container_started(self, pod: LocalPod, extra: dict[str, Any]) -> None:
+        """The pod's status once its container (again) runs; with probes it is Ready only when they say so."""
+        probed = Prober.needed(pod.container)
+        pod.container_status = {"name": pod.container["name"], "ready": not probed, "started": not probed,
+                                "restartCount": pod.restarts, "state": {"running": {"startedAt": now()}},
+                                **({"lastState": pod.container_status["lastState"]}
+                                   if "lastState" in pod.container_status else {})}
+        stored = self.store.get("v1", "Pod", pod.namespace, pod.name)
+        if stored is not None:
+            self._pod_status(stored, {**extra, "containerStatuses": [pod.container_status],
+                                      "conditions": [{"type": "Ready", "status": str(not probed)}]})
+        if probed:
+            run = pod.launch
+            target = ProbeTarget(run.ports, lambda command, timeout: self._exec(pod, command, timeout))
+            pod.prober = Prober(pod.container, target, lambda ready: self._set_ready(pod, ready),
+                                lambda why: self._kill_unhealthy(pod, why))
+            pod.prober.start()
+
+    def _set_ready(self, pod: LocalPod, ready: bool) -> None:
+        stored = self.store.get("v1", "Pod", pod.namespace, pod.name)
+        if stored is None or pod.deleting or pod.process.poll() is not None:
+            return
+        pod.container_status = {**pod.container_status, "ready": ready, "started": True}
+        self._pod_status(stored, {"containerStatuses": [pod.container_status],
+                                  "conditions": [{"type": "Ready", "status": str(ready)}]})
+
+    def _kill_unhealthy(self, pod: LocalPod, why: str) -> None:
+        """A failed startup or liveness probe: the container is killed and (its policy says) restarted."""
+        pod.unhealthy = why
+        self.echo(f"[tanuki local] {pod.owner}: pod {pod.name}: {why}; killing its container")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pod.process.pid, signal.SIGKILL)
+
+    def _exec(self, pod: LocalPod, command: list[str], timeout: float) -> int:
+        """A probe's or hook's command, run in the pod: its env, directory and local paths and ports."""
+        run = pod.launch
+        argv = [run.rewrite(expand(arg, run.env)) for arg in command]
+        argv[0] = _program(argv[0])
+        try:
+            return subprocess.run(argv, env=run.env, cwd=run.directory, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, timeout=timeout).returncode
+        except subprocess.TimeoutExpired:
+            return 1
+        except OSError:
+            return 127
 
     def _volumes(self, pod: dict[str, Any], directory: Path) -> dict[str, Path]:
         """Volume name → the local directory it is."""
@@ -424,8 +518,9 @@ class Kubelet:
             else:
                 raise ApiError(422, f"env {variable['name']}: only value and fieldRef are supported locally")
         env.update(extra_env or {})
-        command = [local(expand(arg, env)) for arg in
-                   (command_override or [*container.get("command", []), *container.get("args", [])])]
+        declared, discovery = split_discovery(command_override or [*container.get("command", []),
+                                                                   *container.get("args", [])], namespace)
+        command = [local(expand(arg, env)) for arg in declared]
         for variable in BUILD_CACHES:
             env.pop(variable, None)
             if variable in self.environ:
@@ -441,15 +536,30 @@ class Kubelet:
         cores = self._exclusive_cores(cpus)
         if cores:  # its processes' thread pools follow the cores it has, as in a container with a CPU limit
             env.setdefault("OMP_NUM_THREADS", str(len(cores)))
-        process = subprocess.Popen(command, env={**self.environ, **env}, cwd=directory, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True)
-        if cores:
-            os.sched_setaffinity(process.pid, cores)  # before it starts threads or workers, which inherit it
-        started = LocalPod(namespace, name, owner, process, directory, cpus, termination, cores=frozenset(cores))
-        started.printer = threading.Thread(target=self._copy_output, args=(started, log), daemon=True,
-                                           name=f"log-{name}")
-        started.printer.start()
+        local_ports = {str(port["containerPort"]): int(ports[str(port["containerPort"])])
+                       for port in container.get("ports") or []}
+        local_ports.update({port["name"]: int(ports[str(port["containerPort"])])
+                            for port in container.get("ports") or [] if "name" in port})
+        run = Launch(command, {**self.environ, **env}, directory, log, frozenset(cores), local_ports, local)
+        started = LocalPod(namespace, name, owner, self._launch(run), directory, cpus, termination, run, container,
+                           grace=float(pod["spec"].get("terminationGracePeriodSeconds", 30)),
+                           restart_policy=pod["spec"].get("restartPolicy", "Always"), cores=frozenset(cores),
+                           discovery=discovery)
+        self._print(started)
         return started
+
+    @staticmethod
+    def _launch(run: Launch) -> subprocess.Popen[str]:
+        process = subprocess.Popen(run.command, env=run.env, cwd=run.directory, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True)
+        if run.cores:
+            os.sched_setaffinity(process.pid, run.cores)  # before it starts threads or workers, which inherit it
+        return process
+
+    def _print(self, pod: LocalPod) -> None:
+        pod.printer = threading.Thread(target=self._copy_output, args=(pod, pod.launch.log), daemon=True,
+                                       name=f"log-{pod.name}")
+        pod.printer.start()
 
     def _exclusive_cores(self, cpus: float) -> set[int]:
         """Cores for a whole-core request smaller than the node, when that many are free (else none:
@@ -476,25 +586,110 @@ class Kubelet:
         self._wake.set()
 
     def _reap(self) -> None:
-        """Pods whose process ended: Succeeded (exit 0) or Failed, with the exit code and termination message."""
+        """Pods whose process ended: Succeeded (exit 0) or Failed, with the exit code and termination message;
+        a container that restarts waits out its back-off (CrashLoopBackOff)."""
         with self._lock:
-            ended = [pod for pod in self.pods.values() if pod.process.poll() is not None]
+            ended = [pod for pod in self.pods.values() if pod.process.poll() is not None
+                     and pod.restart_at is None and not pod.deleting]
         for pod in ended:
+            if pod.prober is not None:
+                pod.prober.stop()
             if pod.printer is not None:
                 pod.printer.join(timeout=10)
             code = pod.process.returncode
-            message = pod.termination_file.read_text(errors="replace")[:4096] if pod.termination_file.is_file() else ""
+            message = self._termination_message(pod, code)
             stored = self.store.get("v1", "Pod", pod.namespace, pod.name)
+            terminated = {"exitCode": code, "reason": "Completed" if code == 0 else "Error", "message": message,
+                          "finishedAt": now()}
+            if pod.restart_policy == "Always" and not pod.evicted and stored is not None and not self._stop.is_set():
+                self._back_off(pod, stored, terminated)
+                continue
             if pod.evicted:  # stopped by the kubelet (its Job suspended): not a failure of the program
                 self._mark_disrupted(pod.namespace, pod.name, "its Job was suspended")
             elif stored is not None:
                 self._pod_status(stored, {"phase": "Succeeded" if code == 0 else "Failed", "containerStatuses": [{
-                    "name": "main", "ready": False, "restartCount": 0, "state": {"terminated": {
-                        "exitCode": code, "reason": "Completed" if code == 0 else "Error", "message": message,
-                        "finishedAt": now()}}}], "conditions": [{"type": "Ready", "status": "False"}]})
+                    "name": "main", "ready": False, "restartCount": 0, "state": {"terminated": terminated}}],
+                    "conditions": [{"type": "Ready", "status": "False"}]})
             with self._lock:
                 self.pods.pop((pod.namespace, pod.name), None)
             self.echo(f"[tanuki local] {pod.owner}: pod {pod.name} exited with code {code}")
+
+    def _termination_message(self, pod: LocalPod, code: int) -> str:
+        """The termination message file; with ``FallbackToLogsOnError``, the log's tail when that is empty."""
+        message = pod.termination_file.read_text(errors="replace")[:4096] if pod.termination_file.is_file() else ""
+        if pod.unhealthy:
+            message = message or pod.unhealthy
+        if not message and code != 0 and pod.container.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+            message = "\n".join(self.store.pod_log(pod.namespace, pod.name, tail_lines=20).splitlines()[-20:])[-2048:]
+        return message
+
+    def _back_off(self, pod: LocalPod, stored: dict[str, Any], terminated: dict[str, Any]) -> None:
+        """The container of a restarting pod ended: it starts again after 10 s, 20 s, ... (at most 5 min)."""
+        pod.restarts += 1
+        delay = min(BACKOFF_SECONDS * 2 ** (pod.restarts - 1), MAX_BACKOFF_SECONDS)
+        pod.restart_at = time.monotonic() + delay
+        why = pod.unhealthy or f"exited with code {terminated['exitCode']}"
+        pod.container_status = {
+            "name": pod.container["name"], "ready": False, "started": False, "restartCount": pod.restarts,
+            "lastState": {"terminated": terminated},
+            "state": {"waiting": {"reason": "CrashLoopBackOff", "message": f"back-off {delay:.0f}s restarting failed "
+                                  f"container {pod.container['name']} of pod {pod.name} ({why})"}}}
+        self._pod_status(stored, {"containerStatuses": [pod.container_status],
+                                  "conditions": [{"type": "Ready", "status": "False"}]})
+        self.echo(f"[tanuki local] {pod.owner}: pod {pod.name}: container {why}; restarting in {delay:.0f} s")
+
+    def _restart_due(self) -> None:
+        """Containers whose back-off is over start again, in the same pod (same ports, same directory)."""
+        with self._lock:
+            due = [pod for pod in self.pods.values()
+                   if pod.restart_at is not None and pod.restart_at <= time.monotonic() and not pod.deleting]
+        for pod in due:
+            pod.restart_at, pod.unhealthy = None, None
+            pod.process = self._launch(pod.launch)
+            self._print(pod)
+            self._container_started(pod, {})
+
+    def _discover(self) -> None:
+        """Each running router routes to the ready pods its selector matches (see ``embedded.discovery``)."""
+        with self._lock:
+            routers = [pod for pod in self.pods.values() if pod.discovery is not None and not pod.deleting
+                       and pod.restart_at is None and pod.process.poll() is None]
+        for pod in routers:
+            admin = admin_url(pod.launch.command)
+            if admin is not None and pod.discovery is not None:
+                sync_router(admin, worker_urls(self.store, pod.discovery))
+
+    def _stop_deleted(self) -> None:
+        """Pods deleted from the store while their container runs (scaled down, their owner deleted): each
+        is stopped as a kubelet stops a deleted pod, on a thread of its own (its preStop hook may wait)."""
+        with self._lock:
+            candidates = [pod for pod in self.pods.values() if not pod.deleting]
+        for pod in candidates:
+            if self.store.get("v1", "Pod", pod.namespace, pod.name) is None:
+                pod.deleting = True
+                threading.Thread(target=self._stop_gracefully, args=(pod,), daemon=True,
+                                 name=f"stop-{pod.name}").start()
+
+    def _stop_gracefully(self, pod: LocalPod) -> None:
+        """preStop hook (a ``sleep`` or an ``exec``), then SIGTERM, then SIGKILL once the grace period is over."""
+        if pod.prober is not None:
+            pod.prober.stop()
+        started = time.monotonic()
+        grace = pod.grace
+        hook = ((pod.container.get("lifecycle") or {}).get("preStop")) or {}
+        if pod.process.poll() is None:
+            if "sleep" in hook:
+                time.sleep(min(float(hook["sleep"]["seconds"]), grace))
+            elif "exec" in hook:
+                self._exec(pod, hook["exec"]["command"], grace)
+        if pod.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pod.process.pid, signal.SIGTERM)
+        _wait_or_kill(pod, max(grace - (time.monotonic() - started), 1.0))
+        with self._lock:
+            self.pods.pop((pod.namespace, pod.name), None)
+        self.echo(f"[tanuki local] {pod.owner}: pod {pod.name} deleted")
+        self._wake.set()
 
     def terminate(self, namespace: str, name: str, evict: bool = False) -> None:
         """SIGTERM to the pod's processes; ``evict``: it ends as disrupted, not as failed."""
@@ -529,6 +724,18 @@ class Kubelet:
     def _pod_status(self, pod: dict[str, Any], status: dict[str, Any]) -> None:
         meta = pod["metadata"]
         self.store.patch_status("v1", "Pod", meta["namespace"], meta["name"], status, manager="kubelet")
+
+
+def _wait_or_kill(pod: LocalPod, timeout: float) -> None:
+    """Wait up to ``timeout`` s for the pod's process to end after SIGTERM, then SIGKILL its group."""
+    try:
+        pod.process.wait(timeout=max(timeout, 0.1))
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pod.process.pid, signal.SIGKILL)
+        pod.process.wait()
+    if pod.printer is not None:
+        pod.printer.join(timeout=5)
 
 
 def _stop_leftover(pid: int, directory: Path) -> None:

@@ -19,31 +19,10 @@ runner was stopped in runs anew, and the program resumes what it had finished.
 from __future__ import annotations
 
 import shlex
-from typing import Any, Protocol
+from typing import Any
 
-from tanuki_operator.embedded.store import ObjectStore
+from tanuki_operator.embedded.node import Node
 from tanuki_operator.units import cpu_cores, now
-
-
-class Node(Protocol):
-    """What the RayJob controller uses of the kubelet it runs on."""
-
-    store: ObjectStore
-    capacity: float
-
-    def pods_of(self, owner: dict[str, Any]) -> list[dict[str, Any]]: ...
-
-    def terminate(self, namespace: str, name: str, evict: bool = False) -> None: ...
-
-    def fits_cores(self, cpus: float) -> bool: ...
-
-    def counts_as_disruption(self, pod: dict[str, Any]) -> bool: ...
-
-    def exit_summary(self, pod: dict[str, Any]) -> str: ...
-
-    def start_pod(self, owner: dict[str, Any], template: dict[str, Any], hostname: str, cpus: float,
-                  hosts: set[str], ports: dict[str, str], *, labels: dict[str, str], annotations: dict[str, str],
-                  manager: str, command: list[str] | None = None, env: dict[str, str] | None = None) -> bool: ...
 
 API = ("ray.io/v1", "RayJob")
 DRIVER_LABEL = "local.tanuki.dev/ray-driver"
@@ -64,9 +43,10 @@ def requested_cores(rayjob: dict[str, Any]) -> float:
 
 
 def driver_template(rayjob: dict[str, Any]) -> dict[str, Any]:
-    """The pod the entrypoint runs in: the head's, where a Ray cluster runs a submitted job's driver."""
+    """The pod the entrypoint runs in: the head's, where a Ray cluster runs a submitted job's driver.
+    It runs once (a failed driver is submitted again by the RayJob's backoff, not restarted in place)."""
     template: dict[str, Any] = rayjob["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]
-    return template
+    return {**template, "spec": {**template["spec"], "restartPolicy": "Never"}}
 
 
 class RayJobController:

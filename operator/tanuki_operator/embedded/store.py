@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from tanuki_operator.embedded import ssa
-from tanuki_operator.k8s import FIELD_MANAGER, ApiError
+from tanuki_operator.k8s import FIELD_MANAGER, ApiError, cluster_service_url
 
 ObjectKey = tuple[str, str, str, str]
 """(apiVersion, kind, namespace, name)."""
@@ -83,6 +83,8 @@ class ObjectStore:
         """(namespace, pod) → what its container printed, or the file the kubelet writes it to."""
         self.pod_ports: dict[tuple[str, str, int], int] = {}
         """(namespace, pod, containerPort) → the port on 127.0.0.1 where the kubelet runs it."""
+        self.service_ports: dict[tuple[str, str, int], int] = {}
+        """(namespace, Service, port) → the port on 127.0.0.1 where the local kube-proxy serves it."""
         self._watchers: list[Watcher] = []
         self._lock = threading.RLock()
         self._versions = itertools.count(1)
@@ -194,6 +196,12 @@ class ObjectStore:
         except httpx.HTTPError:
             return None
         return response.text if response.is_success else None
+
+    def service_url(self, namespace: str, name: str, port: int) -> str:
+        """The Service's local address while the node's proxy serves it, else its cluster DNS name."""
+        with self._lock:
+            local = self.service_ports.get((namespace, name, port))
+        return cluster_service_url(namespace, name, port) if local is None else f"http://127.0.0.1:{local}"
 
     def create(self, manifest: dict[str, Any], manager: str = FIELD_MANAGER) -> dict[str, Any] | None:
         """Create; None when an object of that name exists (``generateName`` picks a free name)."""

@@ -94,6 +94,9 @@ class CachedKube:
     def pod_proxy_get(self, namespace: str, name: str, port: int, path: str) -> str | None:
         return self.kube.pod_proxy_get(namespace, name, port, path)
 
+    def service_url(self, namespace: str, name: str, port: int) -> str:
+        return self.kube.service_url(namespace, name, port)
+
     def create(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
         return self._remember(self.kube.create(manifest))
 

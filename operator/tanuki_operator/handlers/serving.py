@@ -22,6 +22,7 @@ from tanuki_operator.phases import Observed, poll_seconds
 from tanuki_operator.render.common import Owner, Settings
 from tanuki_operator.render.serving import (
     REVISION_LABEL,
+    SERVICE_PORT,
     current_revision,
     deployment,
     pod_template,
@@ -146,7 +147,8 @@ def reconcile_modelserver(kube: KubeApi, settings: Settings, owner: Owner, spec:
     state.readyReplicas = TrackReplicas(stable=ready_of.get(stable_rev, 0), canary=canary_ready)
     extra = {"rollout": state.model_dump(mode="json"), "selector": selector_string(owner)}
     served = spec.engine.served_model_name or owner.name
-    outputs = {"url": f"http://{owner.name}.{owner.namespace}.svc/v1", "model": served, "checkpoint": stable.model}
+    outputs = {"url": f"{kube.service_url(owner.namespace, owner.name, SERVICE_PORT)}/v1", "model": served,
+               "checkpoint": stable.model}
     check = next_check(state, spec.rollout, now)
     # while a canary is analysed its error counters are read again (they change without events);
     # after a step of the state machine, the next one is decided on a fresh look right away

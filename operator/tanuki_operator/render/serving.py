@@ -36,6 +36,8 @@ DRAIN_SECONDS = 15
 KEY_DIR = "/var/run/secrets/tanuki/api-key"
 """Where the API key Secret is mounted in vLLM pods (read by tanuki_serving.serve and the smoke probe)."""
 TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+SERVICE_PORT = 80
+"""The port of the ``<name>`` Service, the OpenAI endpoint clients use."""
 
 
 def server_selector(owner: Owner) -> dict[str, str]:
@@ -234,7 +236,7 @@ def service(owner: Owner, spec: ModelServerSpec) -> dict[str, Any]:
         "kind": "Service",
         "metadata": metadata(owner, owner.name, "router"),
         "spec": {"selector": labels(owner, "router"),
-                 "ports": [{"name": "http", "port": 80, "targetPort": "http"},
+                 "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http"},
                            {"name": "metrics", "port": spec.router.metricsPort, "targetPort": "metrics"}]},
     }
 

@@ -1,0 +1,110 @@
+"""The Deployment controller for one machine: each Deployment's pods run on the local kubelet.
+
+A Deployment owns its pods directly here (a cluster puts a ReplicaSet per template between them);
+the ``pod-template-hash`` label tells the pods of the current template from older ones. What it
+does is a cluster's RollingUpdate with ``maxUnavailable: 0``: pods of the current template are
+started up to ``spec.replicas`` (a surge), and a pod of an older template is deleted only while
+the current template's ready pods, with the old ones kept, still add up to ``spec.replicas``.
+Scaling down deletes not-ready pods first, then the newest. A pod that ended (the runner stopped,
+its node went away) is replaced. The status has ``replicas``, ``updatedReplicas``,
+``readyReplicas``, ``availableReplicas``, ``unavailableReplicas`` and ``observedGeneration``.
+Containers restart in their pod (``restartPolicy: Always``, the kubelet's back-off), so a crash
+loop shows on the pod, where the operator reads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from tanuki_operator.embedded.node import Node
+from tanuki_operator.units import cpu_cores
+
+API = ("apps/v1", "Deployment")
+HASH_LABEL = "pod-template-hash"
+
+
+def template_hash(template: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def ready(pod: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+def alive(pod: dict[str, Any]) -> bool:
+    return (pod.get("status") or {}).get("phase") in (None, "Pending", "Running")
+
+
+def _removal_order(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Which pods go first when some must: not ready before ready, newest before oldest."""
+    newest_first = sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""), reverse=True)
+    return sorted(newest_first, key=ready)  # a stable sort keeps newest first among equals
+
+
+class DeploymentController:
+    """One pass over the store's Deployments (``sync``), their pods started on ``kubelet``."""
+
+    def __init__(self, kubelet: Node) -> None:
+        self.kubelet = kubelet
+        self.store = kubelet.store
+
+    def deployments(self) -> list[dict[str, Any]]:
+        return [obj for obj in self.store.all() if (obj["apiVersion"], obj["kind"]) == API]
+
+    def sync(self) -> None:
+        for deployment in self.deployments():
+            self.sync_one(deployment)
+
+    @staticmethod
+    def _cpus(deployment: dict[str, Any]) -> float:
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        return cpu_cores(((container.get("resources") or {}).get("requests") or {}).get("cpu"))
+
+    def sync_one(self, deployment: dict[str, Any]) -> None:
+        meta, spec = deployment["metadata"], deployment["spec"]
+        replicas = int(spec.get("replicas", 1))
+        current_hash = template_hash(spec["template"])
+        pods = self.kubelet.pods_of(deployment)
+        for pod in pods:
+            if not alive(pod):  # ended (disrupted, or it could not run): a new one takes its place
+                self.store.delete("v1", "Pod", meta["namespace"], pod["metadata"]["name"])
+        live = [pod for pod in pods if alive(pod)]
+        current = [pod for pod in live if (pod["metadata"].get("labels") or {}).get(HASH_LABEL) == current_hash]
+        older = [pod for pod in live if pod not in current]
+        for _ in range(replicas - len(current)):
+            if not self._start(deployment, current_hash):
+                break
+        for pod in _removal_order(current)[:max(len(current) - replicas, 0)]:
+            self.store.delete("v1", "Pod", meta["namespace"], pod["metadata"]["name"])
+        keep_older = max(replicas - sum(1 for pod in current if ready(pod)), 0)
+        for pod in _removal_order(older)[:max(len(older) - keep_older, 0)]:
+            self.store.delete("v1", "Pod", meta["namespace"], pod["metadata"]["name"])
+        self._status(deployment)
+
+    def _start(self, deployment: dict[str, Any], current_hash: str) -> bool:
+        cpus = self._cpus(deployment)
+        if not self.kubelet.fits_cores(cpus):
+            return False
+        template = deployment["spec"]["template"]
+        template = {**template, "spec": {**template["spec"], "restartPolicy": "Always"}}
+        return self.kubelet.start_pod(deployment, template, f"{deployment['metadata']['name']}-{current_hash}", cpus,
+                                      set(), {}, labels={HASH_LABEL: current_hash}, annotations={},
+                                      manager="deployment-controller")
+
+    def _status(self, deployment: dict[str, Any]) -> None:
+        meta = deployment["metadata"]
+        current_hash = template_hash(deployment["spec"]["template"])
+        live = [pod for pod in self.kubelet.pods_of(deployment) if alive(pod)]
+        ready_count = sum(1 for pod in live if ready(pod))
+        wanted = int(deployment["spec"].get("replicas", 1))
+        status = {"observedGeneration": meta.get("generation"), "replicas": len(live),
+                  "updatedReplicas": sum(1 for pod in live
+                                         if (pod["metadata"].get("labels") or {}).get(HASH_LABEL) == current_hash),
+                  "readyReplicas": ready_count, "availableReplicas": ready_count,
+                  "unavailableReplicas": max(wanted - ready_count, 0)}
+        known = deployment.get("status") or {}
+        if any(known.get(key) != value for key, value in status.items()):
+            self.store.patch_status(*API, meta["namespace"], meta["name"], status, manager="deployment-controller")
