@@ -8,12 +8,11 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 from tanuki_common.cpu_vllm import set_cpu_vllm_defaults
-from tanuki_serving.fleet import free_port
+from tanuki_serving.net import free_port, http_get
 
 STARTUP_SECONDS = 300
 
@@ -42,12 +41,8 @@ def vllm_server(model_dir: Path, name: str = "model", max_model_len: int = 256, 
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"vLLM exited with {process.returncode} (log: {log})")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
+            if http_get(f"http://127.0.0.1:{port}/health", timeout=2)[0] == 200:
+                break
             if time.monotonic() > deadline:
                 raise TimeoutError(f"vLLM did not become healthy in {STARTUP_SECONDS} s (log: {log})")
             time.sleep(1)
@@ -62,3 +57,31 @@ def vllm_server(model_dir: Path, name: str = "model", max_model_len: int = 256, 
             process.wait()
         if log:
             output.close()
+
+
+@contextlib.contextmanager
+def vllm_router(worker_urls: list[str], log: Path, policy: str = "round_robin") -> Iterator[str]:
+    """Yield the base URL (``http://127.0.0.1:PORT``) of a vllm-router over a static list of workers,
+    once /health answers; its admin API (``/list_workers``, ``/add_worker``) is at the same address."""
+    import shutil
+
+    from tanuki_serving.config import RouterConfig
+    from tanuki_serving.launch import router_command
+
+    binary = shutil.which("vllm-router") or str(Path(sys.executable).with_name("vllm-router"))
+    config = RouterConfig(port=free_port(), metricsPort=free_port(), policy=policy)
+    command = router_command(config, host="127.0.0.1", worker_urls=worker_urls, binary=binary)
+    with open(log, "ab") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{config.port}"
+    try:
+        deadline = time.monotonic() + 60
+        while http_get(f"{url}/health", timeout=1)[0] != 200:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"vllm-router did not start (log: {log})")
+            time.sleep(0.2)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)

@@ -49,7 +49,7 @@ def main(args: argparse.Namespace) -> int:
     workdir = Path(args.output_dir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     shipped = Path(args.chain) if args.chain else examples_dir() / "debug-chain.yaml"
-    chain = _with_free_router_ports(shipped, workdir)
+    chain = shipped  # a router port that is taken: its Service listens elsewhere, the status says where
     corpus = workdir / "tanuki-data" / "corpus"  # the chain's PVC `tanuki-data`, as a directory
     cli = [sys.executable, "-m", "tanuki_pipelines.cli"]
     subprocess.run([*cli, "corpus", "--out", str(corpus)], check=True, stdout=subprocess.DEVNULL)
@@ -227,31 +227,6 @@ def _api_key(workdir: Path) -> str:
         key_file.parent.mkdir(parents=True, exist_ok=True)
         key_file.write_text(secrets.token_urlsafe(24))
     return key_file.read_text().strip()
-
-
-def _with_free_router_ports(path: Path, workdir: Path) -> Path:
-    """The chain file, or a copy in the workdir with free ports for the routers whose port is taken."""
-    import yaml
-
-    from tanuki_serving.config import RouterConfig
-    from tanuki_serving.fleet import free_port, port_in_use
-
-    documents = [document for document in yaml.safe_load_all(path.read_text()) if document]
-    moved = []
-    for document in documents:
-        if document.get("kind") != "ModelServer":
-            continue
-        router = document["spec"].setdefault("router", {})
-        port = router.get("port", RouterConfig().port)
-        if port_in_use(port):  # as the router binds it: connections in TIME_WAIT do not count
-            router["port"] = free_port()
-            moved.append(f"{document['metadata']['name']} {port} → {router['port']}")
-    if not moved:
-        return path
-    copy = workdir / path.name
-    copy.write_text(yaml.safe_dump_all(documents, sort_keys=False, allow_unicode=True))
-    print(f"[tanuki demo] ports taken, serving elsewhere: {', '.join(moved)} ({copy})", flush=True)
-    return copy
 
 
 def _chat(url: str, model: str, api_key: str, question: str) -> str:

@@ -22,6 +22,8 @@ class ApiError(Exception):
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(f"{status} {reason}")
         self.status = status
+        self.reason = reason
+        """What the API server (or the local kubelet) said, without the status code."""
 
     @property
     def transient(self) -> bool:

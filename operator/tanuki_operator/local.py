@@ -8,11 +8,13 @@ they render as processes within ``--cpus``: each PVC (``spec.storage.claimName``
 under ``--workdir``, Secrets are files ``WORKDIR/secrets/<name>/<key>``. A later apply, ``tanuki
 local get`` and the report read the same store.
 
-ModelServers are served from the start (vLLM processes behind ``vllm-router``, see
-``local_serving``), each as soon as its upstream succeeded, so a batch stage of the same file can
-use one (a DPOJob's judge, an EvalJob's targets): it waits until the server is Running. The
-command then keeps serving, and watching the file for changes, until interrupted or
-``--serve-for`` seconds have passed.
+ModelServers run the same way: the operator renders their Deployments, router and Services, the
+local kubelet runs the vLLM and vllm-router pods (probes, restarts, rolling updates, the router's
+service discovery) and serves each Service on a local port, so the status URL is where the
+OpenAI API answers. A batch stage of the same file can use a server (a DPOJob's judge, an
+EvalJob's targets): it waits until the server is Running. Once every batch stage settled, the
+command keeps serving, and applies the file again whenever it changes (a new model or engine
+setting rolls out as a canary), until interrupted or ``--serve-for`` seconds have passed.
 
 Applying a file again behaves as ``kubectl apply`` does: a stage that succeeded with the same
 spec is not run again, a changed spec of a stage that already ran is refused naming the fields
@@ -27,9 +29,8 @@ import argparse
 import json
 import os
 import signal
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,6 @@ from tanuki_operator.api.common import JobSpec, Phase, Status
 from tanuki_operator.api.modelserver import ModelServerSpec
 from tanuki_operator.embedded.store import ObjectStore
 from tanuki_operator.lineage import referenced, settling
-from tanuki_operator.local_serving import NAMESPACE, TICK_SECONDS, LocalModelServer
 from tanuki_operator.render.common import Owner, output_dir
 from tanuki_operator.stages import STAGES
 from tanuki_operator.validation import validate_spec
@@ -78,6 +78,9 @@ def _age(seconds: float) -> str:
     return f"{seconds // 3600}h"
 
 
+NAMESPACE = "local"
+"""The namespace of everything ``tanuki local`` applies."""
+TICK_SECONDS = 0.5
 OUTPUT_KEYS = ("url", "checkpoint", "dataset", "tokens", "report", "tokenizer")
 """What ``-o wide`` shows of a status's outputs: the first of these it has."""
 
@@ -96,11 +99,11 @@ def wall_seconds(status: dict[str, Any], now: float) -> float | None:
 
 def summary(status: dict[str, Any]) -> dict[str, Any]:
     """Phase, reason and message of a status as ``kubectl get`` would show them: a refused edit
-    (Valid=False) first, else the Ready condition's reason (the local servers' ``reason`` otherwise)."""
+    (Valid=False) first, else the Ready condition's reason."""
     conditions = {c.get("type"): c for c in status.get("conditions") or []}
     valid, ready = conditions.get("Valid") or {}, conditions.get("Ready") or {}
     chosen = valid if valid.get("status") == "False" else ready
-    return {"phase": status.get("phase", ""), "reason": chosen.get("reason") or status.get("reason", ""),
+    return {"phase": status.get("phase", ""), "reason": chosen.get("reason") or "",
             "message": chosen.get("message") if chosen.get("status") == "False" and chosen is valid
             else status.get("message", "")}
 
@@ -188,12 +191,15 @@ class LocalCluster:
     running the pods it renders: a cluster's control plane and one node, in this process."""
 
     def __init__(self, workdir: Path, cpus: float | None, kinds: set[str]) -> None:
+        from tanuki_common.cpu_vllm import set_cpu_vllm_defaults
         from tanuki_operator.embedded.kubelet import Kubelet
         from tanuki_operator.handlers.controller import Controller
         from tanuki_operator.render.common import Settings
 
         self.store = store_of(workdir)
-        self.kubelet = Kubelet(self.store, workdir, cpus)
+        environ = dict(os.environ)
+        set_cpu_vllm_defaults(environ)  # what the serving image sets for vLLM on CPU
+        self.kubelet = Kubelet(self.store, workdir, cpus, environ=environ)
         self.controller = Controller(self.store, Settings.from_env(), workers=2, emit=self._event, kinds=kinds)
         self._progress: dict[str, float] = {}
         """Resource → when its progress was last printed."""
@@ -268,16 +274,22 @@ def apply_resources(store: ObjectStore, resources: list[dict[str, Any]], workdir
             print(f"[tanuki local] {kind}/{name}: unchanged, already succeeded", flush=True)
 
 
-def run_chain(cluster: LocalCluster, keys: list[tuple[str, str]], servers: Sequence[LocalModelServer] = (),
-              ready_timeout: float = 900) -> None:
+def server_starting(status: dict[str, Any]) -> bool:
+    """The ModelServer may still come to serve what its spec asks without anything from outside: it is
+    starting replicas or rolling out. Not when a replica keeps failing, an upstream failed or is
+    missing, or its spec is invalid."""
+    phase = Phase.of(status.get("phase"))
+    if phase is Phase.RUNNING:
+        return settling("ModelServer", status) is not None
+    return phase in (None, Phase.PENDING) and summary(status)["reason"] != "ReplicaFailing"
+
+
+def run_chain(cluster: LocalCluster, keys: list[tuple[str, str]], servers: list[str], ready_timeout: float = 900) -> None:
     """Until the batch resources ``keys`` settle: each runs once its upstreams succeeded, a stage
-    reading a ModelServer among ``servers`` waits (up to ``ready_timeout`` seconds) until it serves."""
-    live = {server.name: server for server in servers}
+    reading one of the ModelServers ``servers`` waits (up to ``ready_timeout`` seconds) until it serves."""
 
     def starting(kind: str, name: str) -> bool:
-        server = live.get(name) if kind == "ModelServer" else None
-        return server is not None and not server.blocked and server.status.get("phase") != Phase.FAILED \
-            and (server.status.get("phase") != Phase.RUNNING or settling("ModelServer", server.status) is not None)
+        return kind == "ModelServer" and name in servers and server_starting(stored_status(cluster.store, name))
 
     deadline = time.monotonic() + ready_timeout
     quiet = 0.0
@@ -293,34 +305,53 @@ def run_chain(cluster: LocalCluster, keys: list[tuple[str, str]], servers: Seque
         time.sleep(TICK_SECONDS)
 
 
+def stored_status(store: ObjectStore, name: str) -> dict[str, Any]:
+    found = store.get(API_VERSION, "ModelServer", NAMESPACE, name)
+    return (found or {}).get("status") or {}
+
+
 def _interrupt(*_: Any) -> None:
     raise KeyboardInterrupt  # SIGTERM: stop like Ctrl-C (a running stage is killed, its servers stopped)
 
 
-def start_servers(path: Path, resources: list[dict[str, Any]], workdir: Path,
-                  store: ObjectStore) -> list[LocalModelServer]:
-    servers = [LocalModelServer(path, resource["metadata"]["name"], workdir, store, localised)
-               for resource in resources if resource["kind"] == "ModelServer"]
-    for server in servers:
-        server.start()
-    return servers
-
-
-def wait_until_serving(servers: list[LocalModelServer], timeout: float) -> None:
-    """Until each server is Running what its spec asks for, no rollout in flight (or Failed / out of
-    time); prints each endpoint."""
+def wait_until_serving(store: ObjectStore, servers: list[str], timeout: float) -> set[str]:
+    """Until each server serves what its spec asks, no rollout in flight, or cannot (or time is out);
+    prints each one's state and endpoint. Returns the servers that serve."""
     deadline = time.monotonic() + timeout
-    for server in servers:
-        while (server.status.get("phase") not in (Phase.RUNNING, Phase.FAILED)
-               or (server.status.get("phase") == Phase.RUNNING and settling("ModelServer", server.status))) \
-                and not server.blocked and time.monotonic() < deadline:
-            time.sleep(0.5)
-        status = server.status
-        print(f"[tanuki local] ModelServer/{server.name}: {status.get('phase')}: {status.get('message', '')}", flush=True)
+    while any(server_starting(stored_status(store, name)) for name in servers) and time.monotonic() < deadline:
+        time.sleep(TICK_SECONDS)
+    serving = set()
+    for name in servers:
+        status = stored_status(store, name)
+        print(f"[tanuki local] ModelServer/{name}: {status.get('phase')}: {status.get('message', '')}", flush=True)
         if status.get("phase") == Phase.RUNNING:
+            serving.add(name)
             outputs = status["outputs"]
-            print(f"[tanuki local] ModelServer/{server.name}: OpenAI API at {outputs['url']} (model {outputs['model']!r})",
+            print(f"[tanuki local] ModelServer/{name}: OpenAI API at {outputs['url']} (model {outputs['model']!r})",
                   flush=True)
+    return serving
+
+
+def serve(path: Path, cluster: LocalCluster, workdir: Path, seconds: float | None) -> None:
+    """Keep serving for ``seconds`` (None: until interrupted), applying the file again each time it
+    changes, as ``kubectl apply`` after an edit."""
+    from tanuki_common.errors import BadInputError
+
+    deadline = None if seconds is None else time.monotonic() + seconds
+    seen = path.stat().st_mtime_ns
+    while deadline is None or time.monotonic() < deadline:
+        time.sleep(TICK_SECONDS)
+        try:
+            changed = path.stat().st_mtime_ns
+            if changed == seen:
+                continue
+            seen = changed
+            resources = [r for r in load_resources(path) if unknown(r) is None]
+        except (OSError, yaml.YAMLError, BadInputError) as exc:  # keep serving what was applied last
+            print(f"[tanuki local] {path}: not applied: {exc}", flush=True)
+            continue
+        print(f"[tanuki local] {path} changed: applying it again", flush=True)
+        apply_resources(cluster.store, resources, workdir)
 
 
 def delete(resources: list[dict[str, Any]], workdir: Path) -> list[str]:
@@ -341,11 +372,11 @@ def delete(resources: list[dict[str, Any]], workdir: Path) -> list[str]:
     return forgotten
 
 
-def incomplete(found: dict[str, dict[str, Any]]) -> list[str]:
-    """Batch stages that did not succeed (failed, refused, waiting) and servers that failed."""
+def incomplete(found: dict[str, dict[str, Any]], unserved: set[str]) -> list[str]:
+    """Batch stages that did not succeed (failed, refused, waiting) and servers that did not serve."""
     return [key for key, status in found.items()
             if Phase(status["phase"] or Phase.PENDING).broken or status.get("reason") == "ImmutableFieldChanged"
-            or (not key.startswith("ModelServer/") and status["phase"] != Phase.SUCCEEDED)]
+            or key in unserved or (not key.startswith("ModelServer/") and status["phase"] != Phase.SUCCEEDED)]
 
 
 def main(args: argparse.Namespace) -> int:
@@ -367,27 +398,24 @@ def main(args: argparse.Namespace) -> int:
         print(f"[tanuki local] {key}: {why}", flush=True)
     resources = [r for r in resources if unknown(r) is None]
     batch = [(r["kind"], r["metadata"]["name"]) for r in resources if r["kind"] != "ModelServer"]
-    cluster = LocalCluster(args.workdir, args.cpus, kinds={kind for kind in STAGES if kind != "ModelServer"})
+    servers = [r["metadata"]["name"] for r in resources if r["kind"] == "ModelServer"]
+    cluster = LocalCluster(args.workdir, args.cpus, kinds=set(STAGES))
     apply_resources(cluster.store, resources, args.workdir)
-    servers: list[LocalModelServer] = []
+    serving: set[str] = set()
     interrupted = False
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         cluster.start()
-        servers = start_servers(args.filename, resources, args.workdir, cluster.store)
         run_chain(cluster, batch, servers, args.ready_timeout)
         if servers:
-            time.sleep(2 * TICK_SECONDS)  # one reconcile each before judging them
-            wait_until_serving(servers, args.ready_timeout)
-            if args.serve_for != 0 and any(server.status.get("phase") == Phase.RUNNING for server in servers):
+            serving = wait_until_serving(cluster.store, servers, args.ready_timeout)
+            if args.serve_for != 0 and serving:
                 print("[tanuki local] serving; edit the file to roll out a new revision; Ctrl-C stops", flush=True)
-                threading.Event().wait(args.serve_for)
+                serve(args.filename, cluster, args.workdir, args.serve_for)
     except KeyboardInterrupt:
-        interrupted = not servers or any(server.status.get("phase") != Phase.RUNNING for server in servers)
+        interrupted = not servers or serving != set(servers)
     finally:
-        for server in servers:  # no vLLM process outlives the runner
-            server.stop()
-        cluster.stop()
+        cluster.stop()  # no vLLM process outlives the runner
         signal.signal(signal.SIGTERM, previous)
     applied = {f"{r['kind']}/{r['metadata']['name']}" for r in resources}
     found = {key: summary(status) for key, status in statuses(cluster.store).items() if key in applied}
@@ -397,4 +425,5 @@ def main(args: argparse.Namespace) -> int:
     if interrupted:
         print("[tanuki local] interrupted; apply again to resume", flush=True)
         return 130
-    return 1 if incomplete(found) else 0
+    unserved = {f"ModelServer/{name}" for name in servers if name not in serving}
+    return 1 if incomplete(found, unserved) else 0

@@ -32,7 +32,8 @@ def ray_session(address: str | None) -> Iterator[Any]:
     else:  # Ray's socket paths (~70 characters below its temp dir) must fit AF_UNIX's 107 bytes
         base = tempfile.gettempdir()
         temp_dir = tempfile.mkdtemp(prefix="tanuki-ray-", dir=base if len(base) <= 30 else "/tmp")
-        ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False,
+        # the cores this process may run on: a pod's own under the local kubelet, else the machine's
+        ray.init(address="local", num_cpus=len(os.sched_getaffinity(0)), include_dashboard=False,
                  object_store_memory=512 * 2**20, _temp_dir=temp_dir)
     try:
         yield ray

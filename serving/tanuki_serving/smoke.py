@@ -1,9 +1,9 @@
 """Smoke prompts against one vLLM replica: each must answer 200 with a non-empty message.
 
-The local fleet calls ``check`` before a new replica joins the router. In a cluster the same
-check is the vLLM container's startup probe (``python3 -m tanuki_serving.smoke``), run inside
-the pod with the pod's own API key (its mounted Secret file), so a replica that loads but cannot answer never becomes
-ready: the canary crash-loops and is rolled back.
+The check is the vLLM container's startup probe (``python3 -m tanuki_serving.smoke``), run inside
+the pod with the pod's own API key (its mounted Secret file), on a cluster and on the local
+kubelet alike, so a replica that loads but cannot answer never becomes ready: the canary
+crash-loops and is rolled back.
 """
 
 from __future__ import annotations

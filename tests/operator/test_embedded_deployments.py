@@ -174,7 +174,7 @@ def router(name: str, backends: str, port: int) -> list[dict[str, Any]]:
 
 
 def test_a_service_reaches_the_router_which_discovers_the_ready_pods_of_its_selector(node) -> None:
-    from tanuki_serving.fleet import free_port
+    from tanuki_serving.net import free_port
 
     store, kubelet = node
     port = free_port()
@@ -200,3 +200,24 @@ def test_a_service_reaches_the_router_which_discovers_the_ready_pods_of_its_sele
 
     store.patch("apps/v1", "Deployment", "ml", "web", {"spec": {"replicas": 1}})  # one leaves the router too
     run_until(kubelet, lambda: len(workers()) == 1, timeout=30)
+
+
+def test_a_service_whose_port_is_taken_listens_elsewhere_and_says_where(node) -> None:
+    import socket
+
+    store, kubelet = node
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        store.apply(deployment("web", replicas=1))
+        store.apply({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "ml"},
+                     "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": taken}]}})
+        store.patch("apps/v1", "Deployment", "ml", "web", {"spec": {"template": {"spec": {"containers": [
+            {**deployment("web")["spec"]["template"]["spec"]["containers"][0],
+             "command": ["python3", "-c", SERVER, str(taken)], "ports": [{"name": "http", "containerPort": taken}]}]}}}})
+        run_until(kubelet, lambda: "127.0.0.1" in store.service_url("ml", "web", 80)
+                  and any(ready(pod) for pod in pods(store, "web")), timeout=60)
+        url = store.service_url("ml", "web", 80)
+        assert url != f"http://127.0.0.1:{taken}"
+        assert httpx.get(url, timeout=5).text == "1"

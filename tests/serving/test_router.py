@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import signal
 import subprocess
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
 
 from serving_fixtures import API_KEY, SERVED_NAME
-from tanuki_serving.config import RouterConfig
-from tanuki_serving.fleet import Router, free_port, http_get
 from tanuki_serving.loadgen import LoadConfig, run_load
 from tanuki_serving.metrics import parse_vllm_metrics
-from vllm_server import vllm_server
+from tanuki_serving.net import http_get, http_post
+from vllm_server import vllm_router, vllm_server
 
 pytestmark = pytest.mark.slow
 
@@ -34,13 +35,13 @@ def test_router_spreads_load_and_retries_around_a_killed_replica(vllm_url: str, 
     processes: list[subprocess.Popen] = []
     with vllm_server(checkpoints["a"], name=SERVED_NAME, api_key=API_KEY, log=tmp_path / "second.log",
                      started=processes) as second_url:
-        router = Router(RouterConfig(port=free_port(), policy="round_robin"), "127.0.0.1", tmp_path / "router.log")
-        router.start(vllm_url.removesuffix("/v1"))
-        try:
-            router.add(second_url.removesuffix("/v1"))
-            assert sorted(router.workers()) == sorted(u.removesuffix("/v1") for u in (vllm_url, second_url))
+        with vllm_router([vllm_url.removesuffix("/v1")], tmp_path / "router.log") as router:
+            second = second_url.removesuffix("/v1")
+            assert http_post(f"{router}/add_worker?url={urllib.parse.quote(second, safe='')}")[0] == 200
+            workers = json.loads(http_get(f"{router}/list_workers")[1])["urls"]
+            assert sorted(workers) == sorted(u.removesuffix("/v1") for u in (vllm_url, second_url))
             before = {url: served_requests(url) for url in (vllm_url, second_url)}
-            config = LoadConfig(base_url=f"{router.url}/v1", model=SERVED_NAME, api_key=API_KEY, concurrency=2,
+            config = LoadConfig(base_url=f"{router}/v1", model=SERVED_NAME, api_key=API_KEY, concurrency=2,
                                 rate=6, max_tokens=8, stream=False)
             warmup = asyncio.run(run_load(dataclasses.replace(config, requests=12)))
             assert warmup.failed == 0, warmup.errors
@@ -59,6 +60,4 @@ def test_router_spreads_load_and_retries_around_a_killed_replica(vllm_url: str, 
             report = reports[0]
             assert report.requests >= 30
             assert report.failed == 0, report.errors
-        finally:
-            router.stop()
 

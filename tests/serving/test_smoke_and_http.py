@@ -1,4 +1,4 @@
-"""The fleet's HTTP helpers and the smoke check (a replica's startup probe) against a local HTTP server."""
+"""The HTTP helpers and the smoke check (a replica's startup probe) against a local HTTP server."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from tanuki_serving.fleet import free_port, http_get, http_post
+from tanuki_serving.net import free_port, http_get, http_post
 from tanuki_serving.smoke import check
 
 

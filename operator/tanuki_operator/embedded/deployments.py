@@ -19,10 +19,14 @@ import json
 from typing import Any
 
 from tanuki_operator.embedded.node import Node
-from tanuki_operator.units import cpu_cores
 
 API = ("apps/v1", "Deployment")
 HASH_LABEL = "pod-template-hash"
+SERVER_CORES = 0.0
+"""What a Deployment's pod takes of the node's cores: none. Its pods are servers that run until
+they are stopped, and a batch stage may wait for one (a DPOJob for its judge): were they fitted
+into ``--cpus`` like a stage's pods, a server could wait for cores held by the stage waiting for
+it. They share the machine's cores, as pods without CPU requests do."""
 
 
 def template_hash(template: dict[str, Any]) -> str:
@@ -52,16 +56,11 @@ class DeploymentController:
         self.store = kubelet.store
 
     def deployments(self) -> list[dict[str, Any]]:
-        return [obj for obj in self.store.all() if (obj["apiVersion"], obj["kind"]) == API]
+        return self.store.of_kind(*API)
 
     def sync(self) -> None:
         for deployment in self.deployments():
             self.sync_one(deployment)
-
-    @staticmethod
-    def _cpus(deployment: dict[str, Any]) -> float:
-        container = deployment["spec"]["template"]["spec"]["containers"][0]
-        return cpu_cores(((container.get("resources") or {}).get("requests") or {}).get("cpu"))
 
     def sync_one(self, deployment: dict[str, Any]) -> None:
         meta, spec = deployment["metadata"], deployment["spec"]
@@ -82,19 +81,17 @@ class DeploymentController:
         keep_older = max(replicas - sum(1 for pod in current if ready(pod)), 0)
         for pod in _removal_order(older)[:max(len(older) - keep_older, 0)]:
             self.store.delete("v1", "Pod", meta["namespace"], pod["metadata"]["name"])
-        self._status(deployment)
+        self.report(deployment)
 
     def _start(self, deployment: dict[str, Any], current_hash: str) -> bool:
-        cpus = self._cpus(deployment)
-        if not self.kubelet.fits_cores(cpus):
-            return False
         template = deployment["spec"]["template"]
         template = {**template, "spec": {**template["spec"], "restartPolicy": "Always"}}
-        return self.kubelet.start_pod(deployment, template, f"{deployment['metadata']['name']}-{current_hash}", cpus,
-                                      set(), {}, labels={HASH_LABEL: current_hash}, annotations={},
+        return self.kubelet.start_pod(deployment, template, f"{deployment['metadata']['name']}-{current_hash}",
+                                      SERVER_CORES, set(), {}, labels={HASH_LABEL: current_hash}, annotations={},
                                       manager="deployment-controller")
 
-    def _status(self, deployment: dict[str, Any]) -> None:
+    def report(self, deployment: dict[str, Any]) -> None:
+        """Write the Deployment's status from its pods as they are now."""
         meta = deployment["metadata"]
         current_hash = template_hash(deployment["spec"]["template"])
         live = [pod for pod in self.kubelet.pods_of(deployment) if alive(pod)]

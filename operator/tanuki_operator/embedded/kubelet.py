@@ -1,5 +1,6 @@
 """A kubelet (and the Job controller) for one machine: the Jobs in an ``ObjectStore`` run as processes
-(RayJobs too, see ``embedded.rayjobs``).
+(RayJobs too, see ``embedded.rayjobs``; Deployments, see ``embedded.deployments``; Services, see
+``embedded.services``).
 
 What the operator rendered is what runs: each pod's container command, its ``$(VAR)`` references
 and env (``value``, ``fieldRef``), its volumes and its termination message, within ``cpus`` cores
@@ -11,14 +12,21 @@ it). Without containers or network namespaces, the kubelet maps what a container
   own; ``terminationMessagePath`` is a file there too. Arguments and env values under a mount
   path are rewritten to the local directory.
 - network: the DNS names of the Job's pods (``<job>-<index>.<subdomain>``) are 127.0.0.1, and each
-  declared ``containerPort`` moves to a free local port, the same for all pods of a Job (arguments
-  and env naming it follow).
+  declared ``containerPort`` moves to a free local port, the same for all pods of a Job, one's own
+  for each pod of a Deployment (arguments and env naming it follow); ``0.0.0.0`` (all of a pod's
+  interfaces) is the loopback. ``ObjectStore.pod_ports`` says where each pod's port went.
 - cores: a pod asking for a whole number of cores fewer than the machine has gets that many to
   itself (CPU affinity, and ``OMP_NUM_THREADS`` unless its env sets it), as the static CPU manager
   policy gives a Guaranteed pod exclusive cores.
 - the image: the command's program is looked up beside this Python first (the virtualenv's
   ``tanuki``, ``torchrun``), then on ``PATH``; what an image ships prebuilt (DeepSpeed's JIT ops,
   compiled kernels) comes from this machine's caches (``BUILD_CACHES``), not the pod's emptyDir.
+
+Containers: probes (``embedded.probes``) decide a pod's ``Ready`` condition and restart a container
+that fails them; with ``restartPolicy: Always`` an ended container starts again in its pod after a
+back-off (``CrashLoopBackOff``); a pod deleted from the store is stopped after its preStop hook,
+SIGKILLed when its grace period ends. A vllm-router's service discovery is done for it
+(``embedded.discovery``).
 
 The Job controller's part: Indexed and NonIndexed completions (all pods at once: parallelism =
 completions, as the operator renders; a Job's pods start together or wait together, as a gang
@@ -55,7 +63,7 @@ from tanuki_operator.embedded.services import ServiceProxy
 from tanuki_operator.embedded.store import ObjectStore
 from tanuki_operator.k8s import ApiError
 from tanuki_operator.units import cpu_cores, now, seconds_since
-from tanuki_serving.fleet import free_port
+from tanuki_serving.net import free_port
 
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 BUILD_CACHES = ("XDG_CACHE_HOME", "TORCH_EXTENSIONS_DIR", "TRITON_CACHE_DIR")
@@ -221,6 +229,8 @@ class Kubelet:
             self._mark_disrupted(pod.namespace, pod.name, "the local runner stopped")
         with self._lock:
             self.pods.clear()
+        for deployment in self.deployments.deployments():  # their pods ended with the node: none is ready
+            self.deployments.report(deployment)
         self.proxy.close()
 
     def busy(self) -> bool:
@@ -244,12 +254,13 @@ class Kubelet:
         self._discover()
 
     def _jobs(self) -> list[dict[str, Any]]:
-        return [obj for obj in self.store.all() if (obj["apiVersion"], obj["kind"]) == ("batch/v1", "Job")]
+        return self.store.of_kind("batch/v1", "Job")
 
-    def pods_of(self, job: dict[str, Any]) -> list[dict[str, Any]]:
-        uid = job["metadata"]["uid"]
-        return [obj for obj in self.store.all() if (obj["apiVersion"], obj["kind"]) == ("v1", "Pod")
-                and any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or [])]
+    def pods_of(self, owner: dict[str, Any]) -> list[dict[str, Any]]:
+        """The pods ``owner`` (a Job, RayJob or Deployment) owns: read from its namespace's pods only."""
+        meta = owner["metadata"]
+        return [pod for pod in self.store.list("v1", "Pod", meta["namespace"], {})
+                if any(ref.get("uid") == meta["uid"] for ref in pod["metadata"].get("ownerReferences") or [])]
 
     def _wanted(self, job: dict[str, Any]) -> list[int]:
         """Completion indexes that need a pod now (none for a finished or suspended Job)."""
@@ -396,10 +407,11 @@ class Kubelet:
         try:
             local = self._run(created, container, cpus, hosts, ports, meta["name"], command, env)
         except (OSError, ApiError) as exc:  # the container cannot be created: it waits, as it would in a cluster
+            why = exc.reason if isinstance(exc, ApiError) else str(exc)
             self._pod_status(created, {"phase": "Pending", "containerStatuses": [{
                 "name": container["name"], "ready": False, "restartCount": 0,
-                "state": {"waiting": {"reason": "CreateContainerConfigError", "message": str(exc)}}}]})
-            self.echo(f"[tanuki local] Pod/{name}: cannot start: {exc}")
+                "state": {"waiting": {"reason": "CreateContainerConfigError", "message": why}}}]})
+            self.echo(f"[tanuki local] Pod/{name}: cannot start: {why}")
             return False
         with self._lock:
             self.pods[meta["namespace"], name] = local
@@ -500,6 +512,8 @@ class Kubelet:
                 self.store.pod_ports[namespace, name, int(port["containerPort"])] = int(ports[str(port["containerPort"])])
 
         def local(value: str) -> str:
+            if value == "0.0.0.0":  # noqa: S104 - all of a pod's own interfaces: locally, this machine's loopback
+                return "127.0.0.1"
             if value in hosts or any(value.startswith(host + ".") for host in hosts):
                 return "127.0.0.1"
             if value in ports:
@@ -581,8 +595,8 @@ class Kubelet:
             for line in pod.process.stdout:
                 sink.write(line)
                 sink.flush()
-                if not line.startswith(PROGRESS_PREFIX):
-                    self.echo(f"{prefix} | {line.rstrip()}")
+                if not line.startswith(PROGRESS_PREFIX) and pod.restart_policy != "Always":
+                    self.echo(f"{prefix} | {line.rstrip()}")  # a server's output stays in its log file
         self._wake.set()
 
     def _reap(self) -> None:
@@ -711,9 +725,9 @@ class Kubelet:
         outlived it (the runner was killed outright) is stopped first, so two never write one output."""
         with self._lock:
             mine = set(self.pods)
-        for obj in self.store.all():
+        for obj in self.store.of_kind("v1", "Pod"):
             meta = obj["metadata"]
-            if (obj["apiVersion"], obj["kind"]) != ("v1", "Pod") or (meta["namespace"], meta["name"]) in mine \
+            if (meta["namespace"], meta["name"]) in mine \
                     or (obj.get("status") or {}).get("phase") not in (None, "Pending", "Running"):
                 continue
             pid = (meta.get("annotations") or {}).get(PID_ANNOTATION)

@@ -57,7 +57,7 @@ class RayJobController:
         self.store = kubelet.store
 
     def rayjobs(self) -> list[dict[str, Any]]:
-        return [obj for obj in self.store.all() if (obj["apiVersion"], obj["kind"]) == API]
+        return self.store.of_kind(*API)
 
     def drivers(self, rayjob: dict[str, Any]) -> list[dict[str, Any]]:
         return [pod for pod in self.kubelet.pods_of(rayjob) if DRIVER_LABEL in (pod["metadata"].get("labels") or {})]

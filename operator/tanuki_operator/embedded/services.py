@@ -128,9 +128,7 @@ class ServiceProxy:
 
     def sync(self) -> None:
         seen = set()
-        for service in self.store.all():
-            if (service["apiVersion"], service["kind"]) != ("v1", "Service"):
-                continue
+        for service in self.store.of_kind("v1", "Service"):
             meta, spec = service["metadata"], service.get("spec") or {}
             if not spec.get("selector") or spec.get("clusterIP") == "None":
                 continue  # headless, or endpoints kept by hand: nothing to proxy

@@ -169,6 +169,11 @@ class ObjectStore:
             found = self.objects.get((api_version, kind, namespace, name))
             return ssa.copy_json(found) if found is not None else None
 
+    def of_kind(self, api_version: str, kind: str) -> list[dict[str, Any]]:
+        """Every object of one kind, in every namespace (copies of those only)."""
+        with self._lock:
+            return [ssa.copy_json(obj) for (v, k, _, _), obj in sorted(self.objects.items()) if (v, k) == (api_version, kind)]
+
     def list(self, api_version: str, kind: str, namespace: str, selector: dict[str, str]) -> list[dict[str, Any]]:
         with self._lock:
             return [ssa.copy_json(obj) for (v, k, ns, _), obj in sorted(self.objects.items())

@@ -44,9 +44,11 @@ def pod_failure(pods: list[dict[str, Any]], max_restarts: int) -> str | None:
         for container in (pod.get("status") or {}).get("containerStatuses") or []:
             state = container.get("state") or {}
             waiting = state.get("waiting") or {}
-            if waiting.get("reason") in FAILING_REASONS:
-                return f"pod {name}: {waiting['reason']}: {waiting.get('message', '')}".rstrip(": ")
             terminated = (container.get("lastState") or {}).get("terminated") or state.get("terminated") or {}
+            if waiting.get("reason") in FAILING_REASONS:
+                said = f"pod {name}: {waiting['reason']}: {waiting.get('message', '')}".rstrip(": ")
+                last = terminated.get("message", "").strip()  # the container's own last words, when kept
+                return f"{said}; it said: {last[-600:]}" if last else said
             if container.get("restartCount", 0) > max_restarts:
                 detail = terminated.get("message") or terminated.get("reason") or "restarted"
                 return f"pod {name}: {container['restartCount']} restarts (exit {terminated.get('exitCode')}): {detail}"

@@ -96,11 +96,14 @@ def pod_template(owner: Owner, spec: ModelServerSpec, model_path: str, settings:
         "ports": [{"name": "http", "containerPort": spec.port}],
         "resources": container_resources(spec.resources),
         "volumeMounts": mounts,
-        # loading weights can take minutes: the startup probe allows 10 min, the others start after it
+        # loading weights can take minutes: the startup probe allows 10 min (looking often, so a replica
+        # takes traffic soon after it loaded), the others start after it
         "startupProbe": _startup_probe(spec, owner, probe),
         "readinessProbe": {**probe, "periodSeconds": 5},
         "livenessProbe": {**probe, "periodSeconds": 10, "failureThreshold": 3},
         "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
+        # a replica that cannot load its model says why in its pod status (the operator reports it)
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": container_security_context(),
     }
     return {
@@ -157,14 +160,14 @@ def _startup_probe(spec: ModelServerSpec, owner: Owner, health: dict[str, Any]) 
     (a replica that loads but cannot answer never becomes ready, so a canary crash-loops and rolls back)."""
     prompts = spec.rollout.analysis.smokePrompts
     if not prompts:
-        return {**health, "periodSeconds": 10, "failureThreshold": 60}
+        return {**health, "periodSeconds": 2, "failureThreshold": 300}
     command = ["python3", "-m", "tanuki_serving.smoke", "--port", str(spec.port),
                "--model", spec.engine.served_model_name or owner.name]
     if (key_file := _key_file(spec)) is not None:
         command += ["--api-key-file", key_file]
     for prompt in prompts:
         command += ["--prompt", prompt]
-    return {"exec": {"command": command}, "periodSeconds": 10, "timeoutSeconds": 60, "failureThreshold": 60}
+    return {"exec": {"command": command}, "periodSeconds": 5, "timeoutSeconds": 60, "failureThreshold": 120}
 
 
 def router_rbac(owner: Owner) -> list[dict[str, Any]]:
