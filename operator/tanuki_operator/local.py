@@ -41,6 +41,7 @@ from tanuki_operator.api.common import JobSpec, Phase, Status
 from tanuki_operator.api.modelserver import ModelServerSpec
 from tanuki_operator.embedded.store import ObjectStore
 from tanuki_operator.lineage import referenced, settling
+from tanuki_operator.preflight import SECRET_MISSING
 from tanuki_operator.render.common import Owner, output_dir
 from tanuki_operator.stages import STAGES
 from tanuki_operator.validation import validate_spec
@@ -158,7 +159,7 @@ PROGRESS_EVERY_SECONDS = 15.0
 
 def store_of(workdir: Path) -> ObjectStore:
     """The workdir's objects (custom resources and their children), as the last runner left them."""
-    return ObjectStore(workdir / ".tanuki" / "objects.json")
+    return ObjectStore(workdir / ".tanuki" / "objects.json", secrets_dir=workdir / "secrets")
 
 
 def statuses(source: Path | ObjectStore) -> dict[str, dict[str, Any]]:
@@ -372,6 +373,14 @@ def delete(resources: list[dict[str, Any]], workdir: Path) -> list[str]:
     return forgotten
 
 
+def secret_files(workdir: Path, message: str) -> str:
+    """The files the Secret keys named in a ``SecretMissing`` message are locally."""
+    import re
+
+    found = re.findall(r"Secret (\S+) \(it needs the key (\S+)\)|Secret (\S+) has no key (\S+)", message)
+    return ", ".join(str(workdir.resolve() / "secrets" / (a or c) / (b or d)) for a, b, c, d in found)
+
+
 def incomplete(found: dict[str, dict[str, Any]], unserved: set[str]) -> list[str]:
     """Batch stages that did not succeed (failed, refused, waiting) and servers that did not serve."""
     return [key for key, status in found.items()
@@ -422,6 +431,10 @@ def main(args: argparse.Namespace) -> int:
     found.update({key: {"phase": Phase.VALIDATION_FAILED, "reason": "NoKindMatch", "message": why}
                   for key, why in refused.items()})
     print(json.dumps(found, indent=2, ensure_ascii=False))
+    for key, status in found.items():
+        if status["reason"] == SECRET_MISSING:
+            print(f"[tanuki local] {key}: locally a Secret is a directory of files, one per key: "
+                  f"{secret_files(args.workdir, status['message'])}", flush=True)
     if interrupted:
         print("[tanuki local] interrupted; apply again to resume", flush=True)
         return 130

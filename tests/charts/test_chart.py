@@ -49,6 +49,7 @@ NAMESPACED_GRANTS: dict[tuple[str, str], set[str]] = {
     ("", "pods"): {"get", "list", "watch"},
     ("", "pods/log"): {"get"},
     ("", "pods/proxy"): {"get"},
+    ("", "secrets"): {"get"},  # preflight: which keys a Secret has
     ("", "serviceaccounts"): CHILD_VERBS,
     ("rbac.authorization.k8s.io", "roles"): CHILD_VERBS,
     ("rbac.authorization.k8s.io", "rolebindings"): CHILD_VERBS,

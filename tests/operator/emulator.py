@@ -55,6 +55,7 @@ NOT_ALLOWED = 'the server does not allow this method on the requested resource'
 BUILTINS = [
     ('', 'v1', 'namespaces', 'Namespace', False, True, False),
     ('', 'v1', 'configmaps', 'ConfigMap', True, False, False),
+    ('', 'v1', 'secrets', 'Secret', True, False, False),
     ('', 'v1', 'services', 'Service', True, True, False),
     ('', 'v1', 'pods', 'Pod', True, True, False),
     ('', 'v1', 'events', 'Event', True, False, False),

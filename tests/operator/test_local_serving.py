@@ -93,18 +93,19 @@ def apply_once(tmp_path: Path, manifest: Path, workdir: Path) -> tuple[int, str]
     return result.returncode, result.stdout + result.stderr
 
 
-def test_missing_secret_is_reported_naming_the_secret_and_its_file(tmp_path: Path, checkpoints: dict[str, Path]) -> None:
+def test_missing_secret_is_reported_before_anything_starts_naming_the_field_and_the_file(
+        tmp_path: Path, checkpoints: dict[str, Path]) -> None:
     manifest = tmp_path / "server.yaml"
     server_yaml(manifest, on_the_volume(tmp_path / "work", checkpoints)["a"], free_port())
     code, output = apply_once(tmp_path, manifest, tmp_path / "work")
     assert code == 1
     status = status_of(tmp_path / "work")
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
-    assert (status["phase"], ready["reason"]) == ("Pending", "ReplicaFailing")
+    assert (status["phase"], ready["reason"]) == ("Waiting", "SecretMissing")
+    assert status["message"] == "spec.auth.apiKey: no Secret tanuki-api-key (it needs the key api-key)"
     secret_file = tmp_path / "work" / "secrets" / "tanuki-api-key" / "api-key"
-    assert f"CreateContainerConfigError: Secret tanuki-api-key has no key api-key (locally: the file {secret_file})" \
-        in status["message"]
-    assert "Secret tanuki-api-key has no key api-key" in output
+    assert f"locally a Secret is a directory of files, one per key: {secret_file}" in output
+    assert not (tmp_path / "work" / ".tanuki" / "pods").exists()  # no replica, no router was started
 
 
 @pytest.mark.slow

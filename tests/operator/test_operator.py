@@ -103,6 +103,8 @@ async def operator(emulator, kubeconfig, api, monkeypatch) -> AsyncIterator[Kopf
     for crd in all_crds().values():
         status, body = await api.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
         assert status == 201, body
+    secret = {"metadata": {"name": "tanuki-api-key"}, "data": {"api-key": "c2VjcmV0"}}  # the examples' servers need it
+    assert (await api.create(f"/api/v1/namespaces/{NS}/secrets", secret))[0] == 201
     runner = KopfRunner(["run", "--standalone", f"--namespace={NS}", "-m", "tanuki_operator.main"],
                         registry=REGISTRY, timeout=30)
     runner.metrics_url = f"http://127.0.0.1:{port}/metrics"

@@ -31,6 +31,9 @@ def apply(kube: FakeKube, model: str | dict[str, Any], **spec_changes: Any) -> d
         kube.objects[key]["metadata"]["generation"] += 1
         return kube.objects[key]
     resource["metadata"]["generation"] = 1
+    if ("v1", "Secret", "ml", "tanuki-api-key") not in kube.objects:  # the key the example's replicas mount
+        kube.put({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "tanuki-api-key", "namespace": "ml"},
+                  "data": {"api-key": "c2VjcmV0"}})
     return kube.put(resource)
 
 

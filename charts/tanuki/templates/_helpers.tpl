@@ -132,6 +132,11 @@ namespace. No wildcards: each verb is one the operator (or kopf) issues.
 - apiGroups: [""]
   resources: ["pods/log"]
   verbs: ["get"]
+# Preflight: a stage waits (SecretMissing) instead of starting when a Secret key its pods mount is
+# missing; the operator reads which keys a Secret has (get only: it never lists or watches them).
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
 # Rollout analysis reads each canary replica's vLLM /metrics (5xx counts) through the API server.
 - apiGroups: [""]
   resources: ["pods/proxy"]

@@ -76,8 +76,11 @@ def matches(obj: dict[str, Any], selector: dict[str, str]) -> bool:
 class ObjectStore:
     """API objects held in memory, optionally persisted to ``path``; safe to call from many threads."""
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, secrets_dir: Path | None = None) -> None:
         self.path = path
+        self.secrets_dir = secrets_dir
+        """Where Secrets are files (``<dir>/<name>/<key>``, as a mounted Secret volume looks): a Secret
+        not stored is read from there, never copied into the store's file."""
         self.objects: dict[ObjectKey, dict[str, Any]] = {}
         self.logs: dict[tuple[str, str], str | Path] = {}
         """(namespace, pod) → what its container printed, or the file the kubelet writes it to."""
@@ -167,7 +170,22 @@ class ObjectStore:
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         with self._lock:
             found = self.objects.get((api_version, kind, namespace, name))
-            return ssa.copy_json(found) if found is not None else None
+            if found is not None:
+                return ssa.copy_json(found)
+        if (api_version, kind) == ("v1", "Secret") and self.secrets_dir is not None:
+            return self._secret_from_files(namespace, name)
+        return None
+
+    def _secret_from_files(self, namespace: str, name: str) -> dict[str, Any] | None:
+        import base64
+
+        directory = self.secrets_dir / name if self.secrets_dir is not None else None
+        if directory is None or not directory.is_dir():
+            return None
+        data = {path.name: base64.b64encode(path.read_bytes()).decode() for path in sorted(directory.iterdir())
+                if path.is_file()}
+        return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace},
+                "type": "Opaque", "data": data}
 
     def of_kind(self, api_version: str, kind: str) -> list[dict[str, Any]]:
         """Every object of one kind, in every namespace (copies of those only)."""

@@ -22,6 +22,7 @@ from tanuki_operator.handlers.serving import pod_failure, reconcile_modelserver
 from tanuki_operator.k8s import KubeApi
 from tanuki_operator.lineage import Resolution, StatusLookup, initial_stand_in, resolve, upstream_refs
 from tanuki_operator.phases import Observed, observe_job, observe_rayjob, poll_seconds
+from tanuki_operator.preflight import SECRET_MISSING, missing_secrets
 from tanuki_operator.render import Owner, Settings, render
 from tanuki_operator.render.common import owner_selector
 from tanuki_operator.stages import CHILD_KINDS, STAGES, WORKLOAD_CHILD, Stage, Workload, not_available_message
@@ -119,10 +120,30 @@ def _waiting(status: Status, generation: int | None, resolution: Resolution) -> 
     return None
 
 
+def secret_keys(kube: KubeApi, namespace: str, name: str) -> set[str] | None:
+    """The keys of a Secret (None when there is none)."""
+    found = kube.get("v1", "Secret", namespace, name)
+    return None if found is None else set(found.get("data") or {}) | set(found.get("stringData") or {})
+
+
+def _secrets_missing(kube: KubeApi, owner: Owner, model: StageSpec, status: Status,
+                     generation: int | None) -> Outcome | None:
+    """Waiting ``SecretMissing`` when a Secret key the pods mount is not there: before waiting for
+    upstreams, so the mistake shows when the chain is applied, not after its upstreams ran. Secrets
+    are not watched (the operator may only read them), so the controller's resync is what looks
+    again once one is created, as it looks at every unfinished resource now and then."""
+    missing = missing_secrets(model, lambda name: secret_keys(kube, owner.namespace, name))
+    if not missing:
+        return None
+    return transition(status, generation, Observed(Phase.WAITING, SECRET_MISSING, "; ".join(missing)))
+
+
 def _reconcile_server(kube: KubeApi, settings: Settings, stage: Stage, owner: Owner, model: ModelServerSpec,
                       status: Status, generation: int | None, clock: float | None) -> Outcome:
-    resolution = resolve(model, model.storage, _lookup(kube, owner.namespace))
     rollout = status.rollout or RolloutState()
+    if rollout.stable is None and (missing := _secrets_missing(kube, owner, model, status, generation)) is not None:
+        return missing  # nothing serves yet: a replica could not start (one that serves keeps serving)
+    resolution = resolve(model, model.storage, _lookup(kube, owner.namespace))
     serving = rollout.stable.model if rollout.stable is not None else None
     stand_in = initial_stand_in(resolution, serving)
     if stand_in is None and (waiting := _waiting(status, generation, resolution)) is not None:
@@ -173,6 +194,8 @@ def _reconcile_batch(kube: KubeApi, settings: Settings, stage: Stage, owner: Own
         refused = changed_fields(json.loads(recorded[SPEC_ANNOTATION]), spec_record(model))
         run_generation = int(recorded.get(GENERATION_ANNOTATION) or generation or 0)
     else:
+        if (missing := _secrets_missing(kube, owner, model, status, generation)) is not None:
+            return missing
         resolution = resolve(model, model.storage, _lookup(kube, owner.namespace))
         if (waiting := _waiting(status, generation, resolution)) is not None:
             return waiting
