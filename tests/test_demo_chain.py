@@ -28,7 +28,7 @@ def statuses() -> dict:
 
 def recipe(kind: str, name: str) -> dict:
     """The recipe the operator rendered for the stage (its ConfigMap in the local store)."""
-    from tanuki_operator.local import store_of
+    from tanuki_operator.resources import store_of
 
     return yaml.safe_load(store_of(DEMO).get("v1", "ConfigMap", "local", f"{name}-recipe")["data"]["recipe.yaml"])
 

@@ -43,6 +43,7 @@ from tanuki_operator.embedded.store import ObjectStore
 from tanuki_operator.lineage import referenced, settling
 from tanuki_operator.preflight import SECRET_MISSING
 from tanuki_operator.render.common import Owner, output_dir
+from tanuki_operator.resources import NAMESPACE, load_resources, localised, manifest_of, store_of, unknown
 from tanuki_operator.stages import STAGES
 from tanuki_operator.validation import validate_spec
 
@@ -60,6 +61,8 @@ def make_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                        help="seconds to keep ModelServers up once ready (default: until interrupted; 0: stop at once)")
     apply.add_argument("--ready-timeout", type=float, default=900,
                        help="seconds a ModelServer may take to serve before apply gives up (default 900)")
+    apply.add_argument("--dry-run", action="store_true",
+                       help="run nothing: say what each resource would do now, and its problems (as tanuki check)")
     delete = sub.add_parser("delete", help="forget the resources of a YAML file: their statuses and outputs")
     delete.add_argument("-f", "--filename", type=Path, required=True)
     delete.add_argument("--workdir", type=Path, default=Path("tanuki-local"))
@@ -79,8 +82,6 @@ def _age(seconds: float) -> str:
     return f"{seconds // 3600}h"
 
 
-NAMESPACE = "local"
-"""The namespace of everything ``tanuki local`` applies."""
 TICK_SECONDS = 0.5
 OUTPUT_KEYS = ("url", "checkpoint", "dataset", "tokens", "report", "tokenizer")
 """What ``-o wide`` shows of a status's outputs: the first of these it has."""
@@ -133,33 +134,8 @@ def status_table(statuses: dict[str, dict[str, Any]], wide: bool, now: float) ->
     return "\n".join("   ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
-def load_resources(path: Path) -> list[dict[str, Any]]:
-    from tanuki_common.errors import BadInputError
-
-    if not path.is_file():
-        raise BadInputError(f"-f: no such file: {path}")
-    documents = [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
-    for index, doc in enumerate(documents):
-        if not isinstance(doc, dict) or "kind" not in doc or "name" not in (doc.get("metadata") or {}):
-            raise BadInputError(f"{path}: document {index} is not a resource with kind and metadata.name")
-    return documents
-
-
-def localised(spec: dict[str, Any], workdir: Path) -> dict[str, Any]:
-    """The spec with its PVC mounted at WORKDIR/<claimName> instead of the pod's mountPath."""
-    storage = dict(spec.get("storage") or {})
-    claim = str(storage.get("claimName", "default"))
-    storage["mountPath"] = str((workdir / claim).resolve())
-    return {**spec, "storage": storage}
-
-
 SETTLE_SECONDS = 1.0
 PROGRESS_EVERY_SECONDS = 15.0
-
-
-def store_of(workdir: Path) -> ObjectStore:
-    """The workdir's objects (custom resources and their children), as the last runner left them."""
-    return ObjectStore(workdir / ".tanuki" / "objects.json", secrets_dir=workdir / "secrets")
 
 
 def statuses(source: Path | ObjectStore) -> dict[str, dict[str, Any]]:
@@ -169,22 +145,6 @@ def statuses(source: Path | ObjectStore) -> dict[str, dict[str, Any]]:
     return {f"{obj['kind']}/{obj['metadata']['name']}": {**(obj.get("status") or {}),
                                                            "upstream": referenced(obj.get("spec"))}
             for obj in store.all() if obj["apiVersion"] == API_VERSION}
-
-
-def manifest_of(resource: dict[str, Any], workdir: Path) -> dict[str, Any]:
-    """The resource as the local API server stores it: in ``NAMESPACE``, its PVC under the workdir."""
-    labels = (resource.get("metadata") or {}).get("labels") or {}
-    return {"apiVersion": API_VERSION, "kind": resource["kind"],
-            "metadata": {"name": resource["metadata"]["name"], "namespace": NAMESPACE,
-                         **({"labels": labels} if labels else {})},
-            "spec": localised(resource.get("spec") or {}, workdir)}
-
-
-def unknown(resource: dict[str, Any]) -> str | None:
-    """Why the local API server has no such resource type (as ``kubectl apply`` says it), or None."""
-    if resource.get("apiVersion") != API_VERSION or resource["kind"] not in STAGES:
-        return f'no matches for kind "{resource["kind"]}" in version "{resource.get("apiVersion")}"'
-    return None
 
 
 class LocalCluster:
@@ -401,6 +361,12 @@ def main(args: argparse.Namespace) -> int:
         for name in delete(resources, args.workdir):
             print(f"[tanuki local] {name}: deleted")
         return 0
+    if args.dry_run:
+        from tanuki_operator.check import check, table
+
+        verdicts = check(resources, args.workdir)
+        print(table(verdicts))
+        return 2 if any(verdict.outcome == "problem" for verdict in verdicts) else 0
     os.environ.setdefault("TANUKI_POLL_SECONDS", "2")  # progress from the pods' logs: read before the handlers load
     refused = {f"{r['kind']}/{r['metadata']['name']}": why for r in resources if (why := unknown(r)) is not None}
     for key, why in refused.items():

@@ -99,7 +99,8 @@ def to_yaml(documents: list[dict[str, Any] | str]) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from tanuki_operator.local import load_resources, statuses
+    from tanuki_operator.local import statuses
+    from tanuki_operator.resources import load_resources
     from tanuki_pipelines.recipes import resource_file
 
     resources = load_resources(resource_file(args.filename))

@@ -20,8 +20,13 @@ EXAMPLES = {r["metadata"]["name"]: r for r in example_resources()}
 
 
 def apply(tmp_path: Path, resources: list[dict]) -> subprocess.CompletedProcess:
+    """``tanuki local apply`` of ``resources`` in ``tmp_path/work``, with the Secret the examples expect."""
     chain = tmp_path / "chain.yaml"
     chain.write_text(yaml.safe_dump_all(resources))
+    key = tmp_path / "work" / "secrets" / "tanuki-api-key" / "api-key"
+    if not key.is_file():
+        key.parent.mkdir(parents=True, exist_ok=True)
+        key.write_text("local-key")
     return subprocess.run([sys.executable, "-m", "tanuki_pipelines.cli", "local", "apply", "-f", str(chain),
                            "--workdir", str(tmp_path / "work")],
                           capture_output=True, text=True, timeout=600)
@@ -61,7 +66,7 @@ def test_independent_stages_run_at_the_same_time_while_their_cpu_requests_fit(tm
 
 def recipe_text(workdir: Path, name: str) -> str:
     """The recipe the operator rendered for a stage: its ConfigMap in the local store."""
-    from tanuki_operator.local import store_of
+    from tanuki_operator.resources import store_of
 
     return store_of(workdir).get("v1", "ConfigMap", "local", f"{name}-recipe")["data"]["recipe.yaml"]
 
@@ -145,6 +150,9 @@ def test_a_server_whose_upstream_failed_is_reported_waiting_without_holding_the_
     server = copy.deepcopy(EXAMPLES["debug-chat"])
     chain = tmp_path / "chain.yaml"
     chain.write_text(yaml.safe_dump_all([dpo, server]))
+    key = tmp_path / "work" / "secrets" / "tanuki-api-key" / "api-key"  # the server's Secret is there
+    key.parent.mkdir(parents=True)
+    key.write_text("local-key")
     started = time.monotonic()
     result = subprocess.run([sys.executable, "-m", "tanuki_pipelines.cli", "local", "apply", "-f", str(chain),
                              "--workdir", str(tmp_path / "work"), "--ready-timeout", "600"],

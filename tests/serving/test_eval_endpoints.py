@@ -113,7 +113,10 @@ def test_an_eval_job_runs_through_the_local_runner_with_its_keys_as_files(judge_
     work = tmp_path / "work"
     command = [sys.executable, "-m", "tanuki_pipelines.cli", "local", "apply", "-f", str(chain), "--workdir", str(work)]
     missing = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert missing.returncode == 1 and "Secret serving-key has no key api-key" in missing.stdout
+    assert missing.returncode == 1, missing.stdout[-3000:]
+    assert '"reason": "SecretMissing"' in missing.stdout  # before anything ran, naming each field
+    assert "spec.targets[0].apiKey: no Secret serving-key (it needs the key api-key)" in missing.stdout
+    assert not (work / ".tanuki" / "pods").exists()
     (work / "secrets" / "serving-key").mkdir(parents=True)
     (work / "secrets" / "serving-key" / "api-key").write_text(API_KEY)
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
