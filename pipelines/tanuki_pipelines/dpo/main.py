@@ -68,6 +68,7 @@ def make_pairs(config: DPOConfig, prompts: Path, out: Path, ray_address: str | N
 
 def main(args: argparse.Namespace) -> int:
     from tanuki_common.errors import BadInputError
+    from tanuki_pipelines.checkpoints import require_checkpoint
     from tanuki_pipelines.config import load_recipe
     from tanuki_pipelines.dpo.config import DPOConfig
     from tanuki_pipelines.dpo.generate import read_ready_pairs
@@ -78,11 +79,10 @@ def main(args: argparse.Namespace) -> int:
     from tanuki_pipelines.synth.shards import jsonl
 
     config = load_recipe(DPOConfig, args.config, args.set)
-    if config.model is None or not config.model.is_dir():
-        raise BadInputError(f"model: no checkpoint directory at {config.model}")
+    model = require_checkpoint("model", config.model)
     if config.prompts is None:
         raise BadInputError("prompts: not set")
-    chat_tokenizer(config.model)  # before generating: training would fail without a chat template
+    chat_tokenizer(model)  # before generating: training would fail without a chat template
     out = Path(args.output_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     retract_outputs(out)

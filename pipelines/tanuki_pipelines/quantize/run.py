@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from tanuki_common.errors import BadInputError
+from tanuki_pipelines.checkpoints import require_checkpoint
 from tanuki_pipelines.outputs import format_progress
 from tanuki_pipelines.quantize.config import QuantizeConfig
 from tanuki_pipelines.quantize.gate import Quality, compare, gate_failure
@@ -27,10 +28,7 @@ def resolve_device(device: str) -> str:
 def read_model_config(source: Path | None) -> dict[str, Any]:
     if source is None:
         raise BadInputError("source: no checkpoint to quantize (set source, or the QuantizeJob's model)")
-    path = source / "config.json"
-    if not path.is_file():
-        raise BadInputError(f"source: {source} has no config.json (not an HF checkpoint directory)")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return json.loads((require_checkpoint("source", source) / "config.json").read_text(encoding="utf-8"))
 
 
 def size_on_disk(path: Path) -> int:

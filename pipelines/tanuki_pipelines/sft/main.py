@@ -25,6 +25,7 @@ def make_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> int:
     from tanuki_common.errors import BadInputError
+    from tanuki_pipelines.checkpoints import require_checkpoint
     from tanuki_pipelines.config import load_recipe
     from tanuki_pipelines.outputs import OUTPUTS_FILE, retract_outputs
     from tanuki_pipelines.pretrain.main import run_training
@@ -35,11 +36,10 @@ def main(args: argparse.Namespace) -> int:
     if args.nproc_per_node < 1:
         raise BadInputError(f"--nproc-per-node must be at least 1, got {args.nproc_per_node}")
     config = load_recipe(SFTConfig, args.config, args.set)
-    if config.model is None or not config.model.is_dir():
-        raise BadInputError(f"model: no checkpoint directory at {config.model}")
+    model = require_checkpoint("model", config.model)
     if config.dataset is None:
         raise BadInputError("dataset: not set")
-    chat_tokenizer(config.model)  # fails here, at once, when it lacks a chat template or eos
+    chat_tokenizer(model)  # fails here, at once, when it lacks a chat template or eos
     conversations, _ = read_conversations(config.dataset)  # rank 0 reports what it leaves out
     print(f"[tanuki sft] {len(conversations)} conversations from {config.dataset}", flush=True)
     output_dir = Path(args.output_dir).resolve()

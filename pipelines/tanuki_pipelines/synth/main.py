@@ -113,6 +113,7 @@ def generate(config: Any, out: Path, ray_address: str | None) -> dict[str, Any]:
 
 def main(args: argparse.Namespace) -> int:
     from tanuki_common.errors import BadInputError
+    from tanuki_pipelines.checkpoints import require_checkpoint
     from tanuki_pipelines.config import load_recipe
     from tanuki_pipelines.outputs import publish_outputs, retract_outputs
     from tanuki_pipelines.publish import write_durable
@@ -133,6 +134,8 @@ def main(args: argparse.Namespace) -> int:
         return 0
     if not config.documents and not config.dialogues.count:
         raise BadInputError("documents: none given and dialogues.count is 0: nothing to generate")
+    if config.engine == "vllm":  # before any engine starts: vLLM reads a missing path as a hub repo id
+        require_checkpoint("generator.path", config.generator.path)
     generation = generate(config, out, args.ray_address)
     records = generation.pop("records")
     write_durable(out / "generated.jsonl", jsonl(records))
