@@ -18,7 +18,7 @@ import hashlib
 import json
 from typing import Any
 
-from tanuki_operator.embedded.node import Node
+from tanuki_operator.embedded.node import Node, pod_ready
 
 API = ("apps/v1", "Deployment")
 HASH_LABEL = "pod-template-hash"
@@ -33,11 +33,6 @@ def template_hash(template: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
 
 
-def ready(pod: dict[str, Any]) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or [])
-
-
 def alive(pod: dict[str, Any]) -> bool:
     return (pod.get("status") or {}).get("phase") in (None, "Pending", "Running")
 
@@ -45,7 +40,7 @@ def alive(pod: dict[str, Any]) -> bool:
 def _removal_order(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Which pods go first when some must: not ready before ready, newest before oldest."""
     newest_first = sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""), reverse=True)
-    return sorted(newest_first, key=ready)  # a stable sort keeps newest first among equals
+    return sorted(newest_first, key=pod_ready)  # a stable sort keeps newest first among equals
 
 
 class DeploymentController:
@@ -78,7 +73,7 @@ class DeploymentController:
                 break
         for pod in _removal_order(current)[:max(len(current) - replicas, 0)]:
             self.store.delete("v1", "Pod", meta["namespace"], pod["metadata"]["name"])
-        keep_older = max(replicas - sum(1 for pod in current if ready(pod)), 0)
+        keep_older = max(replicas - sum(1 for pod in current if pod_ready(pod)), 0)
         for pod in _removal_order(older)[:max(len(older) - keep_older, 0)]:
             self.store.delete("v1", "Pod", meta["namespace"], pod["metadata"]["name"])
         self.report(deployment)
@@ -95,7 +90,7 @@ class DeploymentController:
         meta = deployment["metadata"]
         current_hash = template_hash(deployment["spec"]["template"])
         live = [pod for pod in self.kubelet.pods_of(deployment) if alive(pod)]
-        ready_count = sum(1 for pod in live if ready(pod))
+        ready_count = sum(1 for pod in live if pod_ready(pod))
         wanted = int(deployment["spec"].get("replicas", 1))
         status = {"observedGeneration": meta.get("generation"), "replicas": len(live),
                   "updatedReplicas": sum(1 for pod in live

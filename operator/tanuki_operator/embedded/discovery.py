@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 
+from tanuki_operator.embedded.node import pod_ready
 from tanuki_operator.embedded.store import ObjectStore, matches
 
 
@@ -62,17 +63,11 @@ def admin_url(command: list[str]) -> str | None:
     return f"http://127.0.0.1:{command[command.index('--port') + 1]}"
 
 
-def _ready(pod: dict[str, object]) -> bool:
-    status = pod.get("status") or {}
-    assert isinstance(status, dict)
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
-
-
 def worker_urls(store: ObjectStore, discovery: RouterDiscovery) -> set[str]:
     """The URLs of the ready pods the router's selector matches."""
     urls = set()
     for pod in store.list("v1", "Pod", discovery.namespace, {}):
-        if matches(pod, discovery.selector) and _ready(pod):
+        if matches(pod, discovery.selector) and pod_ready(pod):
             local = store.pod_ports.get((discovery.namespace, pod["metadata"]["name"], discovery.port))
             if local is not None:
                 urls.add(f"http://127.0.0.1:{local}")

@@ -57,6 +57,7 @@ from typing import Any
 
 from tanuki_operator.embedded.deployments import DeploymentController
 from tanuki_operator.embedded.discovery import RouterDiscovery, admin_url, split_discovery, sync_router, worker_urls
+from tanuki_operator.embedded.node import has_condition
 from tanuki_operator.embedded.probes import Prober, ProbeTarget
 from tanuki_operator.embedded.rayjobs import RayJobController
 from tanuki_operator.embedded.services import ServiceProxy
@@ -77,11 +78,6 @@ STOP_GRACE_SECONDS = 20.0
 BACKOFF_SECONDS, MAX_BACKOFF_SECONDS = 10.0, 300.0
 """A restarted container's back-off: 10 s, doubled after each exit, at most 5 min (the kubelet's)."""
 Printer = Callable[[str], None]
-
-
-def _condition(obj: dict[str, Any], kind: str) -> bool:
-    return any(c.get("type") == kind and c.get("status") == "True"
-               for c in (obj.get("status") or {}).get("conditions") or [])
 
 
 def expand(text: str, env: dict[str, str]) -> str:
@@ -265,7 +261,7 @@ class Kubelet:
     def _wanted(self, job: dict[str, Any]) -> list[int]:
         """Completion indexes that need a pod now (none for a finished or suspended Job)."""
         spec = job.get("spec") or {}
-        if spec.get("suspend") or _condition(job, "Complete") or _condition(job, "Failed"):
+        if spec.get("suspend") or has_condition(job, "Complete") or has_condition(job, "Failed"):
             return []
         pods = self.pods_of(job)
         covered = {int(p["metadata"]["annotations"][INDEX_ANNOTATION]) for p in pods
@@ -274,12 +270,12 @@ class Kubelet:
 
     def _sync_job(self, job: dict[str, Any]) -> None:
         meta, spec = job["metadata"], job.get("spec") or {}
-        if _condition(job, "Complete") or _condition(job, "Failed"):
+        if has_condition(job, "Complete") or has_condition(job, "Failed"):
             return
         if spec.get("suspend"):
             for pod in self.pods_of(job):
                 self.terminate(meta["namespace"], pod["metadata"]["name"], evict=True)
-            if not _condition(job, "Suspended"):  # the deadline's clock starts again on resume
+            if not has_condition(job, "Suspended"):  # the deadline's clock starts again on resume
                 self._job_status(job, {"active": 0, "startTime": None,
                                        "conditions": [self._job_condition("Suspended", "JobSuspended", "Job suspended")]})
             return
@@ -309,13 +305,12 @@ class Kubelet:
                   "failed": sum(1 for p in pods if self._counts_as_failure(p))}
         if any(status.get(key, 0) != value for key, value in counts.items()) or (active and "startTime" not in status):
             self._job_status(job, {**counts, **({"startTime": now()} if "startTime" not in status and active else {}),
-                                   "conditions": None if _condition(job, "Suspended") else status.get("conditions")})
+                                   "conditions": None if has_condition(job, "Suspended") else status.get("conditions")})
 
     @staticmethod
     def counts_as_disruption(pod: dict[str, Any]) -> bool:
         """Stopped from outside (its Job suspended, its node gone), not failed by its program."""
-        return any(c.get("type") == "DisruptionTarget" and c.get("status") == "True"
-                   for c in (pod.get("status") or {}).get("conditions") or [])
+        return has_condition(pod, "DisruptionTarget")
 
     @staticmethod
     def exit_summary(pod: dict[str, Any]) -> str:

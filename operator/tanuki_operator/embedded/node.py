@@ -8,6 +8,16 @@ from typing import Any, Protocol
 from tanuki_operator.embedded.store import ObjectStore
 
 
+def has_condition(obj: dict[str, Any], kind: str) -> bool:
+    """The object's status has condition ``kind`` with status True (a Job's Complete, a pod's Ready)."""
+    return any(c.get("type") == kind and c.get("status") == "True"
+               for c in (obj.get("status") or {}).get("conditions") or [])
+
+
+def pod_ready(pod: dict[str, Any]) -> bool:
+    return has_condition(pod, "Ready")
+
+
 class Node(Protocol):
     """The kubelet, as the controllers of the embedded cluster see it."""
 

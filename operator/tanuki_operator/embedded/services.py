@@ -18,15 +18,11 @@ import socket
 import threading
 from typing import Any
 
+from tanuki_operator.embedded.node import pod_ready
 from tanuki_operator.embedded.store import ObjectStore, matches
 
 ServiceKey = tuple[str, str, int]
 """(namespace, Service name, Service port)."""
-
-
-def _ready(pod: dict[str, Any]) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or [])
 
 
 def container_port(pod: dict[str, Any], target: int | str) -> int | None:
@@ -79,7 +75,7 @@ class Listener:
         target = self.port.get("targetPort", self.port["port"])
         found = []
         for pod in self.store.list("v1", "Pod", meta["namespace"], {}):
-            if not matches(pod, spec["selector"]) or not _ready(pod):
+            if not matches(pod, spec["selector"]) or not pod_ready(pod):
                 continue
             number = container_port(pod, target)
             local = self.store.pod_ports.get((meta["namespace"], pod["metadata"]["name"], number or -1))
