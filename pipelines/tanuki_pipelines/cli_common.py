@@ -47,7 +47,7 @@ def torchrun_worker_main(command: str, description: str, recipe_model: type[Reci
     """``main`` of a module each torchrun rank runs (``-m <module> --config R --output-dir D``):
     bad input exits 2 with the message, since in a pod nothing checked it before torchrun."""
     from tanuki_common.errors import EXIT_BAD_INPUT, BadInputError
-    from tanuki_pipelines.config import load_recipe
+    from tanuki_pipelines.preflights import load_checked_recipe
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--config", type=Path, required=True)
@@ -55,7 +55,7 @@ def torchrun_worker_main(command: str, description: str, recipe_model: type[Reci
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        run(load_recipe(recipe_model, args.config), args.output_dir.resolve())
+        run(load_checked_recipe(recipe_model, args.config), args.output_dir.resolve())
     except BadInputError as exc:
         print(f"tanuki {command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -64,14 +64,14 @@ def torchrun_worker_main(command: str, description: str, recipe_model: type[Reci
 
 def single_stage_main(args: argparse.Namespace, recipe_model: type[Recipe],
                       run: Callable[[Recipe, Path], dict[str, Any]]) -> int:
-    """``main`` of a one-process stage: load the recipe, withdraw the previous ``outputs.json`` (a
+    """``main`` of a one-process stage: load the recipe and run its preflight, withdraw the previous ``outputs.json`` (a
     failed rerun must not look finished), ``run(config, output_dir)``, publish what it returns."""
     import json
 
-    from tanuki_pipelines.config import load_recipe
     from tanuki_pipelines.outputs import publish_outputs, retract_outputs
+    from tanuki_pipelines.preflights import load_checked_recipe
 
-    config = load_recipe(recipe_model, args.config, args.set)
+    config = load_checked_recipe(recipe_model, args.config, args.set)
     output_dir = Path(args.output_dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
     retract_outputs(output_dir)

@@ -174,7 +174,7 @@ def _decompressed(path: Path, compression: str | None) -> tuple[io.BufferedReade
     return io.BufferedReader(counting, 1 << 20), counting
 
 
-def _lines(path: Path, compression: str | None) -> Iterator[str]:
+def read_lines(path: Path, compression: str | None) -> Iterator[str]:
     """Decoded lines of a (possibly compressed) text file; a corrupt stream names its byte offset."""
     stream, counting = _decompressed(path, compression)
     errors: tuple[type[BaseException], ...] = (zlib.error, EOFError, OSError)
@@ -209,7 +209,7 @@ def _text_of(record: Any, source: DataSource) -> tuple[str | None, str | None]:
 
 
 def _jsonl(path: Path, compression: str | None, source: DataSource, bad: BadRecord) -> Iterator[Document]:
-    for number, line in enumerate(_lines(path, compression), start=1):
+    for number, line in enumerate(read_lines(path, compression), start=1):
         if not line.strip():
             continue
         where = f"{path}:{number}"
@@ -249,7 +249,7 @@ def _parquet(path: Path, source: DataSource, bad: BadRecord) -> Iterator[Documen
 def _paragraphs(path: Path, compression: str | None) -> Iterator[Document]:
     paragraph: list[str] = []
     start = 1
-    for number, line in enumerate(_lines(path, compression), start=1):
+    for number, line in enumerate(read_lines(path, compression), start=1):
         line = line.rstrip("\r\n")
         if line.strip():
             if not paragraph:

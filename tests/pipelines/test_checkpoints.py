@@ -37,6 +37,6 @@ def test_synth_refuses_a_missing_generator_before_starting_vllm(tmp_path: Path) 
     result = subprocess.run([sys.executable, "-m", "tanuki_pipelines.cli", "synth", "--config", str(recipe),
                              "--output-dir", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr
-    assert f"generator.path: no such directory: {tmp_path / 'nonexistent'}" in result.stderr
+    assert f"generator.path: no such file or directory: {tmp_path / 'nonexistent'}" in result.stderr
     assert "Traceback" not in result.stderr and "Repo id" not in result.stderr
     assert not (tmp_path / "out" / "shards").exists()  # nothing was planned or generated

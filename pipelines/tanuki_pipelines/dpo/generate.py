@@ -59,21 +59,28 @@ def read_prompts(path: Path) -> tuple[list[dict[str, Any]], Problems]:
     return items, problems
 
 
+def pair_problem(record: dict[str, Any]) -> str | None:
+    """Why a ``generate: false`` record is not a usable preference pair, or None (pure)."""
+    _, problem = prompt_messages(record)
+    chosen, rejected = record.get("chosen"), record.get("rejected")
+    if problem is None and not (isinstance(chosen, str) and chosen.strip() and isinstance(rejected, str)
+                                and rejected.strip()):
+        problem = "no chosen/rejected text"
+    return problem
+
+
 def read_ready_pairs(path: Path) -> tuple[list[dict[str, Any]], Problems]:
     """``generate: false``: the prompts file already holds prompt/chosen/rejected."""
     problems = Problems()
     pairs = []
     for number, record in read_jsonl_records(path, problems):
-        messages, problem = prompt_messages(record)
-        chosen, rejected = record.get("chosen"), record.get("rejected")
-        if problem is None and not (isinstance(chosen, str) and chosen.strip() and isinstance(rejected, str)
-                                    and rejected.strip()):
-            problem = "no chosen/rejected text"
+        messages, _ = prompt_messages(record)
+        problem = pair_problem(record)
         if problem:
             problems.add(problem, f"{path.name}:{number}")
         else:
-            pairs.append({"id": str(record.get("id", f"pair:{number}")), "prompt": messages, "chosen": chosen,
-                          "rejected": rejected})
+            pairs.append({"id": str(record.get("id", f"pair:{number}")), "prompt": messages,
+                          "chosen": record["chosen"], "rejected": record["rejected"]})
     if not pairs:
         raise BadInputError(f"prompts: {path} has no usable preference pair ({dict(problems.counts) or 'empty'})")
     return pairs, problems

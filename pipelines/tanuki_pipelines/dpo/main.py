@@ -69,16 +69,16 @@ def make_pairs(config: DPOConfig, prompts: Path, out: Path, ray_address: str | N
 def main(args: argparse.Namespace) -> int:
     from tanuki_common.errors import BadInputError
     from tanuki_pipelines.checkpoints import require_checkpoint
-    from tanuki_pipelines.config import load_recipe
     from tanuki_pipelines.dpo.config import DPOConfig
     from tanuki_pipelines.dpo.generate import read_ready_pairs
     from tanuki_pipelines.outputs import OUTPUTS_FILE, publish_outputs, retract_outputs
+    from tanuki_pipelines.preflights import load_checked_recipe
     from tanuki_pipelines.pretrain.main import run_training
     from tanuki_pipelines.publish import write_durable
     from tanuki_pipelines.sft.train import chat_tokenizer
     from tanuki_pipelines.synth.shards import jsonl
 
-    config = load_recipe(DPOConfig, args.config, args.set)
+    config = load_checked_recipe(DPOConfig, args.config, args.set)
     model = require_checkpoint("model", config.model)
     if config.prompts is None:
         raise BadInputError("prompts: not set")

@@ -84,10 +84,12 @@ def main(args: argparse.Namespace) -> int:
     from tanuki_pipelines.eval.config import EvalConfig
     from tanuki_pipelines.eval.report import index_page
     from tanuki_pipelines.outputs import publish_outputs, retract_outputs
+    from tanuki_pipelines.preflights import run_preflight
     from tanuki_pipelines.publish import write_durable
 
     config = load_recipe(EvalConfig, args.config, args.set) if args.config else EvalConfig()
     mode = args.mode or config.mode
+    run_preflight(config.model_copy(update={"mode": mode}))
     out = args.output_dir.resolve()
     out.mkdir(parents=True, exist_ok=True)
     retract_outputs(out)

@@ -58,8 +58,8 @@ def free_port() -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    from tanuki_pipelines.config import load_recipe
     from tanuki_pipelines.outputs import OUTPUTS_FILE, retract_outputs
+    from tanuki_pipelines.preflights import load_checked_recipe
     from tanuki_pipelines.pretrain.config import PretrainConfig
     from tanuki_pipelines.pretrain.prepare import prepare
 
@@ -67,7 +67,7 @@ def main(args: argparse.Namespace) -> int:
         from tanuki_common.errors import BadInputError
 
         raise BadInputError(f"--nproc-per-node must be at least 1, got {args.nproc_per_node}")
-    config = load_recipe(PretrainConfig, args.config, args.set)
+    config = load_checked_recipe(PretrainConfig, args.config, args.set)
     output_dir = Path(args.output_dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
     retract_outputs(output_dir)

@@ -59,7 +59,14 @@ def check_init_from(init_from: Path, model: ModelConfig) -> None:
     source = init_from / "config.json"
     if not source.is_file():
         raise BadInputError(f"init_from: no HF checkpoint (config.json) at {init_from}")
-    found = json.loads(source.read_text())
+    wrong = init_mismatches(json.loads(source.read_text()), model)
+    if wrong:
+        raise BadInputError(f"init_from: {init_from} does not match model: " + "; ".join(wrong))
+
+
+def init_mismatches(found: dict[str, object], model: ModelConfig) -> list[str]:
+    """``field: recipe X, checkpoint Y`` for each shape field of ``model`` the checkpoint's config.json
+    ``found`` does not have (pure)."""
     expected: dict[str, int | str] = {
         "vocab_size": model.vocab_size, "hidden_size": model.hidden_size, "intermediate_size": model.intermediate_size,
         "num_hidden_layers": model.num_hidden_layers, "num_attention_heads": model.num_attention_heads,
@@ -69,10 +76,8 @@ def check_init_from(init_from: Path, model: ModelConfig) -> None:
                          "num_experts_per_tok": model.experts_per_token})
     else:
         expected["model_type"] = "llama"
-    wrong = [f"{key}: recipe {value!r}, checkpoint {found.get(key)!r}"
-             for key, value in expected.items() if found.get(key) != value]
-    if wrong:
-        raise BadInputError(f"init_from: {init_from} does not match model: " + "; ".join(wrong))
+    return [f"{key}: recipe {value!r}, checkpoint {found.get(key)!r}"
+            for key, value in expected.items() if found.get(key) != value]
 
 
 def prepare(config: PretrainConfig, output_dir: Path, cpus: int | None = None) -> tuple[Path, Path]:

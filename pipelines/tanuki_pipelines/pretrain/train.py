@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from tanuki_common.errors import EXIT_BAD_INPUT, BadInputError
-from tanuki_pipelines.config import load_recipe
 from tanuki_pipelines.outputs import format_progress, publish_outputs
+from tanuki_pipelines.preflights import load_checked_recipe
 from tanuki_pipelines.pretrain import checkpoint as ckpt
 from tanuki_pipelines.pretrain.config import PretrainConfig
 from tanuki_pipelines.pretrain.ds_config import deepspeed_config, resolve_precision
@@ -407,7 +407,7 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     try:
-        config = load_recipe(PretrainConfig, args.config, args.set)
+        config = load_checked_recipe(PretrainConfig, args.config, args.set)
         trainer = Trainer(config, args.output_dir.resolve())
     except BadInputError as exc:
         print(f"tanuki pretrain: error: {exc}", file=sys.stderr)

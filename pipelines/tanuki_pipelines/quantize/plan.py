@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tanuki_common.errors import BadInputError
+from tanuki_pipelines.preflight import is_moe
 from tanuki_pipelines.quantize.config import GGUF_TYPES, QuantizeConfig
 
 GROUP_SIZE = 128
@@ -23,11 +24,6 @@ GPTQ_SCHEMES = {"W8A8": "W8A8", "W4A16": "W4A16"}
 """Our scheme → llmcompressor's preset scheme name, for GPTQ."""
 
 
-def is_moe(model_config: dict[str, Any]) -> bool:
-    """A Mixtral-style checkpoint (experts per layer) rather than a dense one."""
-    return int(model_config.get("num_local_experts") or model_config.get("num_experts") or 0) > 1
-
-
 def linear_input_widths(model_config: dict[str, Any]) -> dict[str, int]:
     """Input width of each kind of Linear layer of a Llama/Mixtral-shaped model, by config field."""
     hidden = int(model_config["hidden_size"])
@@ -35,6 +31,37 @@ def linear_input_widths(model_config: dict[str, Any]) -> dict[str, int]:
     head_dim = int(model_config.get("head_dim") or hidden // heads)
     return {"hidden_size": hidden, "intermediate_size": int(model_config["intermediate_size"]),
             "num_attention_heads × head_dim": heads * head_dim}
+
+
+def fused_linear_shapes(model_config: dict[str, Any]) -> dict[str, tuple[int, int, str]]:
+    """(output width N, input width K, the config fields they come from) of each Linear vLLM builds
+    for a Llama/Mixtral-shaped model, with q/k/v and gate/up fused as vLLM fuses them."""
+    hidden = int(model_config["hidden_size"])
+    heads = int(model_config["num_attention_heads"])
+    kv_heads = int(model_config.get("num_key_value_heads") or heads)
+    head_dim = int(model_config.get("head_dim") or hidden // heads)
+    intermediate = int(model_config["intermediate_size"])
+    return {
+        "qkv_proj": ((heads + 2 * kv_heads) * head_dim, hidden,
+                     "(num_attention_heads + 2 × num_key_value_heads) × head_dim over hidden_size"),
+        "o_proj": (hidden, heads * head_dim, "hidden_size over num_attention_heads × head_dim"),
+        "gate_up_proj": (2 * intermediate, hidden, "2 × intermediate_size over hidden_size"),
+        "down_proj": (hidden, intermediate, "hidden_size over intermediate_size"),
+    }
+
+
+def int8_cpu_packing_failures(model_config: dict[str, Any], attention_only: bool = False) -> list[str]:
+    """Layers vLLM's CPU int8 kernel cannot pack (pure). On CPUs with AMX it packs a W8A8 layer
+    whose input width K is a multiple of 32 and output width N a multiple of 16 into blocks of 32
+    output rows (``sgl-kernels/gemm.cpp`` ``pack_vnni<int8_t>``: ``TORCH_CHECK(N == BLOCK_N)``), so
+    N = 32·k + 16 fails at load time ("Expected N == BLOCK_N"); other shapes go to oneDNN, which
+    takes any width. The node's CPU is not known before the pod runs, so the rule is applied to
+    every CPU run."""
+    layers = fused_linear_shapes(model_config)
+    if attention_only:
+        layers = {name: shape for name, shape in layers.items() if name in ("qkv_proj", "o_proj")}
+    return [f"{layer} is {n} × {k} ({fields})" for layer, (n, k, fields) in layers.items()
+            if k % 32 == 0 and n % 32 == 16]
 
 
 def ignore_list(config: QuantizeConfig, moe: bool) -> list[str]:
@@ -48,8 +75,15 @@ def ignore_list(config: QuantizeConfig, moe: bool) -> list[str]:
 
 
 def check_scheme(config: QuantizeConfig, model_config: dict[str, Any], on_gpu: bool) -> None:
-    """Refuse, before any calibration, what the hardware or vLLM cannot run; the message names the
-    field and what would work."""
+    """Refuse, before any calibration, what the hardware or vLLM cannot run."""
+    problems = scheme_problems(config, model_config, on_gpu)
+    if problems:
+        raise BadInputError("; ".join(problems))
+
+
+def scheme_problems(config: QuantizeConfig, model_config: dict[str, Any], on_gpu: bool) -> list[str]:
+    """What the hardware or vLLM cannot run of this scheme on this model, each naming the field and
+    what would work (pure)."""
     problems = []
     moe = is_moe(model_config)
     if config.scheme == "GGUF":
@@ -66,6 +100,15 @@ def check_scheme(config: QuantizeConfig, model_config: dict[str, Any], on_gpu: b
     if config.scheme == "W8A8" and not on_gpu and config.dtype == "float32":
         problems.append("dtype: W8A8 on the CPU backend needs bfloat16 or float16 activations (vLLM's "
                         "int8_scaled_mm_with_quant has no float32 kernel); set dtype: bfloat16")
+    if config.scheme == "W8A8" and not on_gpu:
+        # an MoE with unquantized experts quantizes only attention (see ATTENTION_TARGET)
+        failing = int8_cpu_packing_failures(model_config, attention_only=moe and not config.quantize_experts)
+        if failing:
+            problems.append("scheme: W8A8 on the CPU backend: vLLM's int8 weight packing (x86 CPUs with AMX) "
+                            "fails on a layer whose output width is 16 more than a multiple of 32 over an input "
+                            f"width that is a multiple of 32: {'; '.join(failing)}; make intermediate_size a "
+                            "multiple of 16 and hidden_size and the heads' widths multiples of 32 (e.g. "
+                            "intermediate_size 512, not 520), or use GGUF")
     if config.scheme == "W4A16":
         for field, width in linear_input_widths(model_config).items():
             if width % GROUP_SIZE:
@@ -82,8 +125,7 @@ def check_scheme(config: QuantizeConfig, model_config: dict[str, Any], on_gpu: b
     if config.calibration.path is None:
         problems.append("calibration.path: the quality gate scores held-out texts from it; name a JSONL file "
                         "or a SynthJob/PretrainJob output directory")
-    if problems:
-        raise BadInputError("; ".join(dict.fromkeys(problems)))
+    return list(dict.fromkeys(problems))
 
 
 def targets(config: QuantizeConfig, moe: bool) -> str | list[str]:

@@ -9,9 +9,10 @@ from typing import Any, cast
 from tanuki_common.errors import BadInputError
 from tanuki_pipelines.checkpoints import require_checkpoint
 from tanuki_pipelines.outputs import format_progress
+from tanuki_pipelines.preflight import is_moe
 from tanuki_pipelines.quantize.config import QuantizeConfig
 from tanuki_pipelines.quantize.gate import Quality, compare, gate_failure
-from tanuki_pipelines.quantize.plan import build_recipe, check_scheme, is_moe, needs_calibration
+from tanuki_pipelines.quantize.plan import build_recipe, check_scheme, needs_calibration
 from tanuki_pipelines.quantize.texts import read_texts, split_texts
 
 STEPS = 3  # quantize, score the source, score the quantized model

@@ -26,8 +26,8 @@ def make_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> int:
     from tanuki_common.errors import BadInputError
     from tanuki_pipelines.checkpoints import require_checkpoint
-    from tanuki_pipelines.config import load_recipe
     from tanuki_pipelines.outputs import OUTPUTS_FILE, retract_outputs
+    from tanuki_pipelines.preflights import load_checked_recipe
     from tanuki_pipelines.pretrain.main import run_training
     from tanuki_pipelines.sft.config import SFTConfig
     from tanuki_pipelines.sft.data import read_conversations
@@ -35,7 +35,7 @@ def main(args: argparse.Namespace) -> int:
 
     if args.nproc_per_node < 1:
         raise BadInputError(f"--nproc-per-node must be at least 1, got {args.nproc_per_node}")
-    config = load_recipe(SFTConfig, args.config, args.set)
+    config = load_checked_recipe(SFTConfig, args.config, args.set)
     model = require_checkpoint("model", config.model)
     if config.dataset is None:
         raise BadInputError("dataset: not set")

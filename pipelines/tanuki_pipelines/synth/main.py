@@ -113,9 +113,9 @@ def generate(config: Any, out: Path, ray_address: str | None) -> dict[str, Any]:
 
 def main(args: argparse.Namespace) -> int:
     from tanuki_common.errors import BadInputError
-    from tanuki_pipelines.checkpoints import require_checkpoint
     from tanuki_pipelines.config import load_recipe
     from tanuki_pipelines.outputs import publish_outputs, retract_outputs
+    from tanuki_pipelines.preflights import run_preflight
     from tanuki_pipelines.publish import write_durable
     from tanuki_pipelines.synth.config import SynthConfig
 
@@ -132,10 +132,7 @@ def main(args: argparse.Namespace) -> int:
         publish_outputs(outputs, out)
         print(json.dumps({"kept": stats["kept"], "dropped": stats["dropped"]}, ensure_ascii=False))
         return 0
-    if not config.documents and not config.dialogues.count:
-        raise BadInputError("documents: none given and dialogues.count is 0: nothing to generate")
-    if config.engine == "vllm":  # before any engine starts: vLLM reads a missing path as a hub repo id
-        require_checkpoint("generator.path", config.generator.path)
+    run_preflight(config)  # before any engine starts: vLLM reads a missing path as a hub repo id
     generation = generate(config, out, args.ray_address)
     records = generation.pop("records")
     write_durable(out / "generated.jsonl", jsonl(records))

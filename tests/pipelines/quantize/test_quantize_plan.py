@@ -52,7 +52,34 @@ def test_w8a8_in_float32_on_cpu_is_refused() -> None:
 def test_widths_not_divisible_by_the_group_name_the_width_and_an_alternative() -> None:
     message = refusal({**DENSE, "intermediate_size": 344}, scheme="W4A16")
     assert "scheme: W4A16" in message and "intermediate_size is 344" in message and "W8A8" in message
-    check_scheme(config(scheme="W8A8"), {**DENSE, "intermediate_size": 344}, on_gpu=False)
+    check_scheme(config(scheme="W8A8"), {**DENSE, "intermediate_size": 344}, on_gpu=True)
+
+
+@pytest.mark.parametrize(("fields", "failing"), [
+    ({"intermediate_size": 512}, None),
+    ({"intermediate_size": 528}, None),  # 2 × 528 = 1056: a multiple of 32
+    ({"intermediate_size": 520}, "gate_up_proj is 1040 × 128"),  # the reported failure: 1040 = 32 × 32 + 16
+    ({"intermediate_size": 344}, "gate_up_proj is 688 × 128"),
+    ({"intermediate_size": 516}, None),  # N 1032 is not a multiple of 16: oneDNN takes it
+    ({"hidden_size": 144, "intermediate_size": 520}, None),  # every K is off 32 or N off 16: oneDNN
+    ({"hidden_size": 144, "intermediate_size": 512}, "down_proj is 144 × 512"),
+    ({"hidden_size": 112, "num_attention_heads": 2, "head_dim": 64, "intermediate_size": 512},
+     "o_proj is 112 × 128"),
+    ({"num_attention_heads": 3, "num_key_value_heads": 1, "head_dim": 16}, "qkv_proj is 80 × 128"),
+])
+def test_w8a8_on_cpu_refuses_the_widths_vllms_int8_packing_cannot_take(fields: dict, failing: str | None) -> None:
+    model = {**DENSE, "num_key_value_heads": 2, **fields}
+    if failing is None:
+        check_scheme(config(scheme="W8A8"), model, on_gpu=False)
+    else:
+        message = refusal(model, scheme="W8A8")
+        assert message.startswith("scheme: W8A8 on the CPU backend") and failing in message
+        assert "intermediate_size 512" in message
+        check_scheme(config(scheme="W8A8"), model, on_gpu=True)
+
+
+def test_w8a8_of_an_moe_with_unquantized_experts_checks_only_attention() -> None:
+    check_scheme(config(scheme="W8A8"), {**MOE, "num_key_value_heads": 2, "intermediate_size": 520}, on_gpu=False)
 
 
 def test_quantized_experts_on_cpu_are_refused_but_not_on_a_gpu() -> None:

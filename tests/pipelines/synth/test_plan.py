@@ -76,7 +76,9 @@ def test_a_document_list_that_yields_nothing_exits_2_naming_the_file(tmp_path: P
                                       "endpoint": {"base_url": "http://127.0.0.1:9/v1", "model": "m"}}))
     done = subprocess.run([sys.executable, "-m", "tanuki_pipelines.cli", "synth", "--config", str(recipe),
                            "--output-dir", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and "empty.jsonl yielded no documents" in done.stderr
+    # the program's preflight reads the first records before anything is planned
+    assert done.returncode == 2 and "documents[0] (ja).path: " in done.stderr
+    assert "empty.jsonl:2: not JSON" in done.stderr
 
 
 def test_an_unreachable_endpoint_fails_fast_with_its_url(tmp_path: Path) -> None:
