@@ -9,7 +9,13 @@ have not produced yet, is **done** (it succeeded there with this spec), reads an
 not in the file (**unknown** without ``--workdir``: a cluster may have it), or has a **problem** that
 is certain: an invalid spec, a missing Secret key, an upstream that exists nowhere, a refused edit,
 a stage this operator does not have. Without ``--workdir`` the Secrets are not known here (they
-live in the cluster): they are not checked. Exit 2 when any problem is certain.
+live in the cluster): they are not checked.
+
+A resource that would run is also put through its program's preflight (``tanuki_pipelines.preflight``)
+on the recipe its pod would read and the hardware of its ``spec.resources``: inputs that are not what
+their field says, shapes the engine cannot run. Its paths are this machine's with ``--workdir``;
+without, a path not found here may be on a cluster volume and is reported as not checked. Exit 2
+when any problem is certain.
 """
 
 from __future__ import annotations
@@ -19,12 +25,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
+from tanuki_common.errors import BadInputError
 from tanuki_operator.api import API_VERSION
-from tanuki_operator.api.common import Phase, Status
+from tanuki_operator.api.common import JobSpec, Phase, Status
+from tanuki_operator.api.modelserver import ModelServerSpec
 from tanuki_operator.embedded.store import ObjectStore, key_of
 from tanuki_operator.preflight import SECRET_MISSING, mounted_secrets
 from tanuki_operator.resources import NAMESPACE, load_resources, manifest_of, store_of, unknown
 from tanuki_operator.validation import validate_spec
+from tanuki_pipelines.preflight import Hardware, Preflight
 
 PROBLEMS = {SECRET_MISSING, "InvalidSpec", "UpstreamUnavailable", "StageNotAvailable", "ImmutableFieldChanged"}
 """Reasons that no waiting will mend: something in the file or the cluster must change."""
@@ -84,7 +95,7 @@ def check(resources: list[dict[str, Any]], workdir: Path | None) -> list[Verdict
             verdicts.append(Verdict(label, "problem", why))
             continue
         known.append(resource)
-        store.apply(manifest_of(resource, workdir if workdir is not None else Path(".")), manager="kubectl")
+        store.apply(manifest_of(resource, workdir), manager="kubectl")
     settings = Settings.from_env()
     for resource in known:
         kind, name = resource["kind"], resource["metadata"]["name"]
@@ -93,6 +104,8 @@ def check(resources: list[dict[str, Any]], workdir: Path | None) -> list[Verdict
         outcome = reconcile(store, settings, kind, stored)
         status = Status.model_validate({**(stored.get("status") or {}), **outcome.status})
         verdict = Verdict(f"{kind}/{name}", *_judge(status))
+        if verdict.outcome == "runs":
+            verdict = _with_preflight(verdict, store, kind, stored, paths_here=workdir is not None)
         if workdir is None and verdict.outcome == "problem" and verdict.detail.startswith("UpstreamUnavailable") \
                 and all(part.endswith("does not exist") for part in (status.message or "").split("; ")):
             # not in this file: in a cluster it may exist already (a server applied after its chain)
@@ -100,6 +113,51 @@ def check(resources: list[dict[str, Any]], workdir: Path | None) -> list[Verdict
                                                            "the namespace when this is applied)")
         verdicts.append(verdict)
     return verdicts
+
+
+def program_findings(kind: str, spec: Any, inputs: dict[str, str], paths_here: bool) -> Preflight:
+    """What the program of a resource that would start now finds before it works: the stage's
+    preflight on the recipe its pod would read, on the hardware of ``spec.resources``; a
+    ModelServer's checkpoint against its vLLM engine settings."""
+    from tanuki_pipelines.config import validate_recipe
+    from tanuki_pipelines.preflights import findings
+
+    hardware = Hardware(gpus=spec.resources.gpus)
+    if isinstance(spec, ModelServerSpec):
+        check = Preflight(hardware=hardware, paths_here=paths_here)
+        model = check.checkpoint("spec.model", Path(inputs["model"]))
+        check.vllm_engine("spec.model", model, "spec.engine.", spec.engine.max_model_len,
+                          spec.engine.tensor_parallel_size)
+        return check
+    assert isinstance(spec, JobSpec), kind
+    recipe_model = type(spec).model_fields["recipe"].annotation  # every batch kind's spec has its recipe
+    assert isinstance(recipe_model, type) and issubclass(recipe_model, BaseModel), kind
+    try:
+        config = validate_recipe(recipe_model, spec.stage_recipe(inputs), Path("."), f"{kind} recipe")
+    except BadInputError as exc:
+        return Preflight(hardware=hardware, paths_here=paths_here, problems=[str(exc)])
+    return findings(config, hardware, paths_here=paths_here)
+
+
+def _with_preflight(verdict: Verdict, store: ObjectStore, kind: str, stored: dict[str, Any],
+                    paths_here: bool) -> Verdict:
+    from tanuki_operator.lineage import resolve
+
+    model, _ = validate_spec(kind, stored.get("spec"))
+    assert isinstance(model, (JobSpec, ModelServerSpec)), "the reconcile found it valid"
+
+    def lookup(upstream_kind: str, name: str) -> dict[str, Any] | None:
+        found = store.get(API_VERSION, upstream_kind, NAMESPACE, name)
+        return None if found is None else (found.get("status") or {})
+
+    resolution = resolve(model, model.storage, lookup)
+    check = program_findings(kind, model, resolution.inputs, paths_here)
+    if check.problems:
+        return Verdict(verdict.resource, "problem", "PreflightFailed: " + "; ".join(check.problems))
+    if check.unknown:
+        return Verdict(verdict.resource, verdict.outcome, f"{verdict.detail} (not checked here: "
+                                                          f"{'; '.join(check.unknown)})")
+    return verdict
 
 
 def _judge(status: Status) -> tuple[str, str]:
@@ -123,11 +181,16 @@ def table(verdicts: list[Verdict]) -> str:
     return "\n".join(f"{row[0].ljust(widths[0])}   {row[1].ljust(widths[1])}   {row[2]}".rstrip() for row in rows)
 
 
+def run(resources: list[dict[str, Any]], workdir: Path | None) -> int:
+    """Print the verdicts' table; the exit code (2 when any problem is certain)."""
+    verdicts = check(resources, workdir)
+    print(table(verdicts))
+    if workdir is None:
+        print("(Secrets not checked: they live in the cluster; --workdir checks a local runner's files)")
+    return 2 if any(v.outcome == "problem" for v in verdicts) else 0
+
+
 def main(args: argparse.Namespace) -> int:
     from tanuki_pipelines.recipes import resource_file
 
-    verdicts = check(load_resources(resource_file(args.filename)), args.workdir)
-    print(table(verdicts))
-    if args.workdir is None:
-        print("(Secrets not checked: they live in the cluster; --workdir checks a local runner's files)")
-    return 2 if any(v.outcome == "problem" for v in verdicts) else 0
+    return run(load_resources(resource_file(args.filename)), args.workdir)

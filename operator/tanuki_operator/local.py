@@ -41,7 +41,7 @@ from tanuki_operator.api.common import JobSpec, Phase, Status
 from tanuki_operator.api.modelserver import ModelServerSpec
 from tanuki_operator.embedded.store import ObjectStore
 from tanuki_operator.lineage import referenced, settling
-from tanuki_operator.preflight import SECRET_MISSING
+from tanuki_operator.preflight import SECRET_MISSING, mounted_secrets
 from tanuki_operator.render.common import Owner, output_dir
 from tanuki_operator.resources import NAMESPACE, load_resources, localised, manifest_of, store_of, unknown
 from tanuki_operator.stages import STAGES
@@ -333,12 +333,12 @@ def delete(resources: list[dict[str, Any]], workdir: Path) -> list[str]:
     return forgotten
 
 
-def secret_files(workdir: Path, message: str) -> str:
-    """The files the Secret keys named in a ``SecretMissing`` message are locally."""
-    import re
-
-    found = re.findall(r"Secret (\S+) \(it needs the key (\S+)\)|Secret (\S+) has no key (\S+)", message)
-    return ", ".join(str(workdir.resolve() / "secrets" / (a or c) / (b or d)) for a, b, c, d in found)
+def secret_files(workdir: Path, resource: dict[str, Any]) -> str:
+    """The files of the Secret keys the resource's pods mount that the workdir lacks (locally a
+    Secret is ``WORKDIR/secrets/<name>/<key>``)."""
+    model, _ = validate_spec(resource["kind"], resource.get("spec"))
+    files = [workdir.resolve() / "secrets" / ref.name / ref.key for _, ref in (mounted_secrets(model) if model else [])]
+    return ", ".join(str(file) for file in files if not file.is_file())
 
 
 def incomplete(found: dict[str, dict[str, Any]], unserved: set[str]) -> list[str]:
@@ -362,11 +362,9 @@ def main(args: argparse.Namespace) -> int:
             print(f"[tanuki local] {name}: deleted")
         return 0
     if args.dry_run:
-        from tanuki_operator.check import check, table
+        from tanuki_operator.check import run
 
-        verdicts = check(resources, args.workdir)
-        print(table(verdicts))
-        return 2 if any(verdict.outcome == "problem" for verdict in verdicts) else 0
+        return run(resources, args.workdir)
     os.environ.setdefault("TANUKI_POLL_SECONDS", "2")  # progress from the pods' logs: read before the handlers load
     refused = {f"{r['kind']}/{r['metadata']['name']}": why for r in resources if (why := unknown(r)) is not None}
     for key, why in refused.items():
@@ -397,10 +395,11 @@ def main(args: argparse.Namespace) -> int:
     found.update({key: {"phase": Phase.VALIDATION_FAILED, "reason": "NoKindMatch", "message": why}
                   for key, why in refused.items()})
     print(json.dumps(found, indent=2, ensure_ascii=False))
+    by_key = {f"{r['kind']}/{r['metadata']['name']}": r for r in resources}
     for key, status in found.items():
         if status["reason"] == SECRET_MISSING:
             print(f"[tanuki local] {key}: locally a Secret is a directory of files, one per key: "
-                  f"{secret_files(args.workdir, status['message'])}", flush=True)
+                  f"{secret_files(args.workdir, by_key[key])}", flush=True)
     if interrupted:
         print("[tanuki local] interrupted; apply again to resume", flush=True)
         return 130

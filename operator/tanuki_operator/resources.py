@@ -42,13 +42,14 @@ def store_of(workdir: Path) -> ObjectStore:
     return ObjectStore(workdir / ".tanuki" / "objects.json", secrets_dir=workdir / "secrets")
 
 
-def manifest_of(resource: dict[str, Any], workdir: Path) -> dict[str, Any]:
-    """The resource as the local API server stores it: in ``NAMESPACE``, its PVC under the workdir."""
+def manifest_of(resource: dict[str, Any], workdir: Path | None) -> dict[str, Any]:
+    """The resource as the local API server stores it: in ``NAMESPACE``, its PVC under the workdir
+    (None: mounted where the pods mount it, as a cluster has it)."""
     labels = (resource.get("metadata") or {}).get("labels") or {}
     return {"apiVersion": API_VERSION, "kind": resource["kind"],
             "metadata": {"name": resource["metadata"]["name"], "namespace": NAMESPACE,
                          **({"labels": labels} if labels else {})},
-            "spec": localised(resource.get("spec") or {}, workdir)}
+            "spec": localised(resource.get("spec") or {}, workdir) if workdir is not None else resource.get("spec") or {}}
 
 
 def unknown(resource: dict[str, Any]) -> str | None:

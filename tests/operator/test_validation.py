@@ -248,3 +248,20 @@ def test_a_tokenize_job_source_needs_a_path_or_a_binding() -> None:
     tokens = next(r for r in EXAMPLES if r["metadata"]["name"] == "debug-tokens")["spec"]
     _, errors = validate_spec("TokenizeJob", {**tokens, "sourcesFrom": []})
     assert any("['synth'] have neither a path nor a sourcesFrom binding" in error.message for error in errors), errors
+
+
+@pytest.mark.parametrize(("kind", "patch", "named"), [
+    ("QuantizeJob", {"recipe": {"scheme": "FP8", "calibration": {"path": "c.jsonl"}}}, "recipe.scheme: FP8 needs a GPU"),
+    ("QuantizeJob", {"recipe": {"device": "cuda", "calibration": {"path": "c.jsonl"}}}, "recipe.device: cuda"),
+    ("ModelServer", {"engine": {"tensor_parallel_size": 2}, "resources": {"gpus": 1}},
+     "engine.tensor_parallel_size: 2 × pipeline_parallel_size 1 needs 2 GPUs per replica but resources.gpus is 1"),
+])
+def test_what_the_requested_hardware_cannot_run_is_refused_at_the_first_look(kind: str, patch: dict,
+                                                                             named: str) -> None:
+    resource = next(r for r in EXAMPLES if r["kind"] == kind)
+    spec = {**resource["spec"], **patch, "resources": {**resource["spec"].get("resources", {}), "gpus": 0,
+                                                      **patch.get("resources", {})}}
+    model, errors = validate_spec(kind, spec)
+    assert model is None and any(named in error.message for error in errors), errors
+    spec["resources"]["gpus"] = 2
+    assert validate_spec(kind, spec)[1] == []

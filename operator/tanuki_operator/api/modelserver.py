@@ -121,6 +121,16 @@ class ModelServerSpec(StageSpec):
     rollout: RolloutPolicy = Field(default_factory=RolloutPolicy)
     """How a new checkpoint (a new upstream output or a changed spec.model) replaces the serving one."""
 
+    @model_validator(mode="after")
+    def _gpus_for_parallelism(self) -> ModelServerSpec:
+        """vLLM runs one rank per GPU: a replica needs tensor × pipeline parallel GPUs."""
+        ranks = self.engine.tensor_parallel_size * self.engine.pipeline_parallel_size
+        if self.resources.gpus and ranks > self.resources.gpus:
+            raise ValueError(f"engine.tensor_parallel_size: {self.engine.tensor_parallel_size} × pipeline_parallel_size "
+                             f"{self.engine.pipeline_parallel_size} needs {ranks} GPUs per replica but resources.gpus "
+                             f"is {self.resources.gpus}")
+        return self
+
     def inputs(self) -> dict[str, Input]:
         inputs = {"model": Input(self.model, "spec.model", reads_of(ModelServerSpec, "model"))}
         if self.initialModel is not None:  # optional: its absence only means there is nothing to stand in

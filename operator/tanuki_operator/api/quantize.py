@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from tanuki_operator.api.common import ArtifactSource, Input, JobSpec, Output, dump_recipe, reads, reads_of
 from tanuki_pipelines.quantize.config import QuantizeConfig
@@ -21,6 +21,16 @@ class QuantizeJobSpec(JobSpec):
     (its dataset); default: ``recipe.calibration.path``."""
     recipe: QuantizeConfig = Field(default_factory=QuantizeConfig)
     """Scheme, calibration and quality gate settings."""
+
+    @model_validator(mode="after")
+    def _hardware(self) -> QuantizeJobSpec:
+        """What ``spec.resources`` cannot run, refused at the first look rather than in the pod."""
+        if not self.resources.gpus and self.recipe.scheme == "FP8":
+            raise ValueError("recipe.scheme: FP8 needs a GPU to calibrate and serve but resources.gpus is 0; "
+                             "use W8A8 or W4A16 on the CPU backend, or request a GPU")
+        if not self.resources.gpus and self.recipe.device == "cuda":
+            raise ValueError("recipe.device: cuda but resources.gpus is 0; use device auto or cpu, or request a GPU")
+        return self
 
     def inputs(self) -> dict[str, Input]:
         found = {"model": Input(self.model, "spec.model", reads_of(QuantizeJobSpec, "model"))}
