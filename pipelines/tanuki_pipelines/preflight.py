@@ -35,12 +35,24 @@ class Hardware:
 
     gpus: int = 0
     """Accelerators it may use (0: the CPU backend)."""
+    cpu_flags: frozenset[str] | None = None
+    """The CPU's instruction-set flags (``/proc/cpuinfo``) on x86; None where not known (a cluster
+    node seen from ``tanuki check``) or not x86."""
 
     @staticmethod
     def here() -> Hardware:
+        import platform
+
         import torch
 
-        return Hardware(gpus=torch.cuda.device_count() if torch.cuda.is_available() else 0)
+        flags = None
+        if platform.machine() in ("x86_64", "AMD64"):
+            try:
+                line = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+                flags = frozenset(line.split(":", 1)[1].split())
+            except (OSError, StopIteration):
+                flags = None
+        return Hardware(gpus=torch.cuda.device_count() if torch.cuda.is_available() else 0, cpu_flags=flags)
 
 
 @dataclass

@@ -74,16 +74,18 @@ def ignore_list(config: QuantizeConfig, moe: bool) -> list[str]:
     return list(dict.fromkeys(ignore))
 
 
-def check_scheme(config: QuantizeConfig, model_config: dict[str, Any], on_gpu: bool) -> None:
+def check_scheme(config: QuantizeConfig, model_config: dict[str, Any], on_gpu: bool,
+                 cpu_flags: frozenset[str] | None = None) -> None:
     """Refuse, before any calibration, what the hardware or vLLM cannot run."""
-    problems = scheme_problems(config, model_config, on_gpu)
+    problems = scheme_problems(config, model_config, on_gpu, cpu_flags)
     if problems:
         raise BadInputError("; ".join(problems))
 
 
-def scheme_problems(config: QuantizeConfig, model_config: dict[str, Any], on_gpu: bool) -> list[str]:
+def scheme_problems(config: QuantizeConfig, model_config: dict[str, Any], on_gpu: bool,
+                    cpu_flags: frozenset[str] | None = None) -> list[str]:
     """What the hardware or vLLM cannot run of this scheme on this model, each naming the field and
-    what would work (pure)."""
+    what would work (pure). ``cpu_flags``: the x86 CPU's flags where known."""
     problems = []
     moe = is_moe(model_config)
     if config.scheme == "GGUF":
@@ -94,6 +96,10 @@ def scheme_problems(config: QuantizeConfig, model_config: dict[str, Any], on_gpu
     if config.scheme == "FP8" and not on_gpu:
         problems.append("scheme: FP8 needs a GPU to calibrate and serve (device is cpu); "
                         "use W8A8 or W4A16 on the CPU backend")
+    if config.scheme == "W4A16" and not on_gpu and cpu_flags is not None and "avx512f" not in cpu_flags:
+        # vLLM picks its CPU kernel library by ISA; the AVX2 one (_C_AVX2) has no cpu_gemm_wna16
+        problems.append("scheme: W4A16 on this CPU: vLLM's kernels for x86 CPUs without AVX-512 have no 4-bit "
+                        "weight GEMM (cpu_gemm_wna16); use W8A8 or GGUF here, or an AVX-512 node or a GPU")
     if config.scheme == "W4A16" and not on_gpu and config.dtype != "bfloat16":
         problems.append(f"dtype: W4A16 on the CPU backend needs bfloat16 (vLLM's cpu_gemm_wna16 has no "
                         f"{config.dtype} kernel); set dtype: bfloat16, or use scheme GGUF for float32")

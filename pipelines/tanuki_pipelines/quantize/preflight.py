@@ -24,7 +24,7 @@ def preflight(config: QuantizeConfig, check: Preflight) -> None:
     on_gpu = config.device == "cuda" or (config.device == "auto" and check.hardware.gpus > 0)
     model = check.checkpoint("source", config.source)
     if model is not None:
-        for problem in scheme_problems(config, model, on_gpu):
+        for problem in scheme_problems(config, model, on_gpu, check.hardware.cpu_flags):
             check.problem(problem)
         if config.scheme != "GGUF":
             check.served_by_vllm("source", model)

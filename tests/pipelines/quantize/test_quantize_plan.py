@@ -78,6 +78,14 @@ def test_w8a8_on_cpu_refuses_the_widths_vllms_int8_packing_cannot_take(fields: d
         check_scheme(config(scheme="W8A8"), model, on_gpu=True)
 
 
+def test_w4a16_on_an_x86_cpu_without_avx512_is_refused() -> None:
+    with pytest.raises(BadInputError, match="scheme: W4A16 on this CPU: .* no 4-bit weight GEMM"):
+        check_scheme(config(scheme="W4A16"), DENSE, on_gpu=False, cpu_flags=frozenset({"avx2", "fma"}))
+    check_scheme(config(scheme="W4A16"), DENSE, on_gpu=False, cpu_flags=frozenset({"avx2", "avx512f"}))
+    check_scheme(config(scheme="W4A16"), DENSE, on_gpu=True, cpu_flags=frozenset({"avx2"}))
+    check_scheme(config(scheme="W4A16"), DENSE, on_gpu=False)  # a node not known here: the pod decides
+
+
 def test_w8a8_of_an_moe_with_unquantized_experts_checks_only_attention() -> None:
     check_scheme(config(scheme="W8A8"), {**MOE, "num_key_value_heads": 2, "intermediate_size": 520}, on_gpu=False)
 

@@ -33,8 +33,17 @@ def check_outputs(out: Path, scheme: str, source: Path) -> dict:
     return quality
 
 
-def test_w4a16_serves_in_vllm_and_passes_the_gate(tmp_path: Path, trained_debug: Path, write_recipe) -> None:
+def test_w4a16_serves_in_vllm_and_passes_the_gate(tmp_path: Path, trained_debug: Path, write_recipe,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """On an x86 CPU without AVX-512 vLLM has no 4-bit kernel: there the stage refuses up front."""
+    from tanuki_pipelines.preflight import Hardware
+
+    flags = Hardware.here().cpu_flags
     code, out = run(tmp_path, write_recipe, source=trained_debug, scheme="W4A16", dtype="bfloat16")
+    if flags is not None and "avx512f" not in flags:
+        assert code == 2 and "scheme: W4A16 on this CPU" in capsys.readouterr().err
+        assert not (out / "checkpoint").exists()  # refused before calibration
+        return
     assert code == 0
     quality = check_outputs(out, "W4A16", trained_debug)
     print("W4A16", quality)
