@@ -13,6 +13,8 @@ from tanuki_common.errors import EXIT_BAD_INPUT, BadInputError
 # subcommand → (module, help). Each module has make_parser(parser) and main(args) -> int.
 COMMANDS: dict[str, tuple[str, str]] = {
     "tokenizer": ("tanuki_pipelines.tokenizer.main", "train the SentencePiece tokenizer"),
+    "curate": ("tanuki_pipelines.curate.main",
+               "clean and deduplicate corpora (per-document steps, exact and MinHash near duplicates), in stages"),
     "tokenize": ("tanuki_pipelines.tokenize.main",
                 "tokenize corpora into a token store (Megatron indexed dataset), in parallel and resumable"),
     "pretrain": ("tanuki_pipelines.pretrain.main", "pretrain a dense Llama-shaped model with DeepSpeed"),

@@ -177,8 +177,7 @@ class Preflight:
             if source.path is None:
                 self.problem(f"{label}.path: not set (a file, directory or glob of the corpus is needed)")
                 continue
-            if not self.paths_here and not any(char in str(source.path) for char in "*?[") \
-                    and not source.path.exists():
+            if not self.paths_here and not _anything_at(source.path):
                 self.not_here(source.path)
                 continue
             try:
@@ -275,6 +274,16 @@ def vllm_architectures() -> set[str] | None:
 def is_moe(model_config: dict[str, Any]) -> bool:
     """A Mixtral-style checkpoint (experts per layer) rather than a dense one."""
     return int(model_config.get("num_local_experts") or model_config.get("num_experts") or 0) > 1
+
+
+def _anything_at(path: Path) -> bool:
+    """A path, or a glob matching at least one file."""
+    text = str(path)
+    if any(char in text for char in "*?["):
+        import glob
+
+        return any(True for _ in glob.iglob(text, recursive=True))
+    return path.exists()
 
 
 def quantizes_experts(model_config: dict[str, Any]) -> bool:

@@ -16,7 +16,8 @@ Recipe = TypeVar("Recipe", bound=BaseModel)
 
 PREFLIGHTS: dict[str, str] = {
     f"tanuki_pipelines.{stage}.config.{model}": f"tanuki_pipelines.{stage}.preflight"
-    for stage, model in [("pretrain", "PretrainConfig"), ("tokenize", "TokenizeConfig"), ("synth", "SynthConfig"),
+    for stage, model in [("curate", "CurateConfig"), ("pretrain", "PretrainConfig"), ("tokenize", "TokenizeConfig"),
+                         ("synth", "SynthConfig"),
                          ("upcycle", "UpcycleConfig"), ("sft", "SFTConfig"), ("dpo", "DPOConfig"),
                          ("quantize", "QuantizeConfig"), ("eval", "EvalConfig")]
 }

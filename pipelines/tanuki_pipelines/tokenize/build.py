@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from typing import Any
 from tanuki_common.errors import BadInputError
 from tanuki_pipelines.config import DataSource
 from tanuki_pipelines.corpus_io import Problems, bad_record_policy, file_format, iter_file, source_files
+from tanuki_pipelines.executors import run_local, run_ray
 from tanuki_pipelines.publish import TMP_PREFIX, fault_point, fsync_dir, fsync_file, write_durable
 from tanuki_pipelines.tokenize.config import TokenizeConfig
 from tanuki_pipelines.tokenize.store import FORMAT, SHARDS_DIR, STATS_FILE, STORE_FILE, TOKENIZER_DIR
@@ -179,50 +179,9 @@ def tokenize_shard(task: dict[str, Any]) -> dict[str, Any]:
     return stats
 
 
-def _ray_row(row: dict[str, Any]) -> dict[str, Any]:
-    return {"stats": json.dumps(tokenize_shard(json.loads(row["task"])), ensure_ascii=False)}
-
-
 def _worker_environment(rayon_threads: str) -> None:
     os.environ["RAYON_NUM_THREADS"] = rayon_threads  # before the tokenizer library loads in this worker
     os.environ["TOKENIZERS_PARALLELISM"] = "true"
-
-
-# ---- executors ------------------------------------------------------------------------------------
-
-def run_local(tasks: list[dict[str, Any]], workers: int, cpus: int,
-              on_done: Callable[[dict[str, Any]], None]) -> None:
-    """In this process (one worker) or a spawned process pool: a tokenizer used before a fork turns
-    its parallelism off in the children, and spawned workers never share the parent's."""
-    if workers <= 1:
-        for task in tasks:
-            on_done(tokenize_shard(task))
-        return
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    rayon = os.environ.get("RAYON_NUM_THREADS") or str(max(1, cpus // workers))
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_worker_environment, initargs=(rayon,)) as pool:
-        futures = [pool.submit(tokenize_shard, task) for task in tasks]
-        try:
-            for future in as_completed(futures):
-                on_done(future.result())
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
-
-
-def run_ray(tasks: list[dict[str, Any]], address: str | None, on_done: Callable[[dict[str, Any]], None]) -> None:
-    """Ray Data tasks, one per shard (a KubeRay cluster whose workers mount the store's volume)."""
-    from tanuki_pipelines.ray_session import ray_session
-
-    with ray_session(address) as ray:
-        ray.data.DataContext.get_current().enable_progress_bars = False
-        rows = [{"task": json.dumps(task, ensure_ascii=False)} for task in tasks]
-        dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map(_ray_row, num_cpus=1)
-        for row in dataset.iter_rows():
-            on_done(json.loads(row["stats"]))
 
 
 class Progress:
@@ -281,9 +240,12 @@ def build_store(config: TokenizeConfig, store: Path, cpus: int, ray_address: str
     started = time.monotonic()
     progress = Progress(pending, len(tasks) - len(pending), label)
     if pending and ray_address:
-        run_ray(pending, None if ray_address == "local" else ray_address, progress)
+        run_ray(tokenize_shard, pending, None if ray_address == "local" else ray_address, progress)
     elif pending:
-        run_local(pending, local_workers(config.workers, cpus, pending), cpus, progress)
+        # the tokenizer's own threads share the cores with the other workers
+        workers = local_workers(config.workers, cpus, pending)
+        rayon = os.environ.get("RAYON_NUM_THREADS") or str(max(1, cpus // workers))
+        run_local(tokenize_shard, pending, workers, progress, _worker_environment, (rayon,))
     shards = [json.loads(shard_paths(task)["done"].read_text()) for task in tasks]
     return finish(store, description, shards, time.monotonic() - started)
 

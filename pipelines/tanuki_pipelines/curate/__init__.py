@@ -1,0 +1,2 @@
+"""``tanuki curate``: a human corpus cleaned and deduplicated at corpus scale, in stages whose state
+lives in files."""
