@@ -26,6 +26,36 @@ def example_resources() -> list[dict[str, Any]]:
             for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
+def without_curation(resource: dict[str, Any]) -> dict[str, Any]:
+    """The resource reading the raw debug corpus (``corpus/<source>.jsonl``) where the example binds a
+    source to debug-curate's shards: a first stage that starts at once, which the reconciler and
+    runner tests drive on its own."""
+    import copy
+
+    bindings = resource.get("spec", {}).get("sourcesFrom") or []
+    curated = {binding["source"] for binding in bindings if binding["from"]["kind"] == "CurateJob"}
+    if not curated:
+        return resource
+    changed = copy.deepcopy(resource)
+    spec = changed["spec"]
+    spec["sourcesFrom"] = [binding for binding in bindings if binding["from"]["kind"] != "CurateJob"]
+    if not spec["sourcesFrom"]:
+        del spec["sourcesFrom"]
+    recipe = spec["recipe"]
+    lists = [recipe.get("sources"), recipe.get("data", {}).get("sources"),
+             (recipe.get("tokenizer", {}).get("train") or {}).get("sources")]
+    for sources in [found for found in lists if found]:
+        for source in sources:
+            if source["name"] in curated and "path" not in source:
+                source["path"] = f"corpus/{source['name']}.jsonl"
+    return changed
+
+
+def runnable_examples() -> list[dict[str, Any]]:
+    """``example_resources`` with ``without_curation`` applied to each."""
+    return [without_curation(resource) for resource in example_resources()]
+
+
 def validate_builtin(manifest: dict[str, Any]) -> None:
     """Raise if a built-in manifest violates the Kubernetes schema (unknown fields included)."""
     kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)

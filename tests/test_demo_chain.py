@@ -1,5 +1,6 @@
 """What the README's first command left in ``tanuki-demo/`` (CI runs it before the tests): every
-stage of the debug chain succeeded, each consumed its upstream's output (the token store holds the
+stage of the debug chain succeeded, each consumed its upstream's output (the tokenizer, the dense
+run and the token store read the curated corpus, the token store holds the
 synthetic documents and the late phases train on it, the late-phase mix holds synthetic sequences,
 the SFT data is the SynthJob's dialogues, DPO trained the SFT model), and the report links only
 files that exist. Skipped where the demo has not run in this checkout."""
@@ -48,8 +49,15 @@ def test_every_stage_of_the_chain_succeeded() -> None:
 
 
 def test_each_stage_consumed_its_upstream() -> None:
+    curated = outputs("CurateJob", "debug-curate")
+    base = recipe("PretrainJob", "debug-base")
+    for sources in (base["data"]["sources"], base["tokenizer"]["train"]["sources"]):
+        assert {s["name"]: s["path"] for s in sources} == {"ja": f"{curated['dataset']}/ja", "en": f"{curated['dataset']}/en"}
+    stats = json.loads(Path(curated["stats"]).read_text())
+    assert 0 < stats["documents_out"] < stats["documents_in"]  # the shipped corpus has near duplicates
     synth = outputs("SynthJob", "debug-synth")
     tokens = recipe("TokenizeJob", "debug-tokens")
+    assert {s["name"]: s["path"] for s in tokens["sources"]}["ja"] == f"{curated['dataset']}/ja"
     assert {s["name"]: s["path"] for s in tokens["sources"]}["synth"] == synth["dataset"]
     assert tokens["tokenizer"] == outputs("PretrainJob", "debug-base")["tokenizer"]
     store = outputs("TokenizeJob", "debug-tokens")["tokens"]

@@ -93,6 +93,9 @@ def to_structural(schema: dict[str, Any]) -> dict[str, Any]:
     """Convert one (ref-free) pydantic JSON schema node into a structural OpenAPI v3 node."""
     schema = dict(schema)
     _describe_default(schema)
+    if "oneOf" in schema:  # a discriminated union (a curation step): as any other union
+        schema["anyOf"] = schema.pop("oneOf")
+        schema.pop("discriminator", None)
     any_of = schema.pop("anyOf", None)
     if any_of is not None:
         options = [option for option in any_of if option.get("type") != "null"]

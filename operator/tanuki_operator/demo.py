@@ -129,6 +129,12 @@ def summary_lines(data: Path) -> list[str]:
     """One paragraph per stage of the chain that finished: where its output is and what it did."""
     outputs = partial(stage_outputs, data)
     lines = []
+    if curated := outputs("curatejob", "debug-curate"):
+        stats = json.loads(Path(curated["stats"]).read_text())
+        removed = ", ".join(f"{row['step']} {row['removed']}" for row in stats["steps"] if row["removed"]) or "none"
+        lines.append(f"curated corpus:    {curated['dataset']}  (kept {stats['documents_out']} of {stats['documents_in']} "
+                     f"documents, {stats['documents_out'] / max(stats['documents_in'], 1):.0%}; removed: {removed}; "
+                     f"funnel {curated.get('funnel', '-')})")
     if dense := outputs("pretrainjob", "debug-base"):
         steps = records(dense["metrics"])
         lines += [f"dense checkpoint:  {dense['checkpoint']}  (HF Llama, human text only)",

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from tanuki_operator.api.common import GROUP, JobSpec, Output, Phase, StageSpec
+from tanuki_operator.api.curate import CurateJobSpec
 from tanuki_operator.api.dpo import DPOJobSpec
 from tanuki_operator.api.eval import EvalJobSpec
 from tanuki_operator.api.modelserver import ModelServerSpec, modelserver_settling
@@ -127,6 +128,10 @@ def _ray_or_pod(spec: JobSpec) -> Workload:
 
 
 STAGES: dict[str, Stage] = {stage.kind: stage for stage in [
+    Stage("CurateJob", "curatejobs", ("crj",), CurateJobSpec,
+          "Corpus cleaning and exact and near-duplicate removal, in stages over files.", Workload.POD,
+          Program(command="curate", extras=("train", "synth"), cpus_flag="--cpus"), frozenset({Output.DATASET}),
+          choose_workload=_ray_or_pod),
     Stage("PretrainJob", "pretrainjobs", ("ptj",), PretrainJobSpec,
           "Tokenizer training and dense pretraining with DeepSpeed across nodes.", Workload.TORCHRUN,
           Program(command="pretrain", module="tanuki_pipelines.pretrain.train"),

@@ -42,7 +42,7 @@ def validate_spec(kind: str, spec: Any) -> tuple[StageSpec | None, list[FieldErr
     try:
         model = STAGES[kind].spec.model_validate(spec, context={"base_dir": _mount_path(spec)})
     except ValidationError as exc:
-        return None, [FieldError(_field(item["loc"]), item["msg"]) for item in exc.errors()]
+        return None, [FieldError(_field(_without_tags(item["loc"], spec)), item["msg"]) for item in exc.errors()]
     except (TypeError, ValueError) as exc:  # a validator tripping over a value of the wrong shape
         return None, [FieldError("spec", str(exc))]
     errors = lineage_errors(model)
@@ -65,6 +65,25 @@ def lineage_errors(model: StageSpec) -> list[FieldError]:
         if error not in errors:
             errors.append(error)
     return errors
+
+
+def _without_tags(location: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
+    """The location with the tags pydantic inserts for a discriminated union (a curation step's
+    ``step``) left out: ``steps[1].language.languages[0]`` is ``steps[1].languages[0]`` in the spec."""
+    kept: list[Any] = []
+    node = data
+    for part in location:
+        if isinstance(node, dict) and isinstance(part, str) and part not in node and part in node.values():
+            continue  # a tag: the node's discriminator value, not one of its keys
+        kept.append(part)
+        node = node[part] if isinstance(node, (dict, list)) and _has(node, part) else None
+    return tuple(kept)
+
+
+def _has(node: dict[str, Any] | list[Any], part: Any) -> bool:
+    if isinstance(node, dict):
+        return part in node
+    return isinstance(part, int) and 0 <= part < len(node)
 
 
 def _field(location: tuple[Any, ...]) -> str:

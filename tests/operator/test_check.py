@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from k8s_schemas import example_resources
+from k8s_schemas import runnable_examples
 from tanuki_operator.check import check
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
-EXAMPLES = {r["metadata"]["name"]: r for r in example_resources()}
+EXAMPLES = {r["metadata"]["name"]: r for r in runnable_examples()}
 
 
 def tanuki(*args: str) -> subprocess.CompletedProcess[str]:

@@ -8,13 +8,13 @@ import time
 
 from fake_kube import FakeKube
 
-from k8s_schemas import example_resources
+from k8s_schemas import runnable_examples
 from tanuki_operator.api import API_VERSION
 from tanuki_operator.handlers.controller import Controller, RetryLimiter, WorkQueue
 from tanuki_operator.k8s import ApiError
 from tanuki_operator.render import Settings
 
-EXAMPLES = {r["metadata"]["name"]: r for r in example_resources()}
+EXAMPLES = {r["metadata"]["name"]: r for r in runnable_examples()}
 A, B = ("PretrainJob", "ml", "a"), ("UpcycleJob", "ml", "b")
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from k8s_schemas import example_resources
+from k8s_schemas import runnable_examples
 
 pytestmark = pytest.mark.slow
-EXAMPLES = {r["metadata"]["name"]: r for r in example_resources()}
+EXAMPLES = {r["metadata"]["name"]: r for r in runnable_examples()}
 
 
 def apply(tmp_path: Path, resources: list[dict]) -> subprocess.CompletedProcess:

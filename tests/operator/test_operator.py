@@ -18,7 +18,7 @@ import pytest_asyncio
 from kopf.testing import KopfRunner
 from polling import eventually, get
 
-from k8s_schemas import example_resources
+from k8s_schemas import runnable_examples
 from tanuki_operator.crds import all_crds
 
 # The safety-net resync is set to minutes: everything below must happen through watch events.
@@ -35,7 +35,7 @@ pytestmark = pytest.mark.asyncio
 NS = "ml"
 GROUP_PATH = f"/apis/llm.tanuki.dev/v1alpha1/namespaces/{NS}"
 JOBS = f"/apis/batch/v1/namespaces/{NS}/jobs"
-EXAMPLES = {r["metadata"]["name"]: r for r in example_resources()}
+EXAMPLES = {r["metadata"]["name"]: r for r in runnable_examples()}
 FROM_BASE = {"from": {"kind": "PretrainJob", "name": "debug-base"}}
 """debug-moe upcycles debug-late in the chain; these tests give it the first stage as upstream."""
 PLURAL = {"PretrainJob": "pretrainjobs", "UpcycleJob": "upcyclejobs"}

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fake_kube import FakeKube
 
-from k8s_schemas import example_resources
+from k8s_schemas import runnable_examples
 from tanuki_operator.api import API_VERSION
 from tanuki_operator.embedded.store import ObjectStore
 from tanuki_operator.handlers.reconcile import reconcile, secret_keys
@@ -19,7 +19,7 @@ from tanuki_operator.preflight import missing_secrets
 from tanuki_operator.render import Settings
 from tanuki_operator.validation import validate_spec
 
-EXAMPLES = {r["metadata"]["name"]: r for r in example_resources()}
+EXAMPLES = {r["metadata"]["name"]: r for r in runnable_examples()}
 
 
 def spec_of(name: str, **changes: Any) -> Any:

@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from fake_kube import Crash, FakeKube
 
-from k8s_schemas import example_resources
+from k8s_schemas import runnable_examples
 from tanuki_operator.api import API_VERSION
 from tanuki_operator.handlers.reconcile import reconcile
 from tanuki_operator.render import Settings
 
 SETTINGS = Settings()
-EXAMPLES = {r["metadata"]["name"]: r for r in example_resources()}
+EXAMPLES = {r["metadata"]["name"]: r for r in runnable_examples()}
 FROM_BASE = {"from": {"kind": "PretrainJob", "name": "debug-base"}}
 """debug-moe upcycles debug-late in the chain; these tests give it the first stage as upstream."""
 

@@ -111,8 +111,8 @@ def test_recipe_configmap_binds_upstream_sources() -> None:
 
     tokenize = yaml.safe_load(by_kind(render_example("tanuki-corpus"), "ConfigMap")["data"]["recipe.yaml"])
     sources = {s["name"]: s["path"] for s in tokenize["sources"]}
-    assert sources == {"ja": "/data/corpus/ja/*.jsonl.zst", "en": "/data/corpus/en/*.parquet",
-                       "synth": UPSTREAM_OUTPUTS["dataset"]}
+    curated = UPSTREAM_OUTPUTS["dataset"]  # the CurateJob's, one directory per source (subset)
+    assert sources == {"ja": f"{curated}/ja", "en": f"{curated}/en", "synth": UPSTREAM_OUTPUTS["dataset"]}
     assert tokenize["tokenizer"] == "/data/tokenizer/tanuki-65k"
     TokenizeConfig.model_validate(tokenize)  # the stage accepts what the operator mounts
     pretrain = yaml.safe_load(by_kind(render_example("tanuki-8b"), "ConfigMap")["data"]["recipe.yaml"])

@@ -10,15 +10,15 @@ from fake_kube import FakeKube
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from k8s_schemas import example_resources
+from k8s_schemas import example_resources, runnable_examples
 from tanuki_operator.handlers.reconcile import reconcile
 from tanuki_operator.render import Settings
 from tanuki_operator.validation import validate_spec
 
-EXAMPLES = example_resources()
+EXAMPLES = runnable_examples()
 
 
-@pytest.mark.parametrize("resource", EXAMPLES, ids=lambda r: f"{r['kind']}/{r['metadata']['name']}")
+@pytest.mark.parametrize("resource", example_resources(), ids=lambda r: f"{r['kind']}/{r['metadata']['name']}")
 def test_examples_are_valid(resource: dict[str, Any]) -> None:
     model, errors = validate_spec(resource["kind"], resource["spec"])
     assert errors == [] and model is not None
@@ -265,3 +265,30 @@ def test_what_the_requested_hardware_cannot_run_is_refused_at_the_first_look(kin
     assert model is None and any(named in error.message for error in errors), errors
     spec["resources"]["gpus"] = 2
     assert validate_spec(kind, spec)[1] == []
+
+
+def test_a_source_bound_to_a_curate_jobs_subset_reads_that_sources_directory() -> None:
+    from tanuki_operator.lineage import resolve
+
+    base = next(r for r in example_resources() if r["metadata"]["name"] == "debug-base")["spec"]
+    model, errors = validate_spec("PretrainJob", base)
+    assert model is not None, errors
+    resolution = resolve(model, model.storage, lambda kind, name: {"phase": "Succeeded",
+                                                                   "outputs": {"dataset": "/data/curatejob/c/data"}})
+    recipe = model.stage_recipe(resolution.inputs)
+    for sources in (recipe["data"]["sources"], recipe["tokenizer"]["train"]["sources"]):
+        assert {s["name"]: s["path"] for s in sources} == {"ja": "/data/curatejob/c/data/ja",
+                                                           "en": "/data/curatejob/c/data/en"}
+    _, errors = validate_spec("PretrainJob", {**base, "sourcesFrom": [
+        {"source": "ja", "from": {"kind": "CurateJob", "name": "c"}, "subset": "../etc"}]})
+    assert any(error.field.startswith("spec.sourcesFrom[0].subset") for error in errors), errors
+
+
+def test_a_curate_job_reading_a_kind_without_a_dataset_is_refused() -> None:
+    curate = next(r for r in example_resources() if r["kind"] == "CurateJob")["spec"]
+    spec = {**curate, "sourcesFrom": [{"source": "ja", "from": {"kind": "UpcycleJob", "name": "m"}}]}
+    _, errors = validate_spec("CurateJob", spec)
+    assert any("UpcycleJob publishes no dataset" in error.message for error in errors), errors
+    unbound = {**curate, "recipe": {**curate["recipe"], "sources": [{"name": "ja"}]}}
+    _, errors = validate_spec("CurateJob", unbound)
+    assert any("['ja'] have neither a path nor a sourcesFrom binding" in error.message for error in errors), errors

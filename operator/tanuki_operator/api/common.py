@@ -21,8 +21,8 @@ GROUP = "llm.tanuki.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
-KindName = Literal["TokenizeJob", "PretrainJob", "UpcycleJob", "SynthJob", "SFTJob", "DPOJob", "QuantizeJob", "ModelServer",
-                   "EvalJob"]
+KindName = Literal["CurateJob", "TokenizeJob", "PretrainJob", "UpcycleJob", "SynthJob", "SFTJob", "DPOJob", "QuantizeJob",
+                   "ModelServer", "EvalJob"]
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 QUANTITY = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
 
@@ -221,14 +221,19 @@ class SourceBinding(K8sModel):
     """Fill a data source's path from an upstream job's dataset (e.g. a SynthJob)."""
 
     source: str
-    """Name of the data source in recipe.data.sources."""
+    """Name of the data source in the recipe's source lists (for a PretrainJob: data.sources and
+    tokenizer.train.sources)."""
     from_: ObjectRef = Field(alias="from", json_schema_extra=reads(Output.DATASET))
     """Upstream resource whose status.outputs.dataset becomes the source's path."""
+    subset: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    """One part of the upstream's dataset: a CurateJob's source of that name (its directory
+    ``<dataset>/<subset>``). Empty: the whole dataset."""
 
 
 def source_inputs(bindings: list[SourceBinding]) -> dict[str, Input]:
-    """The inputs of ``sourcesFrom``, keyed ``source:<name>``."""
-    return {f"source:{b.source}": Input(b.from_, f"spec.sourcesFrom[{index}]", reads_of(SourceBinding, "from_"))
+    """The inputs of ``sourcesFrom``, keyed ``source:<name>`` (``source:<name>/<subset>`` for a part)."""
+    return {f"source:{b.source}" + (f"/{b.subset}" if b.subset else ""):
+            Input(b.from_, f"spec.sourcesFrom[{index}]", reads_of(SourceBinding, "from_"))
             for index, b in enumerate(bindings)}
 
 
@@ -244,10 +249,13 @@ def check_bindings(names: list[str], unbound: list[str], bindings: list[SourceBi
 
 
 def bind_sources(sources: list[dict[str, Any]], resolved: dict[str, str]) -> None:
-    """Each dumped source bound in ``sourcesFrom`` takes its upstream's resolved path."""
+    """Each dumped source bound in ``sourcesFrom`` takes its upstream's resolved path (with a
+    ``subset``: that part of it)."""
     for source in sources:
-        if f"source:{source['name']}" in resolved:
-            source["path"] = resolved[f"source:{source['name']}"]
+        for key, path in resolved.items():
+            role, _, subset = key.partition("/")
+            if role == f"source:{source['name']}":
+                source["path"] = f"{path}/{subset}" if subset else path
 
 
 class JobSpec(StageSpec):
@@ -371,3 +379,37 @@ class Endpoint(K8sModel):
     def bound(self, role: str, resolved: dict[str, str], key_env: str) -> dict[str, Any]:
         return {"base_url": resolved[f"{role}:url"], "model": self.model or resolved.get(f"{role}:model"),
                 "api_key_env": key_env if self.apiKey else None}
+
+
+class CpuRayCluster(RayCluster):
+    """A KubeRay cluster of CPU worker pods that mount spec.storage: a stage's file tasks (shards,
+    partitions) as Ray Data tasks on them."""
+
+    workerGpus: int = Field(default=0, ge=0)
+    """GPUs per Ray worker pod (corpus work needs none)."""
+    workers: int = Field(default=2, ge=1)
+    """Ray worker pods, each with spec.resources."""
+
+
+class CorpusJobSpec(JobSpec):
+    """A batch stage over corpus sources (TokenizeJob, CurateJob): sources are paths or upstream
+    datasets; it runs in one pod (a process pool within spec.resources.cpu) or on a KubeRay cluster."""
+
+    sourcesFrom: list[SourceBinding] = Field(default_factory=list)
+    """Sources whose files come from upstream jobs' datasets (a SynthJob's, a CurateJob's subset)."""
+    ray: CpuRayCluster | None = None
+    """Run as a KubeRay RayJob across ``ray.workers`` pods; unset: one pod."""
+
+    @model_validator(mode="after")
+    def _bindings_name_sources(self) -> CorpusJobSpec:
+        sources = self.recipe_sources()
+        check_bindings([s.name for s in sources], [s.name for s in sources if s.path is None], self.sourcesFrom,
+                       "recipe.sources")
+        return self
+
+    def recipe_sources(self) -> list[Any]:
+        """The recipe's data sources (each kind's recipe has ``sources``)."""
+        raise NotImplementedError
+
+    def ray_cluster(self) -> tuple[RayCluster, int] | None:
+        return None if self.ray is None else (self.ray, self.ray.workers)

@@ -48,8 +48,9 @@ class PretrainJobSpec(JobSpec):
                 raise ValueError("sourcesFrom: not used with a token store (spec.tokens or recipe.data.store): "
                                  "the store holds the sources; bind them in the TokenizeJob")
             return self
-        check_bindings([s.name for s in sources], [s.name for s in sources if s.path is None], self.sourcesFrom,
-                       "recipe.data.sources")
+        trained = tokenizer.train.sources if tokenizer.train is not None else []
+        check_bindings([s.name for s in [*sources, *trained]], [s.name for s in [*sources, *trained] if s.path is None],
+                       self.sourcesFrom, "recipe.data.sources and recipe.tokenizer.train.sources")
         return self
 
     def inputs(self) -> dict[str, Input]:
@@ -63,6 +64,8 @@ class PretrainJobSpec(JobSpec):
     def stage_recipe(self, resolved: dict[str, str]) -> dict[str, Any]:
         recipe = dump_recipe(self.recipe)
         bind_sources(recipe["data"]["sources"], resolved)
+        if isinstance(recipe.get("tokenizer", {}).get("train"), dict):
+            bind_sources(recipe["tokenizer"]["train"]["sources"], resolved)
         if "init_from" in resolved:
             recipe["init_from"] = resolved["init_from"]
         if "tokens" in resolved:
