@@ -9,9 +9,6 @@ from tanuki_pipelines.preflight import Preflight
 
 def preflight(config: DPOConfig, check: Preflight) -> None:
     model = check.fine_tuning_start(config.model, config.train.max_length, config.router_aux_loss_coef)
-    if config.max_prompt_tokens >= config.train.max_length:
-        check.problem(f"max_prompt_tokens: {config.max_prompt_tokens} leaves no room for an answer within "
-                      f"train.max_length {config.train.max_length}; make it smaller")
     if config.generate:
         check.records("prompts", config.prompts, 'prompts ({"prompt": ...} or {"messages": [...]} ending in a '
                       "user turn)", lambda record: prompt_messages(record)[1])

@@ -44,7 +44,6 @@ BAD: list[tuple[str, Callable[[dict[str, Path]], dict[str, Any]], str]] = [
         {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}]))), "prompts: "),
     ("ready pairs without chosen", lambda p: recipe(p, generate=False), "no chosen/rejected text"),
     ("sequence too long", lambda p: recipe(p, train={"max_length": 2048}), "train.max_length: 2048 is longer"),
-    ("prompt fills the sequence", lambda p: recipe(p, max_prompt_tokens=512), "max_prompt_tokens: 512 leaves no room"),
     ("generator context too long", lambda p: recipe(p, pairs={"generator": {"max_model_len": 4096}}),
      "pairs.generator.max_model_len: 4096 is longer"),
     ("tensor parallel not dividing heads", lambda p: recipe(p, pairs={"generator": {"max_model_len": 1024,
