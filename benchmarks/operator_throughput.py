@@ -67,7 +67,7 @@ def start_emulator() -> tuple[subprocess.Popen, str]:
 async def run(count: int, rounds: int) -> list[dict[str, float]]:
     import aiohttp
 
-    from k8s_schemas import example_resources
+    from k8s_schemas import runnable_examples
     from tanuki_operator.crds import all_crds
 
     emulator, url = start_emulator()
@@ -97,7 +97,8 @@ async def run(count: int, rounds: int) -> list[dict[str, float]]:
                            "-f", "raw", "--threads", "--gil", "--", *command]
             operator = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                         cwd=str(REPO), start_new_session=True)
-            template = next(r for r in example_resources() if r["metadata"]["name"] == "debug-base")
+            # the debug PretrainJob reading the raw corpus: in the example it waits for debug-curate's dataset
+            template = next(r for r in runnable_examples() if r["metadata"]["name"] == "debug-base")
             await _warm_up(http, post, template)
             for round_index in range(rounds):
                 results.append(await burst(http, post, template, count, f"r{round_index}-", operator.pid,
