@@ -14,7 +14,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPO / "benchmarks"
-NOT_BENCHMARKS = {"benchkit.py", "gpu_check.py", "legacy_packing.py"}  # the kit, its own test, a baseline
+# the kit, its own test, baselines
+NOT_BENCHMARKS = {"benchkit.py", "gpu_check.py", "legacy_packing.py", "legacy_synth_filter.py"}
 PREFIX = "BENCHMARK-FIGURES "
 
 

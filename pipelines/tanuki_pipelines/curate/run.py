@@ -298,7 +298,8 @@ def write_task(task: dict[str, Any]) -> dict[str, Any]:
                     file, position = where_of(keeper)
                     sample.write(json.dumps({"where": line["where"], "step": reason.split("_")[0] + "_dedup",
                                              "reason": f"{reason} of file {file} document {position}",
-                                             "text": line["text"]}, ensure_ascii=False) + "\n")
+                                             "duplicate_of": [file, position], "text": line["text"]},
+                                            ensure_ascii=False) + "\n")
                 continue
             batch.append(_output_record({**line, "text_field": text_field}))
             written += 1

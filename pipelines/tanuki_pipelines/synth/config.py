@@ -97,11 +97,13 @@ class Dialogues(ConfigModel):
 
 
 class Filters(ConfigModel):
-    """Cleaning applied to generated text (and by ``tanuki synth filter`` to any corpus), Tanuki's thresholds."""
+    """Cleaning applied to generated text (and by ``tanuki synth filter`` to any JSONL), Tanuki's
+    thresholds: ``tanuki curate``'s steps (language, length, repeated_phrase, punctuation,
+    exact_dedup, near_dedup) with these settings."""
 
     languages: list[str] = Field(default_factory=lambda: ["ja"])
     """Keep a text when fastText gives one of these languages at least ``language_threshold``
-    (empty: no language filter). A dialogue is judged on its first turns."""
+    (empty: no language filter). A dialogue is judged on all its turns."""
     language_threshold: float = Field(default=0.07, ge=0, le=1)
     """Smallest fastText probability of a wanted language (Tanuki: P(ja) ≥ 0.07)."""
     min_chars: int = Field(default=50, ge=0)
@@ -112,8 +114,9 @@ class Filters(ConfigModel):
     """Drop a text with more MeCab words per punctuation mark than this (run-on junk)."""
     exact_dedup: bool = True
     """Drop exact repeats (after whitespace normalisation)."""
-    near_duplicate_threshold: float = Field(default=0.8, gt=0, le=1)
-    """MinHash LSH Jaccard similarity (character 5-grams) above which a text is a near duplicate of an earlier one."""
+    near_duplicate_threshold: float = Field(default=0.8, gt=0, lt=1)
+    """Jaccard similarity of character shingles (MinHash, LSH bands) from which a text is a near
+    duplicate of an earlier one."""
     minhash_permutations: int = Field(default=128, ge=16)
     """MinHash permutations (more: a sharper threshold, slower)."""
     shingle_chars: int = Field(default=5, ge=1)

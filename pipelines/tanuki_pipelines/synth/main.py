@@ -10,15 +10,17 @@ style or persona, source id and sampling), ``kept.jsonl``/``dropped.jsonl`` (wit
 pretraining's late phase reads it through ``sourcesFrom``), ``dialogues.jsonl`` (kept
 ``{"messages"}``, for SFT), ``stats.json`` and ``outputs.json``.
 
-``filter`` applies the same filters to any JSONL of ``{"text"}`` or ``{"messages"}`` records.
+``filter`` applies the same filters to any JSONL of ``{"text"}`` or ``{"messages"}`` records. The
+filters are ``tanuki curate``'s steps (``tanuki_pipelines.synth.filters``), run in a worker process
+per core; their state is under ``filter/``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections import Counter
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +40,16 @@ def make_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def write_filtered(records: Iterable[dict[str, Any]], filters: Any, out: Path) -> tuple[list[dict], dict[str, Any]]:
-    """Filter ``records`` into ``kept.jsonl`` and ``dropped.jsonl``; the kept records and the counts."""
+def write_filtered(records: list[dict[str, Any]], filters: Any, out: Path) -> tuple[list[dict], dict[str, Any]]:
+    """Filter ``records`` into ``kept.jsonl`` and ``dropped.jsonl`` (curation state under
+    ``filter/``); the kept records and the counts."""
     from tanuki_pipelines.publish import write_durable
     from tanuki_pipelines.synth.filters import filter_records
 
     kept, dropped = [], []
     reasons: Counter = Counter()
     by_style: dict[str, Counter] = {}
-    for record, problem in filter_records(records, filters):
+    for record, problem in filter_records(records, filters, out / "filter", len(os.sched_getaffinity(0))):
         group = by_style.setdefault(str(record.get("style") or record.get("kind") or "text"), Counter())
         if problem is None:
             kept.append(record)

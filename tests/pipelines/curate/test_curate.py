@@ -104,6 +104,17 @@ def test_two_workers_give_what_one_gives(tmp_path: Path, corpus: dict[str, Any])
     assert results[0] == results[1]
 
 
+@pytest.mark.slow
+def test_ray_data_tasks_give_what_local_workers_give(tmp_path: Path, corpus: dict[str, Any]) -> None:
+    config = recipe(tmp_path, corpus["dir"])
+    assert tanuki(["curate", "--config", str(config), "--output-dir", str(tmp_path / "pool"), "--cpus", "2"]) == 0
+    assert tanuki(["curate", "--config", str(config), "--output-dir", str(tmp_path / "ray"),
+                   "--ray-address", "local"]) == 0
+    assert read_output(tmp_path / "ray") == read_output(tmp_path / "pool")
+    stats = [json.loads((tmp_path / side / "stats.json").read_text()) for side in ("pool", "ray")]
+    assert stats[0]["steps"] == stats[1]["steps"] and stats[0]["duplicates"] == stats[1]["duplicates"]
+
+
 def test_killed_while_clustering_a_rerun_gives_the_same_output(tmp_path: Path, corpus: dict[str, Any]) -> None:
     config = recipe(tmp_path, corpus["dir"])
     command = [sys.executable, "-m", "tanuki_pipelines.cli", "curate", "--config", str(config), "--cpus", "1"]

@@ -22,9 +22,13 @@ from tanuki_pipelines.curate.steps import (
     normalize,
     pii,
     punctuation,
+    repeated_phrase,
     repeats,
+    run_on,
     run_steps,
     web_text,
+    words_per_punctuation,
+    wrong_language,
 )
 
 JA = ("吾輩は猫である。名前はまだ無い。どこで生れたかとんと見当がつかぬ。"
@@ -70,3 +74,41 @@ def test_steps_run_in_recipe_order_and_the_first_removal_names_its_step() -> Non
     assert run_steps("ＡＢＣ　ｄｅｆ　ghi　jkl", steps) == ("ABC def ghi jkl", None)
     text, why = run_steps("ＡＢ", steps)
     assert text is None and why is not None and why[0] == "length" and "too short: 2 < 10" in why[1]
+
+
+# ---- the checks the steps (and `tanuki synth`'s filters) use ----
+
+TOKYO = ("東京は日本の首都であり、多くの人が暮らしている。交通網が発達しており、電車や地下鉄で便利に移動できる。"
+         "観光地も多く、毎年たくさんの旅行者が国内外から訪れる。")
+OTHERS = ["京都は長い歴史を持つ古い都で、寺や神社がたくさんある。秋には紅葉が美しく、春には桜を見に多くの人が集まる。",
+          "味噌汁は大豆から作る味噌を出汁で溶いた汁物で、豆腐やわかめなどの具を入れて毎日の食卓に並ぶことが多い。"]
+
+
+@pytest.mark.parametrize(("text", "dropped"), [
+    (TOKYO, False),
+    ("This is a perfectly ordinary English paragraph about the weather in London today.", True),
+    ("asdf qwer zxcv uiop hjkl vbnm tyui ghjk", True),
+    ("Ein ganz normaler deutscher Satz über das Wetter in Berlin heute Morgen.", True),
+])
+def test_the_japanese_score_keeps_japanese_and_drops_english_and_junk(text: str, dropped: bool) -> None:
+    assert (wrong_language(text, ["ja"], 0.07) is not None) is dropped
+
+
+def test_no_languages_means_no_language_filter() -> None:
+    assert wrong_language("plain English", [], 0.07) is None
+
+
+@pytest.mark.parametrize(("text", "dropped"), [
+    (TOKYO + TOKYO, True),  # the whole 80-odd-character passage twice: over 60 characters repeated
+    ("あ" * 61, True),  # a repeat overlapping itself counts
+    ("あ" * 60, False),
+    (TOKYO + "".join(OTHERS), False),
+])
+def test_longest_repeated_phrase(text: str, dropped: bool) -> None:
+    assert (repeated_phrase(text, 59) is not None) is dropped
+
+
+def test_words_per_punctuation_counts_mecab_words() -> None:
+    assert words_per_punctuation("今日は晴れ。") == pytest.approx(3.0)  # 今日 / は / 晴れ, one 。
+    run_on_text = "今日" + "は晴れで明日も晴れで明後日も晴れで" * 6
+    assert run_on(run_on_text, 40) is not None and run_on(TOKYO, 40) is None

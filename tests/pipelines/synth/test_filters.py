@@ -1,5 +1,7 @@
-"""The filters one by one (table-driven), MinHash near-duplicate removal on planted pairs, and
-``tanuki synth filter`` on a file with broken lines."""
+"""``tanuki synth``'s filters as curation steps: the shape checks, the steps a ``Filters`` stands
+for, near-duplicate removal on planted pairs through the curation engine (one worker and two), and
+``tanuki synth filter`` on a file with broken lines. The steps themselves are tested in
+tests/pipelines/curate."""
 
 from __future__ import annotations
 
@@ -10,19 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from tanuki_pipelines.curate.config import ExactDedup, Language, Length, NearDedup, Punctuation, RepeatedPhrase
 from tanuki_pipelines.synth.config import Filters
-from tanuki_pipelines.synth.filters import (
-    filter_records,
-    repeated_phrase,
-    run_on,
-    text_problem,
-    too_short,
-    words_per_punctuation,
-    wrong_language,
-)
+from tanuki_pipelines.synth.filters import curation_steps, filter_records, shape_problem
 
-JA = ("東京は日本の首都であり、多くの人が暮らしている。交通網が発達しており、電車や地下鉄で便利に移動できる。"
-      "観光地も多く、毎年たくさんの旅行者が国内外から訪れる。")
 DISTINCT = [
     "京都は長い歴史を持つ古い都で、寺や神社がたくさんある。秋には紅葉が美しく、春には桜を見に多くの人が集まる。",
     "味噌汁は大豆から作る味噌を出汁で溶いた汁物で、豆腐やわかめなどの具を入れて毎日の食卓に並ぶことが多い。",
@@ -32,64 +25,50 @@ DISTINCT = [
 ]
 
 
-@pytest.mark.parametrize(("text", "dropped"), [
-    (JA, False),
-    ("This is a perfectly ordinary English paragraph about the weather in London today.", True),
-    ("asdf qwer zxcv uiop hjkl vbnm tyui ghjk", True),
-    ("Ein ganz normaler deutscher Satz über das Wetter in Berlin heute Morgen.", True),
-])
-def test_the_japanese_score_keeps_japanese_and_drops_english_and_junk(text: str, dropped: bool) -> None:
-    assert (wrong_language(text, ["ja"], 0.07) is not None) is dropped
+def test_a_dialogue_is_judged_on_its_turns_and_needs_an_answer(tmp_path: Path) -> None:
+    answered = {"id": "ja", "messages": [{"role": "user", "content": DISTINCT[0]},
+                                         {"role": "assistant", "content": DISTINCT[1]}]}
+    assert shape_problem(answered) is None
+    assert shape_problem({"messages": answered["messages"][:1]}) == ("incomplete_dialogue", "no assistant turn")
+    assert shape_problem({"other": 1})[0] == "malformed"
+    english = {"id": "en", "messages": [
+        {"role": "user", "content": "What is the capital of France, and why has it been so for so long?"},
+        {"role": "assistant", "content": "Paris is the capital of France for historical and economic reasons."}]}
+    results = {record["id"]: problem for record, problem in
+               filter_records([answered, english], Filters(min_chars=10), tmp_path / "work")}
+    assert results["ja"] is None and results["en"][0] == "language"
 
 
-def test_no_languages_means_no_language_filter() -> None:
-    assert wrong_language("plain English", [], 0.07) is None
+def test_filters_stand_for_curation_steps_in_order() -> None:
+    steps = curation_steps(Filters(languages=["ja", "en"], language_threshold=0.2, min_chars=7, exact_dedup=False,
+                                   near_duplicate_threshold=0.7, minhash_permutations=64, shingle_chars=3))
+    assert [type(step) for step in steps] == [Language, Length, RepeatedPhrase, Punctuation, NearDedup]
+    assert steps[0].languages == ["ja", "en"] and steps[0].threshold == 0.2 and steps[1].min_chars == 7
+    assert (steps[-1].threshold, steps[-1].num_perm, steps[-1].shingle_chars) == (0.7, 64, 3)
+    assert [type(step) for step in curation_steps(Filters(languages=[]))] == [
+        Length, RepeatedPhrase, Punctuation, ExactDedup, NearDedup]
 
 
-@pytest.mark.parametrize(("text", "limit", "dropped"), [("短い", 5, True), ("ちょうど五文字", 7, False), ("  空白  ", 3, True)])
-def test_minimum_length(text: str, limit: int, dropped: bool) -> None:
-    assert (too_short(text, limit) is not None) is dropped
-
-
-@pytest.mark.parametrize(("text", "dropped"), [
-    (JA + JA, True),  # the whole 80-odd-character passage twice: over 60 characters repeated
-    ("あ" * 61, True),  # a repeat overlapping itself counts
-    ("あ" * 60, False),
-    (JA + "".join(DISTINCT), False),
-])
-def test_longest_repeated_phrase(text: str, dropped: bool) -> None:
-    assert (repeated_phrase(text, 59) is not None) is dropped
-
-
-def test_words_per_punctuation_counts_mecab_words() -> None:
-    assert words_per_punctuation("今日は晴れ。") == pytest.approx(3.0)  # 今日 / は / 晴れ, one 。
-    run_on_text = "今日" + "は晴れで明日も晴れで明後日も晴れで" * 6
-    assert run_on(run_on_text, 40) is not None and run_on(JA, 40) is None
-
-
-def test_a_dialogue_is_judged_on_its_turns_and_needs_an_answer() -> None:
-    filters = Filters(min_chars=10)
-    answered = {"messages": [{"role": "user", "content": DISTINCT[0]}, {"role": "assistant", "content": DISTINCT[1]}]}
-    assert text_problem(answered, filters) is None
-    assert text_problem({"messages": answered["messages"][:1]}, filters)[0] == "incomplete_dialogue"
-    english = {"messages": [{"role": "user", "content": "What is the capital of France, and why?"},
-                            {"role": "assistant", "content": "Paris is the capital of France for historical reasons."}]}
-    assert text_problem(english, filters)[0] == "language"
-    assert text_problem({"other": 1}, filters)[0] == "malformed"
-
-
-def test_minhash_keeps_one_of_each_planted_near_duplicate_pair_and_every_distinct_text() -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_minhash_keeps_the_first_of_each_planted_near_duplicate_and_every_distinct_text(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int) -> None:
+    monkeypatch.setattr("tanuki_pipelines.synth.filters.CHUNK_RECORDS", 4)  # three staged files: three tasks
     records = [{"id": f"d{i}", "text": text} for i, text in enumerate(DISTINCT)]
     planted = []
     for i, text in enumerate(DISTINCT[:3]):  # one character changed: Jaccard of 5-grams well above 0.8
         near = text[:20] + ("を" if text[20] != "を" else "が") + text[21:]
         planted.append({"id": f"near{i}", "text": near})
+    broken = {"id": "broken"}
     exact = {"id": "again", "text": DISTINCT[4]}
-    results = {record["id"]: problem for record, problem in filter_records([*records, *planted, exact], Filters())}
-    assert all(results[f"d{i}"] is None for i in range(len(DISTINCT)))
-    assert [results[f"near{i}"][0] for i in range(3)] == ["near_duplicate"] * 3
-    assert results["near0"][1] == "near duplicate of d0"
-    assert results["again"] == ("exact_duplicate", "same text as d4")
+    results = filter_records([*records, broken, *planted, exact], Filters(), tmp_path / "work", workers)
+    assert [record["id"] for record, _ in results] == [*(r["id"] for r in records), "broken",
+                                                       *(r["id"] for r in planted), "again"]
+    problems = {record["id"]: problem for record, problem in results}
+    assert all(problems[f"d{i}"] is None for i in range(len(DISTINCT)))
+    assert [problems[f"near{i}"][0] for i in range(3)] == ["near_dedup"] * 3
+    assert problems["near0"][1] == "near duplicate of d0"
+    assert problems["again"] == ("exact_dedup", "exact duplicate of d4")
+    assert problems["broken"][0] == "malformed"
 
 
 def test_synth_filter_command_keeps_fields_counts_reasons_and_broken_lines(tmp_path: Path) -> None:
@@ -105,9 +84,9 @@ def test_synth_filter_command_keeps_fields_counts_reasons_and_broken_lines(tmp_p
     kept = [json.loads(line) for line in (out / "kept.jsonl").read_text().splitlines()]
     dropped = {r["id"]: r["drop_reason"] for r in map(json.loads, (out / "dropped.jsonl").read_text().splitlines())}
     assert kept == [{"id": "a", "text": DISTINCT[0], "meta": {"url": "x"}}]
-    assert dropped == {"b": "language", "c": "exact_duplicate"}
+    assert dropped == {"b": "language", "c": "exact_dedup"}
     stats = json.loads((out / "stats.json").read_text())
-    assert stats["dropped"] == {"language": 1, "exact_duplicate": 1}
+    assert stats["dropped"] == {"language": 1, "exact_dedup": 1}
     assert stats["input_problems"] == {"empty line": {"count": 1, "first": ["corpus.jsonl:2"]},
                                        "not JSON": {"count": 1, "first": ["corpus.jsonl:3"]}}
     empty = tmp_path / "empty.jsonl"
