@@ -53,12 +53,23 @@ def load_prompts(config: ArenaConfig) -> list[tuple[str, str]]:
 
 
 def import_votes(path: Path, codes: Mapping[str, str]) -> tuple[list[dict[str, Any]], Counter]:
-    """The Tanuki arena's vote records as FastChat battles (``model_1`` → ``model_a``)."""
+    """The Tanuki arena's vote records of a file as FastChat battles (``model_1`` → ``model_a``)."""
     records, broken = read_jsonl(path)
-    battles, dropped = [], Counter({"not JSON": broken} if broken else {})
+    battles, dropped = votes_as_battles(records, codes)
+    if broken:
+        dropped["not JSON"] += broken
+    return battles, dropped
+
+
+def votes_as_battles(records: list[Any], codes: Mapping[str, str]) -> tuple[list[dict[str, Any]], Counter]:
+    """Vote records as FastChat battles; a vote whose answer named a model (``flagged``) is left out."""
+    battles, dropped = [], Counter[str]()
     for record in records:
         if not isinstance(record, dict) or not all(record.get(k) for k in ("model_1", "model_2")):
             dropped["vote without model_1/model_2"] += 1
+            continue
+        if record.get("flagged") is True:
+            dropped["an answer named a model (flagged)"] += 1
             continue
         winner = codes.get(str(record.get("evaluation")))
         if winner is None:
@@ -154,6 +165,12 @@ def all_battles(config: EvalConfig, own: list[dict[str, Any]]) -> tuple[list[dic
         if not config.arena.votes.is_file():
             raise BadInputError(f"arena.votes: no such file: {config.arena.votes}")
         votes, vote_drops = import_votes(config.arena.votes, config.arena.vote_codes)
+        records += votes
+        dropped += vote_drops
+    if config.arena.votes_database:
+        from tanuki_pipelines.votes.export import read_votes
+
+        votes, vote_drops = votes_as_battles(read_votes(config.arena.votes_database), config.arena.vote_codes)
         records += votes
         dropped += vote_drops
     return records, dropped

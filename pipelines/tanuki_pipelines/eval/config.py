@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from tanuki_pipelines.config import ConfigModel, InputPath
+from tanuki_pipelines.votes.codes import EVALUATIONS, Winner
 
 WINNER_VALUES = ("model_a", "model_b", "tie", "tie (bothbad)")
 
@@ -81,9 +82,14 @@ class ArenaConfig(ConfigModel):
     """More battle logs in FastChat's format to rate together with these (e.g. a human-voting arena's)."""
     votes: InputPath | None = None
     """The Tanuki arena's vote records (``question``, ``answer_1``, ``answer_2``, ``model_1``, ``model_2``,
-    ``evaluation``, ``created_time``) to import."""
-    vote_codes: dict[str, Literal["model_a", "model_b", "tie", "tie (bothbad)"]] = Field(default_factory=dict)
-    """``evaluation`` value → winner (``model_a`` is ``model_1``); needed when ``votes`` is set."""
+    ``evaluation``, ``created_time``) to import: an old arena's, or ``tanuki arena``'s export
+    (``GET /api/votes``)."""
+    votes_database: str | None = None
+    """The database URL of a ``tanuki arena`` whose votes to import (as its export would give them)."""
+    vote_codes: dict[str, Winner] = Field(
+        default_factory=lambda: dict(EVALUATIONS))
+    """``evaluation`` value → winner (``model_a`` is ``model_1``). Default: the values ``tanuki
+    arena`` writes (``A``, ``B``, ``tie``, ``bothbad``); another arena's votes need their own."""
     judge_decision: Literal["consistent", "calibrated"] = "consistent"
     """``consistent``: the judge writes a verdict in each order; disagreeing orders are a tie.
     ``calibrated``: the judge's verdict probabilities in both orders are averaged (a vLLM judge;
@@ -97,8 +103,8 @@ class ArenaConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _codes_for_votes(self) -> ArenaConfig:
-        if self.votes is not None and not self.vote_codes:
-            raise ValueError("vote_codes: give the winner of each `evaluation` value of the votes file")
+        if (self.votes is not None or self.votes_database) and not self.vote_codes:
+            raise ValueError("vote_codes: give the winner of each `evaluation` value of the votes")
         return self
 
 

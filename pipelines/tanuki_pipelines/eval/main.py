@@ -3,7 +3,8 @@ arena ratings and lm-evaluation-harness scores.
 
 - ``grade``: MT-Bench-style two-turn questions, each answer scored 1–10 by the judge → ``grades.json``.
 - ``arena``: battles between the targets judged in both orders → ``battles.jsonl`` → ratings.
-- ``ratings --battles FILE...``: ratings from any battle logs in FastChat's format.
+- ``ratings --battles FILE... [--votes F|URL]``: ratings from any battle logs in FastChat's format
+  and ``tanuki arena``'s votes (its export or its database).
 - ``harness``: EleutherAI's lm-evaluation-harness tasks per target → ``harness.json``, and the
   ``harness`` key of ``leaderboard.json``.
 
@@ -47,6 +48,8 @@ def make_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--output-dir", type=Path, default=Path("runs/eval"))
     parser.add_argument("--battles", type=Path, action="append", default=[],
                         help="`ratings`: a battle log in FastChat's format (repeatable)")
+    parser.add_argument("--votes", default=None,
+                        help="`ratings`: `tanuki arena` votes: its export (JSONL) or its database URL")
     return parser
 
 
@@ -88,6 +91,9 @@ def main(args: argparse.Namespace) -> int:
     from tanuki_pipelines.publish import write_durable
 
     config = load_recipe(EvalConfig, args.config, args.set) if args.config else EvalConfig()
+    if getattr(args, "votes", None):
+        votes = {"votes_database": args.votes} if "://" in args.votes else {"votes": Path(args.votes).resolve()}
+        config = config.model_copy(update={"arena": config.arena.model_copy(update=votes)})
     mode = args.mode or config.mode
     run_preflight(config.model_copy(update={"mode": mode}))
     out = args.output_dir.resolve()
@@ -124,8 +130,9 @@ def main(args: argparse.Namespace) -> int:
         from tanuki_pipelines.eval.arena import all_battles
         from tanuki_pipelines.eval.records import read_jsonl
 
-        if not args.battles and not config.arena.battles and config.arena.votes is None:
-            raise BadInputError("--battles: give at least one battle log")
+        if not args.battles and not config.arena.battles and config.arena.votes is None \
+                and not config.arena.votes_database:
+            raise BadInputError("--battles: give at least one battle log (or --votes)")
         records = []
         not_json: dict[str, int] = {}
         for path in args.battles:

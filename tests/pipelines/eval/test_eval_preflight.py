@@ -47,7 +47,8 @@ BAD: list[tuple[str, Callable[[dict[str, Path]], dict[str, Any]], str]] = [
     ("vote export missing", lambda p: recipe("arena", arena={"votes": str(p["empty"] / "v.jsonl"),
                                                              "vote_codes": {"1": "model_a"}}),
      "arena.votes: no such file or directory"),
-    ("votes without their codes", lambda p: recipe("arena", arena={"votes": str(p["prompts"])}), "vote_codes"),
+    ("votes with no codes", lambda p: recipe("arena", arena={"votes": str(p["prompts"]), "vote_codes": {}}),
+     "vote_codes"),
     ("harness task dir missing", lambda p: recipe("harness", harness={"task_dir": str(p["empty"] / "tasks")}),
      "harness.task_dir: no such file or directory"),
 ]
