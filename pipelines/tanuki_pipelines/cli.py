@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tokenizer-info": ("tanuki_pipelines.tokenizer.info",
                       "vocabulary, special ids and characters/bytes per token of any HF tokenizer on given text"),
     "corpus": ("tanuki_pipelines.corpus.cli", "write the built-in bilingual debug corpus"),
+    "arena": ("tanuki_pipelines.arena.main",
+              "the blind side-by-side arena where people vote on two anonymous answers, rated live"),
     "eval": ("tanuki_pipelines.eval.main",
             "grade served models with an LLM judge, run arena battles, compute ratings, run lm-evaluation-harness"),
 }

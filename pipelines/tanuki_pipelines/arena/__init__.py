@@ -1,0 +1,1 @@
+"""``tanuki arena serve``: the blind side-by-side chat page where people vote (see ``app``)."""

@@ -1,0 +1,212 @@
+"""The arena end to end through its HTTP API on SQLite: ask, two streamed answers, follow-ups,
+vote, names revealed, ratings live, exports that ``tanuki eval ratings`` reads back; and what it
+refuses (no identity, cross-site posts, a second vote, bad questions, a failed model)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from conftest import MODELS, Models, Voter
+from tanuki_pipelines.cli import main as tanuki
+from tanuki_pipelines.votes.schema import Battle, Vote
+
+
+def count(client: TestClient, table: type) -> int:
+    arena = client.app.state.arena  # type: ignore[attr-defined]
+    with arena.session() as session:
+        return session.scalar(select(func.count()).select_from(table))
+
+
+def test_a_battle_streams_two_answers_takes_one_vote_and_then_reveals_the_names(client: TestClient,
+                                                                                models: Models) -> None:
+    voter = Voter(client, "hanako")
+    battle = voter.battle()
+    events = voter.stream(battle, "a")
+    assert len(events) > 2 and events[-1] == {"done": True}  # several pieces, as they came
+    assert "".join(e.get("delta", "") for e in events) == "1通目への回答です。よろしくお願いします。"
+    voter.stream(battle, "b")
+    asked = [request["model"] for request in models.requests]
+    assert len(set(asked)) == 2 and set(asked) <= set(MODELS)  # two different models answered
+    vote = voter.post(f"/api/battles/{battle}/vote", {"evaluation": "A", "corrected_answer": "東京です。"})
+    assert vote.status_code == 200, vote.text
+    result = vote.json()
+    assert result["recorded"] is True and {result["model_a"], result["model_b"]} == set(asked)
+    again = voter.post(f"/api/battles/{battle}/vote", {"evaluation": "B"})
+    assert again.status_code == 409 and "already voted" in again.json()["error"]
+    assert count(client, Vote) == 1
+    exported = [json.loads(line) for line in voter.get("/api/votes").text.splitlines()]
+    assert exported[0]["evaluation"] == "A" and exported[0]["corrected_answer"] == "東京です。"
+    assert exported[0]["model_1"] == result["model_a"] and exported[0]["question"] == "日本の首都はどこですか?"
+
+
+def test_follow_ups_carry_each_sides_own_conversation(client: TestClient, models: Models) -> None:
+    marks = dict(zip(MODELS, "一二三", strict=True))  # not the names: an answer naming its model is flagged
+    models.answer = lambda model, messages: f"{marks[model]}の {len(messages)} 通目の回答"
+    voter = Voter(client, "taro")
+    battle = voter.answered_battle()
+    follow_up = voter.post(f"/api/battles/{battle}/turns", {"question": "理由も教えてください。"})
+    assert follow_up.json() == {"battle_id": battle, "turn": 2}
+    for side in "ab":
+        voter.stream(battle, side, turn=2)
+    second = [request for request in models.requests if len(request["messages"]) == 3]
+    assert len(second) == 2
+    for request in second:  # each side sees its own first answer, not the other's
+        assert request["messages"][1] == {"role": "assistant", "content": f"{marks[request['model']]}の 1 通目の回答"}
+        assert request["messages"][2]["content"] == "理由も教えてください。"
+    assert voter.post(f"/api/battles/{battle}/vote", {"evaluation": "tie"}).status_code == 200
+    record = json.loads(voter.get("/api/votes?format=fastchat").text)
+    assert record["turn"] == 2 and record["winner"] == "tie" and len(record["conversation_a"]) == 4
+
+
+def test_votes_are_balanced_across_pairs_and_the_leaderboard_follows_them(client: TestClient) -> None:
+    voter = Voter(client, "rater")
+    client.app.state.arena.config.limits.votes_per_minute = 1000  # type: ignore[attr-defined]
+    client.app.state.arena.config.limits.battles_per_minute = 1000  # type: ignore[attr-defined]
+    assert voter.get("/api/leaderboard").json()["models"] == []
+    pairs: Counter = Counter()
+    for _ in range(12):
+        battle = voter.answered_battle()
+        result = voter.post(f"/api/battles/{battle}/vote", {"evaluation": "A"}).json()
+        pairs[tuple(sorted((result["model_a"], result["model_b"])))] += 1
+    assert sorted(pairs.values()) == [4, 4, 4]  # three pairs, four battles each
+    board = voter.get("/api/leaderboard").json()
+    assert board["votes"] == 12 and {row["model"] for row in board["models"]} == set(MODELS)
+    assert sum(row["battles"] for row in board["models"]) == 24
+
+
+@pytest.mark.parametrize(("headers", "status", "why"), [
+    ({}, 403, "CSRF"),
+    ({"X-CSRF-Token": "forged"}, 403, "CSRF"),
+    ({"Origin": "http://evil.test"}, 403, "another origin"),
+    ({"Sec-Fetch-Site": "cross-site"}, 403, "cross-site"),
+])
+def test_cross_site_and_tokenless_posts_are_refused(client: TestClient, headers: dict[str, str], status: int,
+                                                    why: str) -> None:
+    voter = Voter(client, "hanako")
+    sent = {"X-Forwarded-User": "hanako", "X-CSRF-Token": voter.csrf, **headers}
+    if "X-CSRF-Token" not in headers and why == "CSRF":
+        del sent["X-CSRF-Token"]
+    refused = client.post("/api/battles", json={"question": "こんにちは"}, headers=sent)
+    assert refused.status_code == status and why in refused.json()["error"]
+    assert count(client, Battle) == 0
+
+
+def test_no_identity_no_arena(client: TestClient) -> None:
+    assert client.get("/").status_code == 401
+    assert "X-Forwarded-User" in client.get("/api/leaderboard").json()["error"]
+    assert client.get("/healthz").status_code == 200 and client.get("/metrics").status_code == 200
+
+
+@pytest.mark.parametrize(("question", "why"), [("", "empty"), ("   \n", "empty"), ("長" * 2001, "longer than 2000")])
+def test_empty_or_overlong_questions_store_nothing(client: TestClient, question: str, why: str) -> None:
+    refused = Voter(client, "hanako").post("/api/battles", {"question": question})
+    assert refused.status_code == 422 and why in refused.json()["error"]
+    assert count(client, Battle) == 0
+
+
+def test_votes_that_cannot_be_taken(client: TestClient) -> None:
+    hanako, taro = Voter(client, "hanako"), Voter(client, "taro")
+    assert hanako.post("/api/battles/nope/vote", {"evaluation": "A"}).status_code == 404
+    battle = hanako.battle()
+    early = hanako.post(f"/api/battles/{battle}/vote", {"evaluation": "A"})
+    assert early.status_code == 409 and "finish answering" in early.json()["error"]
+    for side in "ab":
+        hanako.stream(battle, side)
+    assert taro.post(f"/api/battles/{battle}/vote", {"evaluation": "A"}).status_code == 403
+    assert hanako.post(f"/api/battles/{battle}/vote", {"evaluation": "maybe"}).status_code == 422
+    assert count(client, Vote) == 0
+
+
+def test_a_model_failing_mid_answer_fails_the_battle(client: TestClient, models: Models) -> None:
+    models.broken = set(MODELS)
+    voter = Voter(client, "hanako")
+    battle = voter.battle()
+    events = voter.stream(battle, "a")
+    assert "error" in events[-1] and "before the answer ended" in events[-1]["error"]
+    refused = voter.post(f"/api/battles/{battle}/vote", {"evaluation": "A"})
+    assert refused.status_code == 409 and "the battle failed: model A" in refused.json()["error"]
+    assert "error" in voter.stream(battle, "b")[-1]  # the other side is not asked any more
+
+
+def test_an_answer_naming_a_model_is_flagged_and_left_out_of_the_ratings(client: TestClient, models: Models,
+                                                                         tmp_path: Path) -> None:
+    models.answer = lambda model, messages: "私は ChatGPT です。" if model == "alpha" else "こんにちは。"
+    voter = Voter(client, "hanako")
+    client.app.state.arena.config.limits.votes_per_minute = 1000  # type: ignore[attr-defined]
+    flagged = 0
+    for _ in range(6):
+        battle = voter.answered_battle()
+        result = voter.post(f"/api/battles/{battle}/vote", {"evaluation": "B"}).json()
+        flagged += result["flagged"]
+        assert result["flagged"] == ("alpha" in (result["model_a"], result["model_b"]))
+    assert flagged == 4  # alpha meets beta and gamma twice each in six balanced battles
+    board = voter.get("/api/leaderboard").json()
+    assert board["votes"] == 6 and board["rated_votes"] == 2 and "alpha" not in {r["model"] for r in board["models"]}
+    assert len(voter.get("/api/votes?format=fastchat").text.splitlines()) == 2
+    export = tmp_path / "votes.jsonl"
+    export.write_text(voter.get("/api/votes").text)
+    assert sum(json.loads(line)["flagged"] for line in export.read_text().splitlines()) == 4
+    for source in (str(export), f"sqlite:///{tmp_path / 'arena.db'}"):  # the export and the database itself
+        out = tmp_path / f"ratings-{len(list(tmp_path.glob('ratings-*')))}"
+        assert tanuki(["eval", "ratings", "--votes", source, "--output-dir", str(out)]) == 0
+        rated = json.loads((out / "leaderboard.json").read_text())
+        assert {row["model"] for row in rated["models"]} == {"beta", "gamma"}
+        assert rated["dropped"] == {"an answer named a model (flagged)": 4}
+
+
+def test_rate_limits(make_client: Callable[..., TestClient]) -> None:
+    client = make_client(limits={"votes_per_minute": 1, "battles_per_minute": 3})
+    voter = Voter(client, "hanako")
+    first, second = voter.answered_battle(), voter.answered_battle()
+    assert voter.post(f"/api/battles/{first}/vote", {"evaluation": "A"}).status_code == 200
+    assert voter.post(f"/api/battles/{second}/vote", {"evaluation": "A"}).status_code == 429
+    voter.battle()
+    assert voter.post("/api/battles", {"question": "もう一つ"}).status_code == 429
+    assert count(client, Battle) == 3 and count(client, Vote) == 1
+
+
+def test_token_voters(make_client: Callable[..., TestClient], tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("hanako:0123456789abcdef0123\n# a comment\ntaro:fedcba9876543210fedc\n")
+    client = make_client(identity={"mode": "tokens", "tokens_file": str(tokens)})
+    assert client.get("/").status_code == 401
+    assert client.get("/?token=wrong-token-wrong-token").status_code == 401
+    page = client.get("/?token=0123456789abcdef0123")  # the link a voter is sent; the cookie keeps it
+    assert page.status_code == 200
+    created = client.post("/api/battles", json={"question": "こんにちは"},
+                          headers={"X-CSRF-Token": page.cookies["arena_csrf"]})
+    assert created.status_code == 200
+    arena = client.app.state.arena  # type: ignore[attr-defined]
+    with arena.session() as session:
+        assert session.get(Battle, created.json()["battle_id"]).voter == "hanako"
+    client.cookies.clear()
+    assert client.get("/api/leaderboard").status_code == 401
+    bearer = client.get("/api/leaderboard", headers={"Authorization": "Bearer fedcba9876543210fedc"})
+    assert bearer.status_code == 200
+
+
+def test_pages_render_in_japanese_and_english_and_escape_what_they_show(
+        make_client: Callable[..., TestClient], tmp_path: Path) -> None:
+    client = make_client()
+    headers = {"X-Forwarded-User": "hanako"}
+    japanese = client.get("/", headers=headers).text
+    assert "Tanuki アリーナ" in japanese and "A の方が良い" in japanese and 'lang="ja"' in japanese
+    english = client.get("/?lang=en", headers=headers).text
+    assert "Tanuki Arena" in english and "A is better" in english
+    assert client.get("/static/arena.js").status_code == 200  # shipped with the package, no CDN
+    arena = client.app.state.arena  # type: ignore[attr-defined]
+    from tanuki_pipelines.arena.app import create_app
+
+    # the leaderboard page shows an EvalJob's judged results beside the votes, escaped
+    hostile = create_app(arena.config, arena.engine, lambda: {"arena": {"models": [
+        {"model": "<script>alert(1)</script>", "bt": {"rating": 1000}, "battles": 3}]}})
+    with TestClient(hostile, base_url="http://arena.test") as other:
+        shown = other.get("/leaderboard", headers=headers).text
+    assert "<script>alert(1)</script>" not in shown and "&lt;script&gt;alert(1)&lt;/script&gt;" in shown
