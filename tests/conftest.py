@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,20 @@ def judge_model(debug_tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFact
         root / "model")
     copy_tokenizer_files(debug_tokenizer_dir, root / "model")
     return root / "model"
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """One throwaway PostgreSQL server (Debian's package) for the whole run."""
+    from postgres_server import postgres_server
+
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url: str) -> str:
+    """An empty database of its own on that server."""
+    from postgres_server import fresh_database
+
+    return fresh_database(postgres_server_url)

@@ -55,7 +55,8 @@ def voted(session: Any, include_flagged: bool = True) -> Iterator[tuple[Battle, 
              .options(selectinload(Battle.turns)).order_by(Vote.created, Vote.id))
     if not include_flagged:
         query = query.where(Battle.flagged.is_(False))
-    yield from session.execute(query).tuples()
+    for battle, vote in session.execute(query):  # noqa: UP028 (a Row unpacked: the (Battle, Vote) mypy wants)
+        yield battle, vote
 
 
 def read_votes(url: str) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -159,6 +160,20 @@ def test_an_answer_naming_a_model_is_flagged_and_left_out_of_the_ratings(client:
         rated = json.loads((out / "leaderboard.json").read_text())
         assert {row["model"] for row in rated["models"]} == {"beta", "gamma"}
         assert rated["dropped"] == {"an answer named a model (flagged)": 4}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_racing_votes_store_exactly_one_each(make_client: Callable[..., TestClient], request: pytest.FixtureRequest,
+                                             backend: str) -> None:
+    fields = {"database_url": request.getfixturevalue("postgres_url")} if backend == "postgresql" else {}
+    client = make_client(**fields)
+    voter = Voter(client, "hanako")
+    battles = [voter.answered_battle() for _ in range(5)]
+    with ThreadPoolExecutor(8) as pool:  # four tabs vote on each battle at once
+        statuses = list(pool.map(lambda battle: voter.post(f"/api/battles/{battle}/vote", {"evaluation": "A"})
+                                 .status_code, [battle for battle in battles for _ in range(4)]))
+    assert Counter(statuses) == {200: 5, 409: 15}
+    assert count(client, Vote) == 5
 
 
 def test_rate_limits(make_client: Callable[..., TestClient]) -> None:

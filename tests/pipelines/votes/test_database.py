@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from tanuki_common.errors import BadInputError
 from tanuki_pipelines.votes.database import database_url, open_database, sessions
@@ -70,3 +71,23 @@ def test_a_vote_reads_back_as_both_exports(tmp_path: Path) -> None:
     assert (vote["question"], vote["answer_1"], vote["answer_2"], vote["model_1"], vote["model_2"],
             vote["evaluation"]) == ("質問", "甲", "乙", "alpha", "beta", "bothbad")
     assert vote["created_time"].startswith("2026-12-04T05:00:00")
+
+
+def test_postgresql_migrates_from_empty_and_exports_the_same_records(postgres_url: str, tmp_path: Path) -> None:
+    engine = open_database(postgres_url)
+    assert {"battles", "turns", "votes", "alembic_version"} <= set(inspect(engine).get_table_names())
+    now = datetime(2026, 12, 4, 5, 0, tzinfo=UTC)
+    battle_id = str(uuid.uuid4())
+    with sessions(engine)() as session:
+        session.add(Battle(id=battle_id, voter="hanako", model_a="alpha", model_b="beta", language="ja",
+                           status=VOTED, flagged=False, created=now))
+        session.add(Turn(battle_id=battle_id, number=1, question="質問", answer_a="甲", answer_b="乙"))
+        session.add(Vote(battle_id=battle_id, voter="hanako", evaluation="A", created=now))
+        session.commit()
+        session.add(Vote(battle_id=battle_id, voter="taro", evaluation="B", created=now))
+        with pytest.raises(IntegrityError):  # one vote per battle, enforced by the database itself
+            session.commit()
+    engine.dispose()
+    assert open_database(postgres_url) is not None  # migrating again is a no-op
+    [vote] = read_votes(postgres_url)
+    assert (vote["model_1"], vote["evaluation"], vote["created_time"]) == ("alpha", "A", "2026-12-04T05:00:00+00:00")
