@@ -47,9 +47,13 @@ def record_text(record: dict[str, Any]) -> str | None:
 
 
 def shape_problem(record: dict[str, Any]) -> Problem:
-    """``malformed`` or ``incomplete_dialogue``, or None."""
-    if record_text(record) is None:
+    """``malformed``, ``incomplete_dialogue`` or an empty text (``length``: curation skips blank
+    documents, so they are never staged), or None."""
+    text = record_text(record)
+    if text is None:
         return "malformed", "no string `text` and no `messages` with string contents"
+    if not text.strip():
+        return "length", "empty text"
     messages = record.get("messages")
     if isinstance(messages, list) and not isinstance(record.get("text"), str) and not any(
             m.get("role") == "assistant" for m in messages):

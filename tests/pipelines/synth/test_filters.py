@@ -31,6 +31,7 @@ def test_a_dialogue_is_judged_on_its_turns_and_needs_an_answer(tmp_path: Path) -
     assert shape_problem(answered) is None
     assert shape_problem({"messages": answered["messages"][:1]}) == ("incomplete_dialogue", "no assistant turn")
     assert shape_problem({"other": 1})[0] == "malformed"
+    assert shape_problem({"text": " \n"}) == ("length", "empty text")
     english = {"id": "en", "messages": [
         {"role": "user", "content": "What is the capital of France, and why has it been so for so long?"},
         {"role": "assistant", "content": "Paris is the capital of France for historical and economic reasons."}]}
@@ -59,16 +60,17 @@ def test_minhash_keeps_the_first_of_each_planted_near_duplicate_and_every_distin
         near = text[:20] + ("を" if text[20] != "を" else "が") + text[21:]
         planted.append({"id": f"near{i}", "text": near})
     broken = {"id": "broken"}
+    blank = {"id": "blank", "text": "  "}  # never staged: the positions after it stay the lines
     exact = {"id": "again", "text": DISTINCT[4]}
-    results = filter_records([*records, broken, *planted, exact], Filters(), tmp_path / "work", workers)
-    assert [record["id"] for record, _ in results] == [*(r["id"] for r in records), "broken",
+    results = filter_records([*records, broken, blank, *planted, exact], Filters(), tmp_path / "work", workers)
+    assert [record["id"] for record, _ in results] == [*(r["id"] for r in records), "broken", "blank",
                                                        *(r["id"] for r in planted), "again"]
     problems = {record["id"]: problem for record, problem in results}
     assert all(problems[f"d{i}"] is None for i in range(len(DISTINCT)))
     assert [problems[f"near{i}"][0] for i in range(3)] == ["near_dedup"] * 3
     assert problems["near0"][1] == "near duplicate of d0"
     assert problems["again"] == ("exact_dedup", "exact duplicate of d4")
-    assert problems["broken"][0] == "malformed"
+    assert problems["broken"][0] == "malformed" and problems["blank"] == ("length", "empty text")
 
 
 def test_synth_filter_command_keeps_fields_counts_reasons_and_broken_lines(tmp_path: Path) -> None:
