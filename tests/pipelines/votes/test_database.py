@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import inspect, text
@@ -48,18 +49,26 @@ def test_an_unreachable_database_is_named() -> None:
         open_database("postgresql+psycopg://nobody:wrong@127.0.0.1:1/none")  # nothing listens on port 1
 
 
+NOW = datetime(2026, 12, 4, 5, 0, tzinfo=UTC)
+
+
+def add_voted_battle(session: Any, evaluation: str) -> str:
+    """A one-turn battle alpha (left) against beta, voted ``evaluation`` by hanako; its id."""
+    battle_id = str(uuid.uuid4())
+    session.add(Battle(id=battle_id, voter="hanako", model_a="alpha", model_b="beta", language="ja",
+                       status=VOTED, flagged=False, created=NOW))
+    session.add(Turn(battle_id=battle_id, number=1, question="質問", answer_a="甲", answer_b="乙"))
+    session.add(Vote(battle_id=battle_id, voter="hanako", evaluation=evaluation, created=NOW))
+    return battle_id
+
+
 def test_a_vote_reads_back_as_both_exports(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'votes.db'}"
     engine = open_database(url)
-    now = datetime(2026, 12, 4, 5, 0, tzinfo=UTC)
-    battle_id = str(uuid.uuid4())
     with sessions(engine)() as session:
-        session.add(Battle(id=battle_id, voter="hanako", model_a="alpha", model_b="beta", language="ja",
-                           status=VOTED, flagged=False, created=now))
-        session.add(Turn(battle_id=battle_id, number=1, question="質問", answer_a="甲", answer_b="乙"))
-        session.add(Vote(battle_id=battle_id, voter="hanako", evaluation="bothbad", created=now))
+        add_voted_battle(session, "bothbad")
         session.add(Battle(id=str(uuid.uuid4()), voter="taro", model_a="beta", model_b="alpha", language="ja",
-                           status=OPEN, flagged=False, created=now))  # not voted: not exported
+                           status=OPEN, flagged=False, created=NOW))  # not voted: not exported
         session.commit()
     with sessions(engine)() as session:
         rows = list(voted(session))
@@ -76,15 +85,10 @@ def test_a_vote_reads_back_as_both_exports(tmp_path: Path) -> None:
 def test_postgresql_migrates_from_empty_and_exports_the_same_records(postgres_url: str, tmp_path: Path) -> None:
     engine = open_database(postgres_url)
     assert {"battles", "turns", "votes", "alembic_version"} <= set(inspect(engine).get_table_names())
-    now = datetime(2026, 12, 4, 5, 0, tzinfo=UTC)
-    battle_id = str(uuid.uuid4())
     with sessions(engine)() as session:
-        session.add(Battle(id=battle_id, voter="hanako", model_a="alpha", model_b="beta", language="ja",
-                           status=VOTED, flagged=False, created=now))
-        session.add(Turn(battle_id=battle_id, number=1, question="質問", answer_a="甲", answer_b="乙"))
-        session.add(Vote(battle_id=battle_id, voter="hanako", evaluation="A", created=now))
+        battle_id = add_voted_battle(session, "A")
         session.commit()
-        session.add(Vote(battle_id=battle_id, voter="taro", evaluation="B", created=now))
+        session.add(Vote(battle_id=battle_id, voter="taro", evaluation="B", created=NOW))
         with pytest.raises(IntegrityError):  # one vote per battle, enforced by the database itself
             session.commit()
     engine.dispose()
