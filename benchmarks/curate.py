@@ -1,8 +1,10 @@
 """Corpus curation at scale: ``tanuki curate``'s duplicate finding, speed and memory on a generated
 corpus with a known set of planted near-duplicate pairs, against the old ``tanuki synth filter``.
 
-The corpus: distinct documents of random Japanese text (``--chars`` characters each; two of them
-share almost no character 5-gram), JSONL files of ``--file-docs`` documents, plus planted pairs:
+The corpus: distinct documents of random Japanese text (``--chars`` characters each, a punctuation
+mark about every 16, so most pass section 4's quality steps and reach the duplicate steps, as in a
+real corpus; two of them share almost no character 5-gram), JSONL files of ``--file-docs``
+documents, plus planted pairs:
 a copy of a document with a few characters replaced at random positions, placed in another file.
 Which planted pairs are true duplicates is decided by their exact Jaccard similarity of character
 5-grams (≥ the threshold, 0.8), computed here, not by MinHash.
@@ -62,7 +64,10 @@ def write_corpus(root: Path, documents: int, chars: int, file_docs: int, planted
     files: list[list[dict[str, str]]] = [[] for _ in range(max(1, -(-documents // file_docs)))]
     texts: list[str] = []
     for number in range(distinct):
-        text = "".join(rng.choices(ALPHABET, k=chars))
+        drawn = rng.choices(ALPHABET, k=chars)
+        for position in range(rng.randrange(8, 20), chars, 16):  # clauses, so the quality steps pass most
+            drawn[position] = "。" if position % 3 == 0 else "、"
+        text = "".join(drawn)
         texts.append(text)
         files[number % len(files)].append({"id": f"d{number}", "text": text})
     planted = []

@@ -56,8 +56,11 @@ def test_minhash_keeps_the_first_of_each_planted_near_duplicate_and_every_distin
     monkeypatch.setattr("tanuki_pipelines.synth.filters.CHUNK_RECORDS", 4)  # three staged files: three tasks
     records = [{"id": f"d{i}", "text": text} for i, text in enumerate(DISTINCT)]
     planted = []
-    for i, text in enumerate(DISTINCT[:3]):  # one character changed: Jaccard of 5-grams well above 0.8
-        near = text[:20] + ("を" if text[20] != "を" else "が") + text[21:]
+    for i, text in enumerate(DISTINCT[:3]):
+        # The last character changed: one 5-gram of ~48 differs, Jaccard ≈ 0.96, caught with probability
+        # > 0.9999 under the default bands. (A change mid-text alters five 5-grams: Jaccard ≈ 0.81, right
+        # at the 0.8 threshold, where a copy escapes about one time in three.)
+        near = text[:-1] + "！"
         planted.append({"id": f"near{i}", "text": near})
     broken = {"id": "broken"}
     blank = {"id": "blank", "text": "  "}  # never staged: the positions after it stay the lines
