@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import os
 import random
 import secrets
 import threading
@@ -32,6 +33,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
+from tanuki_common.errors import BadInputError
 from tanuki_pipelines.arena.config import ArenaServeConfig
 from tanuki_pipelines.arena.metrics import ArenaMetrics
 from tanuki_pipelines.arena.pairing import draw, names_a_model
@@ -60,20 +62,34 @@ class Ballot(BaseModel):
     """A better answer the voter wrote (optional)."""
 
 
+def _tokens_file(config: ArenaServeConfig) -> Path | None:
+    identity = config.identity
+    if identity.mode != "tokens":
+        return None
+    if identity.tokens_file is not None:
+        return identity.tokens_file
+    named = os.environ.get(f"{identity.tokens_env}_FILE")
+    if not named:
+        raise BadInputError(f"identity.tokens_env: {identity.tokens_env}_FILE is not set (the file of voter:token lines)")
+    return Path(named)
+
+
 def _tokens(config: ArenaServeConfig) -> dict[str, str]:
-    """token → voter, from the ``voter:token`` lines of ``identity.tokens_file``."""
-    if config.identity.mode != "tokens" or config.identity.tokens_file is None:
+    """token → voter, from the ``voter:token`` lines of the identity's tokens file."""
+    path = _tokens_file(config)
+    if path is None:
         return {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise BadInputError(f"identity: cannot read the voter tokens: {exc}") from None
     found = {}
-    for number, line in enumerate(config.identity.tokens_file.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(lines, start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         voter, sep, token = line.strip().partition(":")
         if not sep or not voter or len(token) < 16:
-            from tanuki_common.errors import BadInputError
-
-            raise BadInputError(f"{config.identity.tokens_file}:{number}: expected voter:token (a token of 16+ "
-                                "characters)")
+            raise BadInputError(f"{path}:{number}: expected voter:token (a token of 16+ characters)")
         found[token] = voter
     return found
 

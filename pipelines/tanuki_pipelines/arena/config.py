@@ -23,12 +23,15 @@ class Identity(ConfigModel):
     """``header``: the request header holding the user (oauth2-proxy: ``X-Forwarded-User`` or
     ``X-Auth-Request-User``)."""
     tokens_file: InputPath | None = None
-    """``tokens``: a file of ``voter:token`` lines (a mounted Secret)."""
+    """``tokens``: a file of ``voter:token`` lines."""
+    tokens_env: str | None = None
+    """``tokens``: instead of ``tokens_file``, the environment variable ``<VAR>_FILE`` naming that
+    file (a mounted Secret key; the Arena kind sets this)."""
 
     @model_validator(mode="after")
     def _tokens(self) -> Identity:
-        if self.mode == "tokens" and self.tokens_file is None:
-            raise ValueError("tokens_file: give the file of voter:token lines for mode tokens")
+        if self.mode == "tokens" and self.tokens_file is None and self.tokens_env is None:
+            raise ValueError("tokens_file: give the file of voter:token lines (or tokens_env) for mode tokens")
         return self
 
 
@@ -47,14 +50,10 @@ class Limits(ConfigModel):
     """Battles one voter may start in any 60 seconds."""
 
 
-class ArenaServeConfig(ConfigModel):
-    """A blind side-by-side arena: two anonymous answers, a person votes, ratings live."""
+class ArenaSettings(ConfigModel):
+    """How the arena asks, limits and rates (what an Arena resource's ``spec.recipe`` holds; its
+    models, database and voters come from the resource's own fields)."""
 
-    contestants: list[Contestant] = Field(min_length=2)
-    """The models (OpenAI-compatible endpoints) drawn two at a time."""
-    database_url: str = "sqlite:///arena.db"
-    """SQLAlchemy URL: SQLite (embedded; a relative path is under the output directory) or
-    ``postgresql+psycopg://…``; ``TANUKI_ARENA_DATABASE_URL`` (from a Secret) overrides it."""
     questions: InputPath | None = None
     """A question set people may pick from: ``{"prompt"}`` or MT-Bench ``{"turns"}`` JSONL; empty:
     the shipped Japanese MT-Bench questions."""
@@ -66,8 +65,6 @@ class ArenaServeConfig(ConfigModel):
     """Answer temperature."""
     answer_timeout_seconds: float = Field(default=300, gt=0)
     """A model that has not finished an answer by then fails the battle."""
-    identity: Identity = Field(default_factory=Identity)
-    """How voters are identified."""
     limits: Limits = Field(default_factory=Limits)
     """Input sizes and per-voter rates."""
     ratings: RatingsConfig = Field(default_factory=lambda: RatingsConfig(bootstrap_rounds=200))
@@ -81,6 +78,19 @@ class ArenaServeConfig(ConfigModel):
     holds one is flagged and left out of the ratings, as FastChat does."""
     seed: int | None = None
     """Seed of the pair and position draws (empty: random)."""
+
+
+class ArenaServeConfig(ArenaSettings):
+    """A blind side-by-side arena: two anonymous answers, a person votes, ratings live."""
+
+    contestants: list[Contestant] = Field(min_length=2)
+    """The models (OpenAI-compatible endpoints) drawn two at a time."""
+    database_url: str = "sqlite:///arena.db"
+    """SQLAlchemy URL: SQLite (embedded; a relative path is under the output directory) or
+    ``postgresql+psycopg://…``; ``TANUKI_ARENA_DATABASE_URL``, or the file
+    ``TANUKI_ARENA_DATABASE_URL_FILE`` names (a mounted Secret), overrides it."""
+    identity: Identity = Field(default_factory=Identity)
+    """How voters are identified."""
 
     @model_validator(mode="after")
     def _distinct_names(self) -> ArenaServeConfig:

@@ -14,12 +14,18 @@ URL_VARIABLE = "TANUKI_ARENA_DATABASE_URL"
 
 
 def database_url(configured: str, base_dir: Path) -> str:
-    """The URL to open: ``TANUKI_ARENA_DATABASE_URL`` (a Secret) over the recipe's; a relative SQLite
+    """The URL to open: the file ``TANUKI_ARENA_DATABASE_URL_FILE`` names (a mounted Secret), else
+    ``TANUKI_ARENA_DATABASE_URL``, else the recipe's; a relative SQLite
     path is made absolute under ``base_dir``."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     raw = os.environ.get(URL_VARIABLE) or configured
+    if named := os.environ.get(f"{URL_VARIABLE}_FILE"):  # a mounted Secret key: the URL holds a password
+        try:
+            raw = Path(named).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise BadInputError(f"{URL_VARIABLE}_FILE: cannot read the database URL: {exc}") from None
     try:
         url = make_url(raw)
     except ArgumentError as exc:

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from conftest import MODELS, Models, Voter
+from tanuki_common.errors import BadInputError
 from tanuki_pipelines.cli import main as tanuki
 from tanuki_pipelines.votes.schema import Battle, Vote
 
@@ -207,6 +208,24 @@ def test_token_voters(make_client: Callable[..., TestClient], tmp_path: Path) ->
     assert bearer.status_code == 200
 
 
+def test_token_voters_from_a_mounted_secret_named_by_the_environment(make_client: Callable[..., TestClient],
+                                                                    tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    tokens = tmp_path / "tokens"  # what an Arena's identity.tokens Secret key becomes in its pod
+    tokens.write_text("hanako:0123456789abcdef0123\n")
+    monkeypatch.setenv("ARENA_VOTER_TOKENS_FILE", str(tokens))
+    client = make_client(identity={"mode": "tokens", "tokens_env": "ARENA_VOTER_TOKENS"})
+    assert client.get("/", headers={"Authorization": "Bearer 0123456789abcdef0123"}).status_code == 200
+    assert client.get("/", headers={"Authorization": "Bearer fedcba9876543210fedc"}).status_code == 401
+    monkeypatch.delenv("ARENA_VOTER_TOKENS_FILE")
+    with pytest.raises(BadInputError, match="ARENA_VOTER_TOKENS_FILE is not set"):
+        make_client(identity={"mode": "tokens", "tokens_env": "ARENA_VOTER_TOKENS"})
+    tokens.write_text("hanako:short\n")
+    monkeypatch.setenv("ARENA_VOTER_TOKENS_FILE", str(tokens))
+    with pytest.raises(BadInputError, match=f"{tokens}:1: expected voter:token"):
+        make_client(identity={"mode": "tokens", "tokens_env": "ARENA_VOTER_TOKENS"})
+
+
 def test_pages_render_in_japanese_and_english_and_escape_what_they_show(
         make_client: Callable[..., TestClient], tmp_path: Path) -> None:
     client = make_client()
@@ -221,7 +240,9 @@ def test_pages_render_in_japanese_and_english_and_escape_what_they_show(
 
     # the leaderboard page shows an EvalJob's judged results beside the votes, escaped
     hostile = create_app(arena.config, arena.engine, lambda: {"arena": {"models": [
-        {"model": "<script>alert(1)</script>", "bt": {"rating": 1000}, "battles": 3}]}})
+        {"model": "<script>alert(1)</script>", "bt": {"rating": 1000}, "battles": 3},
+        {"model": "sft", "bt": {"rating": None, "why": "never won"}, "battles": 3}]}})
     with TestClient(hostile, base_url="http://arena.test") as other:
         shown = other.get("/leaderboard", headers=headers).text
     assert "<script>alert(1)</script>" not in shown and "&lt;script&gt;alert(1)&lt;/script&gt;" in shown
+    assert "— (never won)" in shown  # a model without a rating says why

@@ -110,6 +110,8 @@ def test_ask_watch_vote_reveal_and_rank_in_a_browser(arena_url: str, browser: An
     wait.until(lambda d: d.find_element(By.ID, "vote-count").text == "1")
     rows = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#board tbody tr") or None)
     assert {row.get_attribute("data-model") for row in rows} == asked
+    # one vote cannot rate either model: each row says why instead of a number
+    assert {row.find_elements(By.TAG_NAME, "td")[2].text for row in rows} == {"— (負けなし)", "— (勝ちなし)"}
     shot(browser, "4-leaderboard")
 
     browser.find_element(By.ID, "switch-language").click()

@@ -28,6 +28,13 @@ def test_a_relative_sqlite_path_lives_under_the_output_directory(tmp_path: Path,
     monkeypatch.setenv("TANUKI_ARENA_DATABASE_URL", "not a url")
     with pytest.raises(BadInputError, match="database_url"):
         database_url("sqlite:///arena.db", tmp_path)
+    secret = tmp_path / "url"  # an Arena's urlSecret, mounted: the file wins over the variable
+    secret.write_text("postgresql+psycopg://u:secret@db:5432/votes\n")
+    monkeypatch.setenv("TANUKI_ARENA_DATABASE_URL_FILE", str(secret))
+    assert database_url("sqlite:///arena.db", tmp_path) == "postgresql+psycopg://u:secret@db:5432/votes"
+    monkeypatch.setenv("TANUKI_ARENA_DATABASE_URL_FILE", str(tmp_path / "missing"))
+    with pytest.raises(BadInputError, match="TANUKI_ARENA_DATABASE_URL_FILE"):
+        database_url("sqlite:///arena.db", tmp_path)
 
 
 def test_migrations_from_empty_then_a_no_op(tmp_path: Path) -> None:

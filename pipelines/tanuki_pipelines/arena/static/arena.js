@@ -143,7 +143,9 @@ async function refreshBoard() {
     row.dataset.model = model.model;
     cell(row, index + 1);
     cell(row, model.model);
-    cell(row, model.bt.rating === null ? "—" : model.bt.rating.toFixed(0));
+    // no Bradley-Terry rating (a model that never lost or never won): say why, as the report does
+    const why = texts["unrated_" + model.bt.separation] || model.bt.why;
+    cell(row, model.bt.rating === null ? `— (${why})` : model.bt.rating.toFixed(0));
     const low = model.bt.ci_low, high = model.bt.ci_high;
     cell(row, low === undefined ? "" : `${low === null ? "…" : low.toFixed(0)} – ${high === null ? "…" : high.toFixed(0)}`);
     cell(row, `${model.glicko2.rating.toFixed(0)} ± ${(2 * model.glicko2.rd).toFixed(0)}`);
