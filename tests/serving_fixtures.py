@@ -23,6 +23,21 @@ def build_checkpoint(out: Path, tokenizer_dir: Path, seed: int) -> Path:
     return out
 
 
+def noised_checkpoint(source: Path, out: Path, std: float, seed: int = 0) -> Path:
+    """A copy of ``source`` with Gaussian noise of ``std`` added to every weight: the same model made
+    worse (its predictions confidently wrong), servable like the original."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(source, out)
+    weights = load_file(source / "model.safetensors")
+    generator = torch.Generator().manual_seed(seed)
+    noised = {name: tensor + std * torch.randn(tensor.shape, generator=generator, dtype=tensor.dtype)
+              for name, tensor in weights.items()}
+    save_file(noised, out / "model.safetensors", metadata={"format": "pt"})
+    return out
+
+
 def build_checkpoints(root: Path, tokenizer_dir: Path) -> dict[str, Path]:
     """``a`` and ``b``: servable, different weights; ``broken``: ``a`` with its weights file corrupted
     (config and tokenizer intact, so only vLLM's load fails)."""

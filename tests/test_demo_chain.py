@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tanuki_operator.local import is_server
+
 DEMO = Path(__file__).resolve().parents[1] / "tanuki-demo"
 CHAIN = Path(__file__).resolve().parents[1] / "examples" / "debug-chain.yaml"
 
@@ -42,7 +44,7 @@ def test_every_stage_of_the_chain_succeeded() -> None:
     found = statuses()
     declared = [(d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(CHAIN.read_text()) if d]
     for kind, name in declared:
-        if kind != "ModelServer":
+        if not is_server(kind):  # servers (ModelServer, Arena) stop with the runner: they never "succeed"
             assert found[f"{kind}/{name}"]["phase"] == "Succeeded", (kind, name, found.get(f"{kind}/{name}"))
         assert Path(next(iter(v for k, v in (found[f"{kind}/{name}"].get("outputs") or {}).items()
                               if k in ("checkpoint", "dataset", "tokens", "report")), DEMO)).exists()
@@ -112,6 +114,7 @@ def test_the_chat_server_rolled_the_dpo_model_out_over_the_sft_one_before_the_ar
     promoted = [record for record in rollout["history"] if record["result"] == "Promoted"]
     # a promotion needs a stable revision to replace: the SFT model (spec.initialModel) served first
     assert [record["model"] for record in promoted] == [dpo] and rollout["stable"]["model"] == dpo
+    assert "quality: arena: canary won" in promoted[0]["reason"]  # judged not clearly worse than the SFT model
     arena = found["EvalJob/debug-eval"]
     assert datetime.fromisoformat(promoted[0]["time"]) <= datetime.fromisoformat(arena["startTime"])
 
@@ -124,7 +127,12 @@ def test_the_dpo_model_was_quantized_passed_its_gate_and_served() -> None:
     assert quantized["size_bytes"] < quantized["source_size_bytes"]
     config = json.loads((Path(quantized["checkpoint"]) / "config.json").read_text())
     assert config["quantization_config"]["quant_method"] == "compressed-tensors"
-    assert statuses()["ModelServer/debug-chat-w8a8"]["outputs"]["checkpoint"] == quantized["checkpoint"]
+    served = statuses()["ModelServer/debug-chat-w8a8"]
+    assert served["outputs"]["checkpoint"] == quantized["checkpoint"]
+    # it rolled out over the unquantized model once its held-out perplexity matched debug-chat's
+    promoted = [record for record in served["rollout"]["history"] if record["result"] == "Promoted"]
+    assert [record["model"] for record in promoted] == [quantized["checkpoint"]]
+    assert "quality: perplexity:" in promoted[0]["reason"]
 
 
 def test_every_stage_published_what_the_registry_says_its_kind_publishes() -> None:

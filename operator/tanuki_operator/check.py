@@ -29,6 +29,7 @@ from pydantic import BaseModel
 
 from tanuki_common.errors import BadInputError
 from tanuki_operator.api import API_VERSION
+from tanuki_operator.api.arena import ArenaSpec
 from tanuki_operator.api.common import JobSpec, Phase, Status
 from tanuki_operator.api.modelserver import ModelServerSpec
 from tanuki_operator.embedded.store import ObjectStore, key_of
@@ -111,8 +112,32 @@ def check(resources: list[dict[str, Any]], workdir: Path | None) -> list[Verdict
             # not in this file: in a cluster it may exist already (a server applied after its chain)
             verdict = Verdict(verdict.resource, "unknown", f"{status.message}: not in this file (it must exist in "
                                                            "the namespace when this is applied)")
+        if kind == "ModelServer" and verdict.outcome != "problem":
+            verdict = _quality_servers(verdict, stored, name, {r["metadata"]["name"] for r in known
+                                                               if r["kind"] == "ModelServer"})
         verdicts.append(verdict)
     return verdicts
+
+
+def _quality_servers(verdict: Verdict, stored: dict[str, Any], name: str, servers: set[str]) -> Verdict:
+    """A ModelServer's quality gates name servers (the judge, ``against``) its evaluations will wait
+    for: itself is a problem (its rollout would wait for itself), one not in this file may exist in
+    the namespace."""
+    model, _ = validate_spec("ModelServer", stored.get("spec"))
+    assert isinstance(model, ModelServerSpec), "the reconcile found it valid"
+    quality = model.rollout.analysis.quality
+    if quality is None:
+        return verdict
+    named = quality.servers()
+    itself = [field for field, server in named.items() if server == name]
+    if itself:
+        return Verdict(verdict.resource, "problem", f"{itself[0]}: names this ModelServer itself (its canary "
+                                                    "cannot be judged by what it rolls out on)")
+    elsewhere = [f"{field}: ModelServer/{server}" for field, server in named.items() if server not in servers]
+    if elsewhere:
+        return Verdict(verdict.resource, verdict.outcome, f"{verdict.detail}; {'; '.join(elsewhere)}: not in this "
+                                                          "file (it must exist when a canary is judged)")
+    return verdict
 
 
 def program_findings(kind: str, spec: Any, inputs: dict[str, str], paths_here: bool) -> Preflight:
@@ -122,6 +147,14 @@ def program_findings(kind: str, spec: Any, inputs: dict[str, str], paths_here: b
     from tanuki_pipelines.config import validate_recipe
     from tanuki_pipelines.preflights import findings
 
+    if isinstance(spec, ArenaSpec):  # a web app: its recipe is what its pod would refuse
+        from tanuki_pipelines.arena.config import ArenaServeConfig
+
+        try:
+            validate_recipe(ArenaServeConfig, spec.stage_recipe(inputs), Path("."), f"{kind} recipe")
+        except BadInputError as exc:
+            return Preflight(hardware=Hardware(gpus=0), paths_here=paths_here, problems=[str(exc)])
+        return Preflight(hardware=Hardware(gpus=0), paths_here=paths_here)
     hardware = Hardware(gpus=spec.resources.gpus)
     if isinstance(spec, ModelServerSpec):
         check = Preflight(hardware=hardware, paths_here=paths_here)
@@ -144,7 +177,7 @@ def _with_preflight(verdict: Verdict, store: ObjectStore, kind: str, stored: dic
     from tanuki_operator.lineage import resolve
 
     model, _ = validate_spec(kind, stored.get("spec"))
-    assert isinstance(model, (JobSpec, ModelServerSpec)), "the reconcile found it valid"
+    assert isinstance(model, (JobSpec, ModelServerSpec, ArenaSpec)), "the reconcile found it valid"
 
     def lookup(upstream_kind: str, name: str) -> dict[str, Any] | None:
         found = store.get(API_VERSION, upstream_kind, NAMESPACE, name)

@@ -100,11 +100,12 @@ def _incomplete_stages(chain: Path, workdir: Path) -> list[str]:
     """The chain's batch stages whose stored phase is not Succeeded."""
     import yaml
 
+    from tanuki_operator.local import is_server
     from tanuki_operator.local import statuses as stored_statuses
 
     statuses = stored_statuses(workdir)
     keys = [f"{d['kind']}/{d['metadata']['name']}" for d in yaml.safe_load_all(chain.read_text())
-            if d and d.get("kind") != "ModelServer"]
+            if d and not is_server(d.get("kind"))]
     return [key for key in keys if (statuses.get(key) or {}).get("phase") != Phase.SUCCEEDED]
 
 
@@ -216,6 +217,10 @@ def _try_endpoint(workdir: Path, api_key: str, hold: bool, runner: subprocess.Po
           f"print(c.chat.completions.create(model='{model}', messages=[{{'role': 'user', 'content': 'こんにちは'}}], "
           f"max_tokens=32).choices[0].message.content)\"")
     print(f"  load test: tanuki loadgen --base-url {url} --model {model} --api-key {api_key} --duration 20")
+    for key, status in sorted(statuses.items()):
+        if key.startswith("Arena/") and status.get("phase") == Phase.RUNNING:
+            print(f"  arena: {status['outputs']['url']}/  (ask, read two anonymous answers, vote; "
+                  f"ratings at /leaderboard)")
     print(f"  statuses: tanuki local get --workdir {workdir}")
     if hold:
         print("  serving until Ctrl-C (edit the chain's ModelServer debug-chat spec.model to watch a canary rollout)",

@@ -235,22 +235,32 @@ def apply_resources(store: ObjectStore, resources: list[dict[str, Any]], workdir
             print(f"[tanuki local] {kind}/{name}: unchanged, already succeeded", flush=True)
 
 
-def server_starting(status: dict[str, Any]) -> bool:
-    """The ModelServer may still come to serve what its spec asks without anything from outside: it is
-    starting replicas or rolling out. Not when a replica keeps failing, an upstream failed or is
-    missing, or its spec is invalid."""
+FAILING_REASONS = ("ReplicaFailing", "PodFailing")
+"""Ready-condition reasons of a server whose pods keep failing (ModelServer, Arena)."""
+
+
+def server_starting(status: dict[str, Any], kind: str = "ModelServer") -> bool:
+    """The server (a ModelServer, an Arena) may still come to serve what its spec asks without
+    anything from outside: it is starting pods or rolling out. Not when a pod keeps failing, an
+    upstream failed or is missing, or its spec is invalid."""
     phase = Phase.of(status.get("phase"))
     if phase is Phase.RUNNING:
-        return settling("ModelServer", status) is not None
-    return phase in (None, Phase.PENDING) and summary(status)["reason"] != "ReplicaFailing"
+        return settling(kind, status) is not None
+    return phase in (None, Phase.PENDING) and summary(status)["reason"] not in FAILING_REASONS
+
+
+def is_server(kind: str) -> bool:
+    """A kind that keeps running once ready (ModelServer, Arena), not a batch stage."""
+    return kind in STAGES and not STAGES[kind].workload.batch
 
 
 def run_chain(cluster: LocalCluster, keys: list[tuple[str, str]], servers: list[str], ready_timeout: float = 900) -> None:
     """Until the batch resources ``keys`` settle: each runs once its upstreams succeeded, a stage
-    reading one of the ModelServers ``servers`` waits (up to ``ready_timeout`` seconds) until it serves."""
+    reading one of the servers ``servers`` (``Kind/name``) waits (up to ``ready_timeout`` seconds)
+    until it serves."""
 
     def starting(kind: str, name: str) -> bool:
-        return kind == "ModelServer" and name in servers and server_starting(stored_status(cluster.store, name))
+        return f"{kind}/{name}" in servers and server_starting(stored_status(cluster.store, f"{kind}/{name}"), kind)
 
     deadline = time.monotonic() + ready_timeout
     quiet = 0.0
@@ -266,9 +276,25 @@ def run_chain(cluster: LocalCluster, keys: list[tuple[str, str]], servers: list[
         time.sleep(TICK_SECONDS)
 
 
-def stored_status(store: ObjectStore, name: str) -> dict[str, Any]:
-    found = store.get(API_VERSION, "ModelServer", NAMESPACE, name)
+def stored_status(store: ObjectStore, key: str) -> dict[str, Any]:
+    """The status of the server ``Kind/name``."""
+    kind, name = key.split("/", 1)
+    found = store.get(API_VERSION, kind, NAMESPACE, name)
     return (found or {}).get("status") or {}
+
+
+def _server_starting(store: ObjectStore, servers: list[str], key: str) -> bool:
+    """``server_starting``, or waiting only for servers of the file that are starting (an Arena for
+    its ModelServers)."""
+    kind, name = key.split("/", 1)
+    status = stored_status(store, key)
+    if server_starting(status, kind):
+        return True
+    if Phase.of(status.get("phase")) is not Phase.WAITING or summary(status)["reason"] != "UpstreamPending":
+        return False
+    found = store.get(API_VERSION, kind, NAMESPACE, name) or {}
+    upstreams = [ref for ref in referenced(found.get("spec")) if ref in servers]
+    return any(server_starting(stored_status(store, ref), ref.split("/", 1)[0]) for ref in upstreams)
 
 
 def _interrupt(*_: Any) -> None:
@@ -279,17 +305,19 @@ def wait_until_serving(store: ObjectStore, servers: list[str], timeout: float) -
     """Until each server serves what its spec asks, no rollout in flight, or cannot (or time is out);
     prints each one's state and endpoint. Returns the servers that serve."""
     deadline = time.monotonic() + timeout
-    while any(server_starting(stored_status(store, name)) for name in servers) and time.monotonic() < deadline:
+    while any(_server_starting(store, servers, key) for key in servers) and time.monotonic() < deadline:
         time.sleep(TICK_SECONDS)
     serving = set()
-    for name in servers:
-        status = stored_status(store, name)
-        print(f"[tanuki local] ModelServer/{name}: {status.get('phase')}: {status.get('message', '')}", flush=True)
+    for key in servers:
+        status = stored_status(store, key)
+        print(f"[tanuki local] {key}: {status.get('phase')}: {status.get('message', '')}", flush=True)
         if status.get("phase") == Phase.RUNNING:
-            serving.add(name)
+            serving.add(key)
             outputs = status["outputs"]
-            print(f"[tanuki local] ModelServer/{name}: OpenAI API at {outputs['url']} (model {outputs['model']!r})",
-                  flush=True)
+            if key.startswith("ModelServer/"):
+                print(f"[tanuki local] {key}: OpenAI API at {outputs['url']} (model {outputs['model']!r})", flush=True)
+            else:
+                print(f"[tanuki local] {key}: open {outputs['url']}/ in a browser", flush=True)
     return serving
 
 
@@ -345,7 +373,7 @@ def incomplete(found: dict[str, dict[str, Any]], unserved: set[str]) -> list[str
     """Batch stages that did not succeed (failed, refused, waiting) and servers that did not serve."""
     return [key for key, status in found.items()
             if Phase(status["phase"] or Phase.PENDING).broken or status.get("reason") == "ImmutableFieldChanged"
-            or key in unserved or (not key.startswith("ModelServer/") and status["phase"] != Phase.SUCCEEDED)]
+            or key in unserved or (not is_server(key.split("/", 1)[0]) and status["phase"] != Phase.SUCCEEDED)]
 
 
 def main(args: argparse.Namespace) -> int:
@@ -370,8 +398,8 @@ def main(args: argparse.Namespace) -> int:
     for key, why in refused.items():
         print(f"[tanuki local] {key}: {why}", flush=True)
     resources = [r for r in resources if unknown(r) is None]
-    batch = [(r["kind"], r["metadata"]["name"]) for r in resources if r["kind"] != "ModelServer"]
-    servers = [r["metadata"]["name"] for r in resources if r["kind"] == "ModelServer"]
+    batch = [(r["kind"], r["metadata"]["name"]) for r in resources if not is_server(r["kind"])]
+    servers = [f"{r['kind']}/{r['metadata']['name']}" for r in resources if is_server(r["kind"])]
     cluster = LocalCluster(args.workdir, args.cpus, kinds=set(STAGES))
     apply_resources(cluster.store, resources, args.workdir)
     serving: set[str] = set()
@@ -403,5 +431,5 @@ def main(args: argparse.Namespace) -> int:
     if interrupted:
         print("[tanuki local] interrupted; apply again to resume", flush=True)
         return 130
-    unserved = {f"ModelServer/{name}" for name in servers if name not in serving}
+    unserved = {key for key in servers if key not in serving}
     return 1 if incomplete(found, unserved) else 0

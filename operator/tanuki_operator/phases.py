@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from tanuki_operator.api.common import Phase
+from tanuki_operator.api.common import KindName, Phase
 
 
 def poll_seconds() -> float:
@@ -33,6 +33,9 @@ class Observed:
     """An Event worth emitting even without a phase change (e.g. a rollout step)."""
     requeue_after: float | None = None
     """Look again after this many seconds even if no child changes (progress in logs, a rollout pause)."""
+    wake_on: list[tuple[KindName, str]] = field(default_factory=list)
+    """(kind, name) of other tanuki resources whose phase changes wake this one (a ModelServer's
+    quality evaluation, an EvalJob)."""
 
 
 def _condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:

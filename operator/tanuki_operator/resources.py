@@ -30,7 +30,10 @@ def load_resources(path: Path) -> list[dict[str, Any]]:
 
 
 def localised(spec: dict[str, Any], workdir: Path) -> dict[str, Any]:
-    """The spec with its PVC mounted at WORKDIR/<claimName> instead of the pod's mountPath."""
+    """The spec with its PVC mounted at WORKDIR/<claimName> instead of the pod's mountPath (a spec
+    without storage stays without: an Arena needs none)."""
+    if not spec.get("storage"):
+        return spec
     storage = dict(spec.get("storage") or {})
     claim = str(storage.get("claimName", "default"))
     storage["mountPath"] = str((workdir / claim).resolve())

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from tanuki_operator.api.arena import ArenaSpec
 from tanuki_operator.api.common import GROUP, JobSpec, Output, Phase, StageSpec
 from tanuki_operator.api.curate import CurateJobSpec
 from tanuki_operator.api.dpo import DPOJobSpec
@@ -37,10 +38,12 @@ class Workload(StrEnum):
     """A KubeRay RayJob whose entrypoint is ``tanuki <command>``."""
     SERVER = "server"
     """vLLM Deployments (one per revision) behind vllm-router, autoscaled, rolled out as canaries."""
+    WEB = "web"
+    """A Deployment running ``tanuki <command> serve`` behind a Service (the Arena's page)."""
 
     @property
     def batch(self) -> bool:
-        return self is not Workload.SERVER
+        return self not in (Workload.SERVER, Workload.WEB)
 
 
 WORKLOAD_CHILD: dict[Workload, tuple[str, str]] = {
@@ -59,6 +62,9 @@ CHILD_KINDS: dict[Workload, tuple[tuple[str, str], ...]] = {
                       ("rbac.authorization.k8s.io/v1", "Role"), ("rbac.authorization.k8s.io/v1", "RoleBinding"),
                       ("networking.k8s.io/v1", "NetworkPolicy"), ("autoscaling/v2", "HorizontalPodAutoscaler"),
                       ("keda.sh/v1alpha1", "ScaledObject"), ("monitoring.coreos.com/v1", "ServiceMonitor")),
+    # the votes claim is not among them: it is not owned, so deleting the Arena keeps the votes
+    Workload.WEB: (("v1", "ConfigMap"), ("apps/v1", "Deployment"), ("v1", "Service"),
+                   ("networking.k8s.io/v1", "NetworkPolicy")),
 }
 """Every kind of child a workload may own (pruning, watching, RBAC)."""
 
@@ -172,6 +178,10 @@ STAGES: dict[str, Stage] = {stage.kind: stage for stage in [
           columns=({"name": "Top", "type": "string", "jsonPath": ".status.outputs.top_model"},
                    {"name": "Score", "type": "string", "jsonPath": ".status.outputs.top_score"},
                    {"name": "Report", "type": "string", "jsonPath": ".status.outputs.report", "priority": 1})),
+    Stage("Arena", "arenas", ("arn",), ArenaSpec,
+          "The blind side-by-side page where people vote on two anonymous models; live ratings.", Workload.WEB,
+          Program(command="arena", extras=("eval",)), frozenset({Output.URL}), ready_phase=Phase.RUNNING,
+          columns=({"name": "URL", "type": "string", "jsonPath": ".status.outputs.url"},)),
 ]}
 
 

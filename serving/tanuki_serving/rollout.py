@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tanuki_common.quality import ANALYSIS_ERROR, QUALITY_REGRESSION, GateVerdict
 from tanuki_serving.config import EngineConfig, RolloutPolicy
 
 HISTORY_LIMIT = 10
@@ -47,6 +48,35 @@ class RevisionRef(StatusModel):
     """Checkpoint path."""
 
 
+class QualityStatus(StatusModel):
+    """The quality gates' evaluation of the canary at its current step."""
+
+    step: int
+    """The step evaluated (index into spec.rollout.steps)."""
+    evaluation: str = ""
+    """The EvalJob that evaluates it (its pods, logs and report are the evidence; empty: latency alone)."""
+    attempt: int = 1
+    """Evaluations started for this step (a failed one is retried, with backoff)."""
+    reason: str | None = None
+    """QualityPassed, QualityRegression or AnalysisError; empty while it runs."""
+    message: str = ""
+    """The verdict's figures in words."""
+    figures: dict[str, dict[str, float]] = Field(default_factory=dict)
+    """Per gate, the numbers it decided on (win rate and its bound, log-likelihoods, grades)."""
+
+
+class LatencyWindow(StatusModel):
+    """vLLM's latency histograms of both tracks when the canary became healthy at its step: what the
+    latency gate subtracts, so both are judged on the same window."""
+
+    since: float
+    """The canary's healthySince the window starts at (Unix seconds)."""
+    stable: dict[str, dict[str, float]] = Field(default_factory=dict)
+    """The stable revision's cumulative buckets: measure → upper bound → count."""
+    canary: dict[str, dict[str, float]] = Field(default_factory=dict)
+    """The canary's."""
+
+
 class CanaryState(RevisionRef):
     """The revision being rolled out."""
 
@@ -56,6 +86,10 @@ class CanaryState(RevisionRef):
     """When the current step began (Unix seconds)."""
     healthySince: float | None = None
     """Since when the canary has been healthy at this step (Unix seconds)."""
+    quality: QualityStatus | None = None
+    """The quality gates at this step (spec.rollout.analysis.quality)."""
+    latencyWindow: LatencyWindow | None = None
+    """Start of the latency gate's window at this step."""
 
 
 class RetiringState(RevisionRef):
@@ -161,6 +195,23 @@ class CanaryHealth:
 
 
 @dataclass
+class QualityCheck:
+    """What the caller knows of the quality gates at the canary's current step (given only when
+    spec.rollout.analysis.quality asks for them)."""
+
+    evaluation: str | None = None
+    """The evaluation of this step (None: none started yet)."""
+    attempt: int = 1
+    """Its attempt number."""
+    verdict: GateVerdict | None = None
+    """Its verdict; None while it runs. A verdict without evidence (``passed`` None) holds the canary."""
+    figures: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per gate, the numbers of the verdict."""
+    progress: str = ""
+    """What the running evaluation is doing (its phase and message), for the canary's message."""
+
+
+@dataclass
 class Decision:
     state: RolloutState
     message: str
@@ -248,11 +299,23 @@ def next_check(state: RolloutState, policy: RolloutPolicy, now: float) -> float 
     return max(0.0, started + policy.analysis.readyTimeoutSeconds - now)
 
 
+def _quality_status(canary: CanaryState, quality: QualityCheck) -> QualityStatus | None:
+    if quality.evaluation is None and quality.verdict is None:
+        return None
+    verdict = quality.verdict
+    return QualityStatus(step=canary.step, evaluation=quality.evaluation or "", attempt=quality.attempt,
+                         reason=verdict.reason if verdict else None, message=verdict.message if verdict else "",
+                         figures=quality.figures if verdict else {})
+
+
 def decide(state: RolloutState | None, desired: Revision, policy: RolloutPolicy, health: CanaryHealth | None,
-           now: float, total: int = 1, stable_complete: bool = True) -> Decision:
+           now: float, total: int = 1, stable_complete: bool = True, quality: QualityCheck | None = None) -> Decision:
     """The next rollout state. ``health`` describes the canary in ``state`` (None when there is none);
     ``total``: replicas of the ModelServer; ``stable_complete``: the stable revision runs every
-    replica ``targets`` gives it, so a revision still retiring after a promotion may go."""
+    replica ``targets`` gives it, so a revision still retiring after a promotion may go;
+    ``quality``: the quality gates of the canary's current step, when the policy has them — a step
+    ends only on a passing verdict, a failing one rolls the canary back (``QualityRegression``) and
+    one without evidence holds it (``AnalysisError``)."""
     state = state.model_copy(deep=True) if state is not None else RolloutState()
     if state.retiring is not None and (stable_complete or state.retiring.revision == desired.id):
         state.retiring = None
@@ -289,13 +352,35 @@ def decide(state: RolloutState | None, desired: Revision, policy: RolloutPolicy,
         return Decision(state, f"canary {canary.revision} starting ({share}% step)")
     if canary.healthySince is None:
         canary.healthySince = now
+    if quality is not None:
+        before, canary.quality = canary.quality, _quality_status(canary, quality)
+        verdict = quality.verdict
+        if verdict is not None and verdict.passed is False:
+            failure = f"quality gate failed: {verdict.message}"
+            if not policy.autoRollback:
+                return Decision(state, f"canary {canary.revision} is worse and held (autoRollback false): "
+                                       f"{verdict.message}")
+            _record(state, canary, "RolledBack", failure, now)
+            state.failedRevisions = [*state.failedRevisions, canary.revision][-HISTORY_LIMIT:]
+            state.canary = None
+            message = f"canary {canary.revision} rolled back: {failure}; revision {stable.revision} keeps serving"
+            return Decision(state, message, ("Warning", QUALITY_REGRESSION, message))
     if now - canary.healthySince < policy.pauseSeconds:
         return Decision(state, f"canary {canary.revision} healthy at {share}%, analysing")
+    if quality is not None and (quality.verdict is None or quality.verdict.passed is not True):
+        if quality.verdict is None:
+            return Decision(state, f"canary {canary.revision} healthy at {share}%, waiting for its quality gates"
+                                   f" ({quality.progress or quality.evaluation or 'starting'})")
+        message = (f"canary {canary.revision} held at {share}%: no evidence from its quality gates "
+                   f"(attempt {quality.attempt}): {quality.verdict.message}")
+        return Decision(state, message, ("Warning", ANALYSIS_ERROR, message) if canary.quality != before else None)
     if canary.step + 1 < len(policy.steps):
-        canary.step, canary.stepStartedAt, canary.healthySince = canary.step + 1, now, None
+        canary.step, canary.stepStartedAt, canary.healthySince, canary.quality = canary.step + 1, now, None, None
+        canary.latencyWindow = None
         message = f"canary {canary.revision} moved to {policy.steps[canary.step]}% of traffic"
         return Decision(state, message, ("Normal", "CanaryStep", message))
-    _record(state, canary, "Promoted", f"healthy through steps {policy.steps}", now)
+    passed = f"; quality: {quality.verdict.message}" if quality is not None and quality.verdict else ""
+    _record(state, canary, "Promoted", f"healthy through steps {policy.steps}{passed}", now)
     # the old revision keeps its replicas until the promoted one has scaled up to all of them
     state.retiring = RetiringState(revision=stable.revision, model=stable.model,
                                    replicas=split_replicas(total, share)[0])

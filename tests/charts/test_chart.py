@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from k8s_tools import helm_binary, kubectl_binary
+from tanuki_operator.stages import STAGES
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "tanuki"
@@ -33,23 +34,24 @@ KUBE_VERSIONS = ["1.28.0", "1.30.0", kubernetes_validate.latest_version()]
 # Kinds whose schema is not built into Kubernetes: checked structurally.
 CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
 
-CR_RESOURCES = ["tokenizejobs", "pretrainjobs", "upcyclejobs", "synthjobs", "sftjobs", "dpojobs", "quantizejobs",
-                "modelservers", "evaljobs"]
+CR_RESOURCES = [stage.plural for stage in STAGES.values()]  # every kind of the registry: none can be left out
 CHILD_VERBS = {"get", "list", "watch", "create", "patch", "delete"}
 # Every permission the operator holds in a namespace it watches: (apiGroup, resource) -> verbs.
 NAMESPACED_GRANTS: dict[tuple[str, str], set[str]] = {
     # the operator never writes its resources' spec or metadata: kopf only watches (event handlers,
     # no finalizer); status goes through the status subresource
     **{("llm.tanuki.dev", r): {"get", "list", "watch"} for r in CR_RESOURCES},
+    ("llm.tanuki.dev", "evaljobs"): {"get", "list", "watch", "create"},  # a ModelServer's quality evaluations
     **{("llm.tanuki.dev", f"{r}/status"): {"get", "patch"} for r in CR_RESOURCES},
     **{("llm.tanuki.dev", f"{r}/finalizers"): {"update"} for r in CR_RESOURCES},
     ("batch", "jobs"): CHILD_VERBS,
     ("", "configmaps"): CHILD_VERBS,
+    ("", "persistentvolumeclaims"): {"get", "list", "watch", "create", "patch"},  # an Arena's votes: never deleted
     ("", "services"): CHILD_VERBS,
     ("", "pods"): {"get", "list", "watch"},
     ("", "pods/log"): {"get"},
     ("", "pods/proxy"): {"get"},
-    ("", "secrets"): {"get"},  # preflight: which keys a Secret has
+    ("", "secrets"): {"get", "create", "patch"},  # preflight: which keys a Secret has; an Arena's issued tokens
     ("", "serviceaccounts"): CHILD_VERBS,
     ("rbac.authorization.k8s.io", "roles"): CHILD_VERBS,
     ("rbac.authorization.k8s.io", "rolebindings"): CHILD_VERBS,

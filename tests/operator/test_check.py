@@ -191,3 +191,18 @@ def test_a_servable_checkpoint_passes(tmp_path: Path, debug_tokenizer_dir: Path)
                       "quantization_config": {"config_groups": {"group_0": {"targets": ["re:.*self_attn.*"]}}}}
     spec, inputs = _server(tmp_path / "moe", debug_tokenizer_dir, **attention_only)
     assert program_findings("ModelServer", spec, inputs, paths_here=True).problems == []
+
+
+def test_quality_gates_naming_the_server_itself_are_a_problem_and_one_elsewhere_is_said() -> None:
+    chain = [doc for doc in yaml.safe_load_all((EXAMPLES_DIR / "debug-chain.yaml").read_text()) if doc]
+    chat = next(doc for doc in chain if doc["metadata"]["name"] == "debug-chat")
+    quality = chat["spec"]["rollout"]["analysis"]["quality"]
+    quality["judge"]["from"]["name"] = "debug-chat"
+    verdicts = {v.resource: v for v in check(chain, None)}
+    verdict = verdicts["ModelServer/debug-chat"]
+    assert verdict.outcome == "problem" and "quality.judge.from: names this ModelServer itself" in verdict.detail
+    quality["judge"]["from"]["name"] = "debug-judge"
+    quality["against"] = {"modelServer": "elsewhere"}
+    verdict = {v.resource: v for v in check(chain, None)}["ModelServer/debug-chat"]
+    assert verdict.outcome == "waits" and "quality.against.modelServer: ModelServer/elsewhere: not in this file" \
+        in verdict.detail

@@ -69,7 +69,7 @@ def test_schema_is_structural_and_explained(kind: str) -> None:
 def test_names_categories_and_scale() -> None:
     crds = {doc["spec"]["names"]["kind"]: doc for doc in all_crds().values()}
     assert set(crds) == {"CurateJob", "TokenizeJob", "PretrainJob", "UpcycleJob", "SynthJob", "SFTJob", "DPOJob", "QuantizeJob",
-                         "ModelServer", "EvalJob"}
+                         "ModelServer", "EvalJob", "Arena"}
     for document in crds.values():
         assert document["spec"]["group"] == "llm.tanuki.dev"
         assert document["spec"]["names"]["categories"] == ["tanuki"]

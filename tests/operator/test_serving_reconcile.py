@@ -250,6 +250,10 @@ def changes(before: dict, after: dict) -> set[str]:
 SERVING = {"autoscaling": {"engine": "hpa", "minReplicas": 1, "maxReplicas": 2}}
 
 
+CANARY_CHILDREN = {"+Deployment/debug-chat-CANARY", "+Service/debug-chat-rev-CANARY"}
+"""What a canary adds: its revision's Deployment and its own Service."""
+
+
 @pytest.mark.parametrize(("edit", "expected"), [
     ({"router": {"policy": "power_of_two"}}, {"~Deployment/debug-chat-router"}),
     ({"router": {"replicas": 2}}, {"~Deployment/debug-chat-router"}),
@@ -258,11 +262,11 @@ SERVING = {"autoscaling": {"engine": "hpa", "minReplicas": 1, "maxReplicas": 2}}
      {"-HorizontalPodAutoscaler/debug-chat", "+ScaledObject/debug-chat"}),
     ({"monitoring": {"serviceMonitor": True}}, {"+ServiceMonitor/debug-chat"}),
     ({"rollout": {"steps": [10, 50], "pauseSeconds": 60}}, set()),
-    ({"resources": {"gpus": 0, "cpu": "3", "memory": "8Gi"}}, {"+Deployment/debug-chat-CANARY"}),
-    ({"engine": {"max_model_len": 512, "dtype": "float32"}}, {"+Deployment/debug-chat-CANARY"}),
-    ({"auth": {"apiKey": {"name": "other-key", "key": "api-key"}}}, {"+Deployment/debug-chat-CANARY"}),
+    ({"resources": {"gpus": 0, "cpu": "3", "memory": "8Gi"}}, CANARY_CHILDREN),
+    ({"engine": {"max_model_len": 512, "dtype": "float32"}}, CANARY_CHILDREN),
+    ({"auth": {"apiKey": {"name": "other-key", "key": "api-key"}}}, CANARY_CHILDREN),
     ({"scheduling": {"nodeSelector": {"pool": "serving"}}},
-     {"+Deployment/debug-chat-CANARY", "~Deployment/debug-chat-router"}),
+     {*CANARY_CHILDREN, "~Deployment/debug-chat-router"}),
 ])
 def test_each_edit_changes_exactly_the_children_it_concerns(edit: dict[str, Any], expected: set[str]) -> None:
     kube = FakeKube()

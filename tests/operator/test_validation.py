@@ -137,6 +137,29 @@ def test_a_dpo_job_gets_its_judge_from_a_model_server_and_its_key_as_a_file() ->
     assert errors == [] and set(model.inputs()) == {"model", "prompts"} and model.secrets() == {}
 
 
+def test_a_gate_eval_job_compares_two_targets_and_needs_a_judge_only_for_judged_gates() -> None:
+    targets = [{"from": {"kind": "ModelServer", "name": "canary"}}, {"url": "http://stable/v1", "model": "m"}]
+    spec = {"targets": targets, "storage": {"claimName": "data"},
+            "recipe": {"mode": "gate", "gate": {"perplexity": {"max_drop": 0.1}}}}
+    model, errors = validate_spec("EvalJob", spec)
+    assert errors == [] and model is not None
+    assert "judge:url" not in model.inputs() and model.secrets() == {}
+    recipe = model.stage_recipe({"target:0:url": "http://canary.ml.svc/v1", "target:0:model": "canary",
+                                 "target:1:url": "http://stable/v1"})
+    assert [t["base_url"] for t in recipe["targets"]] == ["http://canary.ml.svc/v1", "http://stable/v1"]
+    from tanuki_pipelines.eval.config import EvalConfig
+
+    assert EvalConfig.model_validate(recipe).gate.perplexity.max_drop == 0.1  # what the pod's program reads
+    _, errors = validate_spec("EvalJob", {**spec, "recipe": {"mode": "gate", "gate": {"arena": {}}}})
+    assert any("judge" in str(error) for error in errors), errors
+    _, errors = validate_spec("EvalJob", {**spec, "targets": targets[:1]})
+    assert any("targets" in str(error) for error in errors), errors
+    _, errors = validate_spec("EvalJob", {**spec, "recipe": {"mode": "gate"}})
+    assert any("gate" in str(error) for error in errors), errors
+    _, errors = validate_spec("EvalJob", {key: value for key, value in spec.items() if key != "recipe"})
+    assert any("judge" in str(error) for error in errors), errors  # grading (the default mode) needs its judge
+
+
 def test_a_quantize_job_reads_its_checkpoint_and_a_synth_jobs_dataset_in_its_own_image() -> None:
     from tanuki_operator.render import Owner, render
     from tanuki_operator.stages import STAGES

@@ -7,9 +7,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from tanuki_common.quality import GateVerdict
 from tanuki_serving.config import EngineConfig, RolloutPolicy
 from tanuki_serving.rollout import (
     CanaryHealth,
+    QualityCheck,
     Revision,
     RolloutState,
     decide,
@@ -136,3 +138,57 @@ def test_state_round_trips_through_json_like_a_status() -> None:
     stored = state.model_dump(mode="json")
     assert stored["canary"]["healthySince"] == 6 and stored["stable"] == {"revision": "aaaa", "model": "/ckpt/a"}
     assert RolloutState.model_validate(stored) == state
+
+
+PASSED = GateVerdict("all", True, "perplexity: within 0.05")
+WORSE = GateVerdict("all", False, "perplexity: 0.31 nats below, allowed 0.05")
+NO_EVIDENCE = GateVerdict("all", None, "perplexity: the evaluation failed: judge unreachable")
+
+
+def gated(verdict: GateVerdict | None, attempt: int = 1) -> QualityCheck:
+    return QualityCheck(evaluation="srv-q-bbbb-s0", attempt=attempt, verdict=verdict,
+                        figures={"perplexity": {"drop": 0.31}} if verdict else {})
+
+
+@pytest.mark.parametrize(("verdict", "outcome"), [
+    (None, "waits"), (PASSED, "steps"), (WORSE, "rolls back"), (NO_EVIDENCE, "holds")])
+def test_a_step_with_quality_gates_ends_only_on_a_passing_verdict(verdict: GateVerdict | None, outcome: str) -> None:
+    policy = RolloutPolicy(steps=[25, 50], pauseSeconds=10)
+    state = decide(serving_a(), B, policy, None, now=100).state
+    state = decide(state, B, policy, READY, now=110, quality=gated(None)).state
+    decision = decide(state, B, policy, READY, now=125, quality=gated(verdict))  # the pause is over
+    canary = decision.state.canary
+    if outcome == "waits":
+        assert canary.step == 0 and "waiting for its quality gates (srv-q-bbbb-s0)" in decision.message
+        assert canary.quality.reason is None and decision.event is None
+    elif outcome == "steps":
+        assert canary.step == 1 and canary.quality is None and decision.event[1] == "CanaryStep"
+    elif outcome == "rolls back":
+        assert canary is None and decision.event[:2] == ("Warning", "QualityRegression")
+        assert "0.31 nats below" in decision.event[2] and decision.state.failedRevisions == ["bbbb"]
+        record = decision.state.history[-1]
+        assert (record.result, record.reason) == ("RolledBack", f"quality gate failed: {WORSE.message}")
+    else:
+        assert canary.step == 0 and canary.quality.reason == "AnalysisError"
+        assert decision.event[:2] == ("Warning", "AnalysisError") and "judge unreachable" in decision.message
+        again = decide(decision.state, B, policy, READY, now=126, quality=gated(verdict))
+        assert again.event is None  # the same verdict is not announced twice
+        assert decide(again.state, B, policy, READY, now=127, quality=gated(verdict, attempt=2)).event is not None
+
+
+def test_a_worse_canary_is_rolled_back_without_waiting_for_the_pause_and_held_without_auto_rollback() -> None:
+    policy = RolloutPolicy(steps=[50], pauseSeconds=600)
+    state = decide(serving_a(), B, policy, None, now=100).state
+    decision = decide(state, B, policy, READY, now=110, quality=gated(WORSE))
+    assert decision.state.canary is None and decision.state.stable.revision == "aaaa"
+    held = decide(state, B, policy.model_copy(update={"autoRollback": False}), READY, now=110, quality=gated(WORSE))
+    assert held.state.canary.revision == "bbbb" and "held" in held.message
+    assert held.state.canary.quality.figures == {"perplexity": {"drop": 0.31}}
+
+
+def test_the_promotion_record_keeps_the_quality_verdict() -> None:
+    policy = RolloutPolicy(steps=[50], pauseSeconds=0)
+    state = decide(serving_a(), B, policy, None, now=100).state
+    promoted = decide(state, B, policy, READY, now=110, quality=gated(PASSED))
+    assert promoted.state.stable.revision == "bbbb"
+    assert promoted.state.history[-1].reason.endswith("quality: perplexity: within 0.05")

@@ -87,12 +87,17 @@ namespace. No wildcards: each verb is one the operator (or kopf) issues.
 # The custom resources: kopf lists and watches them (event handlers only: kopf writes nothing to
 # them and adds no finalizer); the operator reads each before reconciling it.
 - apiGroups: ["llm.tanuki.dev"]
-  resources: ["tokenizejobs", "pretrainjobs", "upcyclejobs", "synthjobs", "sftjobs", "dpojobs", "quantizejobs",
-              "modelservers", "evaljobs"]
+  resources: ["curatejobs", "tokenizejobs", "pretrainjobs", "upcyclejobs", "synthjobs", "sftjobs", "dpojobs",
+              "quantizejobs", "modelservers", "evaljobs", "arenas"]
   verbs: ["get", "list", "watch"]
+# A ModelServer's quality gates: the operator creates the EvalJob that judges each canary step.
+- apiGroups: ["llm.tanuki.dev"]
+  resources: ["evaljobs"]
+  verbs: ["create"]
 # The operator writes status through the status subresource (merge patch).
 - apiGroups: ["llm.tanuki.dev"]
   resources:
+    - "curatejobs/status"
     - "tokenizejobs/status"
     - "pretrainjobs/status"
     - "upcyclejobs/status"
@@ -102,11 +107,13 @@ namespace. No wildcards: each verb is one the operator (or kopf) issues.
     - "quantizejobs/status"
     - "modelservers/status"
     - "evaljobs/status"
+    - "arenas/status"
   verbs: ["get", "patch"]
 # Setting ownerReferences with blockOwnerDeletion on children requires update on <kind>/finalizers
 # of the owner (OwnerReferencesPermissionEnforcement).
 - apiGroups: ["llm.tanuki.dev"]
   resources:
+    - "curatejobs/finalizers"
     - "tokenizejobs/finalizers"
     - "pretrainjobs/finalizers"
     - "upcyclejobs/finalizers"
@@ -116,6 +123,7 @@ namespace. No wildcards: each verb is one the operator (or kopf) issues.
     - "quantizejobs/finalizers"
     - "modelservers/finalizers"
     - "evaljobs/finalizers"
+    - "arenas/finalizers"
   verbs: ["update"]
 # Children: Jobs (TokenizeJob, PretrainJob, UpcycleJob, SFTJob, DPOJob, QuantizeJob, EvalJob, local-mode SynthJob).
 - apiGroups: ["batch"]
@@ -125,6 +133,11 @@ namespace. No wildcards: each verb is one the operator (or kopf) issues.
 - apiGroups: [""]
   resources: ["configmaps", "services"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# Arena: the claim of its SQLite votes (created, never deleted by the operator: the votes outlive
+# the Arena).
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 # Outputs (termination messages) and training progress (log lines) come from the Jobs' pods.
 - apiGroups: [""]
   resources: ["pods"]
@@ -133,10 +146,11 @@ namespace. No wildcards: each verb is one the operator (or kopf) issues.
   resources: ["pods/log"]
   verbs: ["get"]
 # Preflight: a stage waits (SecretMissing) instead of starting when a Secret key its pods mount is
-# missing; the operator reads which keys a Secret has (get only: it never lists or watches them).
+# missing; the operator reads which keys a Secret has (it never lists or watches them). An Arena
+# with identity.voters: the operator creates and updates the Secret of the tokens it issues.
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get"]
+  verbs: ["get", "create", "patch"]
 # Rollout analysis reads each canary replica's vLLM /metrics (5xx counts) through the API server.
 - apiGroups: [""]
   resources: ["pods/proxy"]

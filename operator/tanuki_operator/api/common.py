@@ -22,7 +22,7 @@ VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
 KindName = Literal["CurateJob", "TokenizeJob", "PretrainJob", "UpcycleJob", "SynthJob", "SFTJob", "DPOJob", "QuantizeJob",
-                   "ModelServer", "EvalJob"]
+                   "ModelServer", "EvalJob", "Arena"]
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 QUANTITY = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
 

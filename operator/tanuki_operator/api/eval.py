@@ -37,8 +37,8 @@ class EvalJobSpec(JobSpec):
 
     targets: list[EvalTarget] = Field(min_length=1)
     """The models under test (``recipe.mode: arena`` needs two or more)."""
-    judge: Endpoint
-    """The judge."""
+    judge: Endpoint | None = None
+    """The judge (every mode needs one but ``gate`` with only the perplexity or harness gates)."""
     recipe: EvalConfig = Field(default_factory=EvalConfig)
     """Mode (grade, arena, harness), questions, prompts, rating and harness settings."""
 
@@ -46,13 +46,18 @@ class EvalJobSpec(JobSpec):
     def _enough_targets(self) -> EvalJobSpec:
         if self.recipe.mode == "arena" and len(self.targets) < 2:
             raise ValueError("targets: recipe.mode arena needs at least two targets")
+        if self.recipe.mode == "gate" and len(self.targets) != 2:
+            raise ValueError("targets: recipe.mode gate compares two targets, the canary then its reference")
+        if self.judge is None and (self.recipe.mode != "gate" or self.recipe.gate.needs_judge()):
+            raise ValueError(f"judge: recipe.mode {self.recipe.mode} needs a judge")
         return self
 
     def inputs(self) -> dict[str, Input]:
         found: dict[str, Input] = {}
         for index, target in enumerate(self.targets):
             found.update(target.inputs(f"target:{index}", f"spec.targets[{index}]"))
-        found.update(self.judge.inputs("judge", "spec.judge"))
+        if self.judge is not None:
+            found.update(self.judge.inputs("judge", "spec.judge"))
         return found
 
     def stage_recipe(self, resolved: dict[str, str]) -> dict[str, Any]:
@@ -62,15 +67,16 @@ class EvalJobSpec(JobSpec):
             bound = target.bound(f"target:{index}", resolved, f"TARGET_{index}_API_KEY")
             name = target.name or (target.from_.name if target.from_ else bound["model"])
             targets.append({"name": name, **{k: v for k, v in bound.items() if v is not None}})
-        judge = {k: v for k, v in self.judge.bound("judge", resolved, "JUDGE_API_KEY").items() if v is not None}
         recipe["targets"] = targets
-        recipe["judge"] = {**recipe.get("judge", {}), **judge}
-        if not self.judge.apiKey:
-            recipe["judge"].pop("api_key_env", None)
+        if self.judge is not None:
+            judge = {k: v for k, v in self.judge.bound("judge", resolved, "JUDGE_API_KEY").items() if v is not None}
+            recipe["judge"] = {**recipe.get("judge", {}), **judge}
+            if not self.judge.apiKey:
+                recipe["judge"].pop("api_key_env", None)
         return recipe
 
     def secrets(self) -> dict[str, SecretKeyRef]:
         found = {f"TARGET_{index}_API_KEY": target.apiKey for index, target in enumerate(self.targets) if target.apiKey}
-        if self.judge.apiKey:
+        if self.judge is not None and self.judge.apiKey:
             found["JUDGE_API_KEY"] = self.judge.apiKey
         return found

@@ -7,7 +7,9 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from tanuki_operator.api.common import (
+    DNS_LABEL,
     ArtifactSource,
+    Endpoint,
     Input,
     K8sModel,
     Output,
@@ -19,7 +21,8 @@ from tanuki_operator.api.common import (
     reads,
     reads_of,
 )
-from tanuki_serving.config import EngineConfig, RolloutPolicy, RouterConfig
+from tanuki_pipelines.eval.config import EvalConfig, GateConfig, PerplexityGate
+from tanuki_serving.config import Analysis, EngineConfig, RolloutPolicy, RouterConfig
 from tanuki_serving.rollout import RolloutState
 
 
@@ -72,6 +75,96 @@ class Auth(K8sModel):
         return self
 
 
+class QualityReference(K8sModel):
+    """What a canary is compared with instead of its own server's stable revision."""
+
+    modelServer: str = Field(pattern=DNS_LABEL)
+    """Another ModelServer whose served model is the reference (e.g. the unquantized model's server
+    for a quantized one's)."""
+    apiKey: SecretKeyRef | None = None
+    """Secret key holding that server's API key (when it requires one)."""
+
+
+def _default_gates() -> EvalConfig:
+    return EvalConfig(mode="gate", gate=GateConfig(perplexity=PerplexityGate()))
+
+
+class LatencyGate(K8sModel):
+    """The canary's p95 time to first token and inter-token latency, from vLLM's histograms over the
+    step's pause (the same window for both tracks), against the stable revision's."""
+
+    maxRatio: float = Field(default=1.5, ge=1)
+    """The most each canary p95 may be, as a multiple of the stable revision's."""
+    minRequests: int = Field(default=20, ge=1)
+    """Requests each track must have answered in the window for the figures to count (fewer:
+    no evidence, the canary is held)."""
+
+
+class QualityAnalysis(K8sModel):
+    """Quality gates at each canary step: an EvalJob this ModelServer owns compares the canary's own
+    endpoint with the reference's (``tanuki eval gate``). The step ends only on a passing verdict; a
+    failing one rolls the canary back (``QualityRegression``), an evaluation that fails holds it
+    (``AnalysisError``) and is retried with backoff."""
+
+    recipe: EvalConfig | None = Field(default_factory=_default_gates)
+    """The evaluation's recipe (``mode: gate``): which gates (``gate.perplexity``, ``gate.arena``,
+    ``gate.grade``, ``gate.harness``) and their thresholds, the prompts and questions; the targets
+    are filled in. Default: the perplexity gate on the shipped questions; null: no evaluation
+    (``latency`` alone)."""
+    latency: LatencyGate | None = None
+    """Latency against the stable revision under the live traffic of the step (read by the operator
+    from the replicas' metrics; not with ``against``)."""
+    judge: Endpoint | None = None
+    """The judge of the arena and grade gates (a ModelServer or a URL)."""
+    against: QualityReference | None = None
+    """Compare with another ModelServer's model (default: this server's stable revision)."""
+    retrySeconds: int = Field(default=60, ge=1)
+    """Wait after a failed evaluation before the next attempt (doubling each time, at most 16×)."""
+    resources: Resources = Field(default_factory=Resources)
+    """Compute of the evaluation's pod."""
+
+    def servers(self) -> dict[str, str]:
+        """Field → the ModelServer it names (the judge's, ``against``'s): the evaluation waits for them."""
+        found = {}
+        if self.judge is not None and self.judge.from_ is not None:
+            found["spec.rollout.analysis.quality.judge.from"] = self.judge.from_.name
+        if self.against is not None:
+            found["spec.rollout.analysis.quality.against.modelServer"] = self.against.modelServer
+        return found
+
+    @model_validator(mode="after")
+    def _a_gate_and_its_judge(self) -> QualityAnalysis:
+        if self.latency is not None and self.against is not None:
+            raise ValueError("latency: compares the canary with the stable revision under the same traffic; "
+                             "not with `against`")
+        if self.recipe is None:
+            if self.latency is None:
+                raise ValueError("recipe: give the evaluation's gates, or latency")
+            return self
+        if self.recipe.mode != "gate":
+            raise ValueError("recipe.mode: the quality gates run `tanuki eval` in mode gate")
+        if self.recipe.targets:
+            raise ValueError("recipe.targets: filled in by the operator (the canary and its reference)")
+        if self.recipe.gate.needs_judge() and self.judge is None:
+            raise ValueError(f"judge: the {' and '.join(g for g in ('arena', 'grade') if getattr(self.recipe.gate, g))} "
+                             "gate needs a judge")
+        return self
+
+
+class ServerAnalysis(Analysis):
+    """What a canary must show before it gets more traffic: health, and optionally quality."""
+
+    quality: QualityAnalysis | None = None
+    """Quality gates against the model the canary replaces (empty: health alone decides)."""
+
+
+class ServerRollout(RolloutPolicy):
+    """How a new checkpoint replaces the serving one."""
+
+    analysis: ServerAnalysis = Field(default_factory=ServerAnalysis)
+    """Health and quality checks between steps."""
+
+
 INITIAL_MODEL_REASON = "ServingInitialModel"
 """A ModelServer's status reason while spec.initialModel stands in for spec.model."""
 
@@ -118,7 +211,7 @@ class ModelServerSpec(StageSpec):
     """The vllm-router front door clients talk to."""
     monitoring: Monitoring = Field(default_factory=Monitoring)
     """ServiceMonitor for the vLLM and router metrics."""
-    rollout: RolloutPolicy = Field(default_factory=RolloutPolicy)
+    rollout: ServerRollout = Field(default_factory=ServerRollout)
     """How a new checkpoint (a new upstream output or a changed spec.model) replaces the serving one."""
 
     @model_validator(mode="after")

@@ -260,7 +260,22 @@ class ObjectStore:
             if result != live:
                 self.objects[key] = self._stamp(result)
                 self._changed("ADDED" if live is None else "MODIFIED", result)
+                if (key[0], key[1]) == ("v1", "Secret"):
+                    self._secret_to_files(result)
             return ssa.copy_json(self.objects[key])
+
+    def _secret_to_files(self, secret: dict[str, Any]) -> None:
+        """A Secret written through the API (an Arena's issued tokens) becomes the files local pods mount."""
+        import base64
+
+        if self.secrets_dir is None:
+            return
+        directory = self.secrets_dir / secret["metadata"]["name"]
+        directory.mkdir(parents=True, exist_ok=True)
+        for key, value in (secret.get("data") or {}).items():
+            path = directory / key
+            path.write_bytes(base64.b64decode(value))
+            path.chmod(0o600)
 
     def patch(self, api_version: str, kind: str, namespace: str, name: str, body: dict[str, Any],
               manager: str = FIELD_MANAGER) -> Any:

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from tanuki_operator.api import API_VERSION
+from tanuki_operator.api.arena import ArenaSpec
 from tanuki_operator.api.common import JobSpec, ObjectRef, Phase, Progress, StageSpec, Status
 from tanuki_operator.api.modelserver import INITIAL_MODEL_REASON, ModelServerSpec
 from tanuki_operator.handlers.converge import converge, ensure_created, owned_by, prune
@@ -25,6 +26,8 @@ from tanuki_operator.phases import Observed, observe_job, observe_rayjob, poll_s
 from tanuki_operator.preflight import SECRET_MISSING, missing_secrets
 from tanuki_operator.render import Owner, Settings, render
 from tanuki_operator.render.common import owner_selector
+from tanuki_operator.render.web import SERVICE_PORT as WEB_SERVICE_PORT
+from tanuki_operator.render.web import TOKENS_KEY, issued_tokens, voter_tokens_name, voter_tokens_secret, web_selector
 from tanuki_operator.stages import CHILD_KINDS, STAGES, WORKLOAD_CHILD, Stage, Workload, not_available_message
 from tanuki_operator.units import now
 from tanuki_operator.validation import summarize, validate_spec
@@ -40,6 +43,8 @@ SPEC_ANNOTATION = "llm.tanuki.dev/spec"
 INPUTS_ANNOTATION = "llm.tanuki.dev/inputs"
 """On the workload child: the resolved inputs it was created with (it keeps them if upstreams change)."""
 GENERATION_ANNOTATION = "llm.tanuki.dev/generation"
+WEB_MAX_RESTARTS = 3
+"""Restarts of an arena pod before its status says it is failing (a crash loop, a bad recipe)."""
 
 
 @dataclass
@@ -91,10 +96,13 @@ def reconcile(kube: KubeApi, settings: Settings, kind: str, body: dict[str, Any]
     if stage.workload_of(model) is Workload.SERVER:
         assert isinstance(model, ModelServerSpec), f"{kind}: a server stage has a ModelServer spec"
         outcome = _reconcile_server(kube, settings, stage, owner, model, status, generation, clock)
+    elif stage.workload_of(model) is Workload.WEB:
+        assert isinstance(model, ArenaSpec), f"{kind}: a web stage has an Arena spec"
+        outcome = _reconcile_web(kube, settings, stage, owner, model, status, generation)
     else:
         assert isinstance(model, JobSpec), f"{kind}: a batch stage has a job spec"
         outcome = _reconcile_batch(kube, settings, stage, owner, model, status, generation)
-    outcome.upstreams = upstreams
+    outcome.upstreams = [*upstreams, *outcome.upstreams]
     return outcome
 
 
@@ -157,7 +165,58 @@ def _reconcile_server(kube: KubeApi, settings: Settings, stage: Stage, owner: Ow
         observed.message = "serving spec.initialModel until " + ", ".join(resolution.waiting_for)
     outcome = transition(status, generation, observed)
     outcome.changed = changed
+    outcome.upstreams = [ObjectRef(kind=kind, name=name) for kind, name in observed.wake_on]
     return outcome
+
+
+def _reconcile_web(kube: KubeApi, settings: Settings, stage: Stage, owner: Owner, model: ArenaSpec,
+                   status: Status, generation: int | None) -> Outcome:
+    """An Arena: its children follow the spec while its models serve; once its pods run, a model
+    that goes away or rolls out does not take the page down (its battles fail and say why)."""
+    running = kube.get("apps/v1", "Deployment", owner.namespace, owner.name)
+    if running is None and (missing := _secrets_missing(kube, owner, model, status, generation)) is not None:
+        return missing
+    resolution = resolve(model, model.storage, _lookup(kube, owner.namespace))
+    waiting = _waiting(status, generation, resolution)
+    if running is None and waiting is not None:
+        return waiting
+    changed: list[str] = []
+    if waiting is None:
+        manifests = render(stage, owner, model, resolution.inputs, settings)
+        if model.identity.issued:
+            changed += _issue_voter_tokens(kube, owner, model.identity.voters)
+        changed += converge(kube, manifests)
+        if _spec_changed(status, generation):
+            changed += prune(kube, owner, CHILD_KINDS[Workload.WEB], manifests)
+        running = kube.get("apps/v1", "Deployment", owner.namespace, owner.name) or running
+    ready = ((running or {}).get("status") or {}).get("readyReplicas") or 0
+    url = kube.service_url(owner.namespace, owner.name, WEB_SERVICE_PORT)
+    if ready:
+        message = f"{ready} of {model.replicas} arena pods ready"
+        if waiting is not None:
+            message += f"; the spec waits to apply: {waiting.status.get('message')}"
+        observed = Observed(Phase.RUNNING, "Serving", message, outputs={"url": url}, ready_replicas=ready)
+    elif failure := pod_failure(kube.list("v1", "Pod", owner.namespace, web_selector(owner)), WEB_MAX_RESTARTS):
+        observed = Observed(Phase.PENDING, "PodFailing", failure, ready_replicas=0)
+    else:
+        observed = Observed(Phase.PENDING, "PodsStarting", "waiting for a ready arena pod", ready_replicas=0)
+    outcome = transition(status, generation, observed)
+    outcome.changed = changed
+    return outcome
+
+
+def _issue_voter_tokens(kube: KubeApi, owner: Owner, voters: list[str]) -> list[str]:
+    """The Secret of the voters' tokens holds one for each voter of the spec (kept across reconciles)."""
+    import base64
+    import secrets
+
+    found = kube.get("v1", "Secret", owner.namespace, voter_tokens_name(owner)) or {}
+    existing = base64.b64decode((found.get("data") or {}).get(TOKENS_KEY, "")).decode()
+    lines = issued_tokens(existing, voters, lambda: secrets.token_urlsafe(24))
+    if found and lines == existing:
+        return []
+    kube.apply(voter_tokens_secret(owner, lines))
+    return [f"Secret/{voter_tokens_name(owner)}"]
 
 
 # ---- batch stages -------------------------------------------------------------------------------

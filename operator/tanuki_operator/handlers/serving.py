@@ -12,10 +12,12 @@ and the outcome says when to look again.
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 
-from tanuki_operator.api.common import Phase
-from tanuki_operator.api.modelserver import ModelServerSpec
+from tanuki_common.quality import GateVerdict, combine, latency_gate
+from tanuki_operator.api.common import API_VERSION, KindName, Phase
+from tanuki_operator.api.modelserver import LatencyGate, ModelServerSpec, QualityAnalysis
 from tanuki_operator.handlers.converge import converge, owned_by, prune
 from tanuki_operator.k8s import KubeApi
 from tanuki_operator.phases import Observed, poll_seconds
@@ -26,12 +28,39 @@ from tanuki_operator.render.serving import (
     current_revision,
     deployment,
     pod_template,
+    quality_evaluation,
+    quality_evaluation_name,
+    revision_service,
+    revision_service_name,
     selector_string,
     server_selector,
     shared_manifests,
 )
-from tanuki_serving.metrics import ReplicaLoad, parse_vllm_metrics
-from tanuki_serving.rollout import CanaryHealth, Revision, RolloutState, TrackReplicas, decide, next_check, targets, traffic_share
+from tanuki_serving.metrics import (
+    Histograms,
+    ReplicaLoad,
+    add_histograms,
+    histogram_quantile,
+    observations,
+    parse_latency_histograms,
+    parse_vllm_metrics,
+    subtract_histograms,
+)
+from tanuki_serving.rollout import (
+    CanaryHealth,
+    LatencyWindow,
+    QualityCheck,
+    Revision,
+    RolloutState,
+    TrackReplicas,
+    decide,
+    next_check,
+    targets,
+    traffic_share,
+)
+
+MAX_BACKOFF = 16
+"""A failed quality evaluation is retried after retrySeconds × 2^(attempt − 1), at most this many times retrySeconds."""
 
 FAILING_REASONS = {"CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError",
                    "CreateContainerError", "InvalidImageName", "RunContainerError"}
@@ -117,7 +146,153 @@ def _converge_revisions(kube: KubeApi, settings: Settings, owner: Owner, spec: M
         if revision not in wanted and owned_by(found, owner):
             kube.delete("apps/v1", "Deployment", owner.namespace, found["metadata"]["name"])
             changed.append(f"Deployment/{found['metadata']['name']} (deleted)")
+            if kube.get("v1", "Service", owner.namespace, revision_service_name(owner, revision)) is not None:
+                kube.delete("v1", "Service", owner.namespace, revision_service_name(owner, revision))
+                changed.append(f"Service/{revision_service_name(owner, revision)} (deleted)")
+    changed += converge(kube, [revision_service(owner, spec, revision) for revision in wanted])
     return changed
+
+
+def revision_url(kube: KubeApi, owner: Owner, revision: str) -> str:
+    """A revision's own OpenAI endpoint (its Service), bypassing the router."""
+    return f"{kube.service_url(owner.namespace, revision_service_name(owner, revision), SERVICE_PORT)}/v1"
+
+
+def _seconds(stamp: str | None, default: float) -> float:
+    if not stamp:
+        return default
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def _reference(kube: KubeApi, owner: Owner, spec: ModelServerSpec, state: RolloutState) -> dict[str, Any]:
+    """The EvalJob target the canary is compared with: another ModelServer, or the stable revision's own endpoint."""
+    quality = spec.rollout.analysis.quality
+    assert quality is not None and state.stable is not None
+    if quality.against is not None:
+        key = {"apiKey": quality.against.apiKey.model_dump()} if quality.against.apiKey is not None else {}
+        return {"from": {"kind": "ModelServer", "name": quality.against.modelServer}, **key}
+    key = {"apiKey": spec.auth.apiKey.model_dump(exclude_none=True)} if spec.auth.apiKey is not None else {}
+    return {"url": revision_url(kube, owner, state.stable.revision), "model": spec.engine.served_model_name or owner.name,
+            "tokenizer": state.stable.model, **key}
+
+
+def _verdict(evaluation: dict[str, Any]) -> tuple[GateVerdict | None, dict[str, dict[str, float]]]:
+    """The verdict of a quality evaluation (EvalJob) from its status; None while it runs."""
+    status = evaluation.get("status") or {}
+    phase = status.get("phase")
+    if phase == Phase.SUCCEEDED:
+        found = (status.get("outputs") or {}).get("verdict") or {}
+        if not isinstance(found.get("passed"), bool | None) or "message" not in found:
+            return GateVerdict("all", None, f"EvalJob/{evaluation['metadata']['name']} published no verdict"), {}
+        return GateVerdict("all", found["passed"], found["message"]), found.get("figures") or {}
+    if phase in (Phase.FAILED, Phase.VALIDATION_FAILED):
+        return GateVerdict("all", None, f"EvalJob/{evaluation['metadata']['name']} {phase}: "
+                                        f"{status.get('message', '')}".rstrip(": ")), {}
+    return None, {}
+
+
+def _progress(evaluation: dict[str, Any]) -> str:
+    """What a running evaluation is doing, for the canary's message (e.g. waiting for its judge)."""
+    status = evaluation.get("status") or {}
+    said = f"EvalJob/{evaluation['metadata']['name']}: {status.get('phase') or 'Pending'}"
+    return f"{said}: {status['message']}" if status.get("message") else said
+
+
+def quality_check(kube: KubeApi, owner: Owner, spec: ModelServerSpec, state: RolloutState,
+                  now: float) -> tuple[QualityCheck | None, list[str], float | None]:
+    """The quality gates of the canary's current step: the EvalJob judging it (created once the
+    canary is healthy at the step, read while it runs, started again with backoff when it fails)
+    and the latency gate over the step's pause. None when the spec has no quality gates or nothing
+    is rolling out. Also returns the EvalJobs created and when a failed evaluation is retried."""
+    quality, canary = spec.rollout.analysis.quality, state.canary
+    if quality is None or canary is None or state.stable is None:
+        return None, [], None
+    itself = [field for field, server in quality.servers().items() if server == owner.name]
+    if itself:  # its evaluation would wait for this very rollout to settle
+        return QualityCheck(None, 1, GateVerdict("all", None, f"{itself[0]}: names this ModelServer itself; "
+                                                              "the canary cannot be judged by what it rolls out on")), [], None
+    check, created, retry_at = QualityCheck(), list[str](), None
+    if quality.recipe is not None:
+        check, created, retry_at = _evaluation(kube, owner, spec, state, now, quality)
+    if quality.latency is None:
+        return check, created, retry_at
+    latency = _latency(kube, owner, spec, state, now, quality.latency)
+    parts = [verdict for verdict in (check.verdict if quality.recipe is not None else None, latency)
+             if verdict is not None]
+    if any(verdict.passed is False for verdict in parts) or \
+            len(parts) == (2 if quality.recipe is not None else 1):  # every part has its verdict
+        check.verdict = combine(parts)
+        if latency is not None:
+            check.figures = {**check.figures, "latency": latency.figures}
+    else:
+        check.verdict = None
+    return check, created, retry_at
+
+
+def _evaluation(kube: KubeApi, owner: Owner, spec: ModelServerSpec, state: RolloutState, now: float,
+                quality: QualityAnalysis) -> tuple[QualityCheck, list[str], float | None]:
+    canary = state.canary
+    assert canary is not None
+    known = canary.quality if canary.quality is not None and canary.quality.step == canary.step else None
+    attempt = known.attempt if known is not None else 1
+    name = quality_evaluation_name(owner, canary.revision, canary.step, attempt)
+    found = kube.get(API_VERSION, "EvalJob", owner.namespace, name)
+    if found is None:
+        if canary.healthySince is None:  # evaluated once the canary serves at this step
+            return QualityCheck(), [], None
+        created = kube.create(quality_evaluation(owner, spec, canary, revision_url(kube, owner, canary.revision),
+                                                 _reference(kube, owner, spec, state), canary.step, attempt))
+        return QualityCheck(name, attempt), [f"EvalJob/{name}"] if created is not None else [], None
+    verdict, figures = _verdict(found)
+    retry_at = None
+    if verdict is not None and verdict.passed is None:
+        ended = _seconds((found.get("status") or {}).get("completionTime"), now)
+        retry_at = ended + quality.retrySeconds * min(2 ** (attempt - 1), MAX_BACKOFF)
+        if now >= retry_at:
+            retry = quality_evaluation_name(owner, canary.revision, canary.step, attempt + 1)
+            kube.create(quality_evaluation(owner, spec, canary, revision_url(kube, owner, canary.revision),
+                                           _reference(kube, owner, spec, state), canary.step, attempt + 1))
+            return QualityCheck(retry, attempt + 1), [f"EvalJob/{retry}"], None
+    return QualityCheck(name, attempt, verdict, figures, progress=_progress(found)), [], retry_at
+
+
+def _track_histograms(kube: KubeApi, owner: Owner, spec: ModelServerSpec, revision: str) -> Histograms:
+    """vLLM's latency histograms summed over one revision's ready replicas."""
+    found: Histograms = {}
+    for pod in kube.list("v1", "Pod", owner.namespace, {**server_selector(owner), REVISION_LABEL: revision}):
+        if _ready(pod):
+            text = kube.pod_proxy_get(owner.namespace, pod["metadata"]["name"], spec.port, "/metrics")
+            if text:
+                found = add_histograms(found, parse_latency_histograms(text))
+    return found
+
+
+def _latency(kube: KubeApi, owner: Owner, spec: ModelServerSpec, state: RolloutState, now: float,
+             gate: LatencyGate) -> GateVerdict | None:
+    """The latency gate once the step's pause is over, on what both tracks observed since the canary
+    became healthy (the window's start is kept in ``state.canary.latencyWindow``); None before."""
+    canary, stable = state.canary, state.stable
+    assert canary is not None and stable is not None
+    if canary.healthySince is None:
+        return None
+    readings = {"canary": _track_histograms(kube, owner, spec, canary.revision),
+                "stable": _track_histograms(kube, owner, spec, stable.revision)}
+    window = canary.latencyWindow
+    if window is None or window.since != canary.healthySince:
+        canary.latencyWindow = LatencyWindow(since=canary.healthySince, **readings)
+        return None
+    if now - canary.healthySince < spec.rollout.pauseSeconds:
+        return None
+    seen = {"canary": subtract_histograms(readings["canary"], window.canary),
+            "stable": subtract_histograms(readings["stable"], window.stable)}
+    counts = {track: observations(histograms.get("time_to_first_token", {})) for track, histograms in seen.items()}
+    if any(count < gate.minRequests for count in counts.values()):
+        return GateVerdict("latency", None, f"{counts['canary']:.0f} canary and {counts['stable']:.0f} stable requests "
+                                            f"in the window (minRequests {gate.minRequests})")
+    p95 = {track: {measure: histogram_quantile(0.95, buckets) for measure, buckets in histograms.items()}
+           for track, histograms in seen.items()}
+    return latency_gate({m: v for m, v in p95["canary"].items() if v is not None},
+                        {m: v for m, v in p95["stable"].items() if v is not None}, gate.maxRatio)
 
 
 def reconcile_modelserver(kube: KubeApi, settings: Settings, owner: Owner, spec: ModelServerSpec, model_path: str,
@@ -126,18 +301,22 @@ def reconcile_modelserver(kube: KubeApi, settings: Settings, owner: Owner, spec:
     """Observe → decide → converge from the rollout ``state`` in the status; returns what to report and
     the children written."""
     now = time.time() if now is None else now
+    state = state.model_copy(deep=True)  # the quality check writes into it; the caller's is what is stored
     desired = current_revision(owner, spec, model_path, settings)
     total = spec.total_replicas()
     deployments = revision_deployments(kube, owner)
+    quality, evaluations, retry_at = quality_check(kube, owner, spec, state, now)
     decision = decide(state, desired, spec.rollout, canary_health(kube, owner, spec, state, deployments), now,
-                      total=total, stable_complete=_stable_complete(spec, state, deployments))
+                      total=total, stable_complete=_stable_complete(spec, state, deployments), quality=quality)
     state = decision.state
     wanted = targets(state, spec.rollout, total)
-    changed = _converge_revisions(kube, settings, owner, spec, desired, deployments, wanted, state.revisions())
+    changed = evaluations + _converge_revisions(kube, settings, owner, spec, desired, deployments, wanted,
+                                                state.revisions())
     shared = shared_manifests(owner, spec, settings)
     changed += converge(kube, shared)
     if prune_kinds:  # the spec changed: children it no longer asks for go (HPA ↔ KEDA, ServiceMonitor off)
-        changed += prune(kube, owner, prune_kinds, shared, skip={("apps/v1", "Deployment")})
+        revision_services = [revision_service(owner, spec, revision) for revision in wanted]
+        changed += prune(kube, owner, prune_kinds, [*shared, *revision_services], skip={("apps/v1", "Deployment")})
     stable = state.stable
     assert stable is not None, "decide always leaves a stable revision"
     stable_rev = stable.revision
@@ -152,6 +331,12 @@ def reconcile_modelserver(kube: KubeApi, settings: Settings, owner: Owner, spec:
     outputs = {"url": f"{kube.service_url(owner.namespace, owner.name, SERVICE_PORT)}/v1", "model": served,
                "checkpoint": stable.model}
     check = next_check(state, spec.rollout, now)
+    wake_on: list[tuple[KindName, str]] = []
+    if quality is not None and state.canary is not None and quality.evaluation is not None:
+        # a running evaluation wakes the server when it ends; a failed one is retried at its time
+        wake_on = [("EvalJob", quality.evaluation)]
+        if check == 0.0 and (quality.verdict is None or quality.verdict.passed is None):
+            check = poll_seconds() if retry_at is None else max(retry_at - now, 0.0)
     # while a canary is analysed its error counters are read again (they change without events);
     # after a step of the state machine, the next one is decided on a fresh look right away
     requeue = None if check is None else min(check + 0.5, poll_seconds())
@@ -159,7 +344,7 @@ def reconcile_modelserver(kube: KubeApi, settings: Settings, owner: Owner, spec:
         requeue = 0.0
     if ready_of.get(stable_rev, 0) > 0:
         return Observed(Phase.RUNNING, "Serving", decision.message, outputs=outputs, ready_replicas=ready,
-                        extra=extra, event=decision.event, requeue_after=requeue), changed
+                        extra=extra, event=decision.event, requeue_after=requeue, wake_on=wake_on), changed
     pods = kube.list("v1", "Pod", owner.namespace, {**server_selector(owner), REVISION_LABEL: stable_rev})
     failure = pod_failure(pods, spec.rollout.analysis.maxRestarts)
     if failure:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from tanuki_operator.api.arena import ArenaSpec
 from tanuki_operator.api.common import JobSpec, StageSpec
 from tanuki_operator.api.modelserver import ModelServerSpec
 from tanuki_operator.render.common import Owner, Settings
 from tanuki_operator.render.jobs import single_pod_manifests, training_manifests
 from tanuki_operator.render.ray import rayjob_manifests
 from tanuki_operator.render.serving import modelserver_manifests
+from tanuki_operator.render.web import arena_manifests
 from tanuki_operator.stages import Stage, Workload
 
 __all__ = ["Owner", "Settings", "StageNotAvailable", "render"]
@@ -30,6 +32,9 @@ def render(stage: Stage, owner: Owner, spec: StageSpec, inputs: dict[str, str], 
     if program is None:
         raise StageNotAvailable(stage.kind)
     recipe = spec.stage_recipe(inputs)
+    if workload is Workload.WEB:
+        assert isinstance(spec, ArenaSpec), f"{stage.kind}: a web stage has an Arena spec"
+        return arena_manifests(owner, spec, recipe, settings, program)
     assert isinstance(spec, JobSpec), f"{stage.kind}: a batch stage has a job spec"
     match workload:
         case Workload.TORCHRUN:

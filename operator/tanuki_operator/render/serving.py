@@ -13,6 +13,7 @@ import hashlib
 import json
 from typing import Any
 
+from tanuki_operator.api.common import API_VERSION
 from tanuki_operator.api.modelserver import ModelServerSpec
 from tanuki_operator.render.common import (
     WRITABLE,
@@ -28,7 +29,7 @@ from tanuki_operator.render.common import (
     writable_env,
 )
 from tanuki_serving.launch import router_command, vllm_command
-from tanuki_serving.rollout import Revision
+from tanuki_serving.rollout import Revision, RevisionRef
 
 REVISION_LABEL = "llm.tanuki.dev/revision"
 DRAIN_SECONDS = 15
@@ -52,6 +53,56 @@ def selector_string(owner: Owner) -> str:
 
 def deployment_name(owner: Owner, revision: str) -> str:
     return f"{owner.name}-{revision}"
+
+
+def revision_service_name(owner: Owner, revision: str) -> str:
+    return f"{owner.name}-rev-{revision}"
+
+
+def revision_service(owner: Owner, spec: ModelServerSpec, revision: str) -> dict[str, Any]:
+    """``<name>-rev-<revision>``: one revision's own endpoint, bypassing the router's traffic split
+    (what the quality gates evaluate). It lives and goes with the revision's Deployment."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(owner, revision_service_name(owner, revision), "server", **{REVISION_LABEL: revision}),
+        "spec": {"selector": {**server_selector(owner), REVISION_LABEL: revision},
+                 "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http"}]},
+    }
+
+
+QUALITY_LABEL = "llm.tanuki.dev/quality-of"
+"""On a quality evaluation (EvalJob): the ModelServer whose canary it judges."""
+
+
+def quality_evaluation_name(owner: Owner, canary: str, step: int, attempt: int) -> str:
+    return f"{owner.name}-q-{canary}-s{step}-a{attempt}"
+
+
+def quality_evaluation(owner: Owner, spec: ModelServerSpec, canary: RevisionRef, canary_url: str,
+                       reference: dict[str, Any], step: int, attempt: int) -> dict[str, Any]:
+    """The EvalJob that judges the canary at ``step`` against ``reference`` (an EvalJob target:
+    a revision's own URL, or another ModelServer): ``tanuki eval gate``, owned by the ModelServer,
+    writing to the server's storage."""
+    quality = spec.rollout.analysis.quality
+    assert quality is not None and quality.recipe is not None, "rendered only for a quality recipe"
+    served = spec.engine.served_model_name or owner.name
+    key = {"apiKey": spec.auth.apiKey.model_dump(exclude_none=True)} if spec.auth.apiKey is not None else {}
+    target = {"name": "canary", "url": canary_url, "model": served, "tokenizer": canary.model, **key}
+    evaluation = {
+        "targets": [target, {"name": "reference", **reference}],
+        "storage": {"claimName": spec.storage.claimName, "mountPath": spec.storage.mountPath},
+        "recipe": quality.recipe.model_dump(mode="json", exclude={"targets"}),
+        "resources": quality.resources.model_dump(mode="json", exclude_none=True),
+    }
+    if quality.judge is not None:
+        evaluation["judge"] = quality.judge.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if spec.scheduling.nodeSelector or spec.scheduling.tolerations or spec.scheduling.priorityClassName:
+        evaluation["scheduling"] = spec.scheduling.model_dump(mode="json", exclude_none=True)
+    name = quality_evaluation_name(owner, canary.revision, step, attempt)
+    return {"apiVersion": API_VERSION, "kind": "EvalJob",
+            "metadata": metadata(owner, name, "quality", **{QUALITY_LABEL: owner.name}),
+            "spec": evaluation}
 
 
 def router_name(owner: Owner) -> str:
@@ -309,12 +360,16 @@ def autoscaler(owner: Owner, spec: ModelServerSpec) -> list[dict[str, Any]]:
 
 def network_policies(owner: Owner, spec: ModelServerSpec, settings: Settings) -> list[dict[str, Any]]:
     """vLLM replicas take requests only from their router (and scrapes from the monitoring
-    namespace); the router takes requests from anywhere on its port (it is the endpoint)."""
+    namespace, and with quality gates the evaluations' pods); the router takes requests from
+    anywhere on its port (it is the endpoint)."""
     monitoring = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": settings.monitoring_namespace}}}
     router_pods = {"podSelector": {"matchLabels": labels(owner, "router")}}
+    peers = [router_pods, monitoring]
+    if spec.rollout.analysis.quality is not None:  # the quality gates ask each revision directly
+        peers.append({"podSelector": {"matchLabels": {"llm.tanuki.dev/kind": "evaljob"}}})
     return [
         network_policy(owner, server_selector(owner), [
-            {"from": [router_pods, monitoring], "ports": [{"protocol": "TCP", "port": spec.port}]}], "server"),
+            {"from": peers, "ports": [{"protocol": "TCP", "port": spec.port}]}], "server"),
         network_policy(owner, labels(owner, "router"), [
             {"ports": [{"protocol": "TCP", "port": spec.router.port}]},
             {"from": [monitoring], "ports": [{"protocol": "TCP", "port": spec.router.metricsPort}]}], "router"),
@@ -333,6 +388,8 @@ def shared_manifests(owner: Owner, spec: ModelServerSpec, settings: Settings) ->
 
 
 def modelserver_manifests(owner: Owner, spec: ModelServerSpec, settings: Settings, model_path: str) -> list[dict[str, Any]]:
-    """The steady state: one revision serving ``model_path`` with all the replicas, and the rest."""
-    return [revision_deployment(owner, spec, model_path, spec.total_replicas(), settings),
+    """The steady state: one revision serving ``model_path`` with all the replicas, its own
+    Service, and the rest."""
+    revision = revision_deployment(owner, spec, model_path, spec.total_replicas(), settings)
+    return [revision, revision_service(owner, spec, revision["metadata"]["labels"][REVISION_LABEL]),
             *shared_manifests(owner, spec, settings)]
