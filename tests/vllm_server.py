@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tanuki_common.cpu_vllm import set_cpu_vllm_defaults
@@ -57,6 +58,16 @@ def vllm_server(model_dir: Path, name: str = "model", max_model_len: int = 256, 
             process.wait()
         if log:
             output.close()
+
+
+@contextlib.contextmanager
+def vllm_servers(models: dict[str, Path], logs: Path) -> Iterator[dict[str, str]]:
+    """Servers started side by side, one per served name → checkpoint (logs ``<logs>/<name>.log``):
+    yield served name → base URL."""
+    with contextlib.ExitStack() as stack, ThreadPoolExecutor(len(models)) as pool:
+        started = {name: pool.submit(stack.enter_context, vllm_server(path, name=name, log=logs / f"{name}.log"))
+                   for name, path in models.items()}
+        yield {name: future.result() for name, future in started.items()}
 
 
 @contextlib.contextmanager

@@ -41,6 +41,7 @@ from tanuki_operator.api.common import JobSpec, Phase, Status
 from tanuki_operator.api.modelserver import ModelServerSpec
 from tanuki_operator.embedded.store import ObjectStore
 from tanuki_operator.lineage import referenced, settling
+from tanuki_operator.phases import stamp_seconds
 from tanuki_operator.preflight import SECRET_MISSING, mounted_secrets
 from tanuki_operator.render.common import Owner, output_dir
 from tanuki_operator.resources import NAMESPACE, load_resources, localised, manifest_of, store_of, unknown
@@ -87,15 +88,9 @@ OUTPUT_KEYS = ("url", "checkpoint", "dataset", "tokens", "report", "tokenizer")
 """What ``-o wide`` shows of a status's outputs: the first of these it has."""
 
 
-def _seconds(stamp: str | None) -> float | None:
-    from datetime import datetime
-
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() if stamp else None
-
-
 def wall_seconds(status: dict[str, Any], now: float) -> float | None:
     """From the stage's start to its completion (or to ``now`` while it runs)."""
-    started, ended = _seconds(status.get("startTime")), _seconds(status.get("completionTime"))
+    started, ended = stamp_seconds(status.get("startTime")), stamp_seconds(status.get("completionTime"))
     return None if started is None else (ended or now) - started
 
 
@@ -121,7 +116,7 @@ def status_table(statuses: dict[str, dict[str, Any]], wide: bool, now: float) ->
         progress = status.get("progress") if status.get("phase") == Phase.RUNNING else None
         wall = wall_seconds(status, now)
         ready: dict[str, Any] = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
-        since = _seconds(ready.get("lastTransitionTime"))
+        since = stamp_seconds(ready.get("lastTransitionTime"))
         row = [f"{kind.lower()}/{name}", str(shown["phase"]),
                f"{progress['step']}/{progress['totalSteps']}" if progress else "", str(shown["reason"]),
                "" if wall is None else _age(wall), "" if since is None else _age(now - since)]

@@ -5,9 +5,15 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from tanuki_operator.api.common import KindName, Phase
+
+
+def stamp_seconds(stamp: str | None) -> float | None:
+    """A Kubernetes timestamp (RFC 3339, ``Z``) as epoch seconds; None when unset."""
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() if stamp else None
 
 
 def poll_seconds() -> float:

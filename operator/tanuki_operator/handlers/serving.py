@@ -12,7 +12,6 @@ and the outcome says when to look again.
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from typing import Any
 
 from tanuki_common.quality import GateVerdict, combine, latency_gate
@@ -20,11 +19,12 @@ from tanuki_operator.api.common import API_VERSION, KindName, Phase
 from tanuki_operator.api.modelserver import LatencyGate, ModelServerSpec, QualityAnalysis
 from tanuki_operator.handlers.converge import converge, owned_by, prune
 from tanuki_operator.k8s import KubeApi
-from tanuki_operator.phases import Observed, poll_seconds
+from tanuki_operator.phases import Observed, poll_seconds, stamp_seconds
 from tanuki_operator.render.common import Owner, Settings
 from tanuki_operator.render.serving import (
     REVISION_LABEL,
     SERVICE_PORT,
+    api_key_field,
     current_revision,
     deployment,
     pod_template,
@@ -158,22 +158,15 @@ def revision_url(kube: KubeApi, owner: Owner, revision: str) -> str:
     return f"{kube.service_url(owner.namespace, revision_service_name(owner, revision), SERVICE_PORT)}/v1"
 
 
-def _seconds(stamp: str | None, default: float) -> float:
-    if not stamp:
-        return default
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-
-
 def _reference(kube: KubeApi, owner: Owner, spec: ModelServerSpec, state: RolloutState) -> dict[str, Any]:
     """The EvalJob target the canary is compared with: another ModelServer, or the stable revision's own endpoint."""
     quality = spec.rollout.analysis.quality
     assert quality is not None and state.stable is not None
     if quality.against is not None:
-        key = {"apiKey": quality.against.apiKey.model_dump()} if quality.against.apiKey is not None else {}
-        return {"from": {"kind": "ModelServer", "name": quality.against.modelServer}, **key}
-    key = {"apiKey": spec.auth.apiKey.model_dump(exclude_none=True)} if spec.auth.apiKey is not None else {}
+        return {"from": {"kind": "ModelServer", "name": quality.against.modelServer},
+                **api_key_field(quality.against.apiKey)}
     return {"url": revision_url(kube, owner, state.stable.revision), "model": spec.engine.served_model_name or owner.name,
-            "tokenizer": state.stable.model, **key}
+            "tokenizer": state.stable.model, **api_key_field(spec.auth.apiKey)}
 
 
 def _verdict(evaluation: dict[str, Any]) -> tuple[GateVerdict | None, dict[str, dict[str, float]]]:
@@ -217,10 +210,9 @@ def quality_check(kube: KubeApi, owner: Owner, spec: ModelServerSpec, state: Rol
     if quality.latency is None:
         return check, created, retry_at
     latency = _latency(kube, owner, spec, state, now, quality.latency)
-    parts = [verdict for verdict in (check.verdict if quality.recipe is not None else None, latency)
-             if verdict is not None]
-    if any(verdict.passed is False for verdict in parts) or \
-            len(parts) == (2 if quality.recipe is not None else 1):  # every part has its verdict
+    asked = [check.verdict, latency] if quality.recipe is not None else [latency]
+    parts = [verdict for verdict in asked if verdict is not None]
+    if any(verdict.passed is False for verdict in parts) or len(parts) == len(asked):  # a failure, or all in
         check.verdict = combine(parts)
         if latency is not None:
             check.figures = {**check.figures, "latency": latency.figures}
@@ -236,23 +228,27 @@ def _evaluation(kube: KubeApi, owner: Owner, spec: ModelServerSpec, state: Rollo
     known = canary.quality if canary.quality is not None and canary.quality.step == canary.step else None
     attempt = known.attempt if known is not None else 1
     name = quality_evaluation_name(owner, canary.revision, canary.step, attempt)
+
+    def start(number: int) -> tuple[QualityCheck, list[str], None]:
+        """Creates the step's evaluation ``number``."""
+        manifest = quality_evaluation(owner, spec, canary, revision_url(kube, owner, canary.revision),
+                                      _reference(kube, owner, spec, state), canary.step, number)
+        created = kube.create(manifest) is not None
+        return QualityCheck(manifest["metadata"]["name"], number), \
+            [f"EvalJob/{manifest['metadata']['name']}"] if created else [], None
+
     found = kube.get(API_VERSION, "EvalJob", owner.namespace, name)
     if found is None:
         if canary.healthySince is None:  # evaluated once the canary serves at this step
             return QualityCheck(), [], None
-        created = kube.create(quality_evaluation(owner, spec, canary, revision_url(kube, owner, canary.revision),
-                                                 _reference(kube, owner, spec, state), canary.step, attempt))
-        return QualityCheck(name, attempt), [f"EvalJob/{name}"] if created is not None else [], None
+        return start(attempt)
     verdict, figures = _verdict(found)
     retry_at = None
     if verdict is not None and verdict.passed is None:
-        ended = _seconds((found.get("status") or {}).get("completionTime"), now)
+        ended = stamp_seconds((found.get("status") or {}).get("completionTime")) or now
         retry_at = ended + quality.retrySeconds * min(2 ** (attempt - 1), MAX_BACKOFF)
         if now >= retry_at:
-            retry = quality_evaluation_name(owner, canary.revision, canary.step, attempt + 1)
-            kube.create(quality_evaluation(owner, spec, canary, revision_url(kube, owner, canary.revision),
-                                           _reference(kube, owner, spec, state), canary.step, attempt + 1))
-            return QualityCheck(retry, attempt + 1), [f"EvalJob/{retry}"], None
+            return start(attempt + 1)
     return QualityCheck(name, attempt, verdict, figures, progress=_progress(found)), [], retry_at
 
 

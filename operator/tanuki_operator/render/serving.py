@@ -13,7 +13,7 @@ import hashlib
 import json
 from typing import Any
 
-from tanuki_operator.api.common import API_VERSION
+from tanuki_operator.api.common import API_VERSION, SecretKeyRef
 from tanuki_operator.api.modelserver import ModelServerSpec
 from tanuki_operator.render.common import (
     WRITABLE,
@@ -79,6 +79,11 @@ def quality_evaluation_name(owner: Owner, canary: str, step: int, attempt: int) 
     return f"{owner.name}-q-{canary}-s{step}-a{attempt}"
 
 
+def api_key_field(key: SecretKeyRef | None) -> dict[str, Any]:
+    """An EvalJob target's ``apiKey`` for a Secret key, or nothing."""
+    return {"apiKey": key.model_dump()} if key is not None else {}
+
+
 def quality_evaluation(owner: Owner, spec: ModelServerSpec, canary: RevisionRef, canary_url: str,
                        reference: dict[str, Any], step: int, attempt: int) -> dict[str, Any]:
     """The EvalJob that judges the canary at ``step`` against ``reference`` (an EvalJob target:
@@ -87,8 +92,8 @@ def quality_evaluation(owner: Owner, spec: ModelServerSpec, canary: RevisionRef,
     quality = spec.rollout.analysis.quality
     assert quality is not None and quality.recipe is not None, "rendered only for a quality recipe"
     served = spec.engine.served_model_name or owner.name
-    key = {"apiKey": spec.auth.apiKey.model_dump(exclude_none=True)} if spec.auth.apiKey is not None else {}
-    target = {"name": "canary", "url": canary_url, "model": served, "tokenizer": canary.model, **key}
+    target = {"name": "canary", "url": canary_url, "model": served, "tokenizer": canary.model,
+              **api_key_field(spec.auth.apiKey)}
     evaluation = {
         "targets": [target, {"name": "reference", **reference}],
         "storage": {"claimName": spec.storage.claimName, "mountPath": spec.storage.mountPath},

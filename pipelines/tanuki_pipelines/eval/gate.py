@@ -10,7 +10,6 @@ A gate whose evidence is incomplete (a judge request failed, a text the server r
 
 from __future__ import annotations
 
-import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
@@ -150,12 +149,9 @@ def harness_verdict(config: EvalConfig, out: Path) -> GateVerdict:
 
 def _task_scores(tasks: dict[str, Any]) -> dict[str, float]:
     """task → its first metric (the one the leaderboard shows), from one model's harness scores."""
-    scores = {}
-    for task, metrics in tasks.items():
-        value = next(iter(metrics.values()), None) if isinstance(metrics, dict) else None
-        if isinstance(value, int | float) and math.isfinite(value):
-            scores[task] = float(value)
-    return scores
+    from tanuki_pipelines.eval.harness import headline
+
+    return {task: found[1] for task, metrics in tasks.items() if (found := headline(metrics)) is not None}
 
 
 def evaluate_gates(config: EvalConfig, out: Path) -> dict[str, Any]:

@@ -153,6 +153,14 @@ def run_harness(targets: list[Contestant], config: HarnessConfig, out: Path) -> 
     return summary
 
 
+def headline(metrics: Any) -> tuple[str, float] | None:
+    """A task's headline score: its first metric (the one the leaderboard shows), if a finite number."""
+    if not isinstance(metrics, dict) or not metrics:
+        return None
+    metric, value = next(iter(metrics.items()))
+    return (metric, float(value)) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
 def best_of(summary: dict[str, Any]) -> tuple[str, str] | None:
     """The top model on the first task's first metric, and that score as text."""
     ranked = []
@@ -160,8 +168,9 @@ def best_of(summary: dict[str, Any]) -> tuple[str, str] | None:
         for task in summary["tasks"]:
             metrics = tasks.get(task) or {}
             if metrics:
-                metric, value = next(iter(metrics.items()))
-                if not math.isnan(value):
+                found = headline(metrics)
+                if found is not None:
+                    metric, value = found
                     ranked.append((value, model, f"{task} {metric} {value:.3f}"))
                 break
     if not ranked:

@@ -22,7 +22,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ import pytest
 from tanuki_pipelines.arena.app import CSRF_COOKIE, CSRF_HEADER
 from tanuki_pipelines.votes.codes import EVALUATIONS
 from tanuki_serving.net import free_port, http_get
-from vllm_server import vllm_server
+from vllm_server import vllm_servers
 
 pytestmark = pytest.mark.slow
 
@@ -116,12 +115,9 @@ class ArenaProcess:
 @pytest.fixture(scope="module")
 def model_urls(checkpoints: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """Two vLLM servers, started side by side: served name → base URL."""
-    logs = tmp_path_factory.mktemp("arena-load-vllm")
-    with contextlib.ExitStack() as stack, ThreadPoolExecutor(len(MODELS)) as pool:
-        started = {name: pool.submit(stack.enter_context,
-                                     vllm_server(checkpoints[checkpoint], name=name, log=logs / f"{name}.log"))
-                   for name, checkpoint in MODELS.items()}
-        yield {name: future.result() for name, future in started.items()}
+    with vllm_servers({name: checkpoints[checkpoint] for name, checkpoint in MODELS.items()},
+                      tmp_path_factory.mktemp("arena-load-vllm")) as urls:
+        yield urls
 
 
 @pytest.fixture

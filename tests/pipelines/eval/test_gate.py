@@ -68,18 +68,13 @@ def test_the_compact_verdict_drops_figures_before_it_outgrows_a_termination_mess
 def good_and_worse(checkpoints: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """Two vLLM servers: ``good`` (debug checkpoint ``a``) and ``worse`` (``a`` with noise of std
     0.5 on every weight): served name → base URL."""
-    import contextlib
-    from concurrent.futures import ThreadPoolExecutor
-
     from serving_fixtures import noised_checkpoint
-    from vllm_server import vllm_server
+    from vllm_server import vllm_servers
 
     root = tmp_path_factory.mktemp("gate")
     models = {"good": checkpoints["a"], "worse": noised_checkpoint(checkpoints["a"], root / "worse", std=0.5)}
-    with contextlib.ExitStack() as stack, ThreadPoolExecutor(2) as pool:
-        started = {name: pool.submit(stack.enter_context, vllm_server(path, name=name, log=root / f"{name}.log"))
-                   for name, path in models.items()}
-        yield {name: future.result() for name, future in started.items()}
+    with vllm_servers(models, root) as urls:
+        yield urls
 
 
 def run_gate(tmp_path: Path, urls: dict[str, str], canary: str, reference: str) -> dict:
