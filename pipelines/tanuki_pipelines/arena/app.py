@@ -3,8 +3,10 @@
 A person asks a question; two models drawn by ``pairing.draw`` answer side by side, streamed to the
 page (``GET /api/battles/{id}/answer/{a|b}``, NDJSON lines ``{"delta"}`` … ``{"done"}`` or
 ``{"error"}``); they may ask follow-ups; they vote (``A``, ``B``, ``tie``, ``bothbad``, and
-optionally a corrected answer) and only then see the names. A vote is committed before the reply
-says it is recorded. Every request but ``/healthz`` and ``/metrics`` names its voter (``identity``);
+optionally a corrected answer) and only then see the names. A new battle's row is written in the
+background (one writer thread), so its answers start streaming while it commits; anything that
+changes a battle (an answer stored, a follow-up, the vote) waits for that write. A vote is committed
+before the reply says it is recorded. Every request but ``/healthz`` and ``/metrics`` names its voter (``identity``);
 every POST carries the page's CSRF token and no cross-site origin.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
 import os
 import random
 import secrets
@@ -20,6 +23,8 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -60,6 +65,24 @@ class Ballot(BaseModel):
     """One of ``EVALUATIONS``: ``A``, ``B``, ``tie``, ``bothbad``."""
     corrected_answer: str | None = Field(default=None)
     """A better answer the voter wrote (optional)."""
+
+
+LOG = logging.getLogger("tanuki.arena")
+WRITE_WAIT_SECONDS = 60.0
+"""Longest wait for a new battle's row before a change to the battle gives up (503)."""
+
+
+@dataclass
+class Drawn:
+    """A battle just drawn whose row may still be on its way to the database: what its first
+    answers need meanwhile."""
+
+    voter: str
+    model_a: str
+    model_b: str
+    question: str
+    stored: Future[None]
+    """Done once the row is committed (or failed to be)."""
 
 
 def _tokens_file(config: ArenaServeConfig) -> Path | None:
@@ -112,6 +135,12 @@ class Arena:
         self.board_lock = threading.Lock()
         self.metrics = ArenaMetrics()
         self.http: Any = None
+        self.writer = ThreadPoolExecutor(1, thread_name_prefix="arena-battle-writer")
+        self.drawn: dict[str, Drawn] = {}
+        """Battles whose row is not committed yet (each leaves once its write is done)."""
+        self.pair_counts: dict[tuple[str, str], int] | None = None
+        """Battles per pair of contestants that did not fail: read from the database once, then kept
+        here (with several replicas each balances the battles it draws)."""
 
     # ---- identity and CSRF ---------------------------------------------------------------------
 
@@ -161,23 +190,60 @@ class Arena:
         return session.scalar(select(func.count()).where(voter_column == voter, column >= since)) or 0
 
     def start_battle(self, voter: str, question: str, language: str) -> dict[str, Any]:
-        with self.session() as session, self.draw_lock:
-            if self.recent(session, Battle.created, Battle.voter, voter) >= self.config.limits.battles_per_minute:
+        with self.draw_lock:
+            with self.session() as session:
+                recent = self.recent(session, Battle.created, Battle.voter, voter)
+                if self.pair_counts is None:
+                    self.pair_counts = self.stored_pair_counts(session)
+            recent += sum(1 for drawn in list(self.drawn.values()) if drawn.voter == voter and not drawn.stored.done())
+            if recent >= self.config.limits.battles_per_minute:
                 raise HTTPException(429, f"at most {self.config.limits.battles_per_minute} battles a minute")
-            counts: dict[tuple[str, str], int] = {}
-            rows = session.execute(select(Battle.model_a, Battle.model_b, func.count()).where(Battle.status != FAILED)
-                                   .group_by(Battle.model_a, Battle.model_b))
-            for model_a, model_b, count in rows:
-                pair = (min(model_a, model_b), max(model_a, model_b))
-                counts[pair] = counts.get(pair, 0) + count
-            left, right = draw(sorted(self.contestants), counts, self.rng)
-            battle = Battle(id=str(uuid.uuid4()), voter=voter, model_a=left, model_b=right, language=language,
-                            status=OPEN, flagged=False, created=datetime.now(UTC))
-            session.add(battle)
-            session.add(Turn(battle_id=battle.id, number=1, question=question))
-            session.commit()
+            left, right = draw(sorted(self.contestants), self.pair_counts, self.rng)
+            pair = (min(left, right), max(left, right))
+            self.pair_counts[pair] = self.pair_counts.get(pair, 0) + 1
+            battle_id = str(uuid.uuid4())
+            stored = self.writer.submit(self.write_battle, Battle(
+                id=battle_id, voter=voter, model_a=left, model_b=right, language=language, status=OPEN, flagged=False,
+                created=datetime.now(UTC)), question)
+            self.drawn[battle_id] = Drawn(voter, left, right, question, stored)
+            stored.add_done_callback(lambda _done: self.drawn.pop(battle_id, None))  # at once if already done
         self.metrics.battles.inc()
-        return {"battle_id": battle.id, "turn": 1}
+        return {"battle_id": battle_id, "turn": 1}
+
+    @staticmethod
+    def stored_pair_counts(session: Any) -> dict[tuple[str, str], int]:
+        counts: dict[tuple[str, str], int] = {}
+        rows = session.execute(select(Battle.model_a, Battle.model_b, func.count()).where(Battle.status != FAILED)
+                               .group_by(Battle.model_a, Battle.model_b))
+        for model_a, model_b, count in rows:
+            pair = (min(model_a, model_b), max(model_a, model_b))
+            counts[pair] = counts.get(pair, 0) + count
+        return counts
+
+    def write_battle(self, battle: Battle, question: str) -> None:
+        """The writer thread: a new battle's row and its first turn."""
+        try:
+            with self.session() as session:
+                session.add(battle)
+                session.add(Turn(battle_id=battle.id, number=1, question=question))
+                session.commit()
+        except Exception:
+            LOG.exception("battle %s could not be stored", battle.id)
+            raise
+
+    def written(self, battle_id: str) -> None:
+        """Waits until a battle drawn here has its row (a change to it needs the row)."""
+        drawn = self.drawn.get(battle_id)
+        if drawn is None:
+            return
+        try:
+            drawn.stored.result(timeout=WRITE_WAIT_SECONDS)
+        except Exception as exc:
+            raise HTTPException(503, f"the battle could not be stored: {exc}") from None
+
+    def settle(self) -> None:
+        """Waits until every battle drawn so far has its row."""
+        self.writer.submit(lambda: None).result()
 
     def owned(self, session: Any, battle_id: str, voter: str) -> Battle:
         battle = session.get(Battle, battle_id)
@@ -188,6 +254,7 @@ class Arena:
         return battle
 
     def add_turn(self, voter: str, battle_id: str, question: str) -> dict[str, Any]:
+        self.written(battle_id)
         with self.session() as session:
             battle = self.owned(session, battle_id, voter)
             self.refuse_closed(battle)
@@ -213,6 +280,14 @@ class Arena:
     def conversation(self, voter: str, battle_id: str, side: str, number: int) -> tuple[Battle, list[dict[str, str]],
                                                                                        str | None]:
         """The battle, the messages that side answers for turn ``number``, and its stored answer."""
+        drawn = self.drawn.get(battle_id)
+        if drawn is not None and not drawn.stored.done():  # its first answers need not wait for the row
+            if drawn.voter != voter:
+                raise HTTPException(403, "this battle belongs to another voter")
+            if number != 1:
+                raise HTTPException(404, f"battle {battle_id} has no turn {number}")
+            return (Battle(id=battle_id, voter=voter, model_a=drawn.model_a, model_b=drawn.model_b, status=OPEN),
+                    [{"role": "user", "content": drawn.question}], None)
         with self.session() as session:
             battle = self.owned(session, battle_id, voter)
             turns = battle.turns
@@ -227,6 +302,7 @@ class Arena:
 
     def store_answer(self, battle_id: str, number: int, side: str, answer: str) -> None:
         column = Turn.answer_a if side == "a" else Turn.answer_b
+        self.written(battle_id)
         with self.session() as session:
             session.execute(update(Turn).where(Turn.battle_id == battle_id, Turn.number == number, column.is_(None))
                             .values({column: answer}))
@@ -235,10 +311,17 @@ class Arena:
             session.commit()
 
     def fail(self, battle_id: str, why: str) -> None:
+        self.written(battle_id)
         with self.session() as session:
-            session.execute(update(Battle).where(Battle.id == battle_id, Battle.status == OPEN)
-                            .values(status=FAILED, failure=why))
+            battle = session.get(Battle, battle_id)
+            changed = session.execute(update(Battle).where(Battle.id == battle_id, Battle.status == OPEN)
+                                      .values(status=FAILED, failure=why))
             session.commit()
+        if changed.rowcount == 1 and battle is not None:
+            with self.draw_lock:  # a failed battle does not count towards its pair
+                pair = (min(battle.model_a, battle.model_b), max(battle.model_a, battle.model_b))
+                if self.pair_counts is not None and self.pair_counts.get(pair, 0) > 0:
+                    self.pair_counts[pair] -= 1
         self.metrics.failed.inc()
 
     async def answer(self, voter: str, battle_id: str, side: str, number: int) -> AsyncIterator[bytes]:
@@ -271,7 +354,11 @@ class Arena:
             await run_in_threadpool(self.fail, battle_id, f"model {side.upper()}: {why}")
             yield line({"error": f"model {side.upper()}: {why}"})
             return
-        await run_in_threadpool(self.store_answer, battle_id, number, side, "".join(pieces))
+        try:
+            await run_in_threadpool(self.store_answer, battle_id, number, side, "".join(pieces))
+        except HTTPException as exc:
+            yield line({"error": exc.detail})
+            return
         self.metrics.answer.observe(time.monotonic() - started)
         yield line({"done": True})
 
@@ -282,6 +369,7 @@ class Arena:
         if corrected and len(corrected) > self.config.limits.max_corrected_chars:
             raise HTTPException(422, f"the corrected answer is longer than {self.config.limits.max_corrected_chars} "
                                      "characters")
+        self.written(battle_id)
         with self.session() as session:
             battle = self.owned(session, battle_id, voter)
             self.refuse_closed(battle)
@@ -357,7 +445,10 @@ def create_app(config: ArenaServeConfig, engine: Any, beside: Callable[[], dict[
         async with httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=200),
                                      transport=transport) as http:
             arena.http = http
-            yield
+            try:
+                yield
+            finally:
+                arena.writer.shutdown(wait=True)  # battles drawn are written before the process ends
 
     app = FastAPI(title="tanuki arena", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.arena = arena

@@ -5,6 +5,7 @@ refuses (no identity, cross-site posts, a second vote, bad questions, a failed m
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,7 @@ from tanuki_pipelines.votes.schema import Battle, Vote
 
 def count(client: TestClient, table: type) -> int:
     arena = client.app.state.arena  # type: ignore[attr-defined]
+    arena.settle()  # new battles are written in the background
     with arena.session() as session:
         return session.scalar(select(func.count()).select_from(table))
 
@@ -46,6 +48,35 @@ def test_a_battle_streams_two_answers_takes_one_vote_and_then_reveals_the_names(
     exported = [json.loads(line) for line in voter.get("/api/votes").text.splitlines()]
     assert exported[0]["evaluation"] == "A" and exported[0]["corrected_answer"] == "東京です。"
     assert exported[0]["model_1"] == result["model_a"] and exported[0]["question"] == "日本の首都はどこですか?"
+
+
+def test_answers_stream_while_the_battle_is_written_and_what_changes_it_waits_for_the_row(
+        client: TestClient, models: Models) -> None:
+    arena = client.app.state.arena  # type: ignore[attr-defined]
+    write, release = arena.write_battle, threading.Event()
+
+    def slow_write(*args: object) -> None:  # a database slow to commit
+        assert release.wait(30)
+        write(*args)
+
+    arena.write_battle = slow_write
+    rows_when_asked: list[int] = []
+
+    def answer(model: str, messages: list[dict[str, str]]) -> str:
+        with arena.session() as session:
+            rows_when_asked.append(session.scalar(select(func.count()).select_from(Battle)))
+        release.set()  # the row may come now: the answer is stored once it is there
+        return "東京です。"
+
+    models.answer = answer
+    voter = Voter(client, "hanako")
+    battle = voter.battle()
+    for side in "ab":
+        assert voter.stream(battle, side)[-1] == {"done": True}
+    assert rows_when_asked[0] == 0  # the first model was asked before the battle's row existed
+    assert voter.post(f"/api/battles/{battle}/vote", {"evaluation": "tie"}).status_code == 200
+    exported = [json.loads(line) for line in voter.get("/api/votes").text.splitlines()]
+    assert exported[0]["answer_1"] == exported[0]["answer_2"] == "東京です。"
 
 
 def test_follow_ups_carry_each_sides_own_conversation(client: TestClient, models: Models) -> None:
@@ -200,6 +231,7 @@ def test_token_voters(make_client: Callable[..., TestClient], tmp_path: Path) ->
                           headers={"X-CSRF-Token": page.cookies["arena_csrf"]})
     assert created.status_code == 200
     arena = client.app.state.arena  # type: ignore[attr-defined]
+    arena.settle()
     with arena.session() as session:
         assert session.get(Battle, created.json()["battle_id"]).voter == "hanako"
     client.cookies.clear()
