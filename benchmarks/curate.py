@@ -19,7 +19,9 @@ Which planted pairs are true duplicates is decided by their exact Jaccard simila
    filter`` as it was before it ran on the curation steps (``legacy_synth_filter.py``: one process,
    in-memory LSH) with the same checks on the same quarter-size corpus. Goal ≥ 2×.
 
-    .venv/bin/python benchmarks/curate.py [--docs 1000000] [--rounds 1] [--smoke]
+    .venv/bin/python benchmarks/curate.py [--docs 1000000] [--rounds 1] [--sections quality,scaling,memory,versus] [--smoke]
+
+``--sections`` runs some of them (section 4 alone needs only the quarter-size corpus).
 """
 
 from __future__ import annotations
@@ -149,37 +151,48 @@ def synth_filter(corpus: Path, out: Path) -> float:
     return time.monotonic() - started
 
 
+SECTIONS = {"quality": ("recall of planted pairs", "false removals"), "scaling": ("2 workers ÷ 1 worker (docs/s)",),
+            "memory": ("peak worker RSS, larger ÷ smaller corpus",), "versus": ("curate ÷ synth filter (docs/s)",)}
+"""Section → the figures it promises."""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = add_common_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]), rounds=1)
     parser.add_argument("--docs", type=int, default=1_000_000, help="documents of the larger corpus")
     parser.add_argument("--chars", type=int, default=300, help="characters per document")
     parser.add_argument("--file-docs", type=int, default=20_000, help="documents per JSONL file")
     parser.add_argument("--planted", type=float, default=0.01, help="share of documents that are planted copies")
+    parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated: " + ", ".join(SECTIONS))
     args = parser.parse_args(argv)
     if args.smoke:
         args.docs, args.file_docs, args.rounds = 2_000, 250, 1
+    sections = [section.strip() for section in args.sections.split(",") if section.strip()]
+    if not sections or set(sections) - set(SECTIONS):
+        parser.error(f"--sections: pick from {', '.join(SECTIONS)}")
     facts = machine_facts({"curate": "2 worker processes (or 1)", "synth filter": 1})
-    report = Report("curate", ["recall of planted pairs", "false removals", "2 workers ÷ 1 worker (docs/s)",
-                               "peak worker RSS, larger ÷ smaller corpus", "curate ÷ synth filter (docs/s)"], facts)
+    report = Report("curate", [label for section in SECTIONS if section in sections for label in SECTIONS[section]],
+                    facts)
     with tempfile.TemporaryDirectory(prefix="tanuki-curate-bench-") as temp:
         root = Path(temp)
         small, large = root / "small", root / "large"
         write_corpus(small, args.docs // 4, args.chars, args.file_docs, args.planted, seed=1)
-        planted = write_corpus(large, args.docs, args.chars, args.file_docs, args.planted, seed=2)
-        print(f"corpora: {args.docs // 4:,} and {args.docs:,} documents of {args.chars} characters, "
-              f"{len(planted):,} planted pairs in the larger", flush=True)
+        print(f"smaller corpus: {args.docs // 4:,} documents of {args.chars} characters", flush=True)
+        if {"quality", "scaling", "memory"} & set(sections):
+            planted = write_corpus(large, args.docs, args.chars, args.file_docs, args.planted, seed=2)
+            print(f"larger corpus: {args.docs:,} documents, {len(planted):,} planted pairs", flush=True)
 
-        first = curate(large, root / "quality", 2)
-        gone = removed_ids(first["out"], large)
-        true_pairs = [(a, b) for a, b, jaccard in planted if jaccard >= 0.8]
-        found = sum(1 for a, b in true_pairs if a in gone or b in gone)
-        in_pairs = {a for a, _, _ in planted} | {b for _, b, _ in planted}
-        false = sum(1 for identifier in gone if identifier not in in_pairs)
-        distinct = args.docs - len(planted)
-        report.value("recall of planted pairs", found / max(len(true_pairs), 1), f"({found} of {len(true_pairs)} "
-                     "pairs with exact Jaccard ≥ 0.8)", goal="≥ 0.95")
-        report.value("false removals", false / max(distinct, 1), f"({false} of {distinct:,} distinct documents)",
-                     goal="≤ 0.005")
+        if "quality" in sections:
+            first = curate(large, root / "quality", 2)
+            gone = removed_ids(first["out"], large)
+            true_pairs = [(a, b) for a, b, jaccard in planted if jaccard >= 0.8]
+            found = sum(1 for a, b in true_pairs if a in gone or b in gone)
+            in_pairs = {a for a, _, _ in planted} | {b for _, b, _ in planted}
+            false = sum(1 for identifier in gone if identifier not in in_pairs)
+            distinct = args.docs - len(planted)
+            report.value("recall of planted pairs", found / max(len(true_pairs), 1), f"({found} of {len(true_pairs)} "
+                         "pairs with exact Jaccard ≥ 0.8)", goal="≥ 0.95")
+            report.value("false removals", false / max(distinct, 1), f"({false} of {distinct:,} distinct documents)",
+                         goal="≤ 0.005")
 
         runs = {"1 worker": [], "2 workers": []}  # type: dict[str, list[dict[str, Any]]]
         counter = iter(range(10**6))
@@ -189,28 +202,33 @@ def main(argv: list[str] | None = None) -> int:
             runs[label].append(result)
             return result["documents"] / result["seconds"]
 
-        speeds = interleave({"1 worker": lambda: side(1, "1 worker"), "2 workers": lambda: side(2, "2 workers")},
-                            args.rounds)
-        report.side("docs/s, 1 worker", speeds["1 worker"], "docs/s")
-        report.side("docs/s, 2 workers", speeds["2 workers"], "docs/s")
-        report.ratio("2 workers ÷ 1 worker (docs/s)", speeds["2 workers"], speeds["1 worker"], goal="≥ 1.6")
+        if "scaling" in sections:
+            speeds = interleave({"1 worker": lambda: side(1, "1 worker"), "2 workers": lambda: side(2, "2 workers")},
+                                args.rounds)
+            report.side("docs/s, 1 worker", speeds["1 worker"], "docs/s")
+            report.side("docs/s, 2 workers", speeds["2 workers"], "docs/s")
+            report.ratio("2 workers ÷ 1 worker (docs/s)", speeds["2 workers"], speeds["1 worker"], goal="≥ 1.6")
 
-        smaller = curate(small, root / "memory-small", 2)
-        larger = max(run["peak_worker_rss"] for run in runs["2 workers"])
-        report.value("peak worker RSS, smaller corpus", smaller["peak_worker_rss"] / 2**20, "MiB")
-        report.value("peak worker RSS, larger corpus", larger / 2**20, "MiB")
-        report.value("peak worker RSS, larger ÷ smaller corpus", larger / smaller["peak_worker_rss"], "×",
-                     goal="≤ 1.2")
+        if "memory" in sections:
+            if not runs["2 workers"]:
+                side(2, "2 workers")
+            smaller = curate(small, root / "memory-small", 2)
+            larger = max(run["peak_worker_rss"] for run in runs["2 workers"])
+            report.value("peak worker RSS, smaller corpus", smaller["peak_worker_rss"] / 2**20, "MiB")
+            report.value("peak worker RSS, larger corpus", larger / 2**20, "MiB")
+            report.value("peak worker RSS, larger ÷ smaller corpus", larger / smaller["peak_worker_rss"], "×",
+                         goal="≤ 1.2")
 
-        counter_filter = iter(range(10**6))
-        versus = interleave({
-            "curate": lambda: (args.docs // 4) / curate(small, root / f"vs-{next(counter_filter)}", 2,
-                                                        FILTER_STEPS)["seconds"],
-            "synth filter": lambda: (args.docs // 4) / synth_filter(small, root / f"filter-{next(counter_filter)}")},
-            args.rounds)
-        report.side("docs/s, curate (2 workers)", versus["curate"], "docs/s")
-        report.side("docs/s, synth filter", versus["synth filter"], "docs/s")
-        report.ratio("curate ÷ synth filter (docs/s)", versus["curate"], versus["synth filter"], goal="≥ 2")
+        if "versus" in sections:
+            counter_filter = iter(range(10**6))
+            versus = interleave({
+                "curate": lambda: (args.docs // 4) / curate(small, root / f"vs-{next(counter_filter)}", 2,
+                                                            FILTER_STEPS)["seconds"],
+                "synth filter": lambda: (args.docs // 4) / synth_filter(small, root / f"filter-{next(counter_filter)}")},
+                args.rounds)
+            report.side("docs/s, curate (2 workers)", versus["curate"], "docs/s")
+            report.side("docs/s, synth filter", versus["synth filter"], "docs/s")
+            report.ratio("curate ÷ synth filter (docs/s)", versus["curate"], versus["synth filter"], goal="≥ 2")
     return report.finish()
 
 
