@@ -18,6 +18,7 @@ from tanuki_operator.api.common import (
     StageSpec,
     Storage,
     dump_recipe,
+    endpoints_inputs,
     reads,
     reads_of,
 )
@@ -156,9 +157,7 @@ class ArenaSpec(StageSpec):
         return self
 
     def inputs(self) -> dict[str, Input]:
-        found: dict[str, Input] = {}
-        for index, contestant in enumerate(self.contestants):
-            found.update(contestant.inputs(f"contestant:{index}", f"spec.contestants[{index}]"))
+        found = endpoints_inputs(self.contestants, "contestant", "spec.contestants")
         if self.results is not None:
             found["results"] = Input(self.results.from_, "spec.results", output=reads_of(EvalResults, "from_"))
         return found

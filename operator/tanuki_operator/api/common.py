@@ -6,6 +6,7 @@ the recipe files, so a recipe YAML can be pasted into a spec unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
@@ -379,6 +380,14 @@ class Endpoint(K8sModel):
     def bound(self, role: str, resolved: dict[str, str], key_env: str) -> dict[str, Any]:
         return {"base_url": resolved[f"{role}:url"], "model": self.model or resolved.get(f"{role}:model"),
                 "api_key_env": key_env if self.apiKey else None}
+
+
+def endpoints_inputs(endpoints: Sequence[Endpoint], role: str, spec_field: str) -> dict[str, Input]:
+    """The inputs of a list of endpoints, ``<role>:<index>`` for ``<spec_field>[<index>]``."""
+    found: dict[str, Input] = {}
+    for index, endpoint in enumerate(endpoints):
+        found.update(endpoint.inputs(f"{role}:{index}", f"{spec_field}[{index}]"))
+    return found
 
 
 class CpuRayCluster(RayCluster):

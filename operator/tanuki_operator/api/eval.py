@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from tanuki_operator.api.common import Endpoint, Input, JobSpec, Output, SecretKeyRef, dump_recipe
+from tanuki_operator.api.common import Endpoint, Input, JobSpec, Output, SecretKeyRef, dump_recipe, endpoints_inputs
 from tanuki_pipelines.eval.config import EvalConfig
 
 
@@ -53,9 +53,7 @@ class EvalJobSpec(JobSpec):
         return self
 
     def inputs(self) -> dict[str, Input]:
-        found: dict[str, Input] = {}
-        for index, target in enumerate(self.targets):
-            found.update(target.inputs(f"target:{index}", f"spec.targets[{index}]"))
+        found = endpoints_inputs(self.targets, "target", "spec.targets")
         if self.judge is not None:
             found.update(self.judge.inputs("judge", "spec.judge"))
         return found
