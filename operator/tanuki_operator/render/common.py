@@ -118,6 +118,17 @@ def container_resources(resources: Resources) -> dict[str, Any]:
     return {"requests": dict(amounts), "limits": dict(amounts)}
 
 
+def secret_volumes(secrets: dict[str, SecretKeyRef] | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(volumes, mounts): each Secret key as a read-only file ``<SECRETS_MOUNT>/<index>/<key>``
+    (``secret_file_env`` names them)."""
+    volumes, mounts = [], []
+    for index, ref in enumerate((secrets or {}).values()):
+        volumes.append({"name": f"secret-{index}", "secret": {"secretName": ref.name, "defaultMode": 0o440,
+                                                              "items": [{"key": ref.key, "path": ref.key}]}})
+        mounts.append({"name": f"secret-{index}", "mountPath": f"{SECRETS_MOUNT}/{index}", "readOnly": True})
+    return volumes, mounts
+
+
 def volumes(owner: Owner, storage: Storage, resources: Resources, with_recipe: bool = True,
             secrets: dict[str, SecretKeyRef] | None = None) -> list[dict[str, Any]]:
     result = [
@@ -127,10 +138,7 @@ def volumes(owner: Owner, storage: Storage, resources: Resources, with_recipe: b
     ]
     if with_recipe:
         result.append({"name": "recipe", "configMap": {"name": f"{owner.name}-recipe"}})
-    for index, ref in enumerate((secrets or {}).values()):
-        result.append({"name": f"secret-{index}", "secret": {"secretName": ref.name, "defaultMode": 0o440,
-                                                             "items": [{"key": ref.key, "path": ref.key}]}})
-    return result
+    return result + secret_volumes(secrets)[0]
 
 
 def volume_mounts(storage: Storage, with_recipe: bool = True,
@@ -139,9 +147,7 @@ def volume_mounts(storage: Storage, with_recipe: bool = True,
               {"name": "tmp", "mountPath": WRITABLE}]
     if with_recipe:
         result.append({"name": "recipe", "mountPath": RECIPE_MOUNT, "readOnly": True})
-    for index in range(len(secrets or {})):
-        result.append({"name": f"secret-{index}", "mountPath": f"{SECRETS_MOUNT}/{index}", "readOnly": True})
-    return result
+    return result + secret_volumes(secrets)[1]
 
 
 def secret_file_env(secrets: dict[str, SecretKeyRef]) -> list[dict[str, Any]]:

@@ -31,6 +31,7 @@ from tanuki_operator.render.common import (
     recipe_configmap,
     scheduling_fields,
     secret_file_env,
+    secret_volumes,
     writable_env,
 )
 from tanuki_operator.stages import Program
@@ -102,10 +103,9 @@ def _volumes(owner: Owner, spec: ArenaSpec) -> tuple[list[dict[str, Any]], list[
         volumes.append({"name": "data", "persistentVolumeClaim": {"claimName": spec.storage.claimName,
                                                                   "readOnly": True}})
         mounts.append({"name": "data", "mountPath": spec.storage.mountPath, "readOnly": True})
-    for index, ref in enumerate(spec.secrets().values()):
-        volumes.append({"name": f"secret-{index}", "secret": {"secretName": ref.name, "defaultMode": 0o440,
-                                                              "items": [{"key": ref.key, "path": ref.key}]}})
-        mounts.append({"name": f"secret-{index}", "mountPath": f"{SECRETS_MOUNT}/{index}", "readOnly": True})
+    key_volumes, key_mounts = secret_volumes(spec.secrets())
+    volumes += key_volumes
+    mounts += key_mounts
     if spec.identity.issued:
         volumes.append({"name": "voters", "secret": {"secretName": voter_tokens_name(owner), "defaultMode": 0o440}})
         mounts.append({"name": "voters", "mountPath": ISSUED_MOUNT, "readOnly": True})
