@@ -50,7 +50,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchkit import Report, add_common_arguments, interleave, machine_facts
+from benchkit import Report, add_common_arguments, interleave, machine_facts, percentile
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the tests' helpers that start vLLM and PostgreSQL
@@ -215,11 +215,6 @@ def answered_battles(url: str, voters: int, per_voter: int) -> dict[str, list[st
         connection.execute(insert(Turn), turns)
     engine.dispose()
     return queues
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 async def page_csrf(client: Any) -> str:

@@ -95,6 +95,12 @@ def interleave(sides: dict[str, Callable[[], float]], rounds: int,
     return values
 
 
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (0–1) of the values: the nearest rank, no interpolation."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
 def spread(values: Sequence[float]) -> float:
     """max ÷ min over rounds (1.0 for one round: no spread can be seen)."""
     return max(values) / min(values) if min(values) > 0 else float("inf")

@@ -36,17 +36,12 @@ from pathlib import Path
 
 import yaml
 
-from benchkit import Report, add_common_arguments, machine_facts
+from benchkit import Report, add_common_arguments, machine_facts, percentile
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests" / "operator"), str(REPO / "tests")]
 NS = "bench"
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def cpu_seconds(pid: int) -> float:
