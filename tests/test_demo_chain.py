@@ -133,6 +133,13 @@ def test_the_dpo_model_was_quantized_passed_its_gate_and_served() -> None:
     promoted = [record for record in served["rollout"]["history"] if record["result"] == "Promoted"]
     assert [record["model"] for record in promoted] == [quantized["checkpoint"]]
     assert "quality: perplexity:" in promoted[0]["reason"]
+    # judged before traffic: admitted to the router's pool only after its gate passed, then promoted
+    from tanuki_operator.resources import store_of
+
+    reasons = [event["reason"] for event in sorted(store_of(DEMO).list("v1", "Event", "local", {}),
+                                                   key=lambda event: event["metadata"]["creationTimestamp"])
+               if event["involvedObject"]["name"] == "debug-chat-w8a8"]
+    assert "CanaryAdmitted" in reasons and reasons.index("CanaryAdmitted") < reasons.index("Promoted"), reasons
 
 
 def test_every_stage_published_what_the_registry_says_its_kind_publishes() -> None:

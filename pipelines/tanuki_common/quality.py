@@ -119,6 +119,40 @@ def harness_gate(canary: dict[str, float], reference: dict[str, float], max_drop
     return GateVerdict("harness", True, f"{len(tasks)} tasks within {max_drop} of the reference", figures)
 
 
+def perplexity_bar(logprob: float | None, max_perplexity: float) -> GateVerdict:
+    """A model with nothing to compare with: passes when its perplexity (e^−mean log-likelihood per
+    token) is at most ``max_perplexity``."""
+    if logprob is None or not math.isfinite(logprob):
+        return GateVerdict("perplexity", None, "no log-likelihood")
+    perplexity = math.exp(-logprob)
+    figures = {"canary_logprob": logprob, "canary_perplexity": perplexity, "max_perplexity": max_perplexity}
+    return GateVerdict("perplexity", perplexity <= max_perplexity,
+                       f"perplexity {perplexity:.3g}, bar {max_perplexity:.3g}", figures)
+
+
+def grade_bar(mean: float | None, min_grade: float) -> GateVerdict:
+    """A model with nothing to compare with: passes when its mean 1–10 grade is at least ``min_grade``."""
+    if mean is None:
+        return GateVerdict("grade", None, "no grade")
+    return GateVerdict("grade", mean >= min_grade, f"mean grade {mean:.2f}, bar {min_grade}",
+                       {"canary": mean, "min_grade": min_grade})
+
+
+def harness_bar(scores: dict[str, float], min_scores: dict[str, float]) -> GateVerdict:
+    """A model with nothing to compare with: passes when each task's score is at least its bar (a
+    task without a score is missing evidence)."""
+    missing = [task for task in sorted(min_scores) if task not in scores]
+    if missing or not min_scores:
+        return GateVerdict("harness", None, f"no score for {', '.join(missing) or 'every task'}")
+    below = [task for task in sorted(min_scores) if scores[task] < min_scores[task]]
+    figures = {f"{task}:{side}": value for task in sorted(min_scores)
+               for side, value in (("canary", scores[task]), ("bar", min_scores[task]))}
+    if below:
+        return GateVerdict("harness", False, ", ".join(f"{task} {scores[task]:.3f} < bar {min_scores[task]}"
+                                                       for task in below), figures)
+    return GateVerdict("harness", True, f"{len(min_scores)} tasks at or above their bars", figures)
+
+
 def latency_gate(canary_p95: dict[str, float], reference_p95: dict[str, float], max_ratio: float) -> GateVerdict:
     """p95 of time to first token and inter-token latency over the same window: passes when each of
     the canary's is at most ``max_ratio`` × the reference's."""

@@ -90,6 +90,9 @@ class CanaryState(RevisionRef):
     """The quality gates at this step (spec.rollout.analysis.quality)."""
     latencyWindow: LatencyWindow | None = None
     """Start of the latency gate's window at this step."""
+    held: bool = False
+    """Out of the router's pool until its quality gates pass (``when: beforeTraffic``): it runs one
+    replica, evaluated on its own endpoint, and takes no traffic."""
 
 
 class RetiringState(RevisionRef):
@@ -150,6 +153,11 @@ class RolloutState(StatusModel):
     """Recent rollouts, newest last."""
     failedRevisions: list[str] = Field(default_factory=list)
     """Rolled-back revisions, not retried until the spec changes."""
+    admission: QualityStatus | None = None
+    """Set while the stable revision is the server's first and, with nothing to compare it with,
+    waits out of the router's pool for the quality gates' absolute bars: its evaluation (no reason
+    while it runs; QualityRegression: below a bar, it takes no traffic until the spec changes).
+    Empty: the stable revision takes traffic."""
 
     @classmethod
     def of(cls, status: Mapping[str, Any] | None) -> RolloutState:
@@ -241,8 +249,12 @@ def targets(state: RolloutState, policy: RolloutPolicy, total: int) -> dict[str,
     stable, canary, retiring = state.stable, state.canary, state.retiring
     if stable is None:
         return {}
+    if state.admission is not None:  # a first revision judged against the bars runs one replica until it passes
+        return {stable.revision: 1}
     wanted = {stable.revision: max(total, 1)}
-    if canary is not None:
+    if canary is not None and canary.held:  # evaluated before it takes traffic: the stable keeps every replica
+        wanted[canary.revision] = 1
+    elif canary is not None:
         stable_n, canary_n = split_replicas(total, _share(canary, policy))
         wanted = {stable.revision: stable_n, canary.revision: canary_n}
     if retiring is not None and retiring.revision not in wanted:
@@ -252,9 +264,14 @@ def targets(state: RolloutState, policy: RolloutPolicy, total: int) -> dict[str,
 
 def traffic_share(state: RolloutState, policy: RolloutPolicy, total: int) -> TrafficShare:
     """Percent of requests each track gets, from the replica ratio."""
+    if state.admission is not None:
+        return TrafficShare(stable=0)  # nothing takes traffic before the first revision passes its bars
     wanted = targets(state, policy, total)
-    replicas = sum(wanted.values()) or 1
     canary_n = wanted.get(state.canary.revision, 0) if state.canary else 0
+    if state.canary is not None and state.canary.held:
+        del wanted[state.canary.revision]
+        canary_n = 0
+    replicas = sum(wanted.values()) or 1
     retiring_n = wanted.get(state.retiring.revision, 0) if state.retiring else 0
     return TrafficShare(stable=round(100 * (replicas - canary_n - retiring_n) / replicas),
                         canary=round(100 * canary_n / replicas), retiring=round(100 * retiring_n / replicas))
@@ -294,7 +311,7 @@ def next_check(state: RolloutState, policy: RolloutPolicy, now: float) -> float 
     if canary is None:
         return None
     if canary.healthySince is not None:
-        return max(0.0, canary.healthySince + policy.pauseSeconds - now)
+        return 0.0 if canary.held else max(0.0, canary.healthySince + policy.pauseSeconds - now)
     started = canary.stepStartedAt if canary.stepStartedAt is not None else now
     return max(0.0, started + policy.analysis.readyTimeoutSeconds - now)
 
@@ -308,21 +325,63 @@ def _quality_status(canary: CanaryState, quality: QualityCheck) -> QualityStatus
                          figures=quality.figures if verdict else {})
 
 
+def _admission(state: RolloutState, stable: RevisionRef, quality: QualityCheck | None, now: float) -> Decision:
+    """The first revision against the quality gates' absolute bars: admitted to traffic on a pass,
+    kept out (and marked failed) below a bar, held without evidence."""
+    before = state.admission
+    verdict = quality.verdict if quality is not None else None
+    if quality is None or (verdict is not None and verdict.passed is True):
+        state.admission = None
+        said = f": {verdict.message}" if verdict is not None else ""
+        message = f"revision {stable.revision} reached its quality bars{said}; it takes traffic"
+        return Decision(state, message, ("Normal", "Admitted", message))
+    if quality.evaluation is not None or verdict is not None:
+        state.admission = QualityStatus(step=0, evaluation=quality.evaluation or "", attempt=quality.attempt,
+                                        reason=verdict.reason if verdict else None,
+                                        message=verdict.message if verdict else "",
+                                        figures=quality.figures if verdict else {})
+    announce = state.admission != before
+    if verdict is None:
+        return Decision(state, f"revision {stable.revision} out of traffic, waiting for its quality bars"
+                               f" ({quality.progress or quality.evaluation or 'starting once it is ready'})")
+    if verdict.passed is False:
+        if stable.revision not in state.failedRevisions:
+            state.failedRevisions = [*state.failedRevisions, stable.revision][-HISTORY_LIMIT:]
+        message = (f"revision {stable.revision} is below its quality bars: {verdict.message}; it takes no traffic "
+                   "(change spec.model or the engine to try again)")
+        return Decision(state, message, ("Warning", QUALITY_REGRESSION, message) if announce else None)
+    message = (f"revision {stable.revision} held out of traffic: no evidence from its quality bars "
+               f"(attempt {quality.attempt}): {verdict.message}")
+    return Decision(state, message, ("Warning", ANALYSIS_ERROR, message) if announce else None)
+
+
 def decide(state: RolloutState | None, desired: Revision, policy: RolloutPolicy, health: CanaryHealth | None,
-           now: float, total: int = 1, stable_complete: bool = True, quality: QualityCheck | None = None) -> Decision:
+           now: float, total: int = 1, stable_complete: bool = True, quality: QualityCheck | None = None,
+           before_traffic: bool = False, judge_first: bool = False) -> Decision:
     """The next rollout state. ``health`` describes the canary in ``state`` (None when there is none);
     ``total``: replicas of the ModelServer; ``stable_complete``: the stable revision runs every
     replica ``targets`` gives it, so a revision still retiring after a promotion may go;
     ``quality``: the quality gates of the canary's current step, when the policy has them — a step
     ends only on a passing verdict, a failing one rolls the canary back (``QualityRegression``) and
-    one without evidence holds it (``AnalysisError``)."""
+    one without evidence holds it (``AnalysisError``); ``before_traffic``: a new canary starts held
+    out of the router's pool and is judged once, before its first step (``quality`` is then given
+    only while it is held); ``judge_first``: the server's first revision waits out of traffic for
+    the quality gates' absolute bars (``quality`` then judges it, alone)."""
     state = state.model_copy(deep=True) if state is not None else RolloutState()
     if state.retiring is not None and (stable_complete or state.retiring.revision == desired.id):
         state.retiring = None
     stable, canary = state.stable, state.canary
-    if stable is None:
+    if stable is None or (state.admission is not None and desired.id != stable.revision):
+        if stable is not None:  # a first revision that never took traffic: the new one replaces it
+            _record(state, stable, "Superseded", f"spec now asks for revision {desired.id}", now)
         state.stable = desired.ref()
+        state.admission = QualityStatus(step=0) if judge_first else None
+        if judge_first:
+            return Decision(state, f"deploying revision {desired.id}, out of traffic until it reaches the quality "
+                                   "gates' bars")
         return Decision(state, f"deploying revision {desired.id}")
+    if state.admission is not None:
+        return _admission(state, stable, quality, now)
     if canary is not None and canary.revision != desired.id:
         _record(state, canary, "Superseded", f"spec now asks for revision {desired.id}", now)
         state.canary = canary = None
@@ -332,8 +391,10 @@ def decide(state: RolloutState | None, desired: Revision, policy: RolloutPolicy,
         if desired.id in state.failedRevisions:
             return Decision(state, f"revision {desired.id} was rolled back; revision {stable.revision} keeps "
                                    "serving (change spec.model or the engine to try again)")
-        state.canary = CanaryState(revision=desired.id, model=desired.model, step=0, stepStartedAt=now)
-        message = f"canary {desired.id} started at {policy.steps[0]}% of traffic"
+        state.canary = CanaryState(revision=desired.id, model=desired.model, step=0, stepStartedAt=now,
+                                   held=before_traffic)
+        message = (f"canary {desired.id} started out of traffic, for its quality gates" if before_traffic
+                   else f"canary {desired.id} started at {policy.steps[0]}% of traffic")
         return Decision(state, message, ("Normal", "CanaryStarted", message))
     health = health or CanaryHealth(ready=False)
     failure = _failure(canary, policy, health, now)
@@ -347,9 +408,10 @@ def decide(state: RolloutState | None, desired: Revision, policy: RolloutPolicy,
         message = f"canary {canary.revision} rolled back: {failure}; revision {stable.revision} keeps serving"
         return Decision(state, message, ("Warning", "RolledBack", message))
     share = _share(canary, policy)
+    where = "out of traffic" if canary.held else f"at {share}%"
     if not health.ready:
         canary.healthySince = None
-        return Decision(state, f"canary {canary.revision} starting ({share}% step)")
+        return Decision(state, f"canary {canary.revision} starting ({'out of traffic' if canary.held else f'{share}% step'})")
     if canary.healthySince is None:
         canary.healthySince = now
     if quality is not None:
@@ -365,21 +427,30 @@ def decide(state: RolloutState | None, desired: Revision, policy: RolloutPolicy,
             state.canary = None
             message = f"canary {canary.revision} rolled back: {failure}; revision {stable.revision} keeps serving"
             return Decision(state, message, ("Warning", QUALITY_REGRESSION, message))
-    if now - canary.healthySince < policy.pauseSeconds:
+    if not canary.held and now - canary.healthySince < policy.pauseSeconds:  # a held canary has no traffic to watch
         return Decision(state, f"canary {canary.revision} healthy at {share}%, analysing")
     if quality is not None and (quality.verdict is None or quality.verdict.passed is not True):
         if quality.verdict is None:
-            return Decision(state, f"canary {canary.revision} healthy at {share}%, waiting for its quality gates"
+            return Decision(state, f"canary {canary.revision} healthy {where}, waiting for its quality gates"
                                    f" ({quality.progress or quality.evaluation or 'starting'})")
-        message = (f"canary {canary.revision} held at {share}%: no evidence from its quality gates "
+        message = (f"canary {canary.revision} held {where}: no evidence from its quality gates "
                    f"(attempt {quality.attempt}): {quality.verdict.message}")
         return Decision(state, message, ("Warning", ANALYSIS_ERROR, message) if canary.quality != before else None)
+    if canary.held:
+        canary.held, canary.stepStartedAt, canary.healthySince = False, now, None
+        said = f": {quality.verdict.message}" if quality is not None and quality.verdict else ""
+        message = f"canary {canary.revision} passed its quality gates before traffic{said}; now at {share}%"
+        return Decision(state, message, ("Normal", "CanaryAdmitted", message))
     if canary.step + 1 < len(policy.steps):
-        canary.step, canary.stepStartedAt, canary.healthySince, canary.quality = canary.step + 1, now, None, None
+        canary.step, canary.stepStartedAt, canary.healthySince = canary.step + 1, now, None
         canary.latencyWindow = None
+        if quality is not None:  # judged at each step; a verdict from before traffic stays as the evidence
+            canary.quality = None
         message = f"canary {canary.revision} moved to {policy.steps[canary.step]}% of traffic"
         return Decision(state, message, ("Normal", "CanaryStep", message))
-    passed = f"; quality: {quality.verdict.message}" if quality is not None and quality.verdict else ""
+    judged = quality.verdict.message if quality is not None and quality.verdict else \
+        canary.quality.message if canary.quality is not None else ""  # judged before traffic
+    passed = f"; quality: {judged}" if judged else ""
     _record(state, canary, "Promoted", f"healthy through steps {policy.steps}{passed}", now)
     # the old revision keeps its replicas until the promoted one has scaled up to all of them
     state.retiring = RetiringState(revision=stable.revision, model=stable.model,

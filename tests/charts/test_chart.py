@@ -48,7 +48,7 @@ NAMESPACED_GRANTS: dict[tuple[str, str], set[str]] = {
     ("", "configmaps"): CHILD_VERBS,
     ("", "persistentvolumeclaims"): {"get", "list", "watch", "create", "patch"},  # an Arena's votes: never deleted
     ("", "services"): CHILD_VERBS,
-    ("", "pods"): {"get", "list", "watch"},
+    ("", "pods"): {"get", "list", "watch", "patch"},  # patch: admitting a ModelServer's pods to its router
     ("", "pods/log"): {"get"},
     ("", "pods/proxy"): {"get"},
     ("", "secrets"): {"get", "create", "patch"},  # preflight: which keys a Secret has; an Arena's issued tokens

@@ -11,6 +11,7 @@ import copy
 import time
 from typing import Any
 
+import pytest
 from fake_kube import FakeKube
 from test_serving_reconcile import SETTINGS, apply, become_ready, serving_with
 
@@ -172,6 +173,8 @@ def test_bad_quality_specs_are_refused_naming_the_field() -> None:
                            ({"against": {"modelServer": "Not_A_Name"}}, "modelServer"),
                            ({"recipe": None}, "recipe"),
                            ({"latency": {}, "against": {"modelServer": "other"}}, "latency"),
+                           ({"latency": {}, "when": "beforeTraffic"}, "a canary judged beforeTraffic"),
+                           ({"when": "atOnce"}, "when"),
                            ({"recipe": None, "latency": {"maxRatio": 0.5}}, "maxRatio")):
         spec = {**server, "rollout": {**GATED, "analysis": {"quality": quality}}}
         model, errors = validate_spec("ModelServer", spec)
@@ -243,3 +246,90 @@ def test_a_canary_as_fast_as_the_stable_is_promoted_and_too_little_traffic_holds
     status, outcome = step(kube, clock=since + 12)
     assert outcome.event[1] == "Promoted" and status["rollout"]["stable"]["revision"] == canary
     assert "latency: p95 time to first token" in status["rollout"]["history"][-1]["reason"]
+
+
+BEFORE_TRAFFIC = {**GATED, "analysis": {"quality": {**GATED["analysis"]["quality"], "when": "beforeTraffic"}}}
+
+
+def traffic_of(kube: FakeKube, revision: str) -> list[str | None]:
+    """The traffic label of each pod of a revision (what vllm-router's selector asks for)."""
+    return [pod["metadata"]["labels"].get("llm.tanuki.dev/traffic") for pod in kube.of_kind("Pod")
+            if pod["metadata"]["labels"]["llm.tanuki.dev/revision"] == revision]
+
+
+@pytest.mark.parametrize("verdict", ["passes", "regresses"])
+def test_a_canary_judged_before_traffic_enters_the_router_pool_only_once_it_passed(verdict: str) -> None:
+    kube = FakeKube()
+    stable = serving_with(kube, "/data/ckpt/a", rollout=BEFORE_TRAFFIC)
+    router = kube.objects[("apps/v1", "Deployment", "ml", "debug-chat-router")]
+    assert "llm.tanuki.dev/traffic=on" in router["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert traffic_of(kube, stable) == ["on"]  # the first revision is admitted as soon as its pod exists
+    apply(kube, "/data/ckpt/b", rollout=BEFORE_TRAFFIC)
+    status, outcome = step(kube)
+    canary = status["rollout"]["canary"]["revision"]
+    assert outcome.event[1] == "CanaryStarted" and status["rollout"]["canary"]["held"]
+    assert status["rollout"]["trafficShare"] == {"stable": 100, "canary": 0, "retiring": 0}
+    become_ready(kube, canary)
+    step(kube)
+    status, _ = step(kube)
+    assert traffic_of(kube, canary) == ["held"] and "out of traffic, waiting for its quality gates" in status["message"]
+    assert evaluation(kube, canary)["spec"]["targets"][0]["url"] == f"http://debug-chat-rev-{canary}.ml.svc/v1"
+    if verdict == "regresses":
+        evaluation(kube, canary)["status"] = {"phase": "Succeeded", "outputs": {"verdict": REGRESSION}}
+        status, outcome = step(kube)
+        assert outcome.event[:2] == ("Warning", "QualityRegression") and status["rollout"].get("canary") is None
+        assert traffic_of(kube, canary) == ["held"]  # rolled back having served no user request
+        return
+    passed = {**REGRESSION, "passed": True, "reason": "QualityPassed", "message": "perplexity: within 0.05"}
+    evaluation(kube, canary)["status"] = {"phase": "Succeeded", "outputs": {"verdict": passed}}
+    status, outcome = step(kube)
+    assert outcome.event[1] == "CanaryAdmitted" and not status["rollout"]["canary"]["held"]
+    assert traffic_of(kube, canary) == ["on"] and status["rollout"]["trafficShare"]["canary"] == 50
+    status, outcome = step(kube)
+    assert outcome.event[1] == "Promoted" and status["rollout"]["stable"]["revision"] == canary
+    assert [job["metadata"]["name"] for job in kube.of_kind("EvalJob")] == [f"debug-chat-q-{canary}-s0-a1"]
+
+
+
+def ready_reason(status: dict[str, Any]) -> str:
+    return next(c["reason"] for c in status["conditions"] if c["type"] == "Ready")
+
+
+BARRED = {**GATED, "analysis": {"quality": {**GATED["analysis"]["quality"], "recipe": {
+    "mode": "gate", "gate": {"perplexity": {"max_drop": 0.05, "max_perplexity": 300}}}}}}
+
+
+@pytest.mark.parametrize("verdict", ["reaches", "below"])
+def test_a_first_revision_is_judged_alone_against_the_bar_before_it_takes_traffic(verdict: str) -> None:
+    kube = FakeKube()
+    apply(kube, "/data/ckpt/a", rollout=BARRED)
+    status, _ = step(kube)
+    first = status["rollout"]["stable"]["revision"]
+    assert status["phase"] == "Pending" and status["rollout"]["admission"] == {
+        "step": 0, "evaluation": "", "attempt": 1, "reason": None, "message": "", "figures": {}}
+    assert kube.of_kind("EvalJob") == []  # judged once a replica serves
+    become_ready(kube, first)
+    status, _ = step(kube)
+    job = evaluation(kube, first)
+    assert [target["name"] for target in job["spec"]["targets"]] == ["canary"]  # alone: no reference
+    assert job["spec"]["targets"][0]["url"] == f"http://debug-chat-rev-{first}.ml.svc/v1"
+    model, errors = validate_spec("EvalJob", job["spec"])
+    assert errors == [] and model is not None
+    assert traffic_of(kube, first) == ["held"] and ready_reason(status) == "AwaitingQuality"
+    assert status["rollout"]["trafficShare"] == {"stable": 0, "canary": 0, "retiring": 0}
+    if verdict == "below":
+        below = {**REGRESSION, "message": "perplexity: perplexity 410, bar 300 over 64 texts"}
+        job["status"] = {"phase": "Succeeded", "outputs": {"verdict": below}}
+        status, outcome = step(kube)
+        assert outcome.event[:2] == ("Warning", "QualityRegression") and "bar 300" in outcome.event[2]
+        assert (status["phase"], ready_reason(status)) == ("Pending", "QualityRegression")
+        assert traffic_of(kube, first) == ["held"] and status["rollout"]["failedRevisions"] == [first]
+        _, outcome = step(kube)
+        assert outcome.event is None and len(kube.of_kind("EvalJob")) == 1  # said once, not judged again
+        return
+    passed = {**REGRESSION, "passed": True, "reason": "QualityPassed", "message": "perplexity: 250, bar 300"}
+    job["status"] = {"phase": "Succeeded", "outputs": {"verdict": passed}}
+    status, outcome = step(kube)
+    assert [event[1] for event in outcome.events] == ["Running", "Admitted"]
+    assert status["rollout"].get("admission") is None
+    assert traffic_of(kube, first) == ["on"] and status["phase"] == "Running"

@@ -57,10 +57,10 @@ def become_ready(kube: FakeKube, revision: str, container_state: dict[str, Any] 
     replicas = deployment["spec"]["replicas"]
     healthy = container_state is None
     deployment["status"] = {"replicas": replicas, "readyReplicas": replicas if healthy else 0}
-    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    labels = dict(deployment["spec"]["template"]["metadata"]["labels"])
     for index in range(replicas):
         name = f"{deployment['metadata']['name']}-pod{index}"
-        kube.put({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "ml", "labels": labels},
+        kube.put({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "ml", "labels": dict(labels)},
                   "status": {"conditions": [{"type": "Ready", "status": "True" if healthy else "False"}],
                              "containerStatuses": [{"name": "vllm", "restartCount": restarts,
                                                     "state": container_state or {"running": {}}}]}})

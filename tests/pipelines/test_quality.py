@@ -14,10 +14,13 @@ from tanuki_common.quality import (
     GateVerdict,
     arena_gate,
     combine,
+    grade_bar,
     grade_gate,
+    harness_bar,
     harness_gate,
     identical_pass_rate,
     latency_gate,
+    perplexity_bar,
     perplexity_gate,
     win_rate_lower_bound,
 )
@@ -93,6 +96,20 @@ def test_grade_harness_and_latency_gates() -> None:
     slow = latency_gate({"time_to_first_token": 0.30, "inter_token_latency": 0.05}, fast, max_ratio=1.2)
     assert slow.passed is False and slow.figures["time_to_first_token_ratio"] == pytest.approx(1.5)
     assert latency_gate({}, fast, 1.2).passed is None
+
+
+def test_absolute_bars_judge_a_model_with_nothing_to_compare_with() -> None:
+    assert perplexity_bar(-math.log(30), max_perplexity=40).passed
+    high = perplexity_bar(-math.log(50), max_perplexity=40)
+    assert high.passed is False and high.figures["canary_perplexity"] == pytest.approx(50) and "bar 40" in high.message
+    assert perplexity_bar(None, 40).passed is None and perplexity_bar(float("-inf"), 40).passed is None
+    assert grade_bar(6.0, min_grade=6.0).passed and grade_bar(5.9, min_grade=6.0).passed is False
+    assert grade_bar(None, 6.0).reason == ANALYSIS_ERROR
+    bars = {"jcommonsenseqa": 0.5, "jnli": 0.4}
+    assert harness_bar({"jcommonsenseqa": 0.5, "jnli": 0.41, "other": 0.0}, bars).passed
+    below = harness_bar({"jcommonsenseqa": 0.45, "jnli": 0.41}, bars)
+    assert below.passed is False and "jcommonsenseqa 0.450 < bar 0.5" == below.message
+    assert harness_bar({"jnli": 0.9}, bars).passed is None  # a task without its score is missing evidence
 
 
 def test_combine_rolls_back_on_a_failure_holds_without_evidence_and_passes_only_when_all_pass() -> None:

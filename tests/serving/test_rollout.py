@@ -12,6 +12,7 @@ from tanuki_serving.config import EngineConfig, RolloutPolicy
 from tanuki_serving.rollout import (
     CanaryHealth,
     QualityCheck,
+    QualityStatus,
     Revision,
     RolloutState,
     decide,
@@ -192,3 +193,66 @@ def test_the_promotion_record_keeps_the_quality_verdict() -> None:
     promoted = decide(state, B, policy, READY, now=110, quality=gated(PASSED))
     assert promoted.state.stable.revision == "bbbb"
     assert promoted.state.history[-1].reason.endswith("quality: perplexity: within 0.05")
+
+
+def test_a_canary_judged_before_traffic_takes_none_until_it_passes_then_steps_without_more_gates() -> None:
+    policy = RolloutPolicy(steps=[25, 50], pauseSeconds=10)
+    started = decide(serving_a(), B, policy, None, now=100, before_traffic=True)
+    assert started.state.canary.held and "out of traffic" in started.message
+    # one replica to judge, out of the pool: the stable keeps all its replicas and all the traffic
+    assert targets(started.state, policy, 4) == {"aaaa": 4, "bbbb": 1}
+    assert traffic_share(started.state, policy, 4).model_dump() == {"stable": 100, "canary": 0, "retiring": 0}
+    assert "out of traffic" in decide(started.state, B, policy, CanaryHealth(ready=False), now=101).message
+    waiting = decide(started.state, B, policy, READY, now=102, quality=gated(None))
+    assert waiting.state.canary.held and "healthy out of traffic, waiting" in waiting.message
+    assert next_check(waiting.state, policy, 102) == 0.0  # no pause to sit out: the evaluation decides
+    admitted = decide(waiting.state, B, policy, READY, now=103, quality=gated(PASSED))  # the pause is not waited
+    canary = admitted.state.canary
+    assert admitted.event[1] == "CanaryAdmitted" and not canary.held and canary.step == 0
+    assert (canary.stepStartedAt, canary.healthySince) == (103, None) and canary.quality.reason == "QualityPassed"
+    assert traffic_share(admitted.state, policy, 4).model_dump() == {"stable": 75, "canary": 25, "retiring": 0}
+    # then the steps run on health alone (the caller gives no more quality checks)
+    state = decide(admitted.state, B, policy, READY, now=104).state
+    stepped = decide(state, B, policy, READY, now=114)
+    assert stepped.event[1] == "CanaryStep" and stepped.state.canary.quality.reason == "QualityPassed"
+    state = decide(stepped.state, B, policy, READY, now=115).state
+    promoted = decide(state, B, policy, READY, now=125)
+    assert promoted.event[1] == "Promoted"
+    assert promoted.state.history[-1].reason.endswith("quality: perplexity: within 0.05")
+
+
+def test_a_canary_worse_before_traffic_is_rolled_back_having_served_no_one() -> None:
+    policy = RolloutPolicy(steps=[50], pauseSeconds=600)
+    state = decide(serving_a(), B, policy, None, now=100, before_traffic=True).state
+    decision = decide(state, B, policy, READY, now=110, quality=gated(WORSE))
+    assert decision.state.canary is None and decision.event[:2] == ("Warning", "QualityRegression")
+    assert decision.state.history[-1].result == "RolledBack" and decision.state.failedRevisions == ["bbbb"]
+    held = decide(state, B, policy, READY, now=110, quality=gated(NO_EVIDENCE))
+    assert held.state.canary.held and held.event[:2] == ("Warning", "AnalysisError")
+    assert "held out of traffic: no evidence" in held.message
+
+
+def test_a_first_revision_with_a_bar_takes_no_traffic_until_it_reaches_it() -> None:
+    policy = RolloutPolicy(steps=[50], pauseSeconds=10)
+    first = decide(None, A, policy, None, now=0, judge_first=True)
+    state = first.state
+    assert state.stable.revision == "aaaa" and state.admission is not None and "out of traffic" in first.message
+    assert targets(state, policy, 4) == {"aaaa": 1}  # judged on one replica
+    assert traffic_share(state, policy, 4).model_dump() == {"stable": 0, "canary": 0, "retiring": 0}
+    waiting = decide(state, A, policy, None, now=1, quality=QualityCheck())
+    assert "waiting for its quality bars (starting once it is ready)" in waiting.message and waiting.event is None
+    assert decide(state, B, policy, None, now=1, quality=QualityCheck()).state.canary is None  # nothing to canary over
+    held = decide(waiting.state, A, policy, None, now=2, quality=gated(NO_EVIDENCE))
+    assert held.event[:2] == ("Warning", "AnalysisError") and held.state.admission.reason == "AnalysisError"
+    assert decide(held.state, A, policy, None, now=3, quality=gated(NO_EVIDENCE)).event is None  # said once
+    below = decide(waiting.state, A, policy, None, now=2, quality=gated(WORSE))
+    assert below.event[:2] == ("Warning", "QualityRegression") and below.state.failedRevisions == ["aaaa"]
+    assert below.state.admission.figures == {"perplexity": {"drop": 0.31}} and "takes no traffic" in below.message
+    assert decide(below.state, A, policy, None, now=3, quality=gated(WORSE)).state.admission is not None
+    replaced = decide(below.state, B, policy, None, now=4, judge_first=True)  # a new spec: judged afresh
+    assert replaced.state.stable.revision == "bbbb" and replaced.state.admission == QualityStatus(step=0)
+    assert replaced.state.history[-1].result == "Superseded"
+    passed = decide(waiting.state, A, policy, None, now=2, quality=gated(PASSED))
+    assert passed.event[1] == "Admitted" and passed.state.admission is None
+    assert targets(passed.state, policy, 4) == {"aaaa": 4}
+    assert decide(None, A, policy, None, now=0).state.admission is None  # no bar: it serves at once

@@ -138,10 +138,11 @@ namespace. No wildcards: each verb is one the operator (or kopf) issues.
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
   verbs: ["get", "list", "watch", "create", "patch"]
-# Outputs (termination messages) and training progress (log lines) come from the Jobs' pods.
+# Outputs (termination messages) and training progress (log lines) come from the Jobs' pods. A
+# ModelServer judged before traffic: the operator labels the pods it admits to the router (patch).
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get", "list", "watch", "patch"]
 - apiGroups: [""]
   resources: ["pods/log"]
   verbs: ["get"]

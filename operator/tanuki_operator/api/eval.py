@@ -46,8 +46,10 @@ class EvalJobSpec(JobSpec):
     def _enough_targets(self) -> EvalJobSpec:
         if self.recipe.mode == "arena" and len(self.targets) < 2:
             raise ValueError("targets: recipe.mode arena needs at least two targets")
-        if self.recipe.mode == "gate" and len(self.targets) != 2:
-            raise ValueError("targets: recipe.mode gate compares two targets, the canary then its reference")
+        if self.recipe.mode == "gate" and (len(self.targets) > 2 or (len(self.targets) == 1
+                                                                     and not self.recipe.gate.bars())):
+            raise ValueError("targets: recipe.mode gate compares two targets, the canary then its reference, or "
+                             "judges one against the gates' absolute bars (max_perplexity, min_grade, min_scores)")
         if self.judge is None and (self.recipe.mode != "gate" or self.recipe.gate.needs_judge()):
             raise ValueError(f"judge: recipe.mode {self.recipe.mode} needs a judge")
         return self

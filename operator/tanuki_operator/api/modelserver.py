@@ -101,10 +101,22 @@ class LatencyGate(K8sModel):
 
 
 class QualityAnalysis(K8sModel):
-    """Quality gates at each canary step: an EvalJob this ModelServer owns compares the canary's own
-    endpoint with the reference's (``tanuki eval gate``). The step ends only on a passing verdict; a
-    failing one rolls the canary back (``QualityRegression``), an evaluation that fails holds it
-    (``AnalysisError``) and is retried with backoff."""
+    """Quality gates of a canary, at each step or once before it takes traffic: an EvalJob this
+    ModelServer owns compares the canary's own endpoint with the reference's (``tanuki eval gate``).
+    The step ends only on a passing verdict; a failing one rolls the canary back
+    (``QualityRegression``), an evaluation that fails holds it (``AnalysisError``) and is retried
+    with backoff. A first revision, with nothing to compare it with, is judged alone against the
+    gates' absolute bars when the recipe gives any (``gate.perplexity.max_perplexity``,
+    ``gate.grade.min_grade``, ``gate.harness.min_scores``): it takes no traffic until it reaches
+    them, and none at all below them; without a bar it serves at once."""
+
+    when: Literal["eachStep", "beforeTraffic"] = "eachStep"
+    """``eachStep``: the gates judge the canary at every step, while it takes its share of the
+    traffic. ``beforeTraffic``: they judge it once, before its first step, while it runs one replica
+    out of the router's pool; no user request reaches a canary that has not passed; ``latency``
+    cannot be used (it needs the traffic). With ``beforeTraffic`` or a bar, this server's pods enter
+    the pool when the operator admits them (label ``llm.tanuki.dev/traffic=on``; a new pod waits
+    for the operator)."""
 
     recipe: EvalConfig | None = Field(default_factory=_default_gates)
     """The evaluation's recipe (``mode: gate``): which gates (``gate.perplexity``, ``gate.arena``,
@@ -134,6 +146,9 @@ class QualityAnalysis(K8sModel):
 
     @model_validator(mode="after")
     def _a_gate_and_its_judge(self) -> QualityAnalysis:
+        if self.latency is not None and self.when == "beforeTraffic":
+            raise ValueError("latency: measured on the step's live traffic; a canary judged beforeTraffic has none "
+                             "(use when: eachStep)")
         if self.latency is not None and self.against is not None:
             raise ValueError("latency: compares the canary with the stable revision under the same traffic; "
                              "not with `against`")
@@ -176,7 +191,10 @@ def modelserver_settling(status: dict[str, Any]) -> str | None:
     ready = next((c for c in conditions if c.get("type") == "Ready"), {})
     if INITIAL_MODEL_REASON in (status.get("reason"), ready.get("reason")):  # local runner / operator
         return "serving spec.initialModel"
-    if RolloutState.of(status).canary is not None:
+    rollout = RolloutState.of(status)
+    if rollout.admission is not None:
+        return "its first revision waits for its quality bars"
+    if rollout.canary is not None:
         return "a canary is rolling out"
     return None
 

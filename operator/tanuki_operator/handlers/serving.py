@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tanuki_common.quality import GateVerdict, combine, latency_gate
+from tanuki_common.quality import QUALITY_REGRESSION, GateVerdict, combine, latency_gate
 from tanuki_operator.api.common import API_VERSION, KindName, Phase
 from tanuki_operator.api.modelserver import LatencyGate, ModelServerSpec, QualityAnalysis
 from tanuki_operator.handlers.converge import converge, owned_by, prune
@@ -24,6 +24,8 @@ from tanuki_operator.render.common import Owner, Settings
 from tanuki_operator.render.serving import (
     REVISION_LABEL,
     SERVICE_PORT,
+    TRAFFIC_LABEL,
+    admits_pods,
     api_key_field,
     current_revision,
     deployment,
@@ -50,7 +52,9 @@ from tanuki_serving.rollout import (
     CanaryHealth,
     LatencyWindow,
     QualityCheck,
+    QualityStatus,
     Revision,
+    RevisionRef,
     RolloutState,
     TrackReplicas,
     decide,
@@ -153,6 +157,27 @@ def _converge_revisions(kube: KubeApi, settings: Settings, owner: Owner, spec: M
     return changed
 
 
+def admit_pods(kube: KubeApi, owner: Owner, spec: ModelServerSpec, state: RolloutState) -> list[str]:
+    """With ``when: beforeTraffic`` the router routes only to pods labelled ``traffic=on``: every pod
+    of the stable, retiring and admitted canary revisions gets it (the pods of a held canary do not).
+    The label is the pod's own, outside its Deployment's selector and template hash."""
+    if not admits_pods(spec):
+        return []
+    admitted = {ref.revision for ref in (state.stable, state.retiring) if ref is not None}
+    if state.admission is not None and state.stable is not None:  # a first revision waiting for its bars
+        admitted.discard(state.stable.revision)
+    if state.canary is not None and not state.canary.held:
+        admitted.add(state.canary.revision)
+    changed = []
+    for pod in kube.list("v1", "Pod", owner.namespace, server_selector(owner)):
+        labels = pod["metadata"].get("labels") or {}
+        if labels.get(REVISION_LABEL) in admitted and labels.get(TRAFFIC_LABEL) != "on":
+            kube.patch("v1", "Pod", owner.namespace, pod["metadata"]["name"],
+                       {"metadata": {"labels": {TRAFFIC_LABEL: "on"}}})
+            changed.append(f"Pod/{pod['metadata']['name']} (admitted to traffic)")
+    return changed
+
+
 def revision_url(kube: KubeApi, owner: Owner, revision: str) -> str:
     """A revision's own OpenAI endpoint (its Service), bypassing the router."""
     return f"{kube.service_url(owner.namespace, revision_service_name(owner, revision), SERVICE_PORT)}/v1"
@@ -191,14 +216,28 @@ def _progress(evaluation: dict[str, Any]) -> str:
     return f"{said}: {status['message']}" if status.get("message") else said
 
 
-def quality_check(kube: KubeApi, owner: Owner, spec: ModelServerSpec, state: RolloutState,
-                  now: float) -> tuple[QualityCheck | None, list[str], float | None]:
+def judges_first(spec: ModelServerSpec) -> bool:
+    """Whether the server's first revision waits, out of traffic, for the quality gates' absolute bars."""
+    quality = spec.rollout.analysis.quality
+    return quality is not None and quality.recipe is not None and bool(quality.recipe.gate.bars())
+
+
+def quality_check(kube: KubeApi, owner: Owner, spec: ModelServerSpec, state: RolloutState, now: float,
+                  deployments: dict[str, dict[str, Any]]) -> tuple[QualityCheck | None, list[str], float | None]:
     """The quality gates of the canary's current step: the EvalJob judging it (created once the
     canary is healthy at the step, read while it runs, started again with backoff when it fails)
-    and the latency gate over the step's pause. None when the spec has no quality gates or nothing
-    is rolling out. Also returns the EvalJobs created and when a failed evaluation is retried."""
-    quality, canary = spec.rollout.analysis.quality, state.canary
-    if quality is None or canary is None or state.stable is None:
+    and the latency gate over the step's pause; or of a first revision waiting for the bars (judged
+    alone once a replica is ready). None when the spec has no quality gates or nothing is judged.
+    Also returns the EvalJobs created and when a failed evaluation is retried."""
+    quality, canary, stable = spec.rollout.analysis.quality, state.canary, state.stable
+    if quality is None or stable is None:
+        return None, [], None
+    if state.admission is not None:
+        if quality.recipe is None:
+            return None, [], None
+        ready = _ready_replicas(deployments, stable.revision) > 0
+        return _evaluation(kube, owner, spec, now, quality, stable, state.admission, ready, reference=None)
+    if canary is None or (quality.when == "beforeTraffic" and not canary.held):  # judged once, before its first step
         return None, [], None
     itself = [field for field, server in quality.servers().items() if server == owner.name]
     if itself:  # its evaluation would wait for this very rollout to settle
@@ -206,7 +245,10 @@ def quality_check(kube: KubeApi, owner: Owner, spec: ModelServerSpec, state: Rol
                                                               "the canary cannot be judged by what it rolls out on")), [], None
     check, created, retry_at = QualityCheck(), list[str](), None
     if quality.recipe is not None:
-        check, created, retry_at = _evaluation(kube, owner, spec, state, now, quality)
+        known = canary.quality if canary.quality is not None and canary.quality.step == canary.step else None
+        check, created, retry_at = _evaluation(kube, owner, spec, now, quality, canary, known,
+                                               canary.healthySince is not None,
+                                               reference=_reference(kube, owner, spec, state), step=canary.step)
     if quality.latency is None:
         return check, created, retry_at
     latency = _latency(kube, owner, spec, state, now, quality.latency)
@@ -221,25 +263,25 @@ def quality_check(kube: KubeApi, owner: Owner, spec: ModelServerSpec, state: Rol
     return check, created, retry_at
 
 
-def _evaluation(kube: KubeApi, owner: Owner, spec: ModelServerSpec, state: RolloutState, now: float,
-                quality: QualityAnalysis) -> tuple[QualityCheck, list[str], float | None]:
-    canary = state.canary
-    assert canary is not None
-    known = canary.quality if canary.quality is not None and canary.quality.step == canary.step else None
+def _evaluation(kube: KubeApi, owner: Owner, spec: ModelServerSpec, now: float, quality: QualityAnalysis,
+                subject: RevisionRef, known: QualityStatus | None, serving: bool, reference: dict[str, Any] | None,
+                step: int = 0) -> tuple[QualityCheck, list[str], float | None]:
+    """The EvalJob judging ``subject`` (a canary at ``step`` against ``reference``, or a first
+    revision alone against the bars): created once it ``serving``, retried with backoff when it fails."""
     attempt = known.attempt if known is not None else 1
-    name = quality_evaluation_name(owner, canary.revision, canary.step, attempt)
+    name = quality_evaluation_name(owner, subject.revision, step, attempt)
 
     def start(number: int) -> tuple[QualityCheck, list[str], None]:
-        """Creates the step's evaluation ``number``."""
-        manifest = quality_evaluation(owner, spec, canary, revision_url(kube, owner, canary.revision),
-                                      _reference(kube, owner, spec, state), canary.step, number)
+        """Creates evaluation ``number``."""
+        manifest = quality_evaluation(owner, spec, subject, revision_url(kube, owner, subject.revision),
+                                      reference, step, number)
         created = kube.create(manifest) is not None
         return QualityCheck(manifest["metadata"]["name"], number), \
             [f"EvalJob/{manifest['metadata']['name']}"] if created else [], None
 
     found = kube.get(API_VERSION, "EvalJob", owner.namespace, name)
     if found is None:
-        if canary.healthySince is None:  # evaluated once the canary serves at this step
+        if not serving:  # evaluated once it serves (a canary at this step, a first revision's ready replica)
             return QualityCheck(), [], None
         return start(attempt)
     verdict, figures = _verdict(found)
@@ -301,13 +343,17 @@ def reconcile_modelserver(kube: KubeApi, settings: Settings, owner: Owner, spec:
     desired = current_revision(owner, spec, model_path, settings)
     total = spec.total_replicas()
     deployments = revision_deployments(kube, owner)
-    quality, evaluations, retry_at = quality_check(kube, owner, spec, state, now)
+    quality, evaluations, retry_at = quality_check(kube, owner, spec, state, now, deployments)
     decision = decide(state, desired, spec.rollout, canary_health(kube, owner, spec, state, deployments), now,
-                      total=total, stable_complete=_stable_complete(spec, state, deployments), quality=quality)
+                      total=total, stable_complete=_stable_complete(spec, state, deployments), quality=quality,
+                      before_traffic=spec.rollout.analysis.quality is not None
+                      and spec.rollout.analysis.quality.when == "beforeTraffic",
+                      judge_first=judges_first(spec))
     state = decision.state
     wanted = targets(state, spec.rollout, total)
     changed = evaluations + _converge_revisions(kube, settings, owner, spec, desired, deployments, wanted,
                                                 state.revisions())
+    changed += admit_pods(kube, owner, spec, state)
     shared = shared_manifests(owner, spec, settings)
     changed += converge(kube, shared)
     if prune_kinds:  # the spec changed: children it no longer asks for go (HPA ↔ KEDA, ServiceMonitor off)
@@ -328,16 +374,21 @@ def reconcile_modelserver(kube: KubeApi, settings: Settings, owner: Owner, spec:
                "checkpoint": stable.model}
     check = next_check(state, spec.rollout, now)
     wake_on: list[tuple[KindName, str]] = []
-    if quality is not None and state.canary is not None and quality.evaluation is not None:
+    judged = state.canary is not None or state.admission is not None
+    if quality is not None and judged and quality.evaluation is not None:
         # a running evaluation wakes the server when it ends; a failed one is retried at its time
         wake_on = [("EvalJob", quality.evaluation)]
-        if check == 0.0 and (quality.verdict is None or quality.verdict.passed is None):
+        if check in (0.0, None) and (quality.verdict is None or quality.verdict.passed is None):
             check = poll_seconds() if retry_at is None else max(retry_at - now, 0.0)
     # while a canary is analysed its error counters are read again (they change without events);
     # after a step of the state machine, the next one is decided on a fresh look right away
     requeue = None if check is None else min(check + 0.5, poll_seconds())
     if decision.event is not None:
         requeue = 0.0
+    if state.admission is not None:  # a first revision out of traffic until it reaches the quality bars
+        reason = QUALITY_REGRESSION if state.admission.reason == QUALITY_REGRESSION else "AwaitingQuality"
+        return Observed(Phase.PENDING, reason, decision.message, ready_replicas=ready, extra=extra,
+                        event=decision.event, requeue_after=requeue, wake_on=wake_on), changed
     if ready_of.get(stable_rev, 0) > 0:
         return Observed(Phase.RUNNING, "Serving", decision.message, outputs=outputs, ready_replicas=ready,
                         extra=extra, event=decision.event, requeue_after=requeue, wake_on=wake_on), changed

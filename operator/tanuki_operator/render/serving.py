@@ -47,6 +47,27 @@ def server_selector(owner: Owner) -> dict[str, str]:
             "app.kubernetes.io/component": "server"}
 
 
+TRAFFIC_LABEL = "llm.tanuki.dev/traffic"
+"""On the pods of a server whose canaries are judged before traffic: ``held`` from the pod template,
+``on`` once the operator admits the pod to the router's pool (never part of a Deployment's selector,
+so setting it on a pod neither orphans nor replaces it)."""
+
+
+def admits_pods(spec: ModelServerSpec) -> bool:
+    """Whether the operator admits this server's pods to the router rather than every ready pod
+    taking traffic: when a revision may be judged before it takes any (``when: beforeTraffic``, or
+    absolute bars that judge a first revision)."""
+    quality = spec.rollout.analysis.quality
+    if quality is None:
+        return False
+    return quality.when == "beforeTraffic" or (quality.recipe is not None and bool(quality.recipe.gate.bars()))
+
+
+def router_selector(owner: Owner, spec: ModelServerSpec) -> dict[str, str]:
+    """The pods vllm-router routes to: every vLLM pod of the server, or only the admitted ones."""
+    return {**server_selector(owner), **({TRAFFIC_LABEL: "on"} if admits_pods(spec) else {})}
+
+
 def selector_string(owner: Owner) -> str:
     return ",".join(f"{key}={value}" for key, value in sorted(server_selector(owner).items()))
 
@@ -85,17 +106,18 @@ def api_key_field(key: SecretKeyRef | None) -> dict[str, Any]:
 
 
 def quality_evaluation(owner: Owner, spec: ModelServerSpec, canary: RevisionRef, canary_url: str,
-                       reference: dict[str, Any], step: int, attempt: int) -> dict[str, Any]:
+                       reference: dict[str, Any] | None, step: int, attempt: int) -> dict[str, Any]:
     """The EvalJob that judges the canary at ``step`` against ``reference`` (an EvalJob target:
-    a revision's own URL, or another ModelServer): ``tanuki eval gate``, owned by the ModelServer,
-    writing to the server's storage."""
+    a revision's own URL, or another ModelServer), or with no reference a first revision against
+    the gates' absolute bars: ``tanuki eval gate``, owned by the ModelServer, writing to the
+    server's storage."""
     quality = spec.rollout.analysis.quality
     assert quality is not None and quality.recipe is not None, "rendered only for a quality recipe"
     served = spec.engine.served_model_name or owner.name
     target = {"name": "canary", "url": canary_url, "model": served, "tokenizer": canary.model,
               **api_key_field(spec.auth.apiKey)}
     evaluation = {
-        "targets": [target, {"name": "reference", **reference}],
+        "targets": [target, *([{"name": "reference", **reference}] if reference is not None else [])],
         "storage": {"claimName": spec.storage.claimName, "mountPath": spec.storage.mountPath},
         "recipe": quality.recipe.model_dump(mode="json", exclude={"targets"}),
         "resources": quality.resources.model_dump(mode="json", exclude_none=True),
@@ -163,7 +185,8 @@ def pod_template(owner: Owner, spec: ModelServerSpec, model_path: str, settings:
         "securityContext": container_security_context(),
     }
     return {
-        "metadata": {"labels": {**labels(owner, "server"), **server_selector(owner)},
+        "metadata": {"labels": {**labels(owner, "server"), **server_selector(owner),
+                                **({TRAFFIC_LABEL: "held"} if admits_pods(spec) else {})},
                      "annotations": {"llm.tanuki.dev/model": model_path}},
         "spec": {
             "automountServiceAccountToken": False,
@@ -244,7 +267,7 @@ def router_rbac(owner: Owner) -> list[dict[str, Any]]:
 def router_deployment(owner: Owner, spec: ModelServerSpec, settings: Settings) -> dict[str, Any]:
     router = spec.router
     selector = labels(owner, "router")
-    command = router_command(router, selector=server_selector(owner), namespace=owner.namespace,
+    command = router_command(router, selector=router_selector(owner, spec), namespace=owner.namespace,
                              worker_port=spec.port)
     probe = {"httpGet": {"path": "/health", "port": "http"}}
     return {

@@ -173,6 +173,10 @@ class PerplexityGate(ConfigModel):
     served context length; empty: whole texts."""
     max_drop: float = Field(default=0.05, gt=0)
     """How far (nats per token) the canary's mean log-likelihood may be below the reference's."""
+    max_perplexity: float | None = Field(default=None, gt=1)
+    """The absolute bar, for a model with nothing to compare with (one target: a ModelServer's first
+    revision): the highest perplexity (e^−mean log-likelihood per token) that passes. Empty: such a
+    model is not judged on perplexity."""
 
 
 class ArenaGate(ConfigModel):
@@ -192,6 +196,9 @@ class GradeGate(ConfigModel):
 
     max_drop: float = Field(default=0.5, ge=0, le=9)
     """How far (on the 1–10 scale) the canary's mean grade may be below the reference's."""
+    min_grade: float | None = Field(default=None, ge=1, le=10)
+    """The absolute bar, for a model with nothing to compare with (one target): the least mean grade
+    that passes. Empty: such a model is not judged on grades."""
 
 
 class HarnessGate(ConfigModel):
@@ -200,6 +207,9 @@ class HarnessGate(ConfigModel):
 
     max_drop: float = Field(default=0.02, ge=0, le=1)
     """How far each task's score may be below the reference's."""
+    min_scores: dict[str, float] = Field(default_factory=dict)
+    """The absolute bar, for a model with nothing to compare with (one target): task → the least
+    headline score that passes. Empty: such a model is not judged on the harness."""
 
 
 class GateConfig(ConfigModel):
@@ -223,6 +233,12 @@ class GateConfig(ConfigModel):
         """The gates configured, in evaluation order."""
         return [name for name in ("perplexity", "arena", "grade", "harness") if getattr(self, name) is not None]
 
+    def bars(self) -> list[str]:
+        """The gates with an absolute bar (what judges a model with no reference), in evaluation order."""
+        return [name for name, bar in (("perplexity", self.perplexity and self.perplexity.max_perplexity),
+                                       ("grade", self.grade and self.grade.min_grade),
+                                       ("harness", self.harness and self.harness.min_scores)) if bar]
+
 
 class EvalConfig(ConfigModel):
     """Grade served models with an LLM judge and rate them against each other."""
@@ -230,7 +246,8 @@ class EvalConfig(ConfigModel):
     mode: Literal["grade", "arena", "harness", "gate"] = "grade"
     """``grade``: MT-Bench-style scores per target; ``arena``: pairwise battles between the targets, then
     ratings; ``harness``: lm-evaluation-harness tasks per target; ``gate``: is the first target (a
-    canary) not worse than the second (its reference), by the ``gate`` settings."""
+    canary) not worse than the second (its reference), by the ``gate`` settings — or, given one
+    target, does it reach the gates' absolute bars."""
     targets: list[Contestant] = Field(default_factory=list)
     """The models under test (the operator fills them from ``spec.targets``)."""
     judge: JudgeEndpoint = Field(default_factory=JudgeEndpoint)
@@ -261,7 +278,10 @@ class EvalConfig(ConfigModel):
         if not self.gate.given():
             raise ValueError("gate: mode gate needs at least one of gate.perplexity, gate.arena, gate.grade, "
                              "gate.harness")
-        if self.targets and len(self.targets) != 2:
+        if len(self.targets) == 1 and not self.gate.bars():
+            raise ValueError("targets: one target is judged against absolute bars; give gate.perplexity.max_perplexity, "
+                             "gate.grade.min_grade or gate.harness.min_scores (or a second target, the reference)")
+        if len(self.targets) > 2:
             raise ValueError(f"targets: mode gate compares two targets, the canary then its reference "
                              f"(got {len(self.targets)})")
         return self

@@ -2,7 +2,8 @@
 second)? Each configured gate gathers its evidence from the two endpoints — log-likelihoods of
 held-out texts, judged battles, judged grades, harness scores — and ``tanuki_common.quality``
 decides; the verdicts go to ``gate.json`` and, compact, to the stage's outputs, where the operator
-reads them.
+reads them. Given one target (a server's first revision: nothing to compare with), only the gates
+with an absolute bar judge it, against their bars.
 
 A gate whose evidence is incomplete (a judge request failed, a text the server refused) says so
 (no verdict): the caller holds the canary rather than promote it on missing evidence.
@@ -16,7 +17,17 @@ from pathlib import Path
 from typing import Any
 
 from tanuki_common.errors import BadInputError
-from tanuki_common.quality import GateVerdict, arena_gate, combine, grade_gate, harness_gate, perplexity_gate
+from tanuki_common.quality import (
+    GateVerdict,
+    arena_gate,
+    combine,
+    grade_bar,
+    grade_gate,
+    harness_bar,
+    harness_gate,
+    perplexity_bar,
+    perplexity_gate,
+)
 from tanuki_pipelines.eval.client import RequestFailed, reachable_client
 from tanuki_pipelines.eval.config import Contestant, EvalConfig, PerplexityGate
 from tanuki_pipelines.eval.records import load_questions, read_jsonl
@@ -103,7 +114,13 @@ def perplexity_verdict(config: EvalConfig) -> GateVerdict:
               for target, found in zip(config.targets, scores, strict=True) if found[2]]
     if failed:
         return GateVerdict("perplexity", None, "; ".join(failed))
-    (canary, canary_tokens, _), (reference, reference_tokens, _) = scores
+    canary, canary_tokens, _ = scores[0]
+    if len(scores) == 1:  # nothing to compare with: the bar
+        assert settings.max_perplexity is not None, "one target runs only the gates with a bar"
+        verdict = perplexity_bar(canary, settings.max_perplexity)
+        figures = {**verdict.figures, "texts": len(texts), "canary_tokens": canary_tokens}
+        return GateVerdict(verdict.gate, verdict.passed, f"{verdict.message} over {len(texts)} texts", figures)
+    reference, reference_tokens, _ = scores[1]
     verdict = perplexity_gate(canary, reference, settings.max_drop)
     figures = {**verdict.figures, "texts": len(texts), "canary_tokens": canary_tokens,
                "reference_tokens": reference_tokens}
@@ -134,6 +151,9 @@ def grade_verdict(config: EvalConfig, out: Path) -> GateVerdict:
     assert settings is not None
     found = grade(config, out)
     means = [found["models"].get(target.label, {}).get("overall") for target in config.targets]
+    if len(means) == 1:
+        assert settings.min_grade is not None, "one target runs only the gates with a bar"
+        return grade_bar(means[0], settings.min_grade)
     return grade_gate(means[0], means[1], settings.max_drop)
 
 
@@ -143,8 +163,10 @@ def harness_verdict(config: EvalConfig, out: Path) -> GateVerdict:
     settings = config.gate.harness
     assert settings is not None
     found = run_harness(config.targets, config.harness, out)
-    canary, reference = (_task_scores(found["models"].get(target.label) or {}) for target in config.targets)
-    return harness_gate(canary, reference, settings.max_drop)
+    scores = [_task_scores(found["models"].get(target.label) or {}) for target in config.targets]
+    if len(scores) == 1:
+        return harness_bar(scores[0], settings.min_scores)
+    return harness_gate(scores[0], scores[1], settings.max_drop)
 
 
 def _task_scores(tasks: dict[str, Any]) -> dict[str, float]:
@@ -159,14 +181,16 @@ def evaluate_gates(config: EvalConfig, out: Path) -> dict[str, Any]:
     if not config.gate.given():
         raise BadInputError("gate: mode gate needs at least one of gate.perplexity, gate.arena, gate.grade, "
                             "gate.harness")
-    if len(config.targets) != 2:
-        raise BadInputError(f"targets: mode gate compares two targets, the canary then its reference "
-                            f"(got {len(config.targets)})")
+    if len(config.targets) not in (1, 2) or (len(config.targets) == 1 and not config.gate.bars()):
+        found = f"{len(config.targets)} target(s){' and no bar' if len(config.targets) == 1 else ''}"
+        raise BadInputError(f"targets: mode gate compares two targets, the canary then its reference, or judges "
+                            f"one against the gates' absolute bars (got {found})")
     run = {"perplexity": lambda: perplexity_verdict(config), "arena": lambda: arena_verdict(config, out),
            "grade": lambda: grade_verdict(config, out), "harness": lambda: harness_verdict(config, out)}
-    verdicts = [run[name]() for name in config.gate.given()]
+    alone = len(config.targets) == 1
+    verdicts = [run[name]() for name in (config.gate.bars() if alone else config.gate.given())]
     decision = combine(verdicts)
-    return {"canary": config.targets[0].label, "reference": config.targets[1].label,
+    return {"canary": config.targets[0].label, "reference": None if alone else config.targets[1].label,
             "passed": decision.passed, "reason": decision.reason, "message": decision.message,
             "gates": [{**asdict(verdict), "reason": verdict.reason} for verdict in verdicts]}
 

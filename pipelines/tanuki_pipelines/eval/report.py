@@ -105,7 +105,8 @@ def index_page(output_dir: Path, board: dict[str, Any] | None, grades: dict[str,
     """``index.html`` from whatever this evaluation produced (images embedded)."""
     parts = ["<h1>tanuki eval</h1>"]
     if gate:
-        parts.append(f"<h2>Quality gate: {html.escape(gate['canary'])} against {html.escape(gate['reference'])}</h2>")
+        against = html.escape(gate["reference"]) if gate.get("reference") else "its absolute bars"
+        parts.append(f"<h2>Quality gate: {html.escape(gate['canary'])} against {against}</h2>")
         parts.append(f"<p><b>{html.escape(gate['reason'])}</b>: {html.escape(gate['message'])}</p>")
         rows = [[found["gate"], found["reason"], found["message"],
                  ", ".join(f"{name} {value:.4g}" for name, value in found["figures"].items())] for found in gate["gates"]]

@@ -22,7 +22,7 @@ TARGETS = [{"name": "canary", "base_url": "http://c/v1", "model": "m"},
            {"name": "stable", "base_url": "http://s/v1", "model": "m"}]
 
 
-def test_a_gate_recipe_needs_a_gate_and_exactly_two_targets() -> None:
+def test_a_gate_recipe_needs_a_gate_and_two_targets_or_one_and_a_bar() -> None:
     with pytest.raises(ValidationError, match="gate: mode gate needs at least one"):
         EvalConfig(mode="gate", targets=TARGETS)
     with pytest.raises(ValidationError, match=r"targets: mode gate compares two targets.*got 3"):
@@ -32,6 +32,15 @@ def test_a_gate_recipe_needs_a_gate_and_exactly_two_targets() -> None:
         EvalConfig(mode="gate", targets=TARGETS, gate={"arena": {"min_win_rate": 1.5}})
     config = EvalConfig(mode="gate", targets=TARGETS, gate={"perplexity": {"max_drop": 0.1}, "arena": {}})
     assert config.gate.given() == ["perplexity", "arena"] and config.gate.needs_judge()
+    assert config.gate.bars() == []
+    # one target is judged against the gates' absolute bars, so it needs one
+    with pytest.raises(ValidationError, match="one target is judged against absolute bars"):
+        EvalConfig(mode="gate", targets=TARGETS[:1], gate={"perplexity": {}, "arena": {}})
+    with pytest.raises(ValidationError, match="max_perplexity"):
+        EvalConfig(mode="gate", targets=TARGETS[:1], gate={"perplexity": {"max_perplexity": 0.5}})
+    alone = EvalConfig(mode="gate", targets=TARGETS[:1], gate={"perplexity": {"max_perplexity": 40}, "arena": {},
+                                                               "harness": {"min_scores": {"jnli": 0.5}}})
+    assert alone.gate.bars() == ["perplexity", "harness"]
     # a recipe of another mode run as `tanuki eval gate` is refused before any request
     with pytest.raises(BadInputError, match="gate: mode gate needs"):
         evaluate_gates(EvalConfig(targets=TARGETS), Path("/nonexistent"))
@@ -77,12 +86,18 @@ def good_and_worse(checkpoints: dict[str, Path], tmp_path_factory: pytest.TempPa
         yield urls
 
 
-def run_gate(tmp_path: Path, urls: dict[str, str], canary: str, reference: str) -> dict:
+def run_gate(tmp_path: Path, urls: dict[str, str], canary: str, reference: str | None,
+             max_perplexity: float | None = None) -> dict:
+    """``tanuki eval gate`` of ``canary`` against ``reference``, or alone against ``max_perplexity``."""
     from tanuki_pipelines.eval.main import main, make_parser
 
-    recipe = {"mode": "gate", "targets": [{"name": canary, "base_url": urls[canary], "model": canary},
-                                          {"name": reference, "base_url": urls[reference], "model": reference}],
-              "gate": {"perplexity": {"max_texts": 24, "max_text_tokens": 200, "max_drop": 0.05}}}
+    targets = [{"name": name, "base_url": urls[name], "model": name} for name in (canary, reference) if name]
+    recipe = {"mode": "gate", "targets": targets,
+              "gate": {"perplexity": {"max_texts": 24, "max_text_tokens": 200, "max_drop": 0.05,
+                                      "max_perplexity": max_perplexity},
+                       "arena": {}}}  # no reference, no battles: with one target only the bar judges
+    if reference is not None:
+        del recipe["gate"]["arena"]
     (tmp_path / "recipe.yaml").write_text(json.dumps(recipe))
     out = tmp_path / f"{canary}-over-{reference}"
     args = make_parser(argparse.ArgumentParser()).parse_args(
@@ -92,7 +107,7 @@ def run_gate(tmp_path: Path, urls: dict[str, str], canary: str, reference: str) 
     assert outputs["mode"] == "gate" and json.loads(Path(outputs["gate"]).read_text())["canary"] == canary
     assert json.loads(Path(outputs["leaderboard"]).read_text())["gate"]["reference"] == reference
     page = Path(outputs["report"]).read_text()
-    assert f"Quality gate: {canary} against {reference}" in page and "perplexity" in page  # the evidence
+    assert f"Quality gate: {canary} against {reference or 'its absolute bars'}" in page and "perplexity" in page
     return outputs["verdict"]
 
 
@@ -109,3 +124,11 @@ def test_the_perplexity_gate_fails_a_worse_canary_and_passes_a_better_one(
     better = run_gate(tmp_path, good_and_worse, "good", "worse")
     assert (better["passed"], better["reason"]) == (True, "QualityPassed"), better
     assert better["figures"]["perplexity"]["drop"] == pytest.approx(-figures["drop"], abs=1e-4)
+
+    # alone (a server's first revision): the bar between the two perplexities fails the worse, passes the good
+    bar = (figures["canary_perplexity"] * figures["reference_perplexity"]) ** 0.5
+    alone = {name: run_gate(tmp_path, good_and_worse, name, None, max_perplexity=bar) for name in ("worse", "good")}
+    assert alone["worse"]["passed"] is False and alone["good"]["passed"] is True, alone
+    assert alone["worse"]["figures"]["perplexity"]["canary_perplexity"] == pytest.approx(figures["canary_perplexity"],
+                                                                                       rel=1e-3)
+    assert set(alone["good"]["figures"]) == {"perplexity"}  # the arena gate has no bar: it does not run alone
