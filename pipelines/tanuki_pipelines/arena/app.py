@@ -277,17 +277,26 @@ class Arena:
         if battle.status == VOTED:
             raise HTTPException(409, "this battle is already voted on")
 
+    def drawn_conversation(self, voter: str, battle_id: str,
+                           number: int) -> tuple[Battle, list[dict[str, str]], None] | None:
+        """A battle drawn here whose row is still being written: its first answers need not wait for
+        the row, and come from memory (no database read); None for any other battle."""
+        drawn = self.drawn.get(battle_id)
+        if drawn is None or drawn.stored.done():
+            return None
+        if drawn.voter != voter:
+            raise HTTPException(403, "this battle belongs to another voter")
+        if number != 1:
+            raise HTTPException(404, f"battle {battle_id} has no turn {number}")
+        return (Battle(id=battle_id, voter=voter, model_a=drawn.model_a, model_b=drawn.model_b, status=OPEN),
+                [{"role": "user", "content": drawn.question}], None)
+
     def conversation(self, voter: str, battle_id: str, side: str, number: int) -> tuple[Battle, list[dict[str, str]],
                                                                                        str | None]:
         """The battle, the messages that side answers for turn ``number``, and its stored answer."""
-        drawn = self.drawn.get(battle_id)
-        if drawn is not None and not drawn.stored.done():  # its first answers need not wait for the row
-            if drawn.voter != voter:
-                raise HTTPException(403, "this battle belongs to another voter")
-            if number != 1:
-                raise HTTPException(404, f"battle {battle_id} has no turn {number}")
-            return (Battle(id=battle_id, voter=voter, model_a=drawn.model_a, model_b=drawn.model_b, status=OPEN),
-                    [{"role": "user", "content": drawn.question}], None)
+        found = self.drawn_conversation(voter, battle_id, number)
+        if found is not None:
+            return found
         with self.session() as session:
             battle = self.owned(session, battle_id, voter)
             turns = battle.turns
@@ -325,7 +334,11 @@ class Arena:
         self.metrics.failed.inc()
 
     async def answer(self, voter: str, battle_id: str, side: str, number: int) -> AsyncIterator[bytes]:
-        battle, messages, stored = await run_in_threadpool(self.conversation, voter, battle_id, side, number)
+        # a battle whose row is being written is answered from memory on the event loop; the others
+        # read the database in the thread pool
+        found = self.drawn_conversation(voter, battle_id, number)
+        battle, messages, stored = found if found is not None else \
+            await run_in_threadpool(self.conversation, voter, battle_id, side, number)
 
         def line(event: dict[str, Any]) -> bytes:
             return (json.dumps(event, ensure_ascii=False) + "\n").encode("utf-8")
@@ -520,7 +533,8 @@ def create_app(config: ArenaServeConfig, engine: Any, beside: Callable[[], dict[
         return arena.add_turn(voter, battle_id, arena.question_of(ask.question))
 
     @app.get("/api/battles/{battle_id}/answer/{side}")
-    def answer(request: Request, battle_id: str, side: str, turn: int = 1) -> Response:
+    async def answer(request: Request, battle_id: str, side: str, turn: int = 1) -> Response:
+        # async: the voter is found in memory, and a thread-pool hop would delay the stream's start
         if side not in ("a", "b"):
             raise HTTPException(404, "side must be a or b")
         voter = arena.voter(request)
