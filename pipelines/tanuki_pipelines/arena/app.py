@@ -22,6 +22,7 @@ import secrets
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -141,6 +142,9 @@ class Arena:
         self.pair_counts: dict[tuple[str, str], int] | None = None
         """Battles per pair of contestants that did not fail: read from the database once, then kept
         here (with several replicas each balances the battles it draws)."""
+        self.recent_draws: dict[str, deque[float]] = {}
+        """Per voter, when this process drew their battles of the last minute (``time.monotonic()``),
+        seeded from the database when it first sees the voter: the battle limit without a read."""
 
     # ---- identity and CSRF ---------------------------------------------------------------------
 
@@ -189,15 +193,33 @@ class Arena:
         since = datetime.now(UTC) - timedelta(seconds=60)
         return session.scalar(select(func.count()).where(voter_column == voter, column >= since)) or 0
 
-    def start_battle(self, voter: str, question: str, language: str) -> dict[str, Any]:
+    def seeded(self, voter: str) -> bool:
+        """Whether a battle for ``voter`` can be drawn from memory alone (no database read)."""
+        return self.pair_counts is not None and voter in self.recent_draws
+
+    def seed(self, voter: str) -> None:
+        """What drawing needs from the database, read once: the pair counts, and the voter's battles
+        of the last minute (counted as if drawn now, so none expires sooner than it would)."""
+        with self.session() as session:
+            counts = self.stored_pair_counts(session) if self.pair_counts is None else None
+            recent = self.recent(session, Battle.created, Battle.voter, voter) if voter not in self.recent_draws else 0
+        now = time.monotonic()
         with self.draw_lock:
-            with self.session() as session:
-                recent = self.recent(session, Battle.created, Battle.voter, voter)
-                if self.pair_counts is None:
-                    self.pair_counts = self.stored_pair_counts(session)
-            recent += sum(1 for drawn in list(self.drawn.values()) if drawn.voter == voter and not drawn.stored.done())
-            if recent >= self.config.limits.battles_per_minute:
+            if counts is not None and self.pair_counts is None:
+                self.pair_counts = counts
+            self.recent_draws.setdefault(voter, deque([now] * recent))
+
+    def start_battle(self, voter: str, question: str, language: str) -> dict[str, Any]:
+        """Draws a battle from memory (``seed`` the voter first) and has its row written in the background."""
+        now = time.monotonic()
+        with self.draw_lock:
+            assert self.pair_counts is not None, "seed() before the first draw"
+            drawn_at = self.recent_draws.setdefault(voter, deque())
+            while drawn_at and drawn_at[0] <= now - 60:
+                drawn_at.popleft()
+            if len(drawn_at) >= self.config.limits.battles_per_minute:
                 raise HTTPException(429, f"at most {self.config.limits.battles_per_minute} battles a minute")
+            drawn_at.append(now)
             left, right = draw(sorted(self.contestants), self.pair_counts, self.rng)
             pair = (min(left, right), max(left, right))
             self.pair_counts[pair] = self.pair_counts.get(pair, 0) + 1
@@ -521,10 +543,15 @@ def create_app(config: ArenaServeConfig, engine: Any, beside: Callable[[], dict[
         return [{"id": key, "prompt": prompt} for key, prompt in load_prompts(ArenaConfig(prompts=config.questions))]
 
     @app.post("/api/battles")
-    def start(request: Request, ask: Ask) -> dict[str, Any]:
+    async def start(request: Request, ask: Ask) -> dict[str, Any]:
+        # async: a voter seen before is drawn for from memory; only the first time is the database
+        # read, in the thread pool (the voter waits for both answers' first tokens after this)
         arena.check_post(request)
         voter = arena.voter(request)
-        return arena.start_battle(voter, arena.question_of(ask.question), language(request))
+        question = arena.question_of(ask.question)
+        if not arena.seeded(voter):
+            await run_in_threadpool(arena.seed, voter)
+        return arena.start_battle(voter, question, language(request))
 
     @app.post("/api/battles/{battle_id}/turns")
     def follow_up(request: Request, battle_id: str, ask: Ask) -> dict[str, Any]:

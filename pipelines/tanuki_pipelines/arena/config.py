@@ -47,7 +47,8 @@ class Limits(ConfigModel):
     votes_per_minute: int = Field(default=10, ge=1)
     """Votes one voter may cast in any 60 seconds."""
     battles_per_minute: int = Field(default=20, ge=1)
-    """Battles one voter may start in any 60 seconds."""
+    """Battles one voter may start in any 60 seconds (counted by each arena process, from the
+    database's count when it first sees the voter: with several replicas, at most this many on each)."""
 
 
 class ArenaSettings(ConfigModel):

@@ -217,6 +217,13 @@ def test_rate_limits(make_client: Callable[..., TestClient]) -> None:
     voter.battle()
     assert voter.post("/api/battles", {"question": "もう一つ"}).status_code == 429
     assert count(client, Battle) == 3 and count(client, Vote) == 1
+    # another arena process on the same database (a restart, a replica) counts the voter's battles
+    # of the last minute from it before drawing from memory
+    other = make_client(limits={"votes_per_minute": 1, "battles_per_minute": 3})
+    assert Voter(other, "hanako").post("/api/battles", {"question": "もう一つ"}).status_code == 429
+    Voter(other, "taro").battle()
+    other.app.state.arena.settle()  # type: ignore[attr-defined]
+    assert count(client, Battle) == 4
 
 
 def test_token_voters(make_client: Callable[..., TestClient], tmp_path: Path) -> None:
