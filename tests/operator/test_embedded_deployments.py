@@ -221,3 +221,13 @@ def test_a_service_whose_port_is_taken_listens_elsewhere_and_says_where(node) ->
         url = store.service_url("ml", "web", 80)
         assert url != f"http://127.0.0.1:{taken}"
         assert httpx.get(url, timeout=5).text == "1"
+
+
+def test_a_deployment_deleted_after_the_pass_listed_it_gets_no_new_pod(node) -> None:
+    store, kubelet = node
+    store.apply(deployment("gone", replicas=1))
+    listed = kubelet.deployments.deployments()  # what a pass sees before the operator deletes a retired revision
+    store.delete("apps/v1", "Deployment", "ml", "gone")
+    for found in listed:
+        kubelet.deployments.sync_one(found)
+    assert pods(store, "gone") == []

@@ -59,6 +59,9 @@ class DeploymentController:
 
     def sync_one(self, deployment: dict[str, Any]) -> None:
         meta, spec = deployment["metadata"], deployment["spec"]
+        if self.store.get(*API, meta["namespace"], meta["name"]) is None:
+            # deleted since the pass listed it (a retired revision): its pods are going, none is replaced
+            return
         replicas = int(spec.get("replicas", 1))
         current_hash = template_hash(spec["template"])
         pods = self.kubelet.pods_of(deployment)
