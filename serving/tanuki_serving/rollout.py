@@ -448,9 +448,12 @@ def decide(state: RolloutState | None, desired: Revision, policy: RolloutPolicy,
             canary.quality = None
         message = f"canary {canary.revision} moved to {policy.steps[canary.step]}% of traffic"
         return Decision(state, message, ("Normal", "CanaryStep", message))
-    judged = quality.verdict.message if quality is not None and quality.verdict else \
-        canary.quality.message if canary.quality is not None else ""  # judged before traffic
-    passed = f"; quality: {judged}" if judged else ""
+    if quality is not None and quality.verdict:
+        passed = f"; quality: {quality.verdict.message}"
+    elif canary.quality is not None:  # judged once, before it took traffic
+        passed = f"; quality (before traffic): {canary.quality.message}"
+    else:
+        passed = ""
     _record(state, canary, "Promoted", f"healthy through steps {policy.steps}{passed}", now)
     # the old revision keeps its replicas until the promoted one has scaled up to all of them
     state.retiring = RetiringState(revision=stable.revision, model=stable.model,

@@ -218,7 +218,7 @@ def test_a_canary_judged_before_traffic_takes_none_until_it_passes_then_steps_wi
     state = decide(stepped.state, B, policy, READY, now=115).state
     promoted = decide(state, B, policy, READY, now=125)
     assert promoted.event[1] == "Promoted"
-    assert promoted.state.history[-1].reason.endswith("quality: perplexity: within 0.05")
+    assert promoted.state.history[-1].reason.endswith("quality (before traffic): perplexity: within 0.05")
 
 
 def test_a_canary_worse_before_traffic_is_rolled_back_having_served_no_one() -> None:
