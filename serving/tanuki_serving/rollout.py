@@ -316,16 +316,16 @@ def next_check(state: RolloutState, policy: RolloutPolicy, now: float) -> float 
     return max(0.0, started + policy.analysis.readyTimeoutSeconds - now)
 
 
-def _quality_status(canary: CanaryState, quality: QualityCheck) -> QualityStatus | None:
+def _quality_status(step: int, quality: QualityCheck) -> QualityStatus | None:
     if quality.evaluation is None and quality.verdict is None:
         return None
     verdict = quality.verdict
-    return QualityStatus(step=canary.step, evaluation=quality.evaluation or "", attempt=quality.attempt,
+    return QualityStatus(step=step, evaluation=quality.evaluation or "", attempt=quality.attempt,
                          reason=verdict.reason if verdict else None, message=verdict.message if verdict else "",
                          figures=quality.figures if verdict else {})
 
 
-def _admission(state: RolloutState, stable: RevisionRef, quality: QualityCheck | None, now: float) -> Decision:
+def _admission(state: RolloutState, stable: RevisionRef, quality: QualityCheck | None) -> Decision:
     """The first revision against the quality gates' absolute bars: admitted to traffic on a pass,
     kept out (and marked failed) below a bar, held without evidence."""
     before = state.admission
@@ -335,11 +335,7 @@ def _admission(state: RolloutState, stable: RevisionRef, quality: QualityCheck |
         said = f": {verdict.message}" if verdict is not None else ""
         message = f"revision {stable.revision} reached its quality bars{said}; it takes traffic"
         return Decision(state, message, ("Normal", "Admitted", message))
-    if quality.evaluation is not None or verdict is not None:
-        state.admission = QualityStatus(step=0, evaluation=quality.evaluation or "", attempt=quality.attempt,
-                                        reason=verdict.reason if verdict else None,
-                                        message=verdict.message if verdict else "",
-                                        figures=quality.figures if verdict else {})
+    state.admission = _quality_status(0, quality) or before
     announce = state.admission != before
     if verdict is None:
         return Decision(state, f"revision {stable.revision} out of traffic, waiting for its quality bars"
@@ -381,7 +377,7 @@ def decide(state: RolloutState | None, desired: Revision, policy: RolloutPolicy,
                                    "gates' bars")
         return Decision(state, f"deploying revision {desired.id}")
     if state.admission is not None:
-        return _admission(state, stable, quality, now)
+        return _admission(state, stable, quality)
     if canary is not None and canary.revision != desired.id:
         _record(state, canary, "Superseded", f"spec now asks for revision {desired.id}", now)
         state.canary = canary = None
@@ -411,11 +407,11 @@ def decide(state: RolloutState | None, desired: Revision, policy: RolloutPolicy,
     where = "out of traffic" if canary.held else f"at {share}%"
     if not health.ready:
         canary.healthySince = None
-        return Decision(state, f"canary {canary.revision} starting ({'out of traffic' if canary.held else f'{share}% step'})")
+        return Decision(state, f"canary {canary.revision} starting ({where if canary.held else f'{share}% step'})")
     if canary.healthySince is None:
         canary.healthySince = now
     if quality is not None:
-        before, canary.quality = canary.quality, _quality_status(canary, quality)
+        before, canary.quality = canary.quality, _quality_status(canary.step, quality)
         verdict = quality.verdict
         if verdict is not None and verdict.passed is False:
             failure = f"quality gate failed: {verdict.message}"

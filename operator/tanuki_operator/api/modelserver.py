@@ -135,6 +135,14 @@ class QualityAnalysis(K8sModel):
     resources: Resources = Field(default_factory=Resources)
     """Compute of the evaluation's pod."""
 
+    def before_traffic(self) -> bool:
+        """A canary is judged once, out of the router's pool, before its first step."""
+        return self.when == "beforeTraffic"
+
+    def judges_first(self) -> bool:
+        """A server's first revision waits, out of traffic, for the gates' absolute bars."""
+        return self.recipe is not None and bool(self.recipe.gate.bars())
+
     def servers(self) -> dict[str, str]:
         """Field → the ModelServer it names (the judge's, ``against``'s): the evaluation waits for them."""
         found = {}
@@ -146,7 +154,7 @@ class QualityAnalysis(K8sModel):
 
     @model_validator(mode="after")
     def _a_gate_and_its_judge(self) -> QualityAnalysis:
-        if self.latency is not None and self.when == "beforeTraffic":
+        if self.latency is not None and self.before_traffic():
             raise ValueError("latency: measured on the step's live traffic; a canary judged beforeTraffic has none "
                              "(use when: eachStep)")
         if self.latency is not None and self.against is not None:

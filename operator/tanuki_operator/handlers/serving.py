@@ -158,8 +158,9 @@ def _converge_revisions(kube: KubeApi, settings: Settings, owner: Owner, spec: M
 
 
 def admit_pods(kube: KubeApi, owner: Owner, spec: ModelServerSpec, state: RolloutState) -> list[str]:
-    """With ``when: beforeTraffic`` the router routes only to pods labelled ``traffic=on``: every pod
-    of the stable, retiring and admitted canary revisions gets it (the pods of a held canary do not).
+    """When revisions may be held back (``admits_pods``) the router routes only to pods labelled
+    ``traffic=on``: every pod of the stable, retiring and admitted canary revisions gets it (the pods
+    of a held canary or of a first revision waiting for its bars do not).
     The label is the pod's own, outside its Deployment's selector and template hash."""
     if not admits_pods(spec):
         return []
@@ -216,12 +217,6 @@ def _progress(evaluation: dict[str, Any]) -> str:
     return f"{said}: {status['message']}" if status.get("message") else said
 
 
-def judges_first(spec: ModelServerSpec) -> bool:
-    """Whether the server's first revision waits, out of traffic, for the quality gates' absolute bars."""
-    quality = spec.rollout.analysis.quality
-    return quality is not None and quality.recipe is not None and bool(quality.recipe.gate.bars())
-
-
 def quality_check(kube: KubeApi, owner: Owner, spec: ModelServerSpec, state: RolloutState, now: float,
                   deployments: dict[str, dict[str, Any]]) -> tuple[QualityCheck | None, list[str], float | None]:
     """The quality gates of the canary's current step: the EvalJob judging it (created once the
@@ -237,7 +232,7 @@ def quality_check(kube: KubeApi, owner: Owner, spec: ModelServerSpec, state: Rol
             return None, [], None
         ready = _ready_replicas(deployments, stable.revision) > 0
         return _evaluation(kube, owner, spec, now, quality, stable, state.admission, ready, reference=None)
-    if canary is None or (quality.when == "beforeTraffic" and not canary.held):  # judged once, before its first step
+    if canary is None or (quality.before_traffic() and not canary.held):  # judged once, before its first step
         return None, [], None
     itself = [field for field, server in quality.servers().items() if server == owner.name]
     if itself:  # its evaluation would wait for this very rollout to settle
@@ -343,12 +338,12 @@ def reconcile_modelserver(kube: KubeApi, settings: Settings, owner: Owner, spec:
     desired = current_revision(owner, spec, model_path, settings)
     total = spec.total_replicas()
     deployments = revision_deployments(kube, owner)
+    gates = spec.rollout.analysis.quality
     quality, evaluations, retry_at = quality_check(kube, owner, spec, state, now, deployments)
     decision = decide(state, desired, spec.rollout, canary_health(kube, owner, spec, state, deployments), now,
                       total=total, stable_complete=_stable_complete(spec, state, deployments), quality=quality,
-                      before_traffic=spec.rollout.analysis.quality is not None
-                      and spec.rollout.analysis.quality.when == "beforeTraffic",
-                      judge_first=judges_first(spec))
+                      before_traffic=gates is not None and gates.before_traffic(),
+                      judge_first=gates is not None and gates.judges_first())
     state = decision.state
     wanted = targets(state, spec.rollout, total)
     changed = evaluations + _converge_revisions(kube, settings, owner, spec, desired, deployments, wanted,

@@ -58,9 +58,7 @@ def admits_pods(spec: ModelServerSpec) -> bool:
     taking traffic: when a revision may be judged before it takes any (``when: beforeTraffic``, or
     absolute bars that judge a first revision)."""
     quality = spec.rollout.analysis.quality
-    if quality is None:
-        return False
-    return quality.when == "beforeTraffic" or (quality.recipe is not None and bool(quality.recipe.gate.bars()))
+    return quality is not None and (quality.before_traffic() or quality.judges_first())
 
 
 def router_selector(owner: Owner, spec: ModelServerSpec) -> dict[str, str]:
