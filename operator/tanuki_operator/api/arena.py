@@ -8,17 +8,19 @@ from pydantic import Field, model_validator
 
 from tanuki_operator.api.common import (
     QUANTITY,
-    Endpoint,
     Input,
     K8sModel,
     ObjectRef,
     Output,
+    RatedEndpoint,
     Scheduling,
     SecretKeyRef,
     StageSpec,
     Storage,
     dump_recipe,
     endpoints_inputs,
+    endpoints_secrets,
+    rated_endpoints_recipe,
     reads,
     reads_of,
 )
@@ -30,12 +32,8 @@ VOTER_TOKENS_ENV = "ARENA_VOTER_TOKENS"
 """The arena program reads the voters' tokens from the file ``<this>_FILE`` names."""
 
 
-class ArenaContestant(Endpoint):
+class ArenaContestant(RatedEndpoint):
     """A model people vote on: a ModelServer, or any OpenAI-compatible URL with its model name."""
-
-    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    """Its name on the leaderboard, shown after the vote (default: the ModelServer's name, or the
-    model name)."""
 
 
 class SqliteVotes(K8sModel):
@@ -164,16 +162,11 @@ class ArenaSpec(StageSpec):
 
     def contestant_names(self) -> list[str]:
         """Each contestant's leaderboard name."""
-        return [contestant.name or (contestant.from_.name if contestant.from_ else str(contestant.model))
-                for contestant in self.contestants]
+        return [contestant.leaderboard_name() for contestant in self.contestants]
 
     def stage_recipe(self, resolved: dict[str, str]) -> dict[str, Any]:
         recipe = dump_recipe(self.recipe)
-        contestants = []
-        for index, (contestant, name) in enumerate(zip(self.contestants, self.contestant_names(), strict=True)):
-            bound = contestant.bound(f"contestant:{index}", resolved, f"CONTESTANT_{index}_API_KEY")
-            contestants.append({"name": name, **{k: v for k, v in bound.items() if v is not None}})
-        recipe["contestants"] = contestants
+        recipe["contestants"] = rated_endpoints_recipe(self.contestants, "contestant", resolved)
         recipe["database_url"] = "sqlite:///arena.db"  # under the votes claim; a urlSecret overrides it
         identity: dict[str, Any] = {"mode": self.identity.mode, "header": self.identity.header}
         if self.identity.mode == "tokens":
@@ -184,8 +177,7 @@ class ArenaSpec(StageSpec):
         return recipe
 
     def secrets(self) -> dict[str, SecretKeyRef]:
-        found = {f"CONTESTANT_{index}_API_KEY": contestant.apiKey
-                 for index, contestant in enumerate(self.contestants) if contestant.apiKey}
+        found = endpoints_secrets(self.contestants, "contestant")
         if self.database.urlSecret is not None:
             found[DATABASE_URL_ENV] = self.database.urlSecret
         if self.identity.tokens is not None and self.identity.mode == "tokens":

@@ -382,12 +382,42 @@ class Endpoint(K8sModel):
                 "api_key_env": key_env if self.apiKey else None}
 
 
+class RatedEndpoint(Endpoint):
+    """A model that is rated against others (an EvalJob's target, an Arena's contestant)."""
+
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    """Its name on the leaderboard (an Arena shows it after the vote; default: the ModelServer's
+    name, or the model name)."""
+
+    def leaderboard_name(self) -> str:
+        return self.name or (self.from_.name if self.from_ else str(self.model))
+
+
 def endpoints_inputs(endpoints: Sequence[Endpoint], role: str, spec_field: str) -> dict[str, Input]:
     """The inputs of a list of endpoints, ``<role>:<index>`` for ``<spec_field>[<index>]``."""
     found: dict[str, Input] = {}
     for index, endpoint in enumerate(endpoints):
         found.update(endpoint.inputs(f"{role}:{index}", f"{spec_field}[{index}]"))
     return found
+
+
+def endpoint_key_env(role: str, index: int) -> str:
+    """The variable that carries the API key of the ``index``-th endpoint in a list (``TARGET_0_API_KEY``)."""
+    return f"{role.upper()}_{index}_API_KEY"
+
+
+def rated_endpoints_recipe(endpoints: Sequence[RatedEndpoint], role: str, resolved: dict[str, str]) -> list[dict[str, Any]]:
+    """A list of endpoints as the stage's recipe names them: leaderboard name, URL, model, key variable."""
+    entries = []
+    for index, endpoint in enumerate(endpoints):
+        bound = endpoint.bound(f"{role}:{index}", resolved, endpoint_key_env(role, index))
+        entries.append({"name": endpoint.leaderboard_name(), **{k: v for k, v in bound.items() if v is not None}})
+    return entries
+
+
+def endpoints_secrets(endpoints: Sequence[Endpoint], role: str) -> dict[str, SecretKeyRef]:
+    """The API keys of a list of endpoints, by the variable each reaches the stage as."""
+    return {endpoint_key_env(role, index): endpoint.apiKey for index, endpoint in enumerate(endpoints) if endpoint.apiKey}
 
 
 class CpuRayCluster(RayCluster):

@@ -6,15 +6,24 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from tanuki_operator.api.common import Endpoint, Input, JobSpec, Output, SecretKeyRef, dump_recipe, endpoints_inputs
+from tanuki_operator.api.common import (
+    Endpoint,
+    Input,
+    JobSpec,
+    Output,
+    RatedEndpoint,
+    SecretKeyRef,
+    dump_recipe,
+    endpoints_inputs,
+    endpoints_secrets,
+    rated_endpoints_recipe,
+)
 from tanuki_pipelines.eval.config import EvalConfig
 
 
-class EvalTarget(Endpoint):
+class EvalTarget(RatedEndpoint):
     """A model under test."""
 
-    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    """Its name in the leaderboard (default: the ModelServer's name, or the model name)."""
     tokenizer: str | None = None
     """``recipe.mode: harness``: the tokenizer the harness counts tokens with (a path on the job's
     volume or a hub id); default for a ModelServer: its stable checkpoint; otherwise the server's
@@ -62,12 +71,7 @@ class EvalJobSpec(JobSpec):
 
     def stage_recipe(self, resolved: dict[str, str]) -> dict[str, Any]:
         recipe = dump_recipe(self.recipe)
-        targets = []
-        for index, target in enumerate(self.targets):
-            bound = target.bound(f"target:{index}", resolved, f"TARGET_{index}_API_KEY")
-            name = target.name or (target.from_.name if target.from_ else bound["model"])
-            targets.append({"name": name, **{k: v for k, v in bound.items() if v is not None}})
-        recipe["targets"] = targets
+        recipe["targets"] = rated_endpoints_recipe(self.targets, "target", resolved)
         if self.judge is not None:
             judge = {k: v for k, v in self.judge.bound("judge", resolved, "JUDGE_API_KEY").items() if v is not None}
             recipe["judge"] = {**recipe.get("judge", {}), **judge}
@@ -76,7 +80,7 @@ class EvalJobSpec(JobSpec):
         return recipe
 
     def secrets(self) -> dict[str, SecretKeyRef]:
-        found = {f"TARGET_{index}_API_KEY": target.apiKey for index, target in enumerate(self.targets) if target.apiKey}
+        found = endpoints_secrets(self.targets, "target")
         if self.judge is not None and self.judge.apiKey:
             found["JUDGE_API_KEY"] = self.judge.apiKey
         return found
