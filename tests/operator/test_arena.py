@@ -70,6 +70,7 @@ def test_sqlite_arena_is_one_pod_replaced_not_rolled_on_a_claim_that_outlives_it
     assert recipe["identity"] == {"mode": "open", "header": "X-Forwarded-User"}
     assert recipe["results"] == "/data/evaljob/debug-eval"  # the EvalJob's output directory
     assert recipe["database_url"] == "sqlite:///arena.db"  # relative: under --output-dir, the claim
+    assert recipe["answers_at_start"] is True  # one pod: the page's streams reach the pod that asked
     policy, = of_kind(manifests, "NetworkPolicy")
     assert policy["spec"]["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8080}]}]
     service, = of_kind(manifests, "Service")
@@ -89,6 +90,7 @@ def test_postgres_arena_rolls_several_stateless_pods_and_reads_the_url_and_token
     assert mounted == {"tanuki-api-key", "arena-db", "voters"}
     recipe = yaml.safe_load(of_kind(manifests, "ConfigMap")[0]["data"]["recipe.yaml"])
     assert recipe["identity"] == {"mode": "tokens", "header": "X-Forwarded-User", "tokens_env": "ARENA_VOTER_TOKENS"}
+    assert recipe["answers_at_start"] is False  # a stream may reach another pod: it asks when the page asks
 
 
 def test_a_changed_recipe_changes_the_pod_template_so_the_pods_restart_with_it() -> None:

@@ -168,6 +168,8 @@ class ArenaSpec(StageSpec):
         recipe = dump_recipe(self.recipe)
         recipe["contestants"] = rated_endpoints_recipe(self.contestants, "contestant", resolved)
         recipe["database_url"] = "sqlite:///arena.db"  # under the votes claim; a urlSecret overrides it
+        # a page's answer streams may reach another pod than its battle's: only one pod asks ahead
+        recipe["answers_at_start"] = self.replicas == 1
         identity: dict[str, Any] = {"mode": self.identity.mode, "header": self.identity.header}
         if self.identity.mode == "tokens":
             identity["tokens_env"] = VOTER_TOKENS_ENV

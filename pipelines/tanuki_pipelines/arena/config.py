@@ -92,6 +92,11 @@ class ArenaServeConfig(ArenaSettings):
     ``TANUKI_ARENA_DATABASE_URL_FILE`` names (a mounted Secret), overrides it."""
     identity: Identity = Field(default_factory=Identity)
     """How voters are identified."""
+    answers_at_start: bool = True
+    """Ask both models for their first answers as the battle is drawn, before the page asks for
+    them: the models work while the reply and the page's requests travel. Only where one process
+    serves the arena (the Arena kind sets it for one replica): a page's stream that reaches another
+    replica would have that one generate a second answer."""
 
     @model_validator(mode="after")
     def _distinct_names(self) -> ArenaServeConfig:

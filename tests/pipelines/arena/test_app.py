@@ -5,7 +5,9 @@ refuses (no identity, cross-site posts, a second vote, bad questions, a failed m
 from __future__ import annotations
 
 import json
+import re
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,8 +30,9 @@ def count(client: TestClient, table: type) -> int:
         return session.scalar(select(func.count()).select_from(table))
 
 
-def test_a_battle_streams_two_answers_takes_one_vote_and_then_reveals_the_names(client: TestClient,
-                                                                                models: Models) -> None:
+def test_a_battle_streams_two_answers_takes_one_vote_and_then_reveals_the_names(
+        make_client: Callable[..., TestClient], models: Models) -> None:
+    client = make_client(answers_at_start=False)  # the scripted models would be done before the page asks
     voter = Voter(client, "hanako")
     battle = voter.battle()
     events = voter.stream(battle, "a")
@@ -144,7 +147,8 @@ def test_empty_or_overlong_questions_store_nothing(client: TestClient, question:
     assert count(client, Battle) == 0
 
 
-def test_votes_that_cannot_be_taken(client: TestClient) -> None:
+def test_votes_that_cannot_be_taken(make_client: Callable[..., TestClient]) -> None:
+    client = make_client(answers_at_start=False)  # no answer before the page asks: a vote comes too early
     hanako, taro = Voter(client, "hanako"), Voter(client, "taro")
     assert hanako.post("/api/battles/nope/vote", {"evaluation": "A"}).status_code == 404
     battle = hanako.battle()
@@ -164,8 +168,36 @@ def test_a_model_failing_mid_answer_fails_the_battle(client: TestClient, models:
     events = voter.stream(battle, "a")
     assert "error" in events[-1] and "before the answer ended" in events[-1]["error"]
     refused = voter.post(f"/api/battles/{battle}/vote", {"evaluation": "A"})
-    assert refused.status_code == 409 and "the battle failed: model A" in refused.json()["error"]
-    assert "error" in voter.stream(battle, "b")[-1]  # the other side is not asked any more
+    # both sides were asked as the battle started: whichever broke first failed it, naming its side
+    assert refused.status_code == 409 and re.search(r"the battle failed: model [AB]: ", refused.json()["error"])
+    assert "error" in voter.stream(battle, "b")[-1]
+
+
+def test_both_answers_are_asked_for_as_the_battle_starts_and_kept_if_the_page_goes_away(
+        client: TestClient, models: Models) -> None:
+    voter = Voter(client, "hanako")
+    battle = voter.battle()
+    arena = client.app.state.arena  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 30
+    while arena.generations and time.monotonic() < deadline:  # no page asked for a stream
+        time.sleep(0.01)
+    assert len(models.requests) == 2 and not arena.generations
+    with arena.session() as session:
+        turn = session.get(Battle, battle).turns[0]
+        assert turn.answer_a == turn.answer_b == "1通目への回答です。よろしくお願いします。"
+    for side in "ab":  # a page that comes now gets the stored answers; nothing is asked again
+        assert voter.stream(battle, side) == [{"delta": "1通目への回答です。よろしくお願いします。"}, {"done": True}]
+    assert len(models.requests) == 2
+
+
+def test_without_answers_at_start_a_model_is_asked_when_the_page_asks(make_client: Callable[..., TestClient],
+                                                                      models: Models) -> None:
+    voter = Voter(make_client(answers_at_start=False), "hanako")
+    battle = voter.battle()
+    time.sleep(0.2)
+    assert models.requests == []
+    assert voter.stream(battle, "a")[-1] == {"done": True}
+    assert len(models.requests) == 1
 
 
 def test_an_answer_naming_a_model_is_flagged_and_left_out_of_the_ratings(client: TestClient, models: Models,
