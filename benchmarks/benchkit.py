@@ -6,7 +6,9 @@
   busy machine and cache effects of going first or second fall on every side alike.
 - ``Report``: each figure with its median and spread (max ÷ min over rounds); a ratio of two
   sides is printed only when both spreads are ≤ ``MAX_SPREAD``, otherwise it says
-  "inconclusive" with the spreads. The figures a script promises are named up front; ``finish``
+  "inconclusive" with the spreads. Where the sides vary more from round to round than they differ,
+  ``Report.paired_ratio`` takes the ratio inside each round instead (each unit of work run on both
+  sides back to back), and it is the rounds' ratios that must agree. The figures a script promises are named up front; ``finish``
   prints them as one JSON line (``BENCHMARK-FIGURES {...}``) and fails if one is missing, which
   is what the smoke test of every benchmark checks (``--smoke``: a size that runs in seconds).
 """
@@ -143,6 +145,27 @@ class Report:
         print(f"  {label:<44} {value:.3f}×" + (f"  (goal {goal})" if goal else "") + caveat, flush=True)
         self.figures[label] = {"ratio": value, "inconclusive": False, "spreads": list(spreads), "goal": goal,
                                "higher_is_better": higher_is_better}
+        return value
+
+    def paired_ratio(self, label: str, per_round: Sequence[float], goal: str = "",
+                     higher_is_better: bool = True) -> float | None:
+        """The median of ratios already taken within each round (one side ÷ the other on the same
+        work, run back to back), or None ("inconclusive") when the rounds' ratios differ by more
+        than ``MAX_SPREAD``: noise both sides share within a round cancels out of such a ratio."""
+        rounds_spread = spread(per_round)
+        shown = ", ".join(f"{value:.3f}" for value in per_round)
+        if rounds_spread > MAX_SPREAD:
+            print(f"  {label:<44} inconclusive: the rounds' ratios ({shown}) differ by {rounds_spread:.2f}× "
+                  f"(> {MAX_SPREAD}); run it again on a quieter machine or with more --rounds", flush=True)
+            self.figures[label] = {"ratio": None, "inconclusive": True, "paired": True, "rounds": list(per_round),
+                                   "spread": rounds_spread, "goal": goal}
+            return None
+        value = statistics.median(per_round)
+        caveat = " (one round: spread unseen)" if len(per_round) < 2 else ""
+        print(f"  {label:<44} {value:.3f}×" + (f"  (goal {goal})" if goal else "")
+              + f"  (paired; spread {rounds_spread:.2f} over {len(per_round)} rounds: {shown}){caveat}", flush=True)
+        self.figures[label] = {"ratio": value, "inconclusive": False, "paired": True, "rounds": list(per_round),
+                               "spread": rounds_spread, "goal": goal, "higher_is_better": higher_is_better}
         return value
 
     def finish(self) -> int:

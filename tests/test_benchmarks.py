@@ -53,6 +53,19 @@ def test_a_ratio_needs_steady_sides_and_a_report_needs_its_promised_figures(benc
     assert figures["missing"] == [] and figures["figures"]["noisy"]["inconclusive"] is True
 
 
+def test_a_paired_ratio_needs_rounds_that_agree_not_steady_sides(benchkit, capsys) -> None:
+    report = benchkit.Report("demo", ["paired", "disagreeing"], {})
+    # each round's ratio was taken within the round: the sides may drift between rounds freely
+    assert report.paired_ratio("paired", [1.04, 1.08, 1.06], goal="≤ 1.1") == pytest.approx(1.06)
+    assert "(paired; spread 1.04 over 3 rounds" in capsys.readouterr().out
+    assert report.paired_ratio("disagreeing", [1.0, 1.3]) is None
+    assert "inconclusive: the rounds' ratios (1.000, 1.300) differ by 1.30×" in capsys.readouterr().out
+    assert report.finish() == 0
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1][len(PREFIX):])["figures"]
+    assert figures["paired"]["ratio"] == pytest.approx(1.06) and figures["paired"]["paired"] is True
+    assert figures["disagreeing"]["inconclusive"] is True and figures["disagreeing"]["ratio"] is None
+
+
 def test_every_benchmark_has_a_smoke_size_and_uses_the_kit() -> None:
     for name in scripts():
         text = (BENCHMARKS / name).read_text()
