@@ -4,6 +4,7 @@ refuses (no identity, cross-site posts, a second vote, bad questions, a failed m
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import threading
@@ -13,13 +14,16 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from conftest import MODELS, Models, Voter
+from conftest import MODELS, Models, Voter, arena_config
 from tanuki_common.errors import BadInputError
+from tanuki_pipelines.arena.app import create_app
 from tanuki_pipelines.cli import main as tanuki
+from tanuki_pipelines.votes.database import database_url, open_database
 from tanuki_pipelines.votes.schema import Battle, Vote
 
 
@@ -188,6 +192,26 @@ def test_both_answers_are_asked_for_as_the_battle_starts_and_kept_if_the_page_go
     for side in "ab":  # a page that comes now gets the stored answers; nothing is asked again
         assert voter.stream(battle, side) == [{"delta": "1通目への回答です。よろしくお願いします。"}, {"done": True}]
     assert len(models.requests) == 2
+
+
+def test_with_answers_at_start_the_row_waits_for_both_first_pieces(tmp_path: Path, models: Models) -> None:
+    async def slow_to_start(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.5)  # the models' first tokens take this long
+        return models.handle(request)
+
+    config = arena_config(tmp_path)
+    with TestClient(create_app(config, open_database(database_url(config.database_url, tmp_path)),
+                               transport=httpx.MockTransport(slow_to_start)), base_url="http://arena.test") as client:
+        arena = client.app.state.arena  # type: ignore[attr-defined]
+        voter = Voter(client, "hanako")
+        battle = voter.battle()
+        time.sleep(0.1)
+        with arena.session() as session:  # the writer is idle, yet the row waits for the first pieces
+            assert session.get(Battle, battle) is None
+        for side in "ab":
+            assert voter.stream(battle, side)[-1] == {"done": True}
+        with arena.session() as session:
+            assert [turn.answer_a is not None for turn in session.get(Battle, battle).turns] == [True]
 
 
 def test_without_answers_at_start_a_model_is_asked_when_the_page_asks(make_client: Callable[..., TestClient],
