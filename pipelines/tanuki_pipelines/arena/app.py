@@ -89,18 +89,24 @@ class Drawn:
     """A battle just drawn whose row may still be on its way to the database: what its first
     answers need meanwhile."""
 
+    battle_id: str
     voter: str
     model_a: str
     model_b: str
+    language: str
+    created: datetime
     question: str
     stored: Future[None]
     """Done once the row is committed (or failed to be)."""
-    row: Battle
-    """The row to write."""
     awaited: set[str]
     """Sides whose first piece the write waits for (none: it is handed to the writer at once)."""
     submitted: bool = False
     """Whether the row was handed to the writer thread."""
+
+    def row(self) -> Battle:
+        """A fresh row of the battle (each session gets its own object)."""
+        return Battle(id=self.battle_id, voter=self.voter, model_a=self.model_a, model_b=self.model_b,
+                      language=self.language, status=OPEN, flagged=False, created=self.created)
 
 
 @dataclass
@@ -259,11 +265,10 @@ class Arena:
             pair = (min(left, right), max(left, right))
             self.pair_counts[pair] = self.pair_counts.get(pair, 0) + 1
             battle_id = str(uuid.uuid4())
-            row = Battle(id=battle_id, voter=voter, model_a=left, model_b=right, language=language, status=OPEN,
-                         flagged=False, created=datetime.now(UTC))
             stored: Future[None] = Future()
             awaited = {"a", "b"} if self.config.answers_at_start else set()
-            self.drawn[battle_id] = Drawn(voter, left, right, question, stored, row, awaited)
+            self.drawn[battle_id] = Drawn(battle_id, voter, left, right, language, datetime.now(UTC), question, stored,
+                                          awaited)
             stored.add_done_callback(lambda _done: self.drawn.pop(battle_id, None))
         self.metrics.battles.inc()
         if self.config.answers_at_start:  # called on the event loop (an async route)
@@ -281,7 +286,7 @@ class Arena:
             if drawn is None or drawn.submitted:
                 return
             drawn.submitted = True
-        job = self.writer.submit(self.write_battle, drawn.row, drawn.question)
+        job = self.writer.submit(self.write_battle, drawn.row(), drawn.question)
 
         def settle(done: Future[None]) -> None:
             if (failure := done.exception()) is not None:
@@ -380,8 +385,7 @@ class Arena:
             raise HTTPException(403, "this battle belongs to another voter")
         if number != 1:
             raise HTTPException(404, f"battle {battle_id} has no turn {number}")
-        return (Battle(id=battle_id, voter=voter, model_a=drawn.model_a, model_b=drawn.model_b, status=OPEN),
-                [{"role": "user", "content": drawn.question}], None)
+        return drawn.row(), [{"role": "user", "content": drawn.question}], None
 
     def conversation(self, voter: str, battle_id: str, side: str, number: int) -> tuple[Battle, list[dict[str, str]],
                                                                                        str | None]:
