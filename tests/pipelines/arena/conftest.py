@@ -1,9 +1,12 @@
-"""An arena app on a fresh SQLite database, in front of scripted OpenAI-compatible models (httpx's
-MockTransport answering ``/chat/completions`` with a server-sent-event stream, as vLLM does)."""
+"""An arena app on a fresh SQLite database, in front of scripted OpenAI-compatible models (a real
+HTTP server on a local port answering ``/<model>/v1/chat/completions`` with a server-sent-event
+stream, as vLLM does)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,35 +23,76 @@ MODELS = ["alpha", "beta", "gamma"]
 
 
 class Models:
-    """Scripted models: each answers ``answer(model, messages)`` in a few stream chunks; ``broken``
-    models stop mid-answer. Every request is kept."""
+    """Scripted models behind one aiohttp server (in a thread of its own): each answers
+    ``answer(model, messages)`` in a few stream chunks; ``broken`` models stop mid-answer; every
+    request is kept. ``headers_delay``: seconds before the reply starts (a busy server);
+    ``first_piece_delay``: seconds between the reply's start and its first piece (the first token)."""
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.broken: set[str] = set()
         self.answer: Callable[[str, list[dict[str, str]]], str] = \
             lambda model, messages: f"{len(messages)}通目への回答です。よろしくお願いします。"
+        self.headers_delay = 0.0
+        self.first_piece_delay = 0.0
+        self.port = 0
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content)
-        model = request.url.host.split(".")[0]
-        self.requests.append({**body, "model": model})
-        assert body["model"] == f"served-{model}" and body["stream"] is True
-        text = self.answer(model, body["messages"])
+    def base_url(self, model: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{model}/v1"
+
+    def events(self, model: str, messages: list[dict[str, str]]) -> list[bytes]:
+        text = self.answer(model, messages)
         pieces = [text[i:i + 7] for i in range(0, len(text), 7)]
         events = [{"choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]} for piece in pieces]
         if model in self.broken:
             events = events[:1]  # the server dies after the first chunk: no finish, no [DONE]
         else:
             events.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-        lines = "".join(f"data: {json.dumps(event, ensure_ascii=False)}\n\n" for event in events)
-        if model not in self.broken:
-            lines += "data: [DONE]\n\n"
-        return httpx.Response(200, content=lines.encode(), headers={"content-type": "text/event-stream"})
+        lines = [f"data: {json.dumps(event, ensure_ascii=False)}\n\n".encode() for event in events]
+        return lines if model in self.broken else [*lines, b"data: [DONE]\n\n"]
+
+    async def chat(self, request: Any) -> Any:
+        from aiohttp import web
+
+        model = request.match_info["model"]
+        body = await request.json()
+        self.requests.append({**body, "model": model})
+        assert body["model"] == f"served-{model}" and body["stream"] is True
+        await asyncio.sleep(self.headers_delay)
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        await asyncio.sleep(self.first_piece_delay)
+        for event in self.events(model, body["messages"]):
+            await response.write(event)
+        await response.write_eof()
+        return response
+
+    def start(self) -> None:
+        from aiohttp import web
+
+        async def serve() -> web.AppRunner:
+            app = web.Application()
+            app.router.add_post("/{model}/v1/chat/completions", self.chat)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            self.port = runner.addresses[0][1]
+            return runner
+
+        self.thread.start()
+        self.runner = asyncio.run_coroutine_threadsafe(serve(), self.loop).result(timeout=30)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(timeout=30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
 
 
-def arena_config(tmp_path: Path, **fields: Any) -> ArenaServeConfig:
-    contestants = [{"name": name, "base_url": f"http://{name}.models/v1", "model": f"served-{name}"} for name in MODELS]
+def arena_config(tmp_path: Path, models: Models, **fields: Any) -> ArenaServeConfig:
+    contestants = [{"name": name, "base_url": models.base_url(name), "model": f"served-{name}"} for name in MODELS]
     return ArenaServeConfig.model_validate({"contestants": contestants, "seed": 0,
                                             "database_url": f"sqlite:///{tmp_path / 'arena.db'}",
                                             "ratings": {"bootstrap_rounds": 20, "min_battles": 1}, **fields})
@@ -88,8 +132,11 @@ class Voter:
 
 
 @pytest.fixture
-def models() -> Models:
-    return Models()
+def models() -> Iterator[Models]:
+    models = Models()
+    models.start()
+    yield models
+    models.stop()
 
 
 @pytest.fixture
@@ -97,10 +144,9 @@ def make_client(tmp_path: Path, models: Models) -> Iterator[Callable[..., TestCl
     opened: list[TestClient] = []
 
     def make(**fields: Any) -> TestClient:
-        config = arena_config(tmp_path, **fields)
+        config = arena_config(tmp_path, models, **fields)
         engine = open_database(database_url(config.database_url, tmp_path))
-        client = TestClient(create_app(config, engine, transport=httpx.MockTransport(models.handle)),
-                            base_url="http://arena.test")
+        client = TestClient(create_app(config, engine), base_url="http://arena.test")
         client.__enter__()
         opened.append(client)
         return client

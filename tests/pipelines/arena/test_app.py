@@ -4,7 +4,6 @@ refuses (no identity, cross-site posts, a second vote, bad questions, a failed m
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import threading
@@ -14,16 +13,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from conftest import MODELS, Models, Voter, arena_config
+from conftest import MODELS, Models, Voter
 from tanuki_common.errors import BadInputError
-from tanuki_pipelines.arena.app import create_app
+from tanuki_pipelines.arena.app import ASK_WAIT_SECONDS
 from tanuki_pipelines.cli import main as tanuki
-from tanuki_pipelines.votes.database import database_url, open_database
 from tanuki_pipelines.votes.schema import Battle, Vote
 
 
@@ -194,24 +191,32 @@ def test_both_answers_are_asked_for_as_the_battle_starts_and_kept_if_the_page_go
     assert len(models.requests) == 2
 
 
-def test_with_answers_at_start_the_row_waits_for_both_first_pieces(tmp_path: Path, models: Models) -> None:
-    async def slow_to_start(request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(0.5)  # the models' first tokens take this long
-        return models.handle(request)
+def test_with_answers_at_start_the_row_waits_for_both_first_pieces(make_client: Callable[..., TestClient],
+                                                                   models: Models) -> None:
+    models.first_piece_delay = 0.5  # the models' first tokens take this long (their replies start at once)
+    client = make_client()
+    arena = client.app.state.arena  # type: ignore[attr-defined]
+    voter = Voter(client, "hanako")
+    battle = voter.battle()
+    time.sleep(0.1)
+    with arena.session() as session:  # the writer is idle, yet the row waits for the first pieces
+        assert session.get(Battle, battle) is None
+    for side in "ab":
+        assert voter.stream(battle, side)[-1] == {"done": True}
+    with arena.session() as session:
+        assert [turn.answer_a is not None for turn in session.get(Battle, battle).turns] == [True]
 
-    config = arena_config(tmp_path)
-    with TestClient(create_app(config, open_database(database_url(config.database_url, tmp_path)),
-                               transport=httpx.MockTransport(slow_to_start)), base_url="http://arena.test") as client:
-        arena = client.app.state.arena  # type: ignore[attr-defined]
-        voter = Voter(client, "hanako")
-        battle = voter.battle()
-        time.sleep(0.1)
-        with arena.session() as session:  # the writer is idle, yet the row waits for the first pieces
-            assert session.get(Battle, battle) is None
-        for side in "ab":
-            assert voter.stream(battle, side)[-1] == {"done": True}
-        with arena.session() as session:
-            assert [turn.answer_a is not None for turn in session.get(Battle, battle).turns] == [True]
+
+def test_with_answers_at_start_the_battle_is_returned_once_both_questions_went_out(
+        make_client: Callable[..., TestClient], models: Models) -> None:
+    models.headers_delay = 2.0  # busy model servers: their replies start late
+    voter = Voter(make_client(), "hanako")
+    sent = time.monotonic()
+    voter.battle()
+    # the page opens its streams after this reply, so its requests never compete with the models';
+    # the reply waits for the questions to be written, not for the models' replies (nor ASK_WAIT_SECONDS)
+    assert len(models.requests) == 2
+    assert time.monotonic() - sent < ASK_WAIT_SECONDS
 
 
 def test_without_answers_at_start_a_model_is_asked_when_the_page_asks(make_client: Callable[..., TestClient],

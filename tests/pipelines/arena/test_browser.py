@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from conftest import Models, arena_config
@@ -32,12 +31,12 @@ def arena_url(tmp_path: Path, models: Models) -> Iterator[str]:
 
     tokens = tmp_path / "tokens"
     tokens.write_text(f"hanako:{TOKEN}\n")
-    config = arena_config(tmp_path, identity={"mode": "tokens", "tokens_file": str(tokens)})
+    config = arena_config(tmp_path, models, identity={"mode": "tokens", "tokens_file": str(tokens)})
     engine = open_database(database_url(config.database_url, tmp_path))
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(config, engine, transport=httpx.MockTransport(models.handle)),
+    server = uvicorn.Server(uvicorn.Config(create_app(config, engine),
                                            host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
