@@ -2,7 +2,8 @@
 waits for the first token of both answers, against the models asked directly.
 
 Every arena is ``tanuki arena serve`` in a process of its own (uvicorn, as a pod runs it); this
-driver plays the voters with httpx, in one more process.
+driver plays the voters in one more process (httpx for the votes; aiohttp for the first tokens,
+see 2.).
 
 1. **Votes.** Battles whose two answers are already stored are written straight into each
    database beforehand (``--rounds`` × ``--votes`` of them, spread over ``--voters`` people), so
@@ -24,6 +25,10 @@ driver plays the voters with httpx, in one more process.
    both sides of a round alike. Also shown: each side's medians, what the arena adds (ms), and the
    wait from the streams' request on (the battle already started).
    Goal: arena ÷ direct ≤ 1.1.
+   **The driver** stands in for a browser, whose network stack costs next to nothing per request:
+   both sides go through one aiohttp session that sends the page's headers as they are (no cookie
+   jar). With httpx and its cookie jar the driver itself spent ~1.3 ms more on the arena's
+   question than on the two direct ones, and the arena side was charged for it.
    **Cores.** On a cluster the arena's pod has its own CPU and the models their accelerators; here
    the model servers are pinned to the upper half of the cores and, for the first tokens, the
    arena and this driver to the lower half (``--shared-cores``: all on all cores, as before; the
@@ -278,7 +283,7 @@ async def vote_round(url: str, queues: dict[str, list[str]], per_voter: int) -> 
 # ---- first tokens ----------------------------------------------------------------------------------
 
 
-async def first_piece(lines: AsyncIterator[str], is_piece: Any) -> float | None:
+async def first_piece(lines: AsyncIterator[bytes], is_piece: Any) -> float | None:
     """When the first piece arrived (``time.perf_counter()``); the rest of the stream is read too."""
     arrived = None
     async for line in lines:
@@ -287,9 +292,9 @@ async def first_piece(lines: AsyncIterator[str], is_piece: Any) -> float | None:
     return arrived
 
 
-def sse_piece(line: str) -> bool:
+def sse_piece(line: bytes) -> bool:
     """An OpenAI stream event carrying text, or the end (an answer may be empty)."""
-    if not line.startswith("data:") or line[5:].strip() == "[DONE]":
+    if not line.startswith(b"data:") or line[5:].strip() == b"[DONE]":
         return False
     choices = json.loads(line[5:]).get("choices") or [{}]
     return bool((choices[0].get("delta") or {}).get("content") or choices[0].get("finish_reason"))
@@ -301,10 +306,10 @@ async def direct_battle(client: Any, models: dict[str, str], question: str) -> f
             "temperature": TEMPERATURE, "stream": True}
 
     async def ask(name: str, base: str) -> float | None:
-        async with client.stream("POST", f"{base}/chat/completions", json={**body, "model": name},
-                                 headers={"Authorization": "Bearer EMPTY"}) as response:
+        async with client.post(f"{base}/chat/completions", json={**body, "model": name},
+                               headers={"Authorization": "Bearer EMPTY"}) as response:
             response.raise_for_status()
-            return await first_piece(response.aiter_lines(), sse_piece)
+            return await first_piece(response.content, sse_piece)
 
     started = time.perf_counter()
     arrived = [moment for moment in await asyncio.gather(*(ask(name, base) for name, base in models.items()))
@@ -314,20 +319,18 @@ async def direct_battle(client: Any, models: dict[str, str], question: str) -> f
     return max(arrived) - started
 
 
-async def arena_battle(client: Any, csrf: str, question: str) -> tuple[float, float]:
+async def arena_battle(client: Any, url: str, page: dict[str, str], question: str) -> tuple[float, float]:
     """The time until both answers' first pieces arrived on the page's streams: from the question
-    sent, and from the streams asked for."""
-    from tanuki_pipelines.arena.app import CSRF_HEADER
-
+    sent, and from the streams asked for (``page``: the headers a voter's browser sends)."""
     started = time.perf_counter()
-    created = await client.post("/api/battles", json={"question": question}, headers={CSRF_HEADER: csrf})
-    created.raise_for_status()
-    battle = created.json()["battle_id"]
+    async with client.post(f"{url}/api/battles", json={"question": question}, headers=page) as created:
+        created.raise_for_status()
+        battle = (await created.json())["battle_id"]
 
     async def stream(side: str) -> float | None:
-        async with client.stream("GET", f"/api/battles/{battle}/answer/{side}") as response:
+        async with client.get(f"{url}/api/battles/{battle}/answer/{side}", headers=page) as response:
             response.raise_for_status()
-            return await first_piece(response.aiter_lines(), lambda line: bool(line.strip()))
+            return await first_piece(response.content, lambda line: bool(line.strip()))
 
     streams_asked = time.perf_counter()
     arrived = [moment for moment in await asyncio.gather(stream("a"), stream("b")) if moment is not None]
@@ -365,20 +368,26 @@ async def paired_round(models: dict[str, str], url: str, battles: int, round_ind
     alternating from one question to the next (and between rounds), so that how busy the models
     are at that moment falls on both sides of a pair alike. Per question: the direct wait, the
     arena's wait from the question and from the streams."""
+    import aiohttp
     import httpx
 
+    from tanuki_pipelines.arena.app import CSRF_COOKIE, CSRF_HEADER
+
     waits: dict[str, list[float]] = {"direct": [], "arena": [], "streams": []}
-    async with (httpx.AsyncClient(timeout=120) as direct_client,
-                httpx.AsyncClient(base_url=url, headers={"X-Forwarded-User": "bench"}, timeout=120) as arena_client):
-        csrf = await page_csrf(arena_client)
+    async with httpx.AsyncClient(base_url=url, headers={"X-Forwarded-User": "bench"}, timeout=120) as opener:
+        csrf = await page_csrf(opener)
+    # a browser's headers, sent as they are (the CSRF cookie too): no cookie jar to run per request
+    page = {"X-Forwarded-User": "bench", "Cookie": f"{CSRF_COOKIE}={csrf}", CSRF_HEADER: csrf}
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(),
+                                     timeout=aiohttp.ClientTimeout(total=120)) as client:
         for number in range(battles):
             question = QUESTIONS[number % len(QUESTIONS)]
             if (number + round_index) % 2 == 0:
-                direct = await direct_battle(direct_client, models, question)
-                through, streams = await arena_battle(arena_client, csrf, question)
+                direct = await direct_battle(client, models, question)
+                through, streams = await arena_battle(client, url, page, question)
             else:
-                through, streams = await arena_battle(arena_client, csrf, question)
-                direct = await direct_battle(direct_client, models, question)
+                through, streams = await arena_battle(client, url, page, question)
+                direct = await direct_battle(client, models, question)
             for side, wait in (("direct", direct), ("arena", through), ("streams", streams)):
                 waits[side].append(wait)
     return waits
