@@ -487,7 +487,10 @@ class Arena:
             why = str(exc) if isinstance(exc, AnswerFailed) else \
                 f"no full answer within {self.config.answer_timeout_seconds:g} s"
             outcome = {"error": f"model {side.upper()}: {why}"}
-            await run_in_threadpool(self.fail, battle_id, outcome["error"])
+            try:
+                await run_in_threadpool(self.fail, battle_id, outcome["error"])
+            except HTTPException as unstored:  # the battle's row cannot be written either: the stream still says why
+                LOG.error("battle %s: %s; the failure is not stored: %s", battle_id, outcome["error"], unstored.detail)
         except HTTPException as exc:  # the battle's row could not be stored
             outcome = {"error": exc.detail}
         except Exception:
@@ -500,39 +503,47 @@ class Arena:
                 answering.outcome = outcome
                 answering.changed.notify_all()
 
-    async def answer(self, voter: str, battle_id: str, side: str, number: int) -> AsyncIterator[bytes]:
-        """The NDJSON lines of one side's answer: stored, or followed as it is generated."""
+    async def answer(self, voter: str, battle_id: str, side: str, number: int) -> Answering | list[dict[str, Any]]:
+        """What one side's stream will send: an answer being generated here, to follow, or the
+        events of one that ended (stored, or its battle failed). Refuses (404, 403) before the
+        stream starts, so that a refusal is an HTTP status, not a stream cut off."""
+        answering = self.answering.get((battle_id, number, side))
+        if answering is not None:
+            if answering.voter != voter:
+                raise HTTPException(403, "this battle belongs to another voter")
+            return answering
+        # a battle whose row is being written is answered from memory on the event loop; the
+        # others read the database in the thread pool
+        found = self.drawn_conversation(voter, battle_id, number)
+        battle, messages, stored = found if found is not None else \
+            await run_in_threadpool(self.conversation, voter, battle_id, side, number)
+        if stored is not None:
+            return [{"delta": stored}, {"done": True}]
+        if battle.status == FAILED:
+            return [{"error": battle.failure}]
+        return self.begin_answer(voter, battle_id, number, side, battle.model_a if side == "a" else battle.model_b,
+                                 messages)
+
+    @staticmethod
+    async def stream(answer: Answering | list[dict[str, Any]]) -> AsyncIterator[bytes]:
+        """The NDJSON lines of an ``answer()``: its pieces as they come, then how it ended."""
         def line(event: dict[str, Any]) -> bytes:
             return (json.dumps(event, ensure_ascii=False) + "\n").encode("utf-8")
 
-        answering = self.answering.get((battle_id, number, side))
-        if answering is not None and answering.voter != voter:
-            raise HTTPException(403, "this battle belongs to another voter")
-        if answering is None:
-            # a battle whose row is being written is answered from memory on the event loop; the
-            # others read the database in the thread pool
-            found = self.drawn_conversation(voter, battle_id, number)
-            battle, messages, stored = found if found is not None else \
-                await run_in_threadpool(self.conversation, voter, battle_id, side, number)
-            if stored is not None:
-                yield line({"delta": stored})
-                yield line({"done": True})
-                return
-            if battle.status == FAILED:
-                yield line({"error": battle.failure})
-                return
-            answering = self.begin_answer(voter, battle_id, number, side,
-                                          battle.model_a if side == "a" else battle.model_b, messages)
+        if isinstance(answer, list):
+            for event in answer:
+                yield line(event)
+            return
         sent = 0
         while True:
-            async with answering.changed:
-                while len(answering.pieces) == sent and answering.outcome is None:
-                    await answering.changed.wait()
-                pieces, outcome = answering.pieces[sent:], answering.outcome
+            async with answer.changed:
+                while len(answer.pieces) == sent and answer.outcome is None:
+                    await answer.changed.wait()
+                pieces, outcome = answer.pieces[sent:], answer.outcome
             for piece in pieces:
                 yield line({"delta": piece})
             sent += len(pieces)
-            if outcome is not None and sent == len(answering.pieces):
+            if outcome is not None and sent == len(answer.pieces):
                 yield line(outcome)
                 return
 
@@ -702,7 +713,8 @@ def create_app(config: ArenaServeConfig, engine: Any, beside: Callable[[], dict[
         if side not in ("a", "b"):
             raise HTTPException(404, "side must be a or b")
         voter = arena.voter(request)
-        return StreamingResponse(arena.answer(voter, battle_id, side, turn), media_type="application/x-ndjson",
+        answer = await arena.answer(voter, battle_id, side, turn)
+        return StreamingResponse(arena.stream(answer), media_type="application/x-ndjson",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     @app.post("/api/battles/{battle_id}/vote")

@@ -24,13 +24,14 @@ MODELS = ["alpha", "beta", "gamma"]
 
 class Models:
     """Scripted models behind one aiohttp server (in a thread of its own): each answers
-    ``answer(model, messages)`` in a few stream chunks; ``broken`` models stop mid-answer; every
-    request is kept. ``headers_delay``: seconds before the reply starts (a busy server);
+    ``answer(model, messages)`` in a few stream chunks; ``broken`` models stop mid-answer, ``refusing``
+    ones answer HTTP 503; every request is kept. ``headers_delay``: seconds before the reply starts (a busy server);
     ``first_piece_delay``: seconds between the reply's start and its first piece (the first token)."""
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.broken: set[str] = set()
+        self.refusing: set[str] = set()
         self.answer: Callable[[str, list[dict[str, str]]], str] = \
             lambda model, messages: f"{len(messages)}通目への回答です。よろしくお願いします。"
         self.headers_delay = 0.0
@@ -61,6 +62,8 @@ class Models:
         self.requests.append({**body, "model": model})
         assert body["model"] == f"served-{model}" and body["stream"] is True
         await asyncio.sleep(self.headers_delay)
+        if model in self.refusing:
+            return web.Response(status=503, text="overloaded")
         response = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await response.prepare(request)
         await asyncio.sleep(self.first_piece_delay)

@@ -162,6 +162,20 @@ def test_votes_that_cannot_be_taken(make_client: Callable[..., TestClient]) -> N
     assert count(client, Vote) == 0
 
 
+def test_streams_that_cannot_be_given_are_refused_with_a_status(client: TestClient,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import tanuki_pipelines.arena.app as app_module
+
+    monkeypatch.setattr(app_module, "ROW_WAIT_SECONDS", 0.1)  # no other replica will write the row
+    hanako, taro = Voter(client, "hanako"), Voter(client, "taro")
+    unknown = hanako.get("/api/battles/nope/answer/a")
+    assert unknown.status_code == 404 and "no battle nope" in unknown.json()["error"]
+    battle = hanako.answered_battle()
+    other = taro.get(f"/api/battles/{battle}/answer/a")
+    assert other.status_code == 403 and "another voter" in other.json()["error"]
+    assert hanako.get(f"/api/battles/{battle}/answer/a?turn=2").status_code == 404
+
+
 def test_a_model_failing_mid_answer_fails_the_battle(client: TestClient, models: Models) -> None:
     models.broken = set(MODELS)
     voter = Voter(client, "hanako")
@@ -172,6 +186,24 @@ def test_a_model_failing_mid_answer_fails_the_battle(client: TestClient, models:
     # both sides were asked as the battle started: whichever broke first failed it, naming its side
     assert refused.status_code == 409 and re.search(r"the battle failed: model [AB]: ", refused.json()["error"])
     assert "error" in voter.stream(battle, "b")[-1]
+
+
+def test_a_failed_answer_whose_battle_cannot_be_stored_still_tells_the_page(
+        client: TestClient, models: Models, caplog: pytest.LogCaptureFixture) -> None:
+    models.refusing = set(MODELS)
+    models.headers_delay = 0.3  # the page's streams follow the answers before they fail
+    arena = client.app.state.arena  # type: ignore[attr-defined]
+
+    def lost_database(*_args: object) -> None:
+        raise RuntimeError("the database went away")
+
+    arena.write_battle = lost_database
+    voter = Voter(client, "hanako")
+    battle = voter.battle()
+    events = voter.stream(battle, "a")  # (a page coming later finds no battle: 404, nothing was stored)
+    assert "error" in events[-1] and "answered 503: overloaded" in events[-1]["error"]
+    # the generation ends on its own terms: the failure it could not store is logged, not raised
+    assert f"battle {battle}: model" in caplog.text and "the failure is not stored" in caplog.text
 
 
 def test_both_answers_are_asked_for_as_the_battle_starts_and_kept_if_the_page_goes_away(
