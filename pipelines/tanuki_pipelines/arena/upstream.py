@@ -7,6 +7,8 @@ costs is added to every first token; aiohttp gets two questions out in ~0.2 ms w
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import json
 from collections.abc import AsyncIterator, Callable
@@ -19,6 +21,9 @@ from tanuki_pipelines.eval.config import Contestant
 
 CONNECT_TIMEOUT_SECONDS = 10.0
 """Longest wait for a connection to a model's server (the whole answer has its own limit)."""
+DRAIN_SECONDS = 1.0
+"""After ``[DONE]``, the longest wait for the rest of the response (normally there already): read
+to its end, the connection is kept for the next question; left mid-body, it would be closed."""
 
 
 class AnswerFailed(Exception):
@@ -78,9 +83,9 @@ async def stream_answer(http: Any, contestant: Contestant, messages: list[dict[s
                 if not line.startswith("data:"):
                     continue
                 data = line[5:].strip()
-                if data == "[DONE]":  # read on to the end: a connection left mid-response is closed, not reused
+                if data == "[DONE]":
                     finished = True
-                    continue
+                    break
                 chunk = json.loads(data)
                 if chunk.get("error"):
                     raise AnswerFailed(f"the model's server failed mid-answer: {str(chunk['error'])[:300]}")
@@ -90,6 +95,10 @@ async def stream_answer(http: Any, contestant: Contestant, messages: list[dict[s
                         yield piece
                     if choice.get("finish_reason"):
                         finished = True
+            if finished:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(DRAIN_SECONDS):
+                        await response.read()
     except aiohttp.ClientError as exc:
         raise AnswerFailed(f"the model's server could not be reached or stopped answering: {type(exc).__name__}") \
             from None
