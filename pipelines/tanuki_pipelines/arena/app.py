@@ -88,6 +88,20 @@ ROW_WAIT_SECONDS = 3.0
 battle may have been drawn by another, whose write is still on its way."""
 
 
+LINE_BREAKS_JSON_KEEPS = {"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+"""Characters ``json.dumps(ensure_ascii=False)`` leaves raw that ``str.splitlines()`` (and so
+httpx's ``aiter_lines``) takes for line ends: escaped, a line of NDJSON/JSONL is one line to every
+reader. (A model's answer may hold any of them.)"""
+
+
+def json_line(record: dict[str, Any]) -> str:
+    """One NDJSON/JSONL line: Japanese kept readable, every line break inside escaped."""
+    text = json.dumps(record, ensure_ascii=False)
+    for raw, escaped in LINE_BREAKS_JSON_KEEPS.items():
+        text = text.replace(raw, escaped)
+    return text + "\n"
+
+
 @dataclass
 class Drawn:
     """A battle just drawn whose row may still be on its way to the database: what its first
@@ -528,7 +542,7 @@ class Arena:
     async def stream(answer: Answering | list[dict[str, Any]]) -> AsyncIterator[bytes]:
         """The NDJSON lines of an ``answer()``: its pieces as they come, then how it ended."""
         def line(event: dict[str, Any]) -> bytes:
-            return (json.dumps(event, ensure_ascii=False) + "\n").encode("utf-8")
+            return json_line(event).encode("utf-8")
 
         if isinstance(answer, list):
             for event in answer:
@@ -606,7 +620,7 @@ class Arena:
                 rows = [fastchat_record(battle, vote) for battle, vote in voted(session, include_flagged=False)]
             else:
                 rows = [tanuki_record(battle, vote) for battle, vote in voted(session)]
-        return [json.dumps(row, ensure_ascii=False) + "\n" for row in rows]
+        return [json_line(row) for row in rows]
 
     def healthy(self) -> None:
         with self.engine.connect() as connection:

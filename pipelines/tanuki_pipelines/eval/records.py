@@ -30,12 +30,14 @@ class Questions:
 
 
 def read_jsonl(path: Path) -> tuple[list[Any], int]:
-    """Records of a JSONL file and how many lines were not JSON (e.g. a line cut by a crash)."""
+    """Records of a JSONL file and how many lines were not JSON (e.g. a line cut by a crash). Lines
+    end at ``\n`` only: a record written with ``ensure_ascii=False`` may hold U+2028 or U+0085 raw,
+    which ``str.splitlines()`` would take for line ends and so drop the record as broken."""
     records: list[Any] = []
     broken = 0
     if not path.is_file():
         return records, 0
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8").split("\n"):
         if not line.strip():
             continue
         try:

@@ -162,6 +162,19 @@ def test_votes_that_cannot_be_taken(make_client: Callable[..., TestClient]) -> N
     assert count(client, Vote) == 0
 
 
+def test_answers_holding_unicode_line_breaks_stay_one_line_per_event(client: TestClient, models: Models) -> None:
+    answer = "一行目\u2028二行目\x85三行目\u2029おわり"  # a model may write any of these; splitlines() breaks on them
+    models.answer = lambda model, messages: answer
+    voter = Voter(client, "hanako")
+    battle = voter.battle()
+    for side in "ab":  # Voter.stream parses each of str.splitlines()'s lines as JSON, as httpx's aiter_lines splits
+        events = voter.stream(battle, side)
+        assert "".join(event.get("delta", "") for event in events) == answer and events[-1] == {"done": True}
+    assert voter.post(f"/api/battles/{battle}/vote", {"evaluation": "tie"}).status_code == 200
+    exported = [json.loads(line) for line in voter.get("/api/votes").text.splitlines()]
+    assert [(record["answer_1"], record["answer_2"]) for record in exported] == [(answer, answer)]
+
+
 def test_streams_that_cannot_be_given_are_refused_with_a_status(client: TestClient,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     import tanuki_pipelines.arena.app as app_module
