@@ -19,7 +19,6 @@ from sqlalchemy import func, select
 
 from conftest import MODELS, Models, Voter
 from tanuki_common.errors import BadInputError
-from tanuki_pipelines.arena.app import ASK_WAIT_SECONDS
 from tanuki_pipelines.cli import main as tanuki
 from tanuki_pipelines.votes.schema import Battle, Vote
 
@@ -253,15 +252,21 @@ def test_with_answers_at_start_the_row_waits_for_both_first_pieces(make_client: 
 
 
 def test_with_answers_at_start_the_battle_is_returned_once_both_questions_went_out(
-        make_client: Callable[..., TestClient], models: Models) -> None:
-    models.headers_delay = 2.0  # busy model servers: their replies start late
+        make_client: Callable[..., TestClient], models: Models, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tanuki_pipelines.arena.app as app_module
+
+    monkeypatch.setattr(app_module, "ASK_WAIT_SECONDS", 3.0)  # far from the ~10 ms the reply takes
+    models.headers_delay = 4.0  # busy model servers: their replies start late
     voter = Voter(make_client(), "hanako")
     sent = time.monotonic()
     voter.battle()
     # the page opens its streams after this reply, so its requests never compete with the models';
     # the reply waits for the questions to be written, not for the models' replies (nor ASK_WAIT_SECONDS)
+    assert time.monotonic() - sent < app_module.ASK_WAIT_SECONDS
+    deadline = time.monotonic() + 3  # still before the replies: the server's thread records them as it reads them
+    while len(models.requests) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert len(models.requests) == 2
-    assert time.monotonic() - sent < ASK_WAIT_SECONDS
 
 
 def test_without_answers_at_start_a_model_is_asked_when_the_page_asks(make_client: Callable[..., TestClient],
