@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import logging
 import os
 import random
@@ -48,6 +47,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from tanuki_common.errors import BadInputError
+from tanuki_common.jsonl import json_line
 from tanuki_pipelines.arena.config import ArenaServeConfig
 from tanuki_pipelines.arena.metrics import ArenaMetrics
 from tanuki_pipelines.arena.pairing import draw, names_a_model
@@ -86,20 +86,6 @@ ASK_WAIT_SECONDS = 1.0
 ROW_WAIT_SECONDS = 3.0
 """How long an answer's stream waits for a battle's row it cannot find: with several replicas, the
 battle may have been drawn by another, whose write is still on its way."""
-
-
-LINE_BREAKS_JSON_KEEPS = {"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
-"""Characters ``json.dumps(ensure_ascii=False)`` leaves raw that ``str.splitlines()`` (and so
-httpx's ``aiter_lines``) takes for line ends: escaped, a line of NDJSON/JSONL is one line to every
-reader. (A model's answer may hold any of them.)"""
-
-
-def json_line(record: dict[str, Any]) -> str:
-    """One NDJSON/JSONL line: Japanese kept readable, every line break inside escaped."""
-    text = json.dumps(record, ensure_ascii=False)
-    for raw, escaped in LINE_BREAKS_JSON_KEEPS.items():
-        text = text.replace(raw, escaped)
-    return text + "\n"
 
 
 @dataclass
@@ -541,12 +527,9 @@ class Arena:
     @staticmethod
     async def stream(answer: Answering | list[dict[str, Any]]) -> AsyncIterator[bytes]:
         """The NDJSON lines of an ``answer()``: its pieces as they come, then how it ended."""
-        def line(event: dict[str, Any]) -> bytes:
-            return json_line(event).encode("utf-8")
-
         if isinstance(answer, list):
             for event in answer:
-                yield line(event)
+                yield json_line(event).encode("utf-8")
             return
         sent = 0
         while True:
@@ -555,10 +538,10 @@ class Arena:
                     await answer.changed.wait()
                 pieces, outcome = answer.pieces[sent:], answer.outcome
             for piece in pieces:
-                yield line({"delta": piece})
+                yield json_line({"delta": piece}).encode("utf-8")
             sent += len(pieces)
             if outcome is not None and sent == len(answer.pieces):
-                yield line(outcome)
+                yield json_line(outcome).encode("utf-8")
                 return
 
     def vote(self, voter: str, battle_id: str, ballot: Ballot) -> dict[str, Any]:

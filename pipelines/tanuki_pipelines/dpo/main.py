@@ -38,12 +38,13 @@ def make_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def make_pairs(config: DPOConfig, prompts: Path, out: Path, ray_address: str | None) -> dict[str, Any]:
     """Steps 1 and 2 over the ``prompts`` file: ``pairs.jsonl`` and its statistics."""
+    from tanuki_common.jsonl import jsonl
     from tanuki_pipelines.dpo.generate import judge_answers, read_prompts
     from tanuki_pipelines.dpo.pairs import pair_stats
     from tanuki_pipelines.publish import write_durable
     from tanuki_pipelines.synth.engine_job import EngineJob
     from tanuki_pipelines.synth.plan import shards
-    from tanuki_pipelines.synth.shards import generate_shards, jsonl
+    from tanuki_pipelines.synth.shards import generate_shards
 
     items, problems = read_prompts(prompts)
     for reason, found in problems.as_dict().items():
@@ -68,6 +69,7 @@ def make_pairs(config: DPOConfig, prompts: Path, out: Path, ray_address: str | N
 
 def main(args: argparse.Namespace) -> int:
     from tanuki_common.errors import BadInputError
+    from tanuki_common.jsonl import jsonl
     from tanuki_pipelines.checkpoints import require_checkpoint
     from tanuki_pipelines.dpo.config import DPOConfig
     from tanuki_pipelines.dpo.generate import read_ready_pairs
@@ -76,7 +78,6 @@ def main(args: argparse.Namespace) -> int:
     from tanuki_pipelines.pretrain.main import run_training
     from tanuki_pipelines.publish import write_durable
     from tanuki_pipelines.sft.train import chat_tokenizer
-    from tanuki_pipelines.synth.shards import jsonl
 
     config = load_checked_recipe(DPOConfig, args.config, args.set)
     model = require_checkpoint("model", config.model)

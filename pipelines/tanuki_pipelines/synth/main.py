@@ -24,7 +24,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from tanuki_pipelines.synth.shards import jsonl
+from tanuki_common.jsonl import jsonl
 
 ACTIONS = ("filter",)
 

@@ -16,11 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from tanuki_common.errors import BadInputError
+from tanuki_common.jsonl import jsonl
 from tanuki_pipelines.synth.engine_job import EngineJob, load_runner, runs_in_process
-
-
-def jsonl(records: list[dict[str, Any]]) -> str:
-    return "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
 
 
 class ShardWriter:
